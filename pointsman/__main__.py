@@ -1,0 +1,3 @@
+from pointsman.cli.main import main
+
+main()

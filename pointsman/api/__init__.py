@@ -1,0 +1,1 @@
+"""HTTP: predict endpoints in every protocol, health, and (later) admin and UI."""

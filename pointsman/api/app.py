@@ -1,0 +1,60 @@
+"""build_app: the ASGI application serving every deployed model of a project."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+
+from pointsman import __version__
+from pointsman.api import errors, health, mlflow, predict, v1, v2
+from pointsman.errors import PointsmanError
+from pointsman.pipeline import Pipeline
+from pointsman.project import open_project
+from pointsman.settings import Settings, load_settings
+
+log = logging.getLogger("pointsman.api")
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The app for the project `settings` point at; models load in its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        project = await anyio.to_thread.run_sync(open_project, settings)
+        pipeline = Pipeline(project)
+        await anyio.to_thread.run_sync(pipeline.start)
+        app.state.pipeline = pipeline
+        refresher = asyncio.create_task(pipeline.run_refresher())
+        log.info("serving %s", ", ".join(pipeline.deployed_models()) or "no deployed model yet")
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            project.close()
+
+    app = FastAPI(
+        title="pointsman",
+        version=__version__,
+        lifespan=lifespan,
+        description="One stable endpoint per model, in four protocols.",
+    )
+    # The predict paths are plain Starlette routes: no per-request dependency solving.
+    for module in (health, predict, v1, v2, mlflow):
+        app.router.routes.extend(module.routes())
+    app.add_exception_handler(PointsmanError, errors.pointsman_error)
+    app.add_exception_handler(HTTPException, errors.http_error)
+    app.add_exception_handler(Exception, errors.unexpected_error)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory` and worker processes: settings from POINTSMAN_*."""
+    return build_app(load_settings())

@@ -1,0 +1,92 @@
+"""What every endpoint shares: body reading with limits, request ids, JSON responses."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pointsman.api.errors import (
+    JSON,
+    error_response,
+    mlflow_error_fields,
+    request_id_of,
+    unexpected_error,
+)
+from pointsman.errors import BadRequest, PayloadTooLarge, PointsmanError
+from pointsman.pipeline import Pipeline
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+def pipeline_of(request: Request) -> Pipeline:
+    pipeline: Pipeline = request.app.state.pipeline
+    return pipeline
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past `limit` bytes (before reading it all)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(int(declared), limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(size, limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate"):
+        body = _decompress(body, encoding, limit)
+    return body
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    try:
+        if encoding == "gzip":
+            decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        else:
+            decoder = zlib.decompressobj()
+        out = decoder.decompress(body, limit + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise BadRequest(f"Body is not valid {encoding} data: {exc}.") from exc
+    if len(out) > limit:
+        raise PayloadTooLarge(len(out), limit)
+    return out
+
+
+def json_response(
+    body: Any, request_id: str, version: int | None = None, status: int = 200
+) -> Response:
+    headers = {"X-Request-ID": request_id}
+    if version is not None:
+        headers["X-Model-Version"] = str(version)
+    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+
+def guarded(handler: Handler, mlflow: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """Run `handler`; every error becomes a JSON answer carrying the request id."""
+
+    async def endpoint(request: Request) -> Response:
+        rid = request_id_of(request)
+        try:
+            return await handler(request, rid)
+        except PointsmanError as exc:
+            body = exc.to_json()
+            if mlflow:
+                body.update(mlflow_error_fields(exc))
+            return error_response(int(exc.status), body, rid)
+        except Exception as exc:
+            return await unexpected_error(request, exc)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint

@@ -1,0 +1,1 @@
+"""`pointsman …`: one file per noun."""

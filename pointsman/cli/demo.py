@@ -1,0 +1,92 @@
+"""`pointsman demo`: a project with two churn model versions, deployed and served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import uvicorn
+
+from pointsman.api.app import build_app
+from pointsman.cli.context import Context, console, pass_context
+from pointsman.demo.churn import TARGET, train_versions
+from pointsman.project import init_project, open_project
+from pointsman.registry import Submission
+from pointsman.registry.lineage import current_user
+
+EXAMPLE = (
+    '{"rows": [{"tenure_months": 3, "monthly_charges": 99.5, "support_calls": 4, "age": 31, '
+    '"plan": "premium", "contract": "monthly", "region": "north"}]}'
+)
+
+
+@click.command()
+@click.argument(
+    "folder", type=click.Path(file_okay=False, path_type=Path), default="pointsman-demo"
+)
+@click.option("--port", type=int, default=8080, show_default=True, help="Port to serve on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--no-serve", is_flag=True, help="Set everything up, print the calls, do not serve.")
+@pass_context
+def demo(ctx: Context, folder: Path, port: int, host: str, no_serve: bool) -> None:
+    """Create FOLDER with a churn model in two versions, deploy v1 and serve it."""
+    path, _ = init_project(folder)
+    settings = Context(path, ctx.debug).settings(host=host, port=port)
+    project = open_project(settings)
+    try:
+        with console.status("Training two churn models on synthetic data…"):
+            trained = train_versions(path / "models")
+        user = current_user()
+        numbers = []
+        for t in trained:
+            record, _created = project.registry.register(
+                Submission(
+                    model="churn",
+                    path=t.path,
+                    training_data=t.training_data,
+                    target=TARGET,
+                    params=t.params,
+                    metrics=t.metrics,
+                    note=t.note,
+                    user=user,
+                )
+            )
+            numbers.append(record.number)
+            metrics = ", ".join(f"{k}={v}" for k, v in t.metrics.items())
+            console.print(f"Registered churn version {record.number}: {t.note} ({metrics})")
+        route = project.routes.deploy("churn", numbers[0], user, "demo: start with the baseline")
+        console.print(f"Deployed churn version {route.primary} (route revision {route.revision})")
+    finally:
+        project.close()
+    _print_calls(path, host, port, numbers)
+    if no_serve:
+        return
+    uvicorn.run(build_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+def _print_calls(path: Path, host: str, port: int, numbers: list[int]) -> None:
+    base = f"http://{host}:{port}"
+    other = numbers[-1]
+    console.print(f"\nProject: {path}")
+    console.print(f"Serving on {base}  (Ctrl-C to stop)\n", style="bold")
+    console.print("Try:", style="bold")
+    lines = [
+        f"curl -s {base}/v1/models/churn/predict -H 'Content-Type: application/json' "
+        f"-d '{EXAMPLE}'",
+        f"curl -s {base}/v1/models/churn/versions/{other}/predict -d '{EXAMPLE}'",
+        f"curl -s {base}/invocations -H 'Content-Type: application/json' "
+        """-d '{"dataframe_split": {"columns": ["tenure_months", "monthly_charges", """
+        """"support_calls", "age", "plan", "contract", "region"], "data": """
+        """[[3, 99.5, 4, 31, "premium", "monthly", "north"]]}}'""",
+        f"curl -s {base}/v2/models/churn",
+        f"curl -s {base}/readyz",
+        f"pointsman --project {path} versions churn",
+        f"pointsman --project {path} predict churn '{EXAMPLE}'",
+        f"pointsman --project {path} deploy churn {other}",
+    ]
+    for line in lines:
+        console.print("  " + line, soft_wrap=True, markup=False)
+    console.print()
+
+
+COMMANDS = [demo]

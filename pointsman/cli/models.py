@@ -1,0 +1,249 @@
+"""`pointsman register | models | versions | show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pointsman.cli.context import Context, console, err_console, pass_context
+from pointsman.cli.output import cell, print_json, table
+from pointsman.errors import InvalidArtifact
+from pointsman.project import open_project
+from pointsman.registry import Submission, VersionRecord
+from pointsman.registry.lineage import current_user
+from pointsman.registry.register import split_entrypoint
+from pointsman.runtimes import FORMATS
+
+
+def _pairs(values: tuple[str, ...], option: str, numeric: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArtifact(f"{option} takes NAME=VALUE, got {item!r}.")
+        if numeric:
+            try:
+                out[key] = float(value)
+            except ValueError as exc:
+                raise InvalidArtifact(f"{option} {key} must be a number, got {value!r}.") from exc
+        else:
+            out[key] = value
+    return out
+
+
+@click.command()
+@click.argument("model")
+@click.argument("artifact")
+@click.option(
+    "--training-data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV or Parquet sample of the training data (features, and the target).",
+)
+@click.option("--target", help="Label column of the training data, left out of the inputs.")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), help="Artifact format (default: detected)."
+)
+@click.option("--metric", multiple=True, metavar="NAME=VALUE", help="A metric, e.g. auc=0.91.")
+@click.option("--param", multiple=True, metavar="NAME=VALUE", help="A training parameter.")
+@click.option("--note", default="", help="Free text kept with the version.")
+@click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
+@pass_context
+def register(
+    ctx: Context,
+    model: str,
+    artifact: str,
+    training_data: Path | None,
+    target: str | None,
+    fmt: str | None,
+    metric: tuple[str, ...],
+    param: tuple[str, ...],
+    note: str,
+    as_json: bool,
+) -> None:
+    """Store ARTIFACT as a new version of MODEL.
+
+    ARTIFACT is a scikit-learn file (.joblib/.pkl), a .skops file, an .onnx file, an MLflow
+    model folder, or FILE.py:ClassName for a Python class with predict().
+    """
+    path, entrypoint = split_entrypoint(artifact)
+    if not path.exists():
+        raise InvalidArtifact(f"{path} does not exist.")
+    if path.suffix in (".pkl", ".pickle", ".joblib") or fmt == "sklearn":
+        err_console.print(
+            "[yellow]note:[/yellow] pickle-based files run code when loaded; register only "
+            "files you trust (.skops and .onnx are the safe formats)."
+        )
+    sub = Submission(
+        model=model,
+        path=path,
+        format=fmt,
+        entrypoint=entrypoint,
+        training_data=training_data,
+        target=target,
+        params=_pairs(param, "--param", numeric=False),
+        metrics=_pairs(metric, "--metric", numeric=True),
+        note=note,
+        user=current_user(),
+    )
+    project = open_project(ctx.settings())
+    try:
+        record, created = project.registry.register(sub)
+    finally:
+        project.close()
+    if as_json:
+        print_json({**record.to_json(), "created": created})
+        return
+    if created:
+        console.print(
+            f"Registered [bold]{model}[/bold] version [bold]{record.number}[/bold] "
+            f"({record.format}, sha256 {record.sha256[:12]})"
+        )
+    else:
+        console.print(
+            f"Same artifact as [bold]{model}[/bold] version [bold]{record.number}[/bold] "
+            f"(sha256 {record.sha256[:12]}); nothing new stored."
+        )
+    console.print(f"Deploy it with: pointsman deploy {model} {record.number}")
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def list_models(ctx: Context, as_json: bool) -> None:
+    """List models, their versions and what is deployed."""
+    project = open_project(ctx.settings())
+    try:
+        summaries = project.registry.list_models()
+    finally:
+        project.close()
+    if as_json:
+        print_json([s.to_json() for s in summaries])
+        return
+    if not summaries:
+        console.print("No models yet. Register one with: pointsman register NAME MODEL_FILE")
+        return
+    rows = [
+        [s.name, s.versions, s.latest, s.deployed, s.route_revision, s.created_at]
+        for s in summaries
+    ]
+    table(None, ["model", "versions", "latest", "deployed", "route rev", "created"], rows)
+
+
+@click.command("versions")
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def list_versions(ctx: Context, model: str, as_json: bool) -> None:
+    """List the versions of MODEL."""
+    project = open_project(ctx.settings())
+    try:
+        records = project.registry.list_versions(model)
+        route = project.routes.current(model)
+    finally:
+        project.close()
+    if as_json:
+        print_json([_summary(r) for r in records])
+        return
+    deployed = set(route.versions) if route else set()
+    rows = [
+        [
+            r.number,
+            "yes" if r.number in deployed else "",
+            r.format,
+            r.sha256[:12],
+            _metrics(r),
+            r.created_by,
+            r.created_at,
+            r.note,
+        ]
+        for r in records
+    ]
+    table(
+        f"{model}",
+        ["version", "deployed", "format", "sha256", "metrics", "by", "created", "note"],
+        rows,
+    )
+
+
+def _summary(r: VersionRecord) -> dict[str, Any]:
+    data = r.to_json()
+    data.pop("profile", None)
+    data.pop("input_example", None)
+    return data
+
+
+def _metrics(r: VersionRecord) -> str:
+    metrics = r.lineage.get("metrics") or {}
+    return ", ".join(f"{k}={cell(v)}" for k, v in metrics.items())
+
+
+@click.command("show")
+@click.argument("model")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def show(ctx: Context, model: str, version: str, as_json: bool) -> None:
+    """Show one version: signature, profile, lineage."""
+    project = open_project(ctx.settings())
+    try:
+        r = project.registry.get_version(model, version)
+    finally:
+        project.close()
+    if as_json:
+        print_json(r.to_json())
+        return
+    lin = r.lineage
+    console.print(f"[bold]{model}[/bold] version [bold]{r.number}[/bold]")
+    facts: list[list[Any]] = [
+        ["format", f"{r.format} ({r.platform})"],
+        ["artifact", f"{r.artifact}"],
+        ["sha256", r.sha256],
+        ["created", f"{cell(r.created_at)} by {r.created_by}"],
+        ["note", r.note or "-"],
+        ["python", lin.get("python")],
+        ["packages", ", ".join(f"{k} {v}" for k, v in (lin.get("packages") or {}).items())],
+        ["git", _git(lin.get("git"))],
+        ["training data", _data(lin.get("training_data"))],
+        ["params", ", ".join(f"{k}={v}" for k, v in (lin.get("params") or {}).items()) or "-"],
+        ["metrics", _metrics(r) or "-"],
+        ["classes", cell(list(r.signature.classes)) if r.signature.classes else "-"],
+    ]
+    table(None, ["", ""], facts)
+    features = (r.profile or {}).get("features", {})
+    rows = [
+        [c.name, c.type, "yes" if c.nullable else "", _profile(features.get(c.name))]
+        for c in r.signature.inputs
+    ]
+    table("signature and reference profile", ["column", "type", "nullable", "training data"], rows)
+
+
+def _git(info: Any) -> str:
+    if not info:
+        return "-"
+    return str(info["commit"])[:12] + (" (uncommitted changes)" if info.get("dirty") else "")
+
+
+def _data(info: Any) -> str:
+    if not info:
+        return "-"
+    shape = f"{info['rows']} rows, {len(info['columns'])} columns"
+    return f"{info['file']}: {shape}, sha256 {info['sha256'][:12]}"
+
+
+def _profile(p: dict[str, Any] | None) -> str:
+    if not p:
+        return "-"
+    nulls = f", nulls {p['null_rate']:.1%}" if p.get("null_rate") else ""
+    if p["kind"] == "numeric":
+        if not p.get("count"):
+            return "no values" + nulls
+        return f"{p['min']:.4g} … {p['max']:.4g}, mean {p['mean']:.4g} ± {p['std']:.3g}{nulls}"
+    cats = sorted(p["categories"].items(), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{k} {v:.0%}" for k, v in cats[:5])
+    more = f" (+{p['n_categories'] - 5} more)" if p["n_categories"] > 5 else ""
+    return f"{shown}{more}{nulls}"
+
+
+COMMANDS = [register, list_models, list_versions, show]

@@ -1,0 +1,113 @@
+"""`pointsman predict`: call a model, on a running server (--url) or in this process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import print_json, table
+from pointsman.errors import BadRequest, PointsmanError
+from pointsman.pipeline import Pipeline
+from pointsman.project import open_project
+from pointsman.protocols import native
+from pointsman.registry.profiles import read_training_data, to_records
+
+
+class RemoteError(PointsmanError):
+    """The server answered with an error; its message is shown as is."""
+
+    code = "remote_error"
+
+
+def _body(payload: str | None, file: Path | None) -> bytes:
+    if file is not None:
+        if file.suffix.lower() in (".csv", ".parquet", ".pq"):
+            frame = read_training_data(file)
+            return orjson.dumps({"rows": to_records(frame, len(frame))})
+        return file.read_bytes()
+    if payload is None:
+        raise BadRequest(
+            "Give the input as an argument ('{\"rows\": [{...}]}') or with -f rows.json|rows.csv."
+        )
+    return payload.encode()
+
+
+def _remote(url: str, model: str, version: str | None, body: bytes) -> dict[str, Any]:
+    path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + "/predict"
+    try:
+        response = httpx.post(
+            url.rstrip("/") + path,
+            content=body,
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+    except httpx.HTTPError as exc:
+        raise RemoteError(f"Cannot reach {url}: {exc}. Is `pointsman serve` running?") from exc
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise RemoteError(f"{url} answered {response.status_code} with non-JSON.") from exc
+    if response.status_code >= 400:
+        raise RemoteError(f"{response.status_code}: {data.get('error', data)}")
+    result: dict[str, Any] = data
+    return result
+
+
+def _local(ctx: Context, model: str, version: str | None, body: bytes) -> dict[str, Any]:
+    project = open_project(ctx.settings())
+    try:
+        pipeline = Pipeline(project)
+        pipeline.refresh_now(load_routed=False)
+        record = pipeline.record_of(model, version)
+        frame = native.decode(body, record.signature)
+        prediction = asyncio.run(pipeline.predict(record, frame))
+        return native.encode(prediction)
+    finally:
+        project.close()
+
+
+@click.command()
+@click.argument("model")
+@click.argument("payload", required=False)
+@click.option(
+    "-f",
+    "--file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Input file: JSON body, or CSV/Parquet rows.",
+)
+@click.option("--version", help="Pin a version (default: what the route chooses).")
+@click.option("--url", help="A running server, e.g. http://127.0.0.1:8080 (default: in-process).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON answer.")
+@pass_context
+def predict(
+    ctx: Context,
+    model: str,
+    payload: str | None,
+    file: Path | None,
+    version: str | None,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """Predict with MODEL on PAYLOAD ({"rows": [...]} or {"columns": [...], "data": [...]})."""
+    body = _body(payload, file)
+    result = _remote(url, model, version, body) if url else _local(ctx, model, version, body)
+    if as_json:
+        print_json(result)
+        return
+    probabilities = result.get("probabilities") or []
+    labels = list(probabilities[0]) if probabilities else []
+    rows = []
+    for i, label in enumerate(result["predictions"]):
+        probs = [probabilities[i][k] for k in labels] if probabilities else []
+        rows.append([i, label, *probs])
+    title = f"{result['model']} version {result['version']} · request {result['request_id']}"
+    table(title, ["row", "prediction", *[f"p({k})" for k in labels]], rows)
+
+
+COMMANDS = [predict]

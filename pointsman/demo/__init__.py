@@ -1,0 +1,1 @@
+"""The newcomer's demo: synthetic churn data and two genuinely different models."""

@@ -1,0 +1,215 @@
+"""The registry: models and their versions in the store, artifacts in the artifact folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from pointsman.errors import ModelNotFound, VersionNotFound
+from pointsman.registry.artifacts import ArtifactStore
+from pointsman.registry.register import Submission, check_model_name, prepare
+from pointsman.registry.versions import VersionRecord
+from pointsman.store.tables import changes, models, routes, versions
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One row of `pointsman models`."""
+
+    name: str
+    versions: int
+    latest: int | None
+    deployed: list[int]
+    route_revision: int | None
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "versions": self.versions,
+            "latest": self.latest,
+            "deployed": self.deployed,
+            "route_revision": self.route_revision,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def bump_changes(conn: Connection) -> None:
+    """Tell every server that routes or versions changed."""
+    conn.execute(changes.update().where(changes.c.id == 1).values(counter=changes.c.counter + 1))
+
+
+def read_change_counter(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(changes.c.counter)).scalar_one())
+
+
+class Registry:
+    """Models, versions and their artifacts."""
+
+    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+        self.engine = engine
+        self.artifacts = artifacts
+
+    def model_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(models.c.name).order_by(models.c.name)).scalars())
+
+    def model_id(self, conn: Connection, name: str) -> int:
+        """The id of model `name`; ModelNotFound lists the known ones."""
+        found = conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
+        if found is None:
+            raise ModelNotFound(name, self.model_names())
+        return int(found)
+
+    def list_models(self) -> list[ModelSummary]:
+        latest_route = (
+            sa.select(routes.c.model_id, sa.func.max(routes.c.revision).label("revision"))
+            .group_by(routes.c.model_id)
+            .subquery()
+        )
+        counts = (
+            sa.select(
+                versions.c.model_id,
+                sa.func.count().label("n"),
+                sa.func.max(versions.c.number).label("latest"),
+            )
+            .group_by(versions.c.model_id)
+            .subquery()
+        )
+        query = (
+            sa.select(models, counts.c.n, counts.c.latest, routes.c.revision, routes.c.spec)
+            .outerjoin(counts, counts.c.model_id == models.c.id)
+            .outerjoin(latest_route, latest_route.c.model_id == models.c.id)
+            .outerjoin(
+                routes,
+                (routes.c.model_id == models.c.id) & (routes.c.revision == latest_route.c.revision),
+            )
+            .order_by(models.c.name)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            ModelSummary(
+                name=r.name,
+                versions=int(r.n or 0),
+                latest=r.latest,
+                deployed=[int(a["version"]) for a in (r.spec or {}).get("arms", [])],
+                route_revision=r.revision,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    def list_versions(self, model: str) -> list[VersionRecord]:
+        with self.engine.connect() as conn:
+            model_id = self.model_id(conn, model)
+            rows = conn.execute(
+                sa.select(versions)
+                .where(versions.c.model_id == model_id)
+                .order_by(versions.c.number)
+            ).all()
+        return [VersionRecord.from_row(model, r) for r in rows]
+
+    def version_numbers(self, model: str) -> list[int]:
+        with self.engine.connect() as conn:
+            model_id = self.model_id(conn, model)
+            query = sa.select(versions.c.number).where(versions.c.model_id == model_id)
+            return sorted(int(n) for n in conn.execute(query).scalars())
+
+    def find_version(self, model: str, number: int) -> VersionRecord | None:
+        with self.engine.connect() as conn:
+            model_id = self.model_id(conn, model)
+            row = conn.execute(
+                sa.select(versions).where(
+                    (versions.c.model_id == model_id) & (versions.c.number == number)
+                )
+            ).first()
+        return None if row is None else VersionRecord.from_row(model, row)
+
+    def get_version(self, model: str, number: int | str) -> VersionRecord:
+        """Version `number` of `model`; VersionNotFound lists the versions there are."""
+        try:
+            parsed = int(number)
+        except (TypeError, ValueError):
+            parsed = -1
+        found = self.find_version(model, parsed) if parsed >= 0 else None
+        if found is None:
+            self.model_names()  # ModelNotFound first when the model itself is unknown
+            raise VersionNotFound(model, str(number), [str(n) for n in self.version_numbers(model)])
+        return found
+
+    def artifact_path(self, version: VersionRecord) -> Path:
+        """The verified local path of a version's artifact."""
+        return self.artifacts.verified(version.artifact, version.sha256)
+
+    def register(self, sub: Submission) -> tuple[VersionRecord, bool]:
+        """Store a new version; the same bytes again return the existing one (created=False)."""
+        check_model_name(sub.model)
+        sha, rel = self.artifacts.put(sub.path)
+        existing = self._find_by_sha(sub.model, sha)
+        if existing is not None:
+            return existing, False
+        prepared = prepare(sub, self.artifacts.path_of(rel))
+        now = datetime.now(UTC)
+        for _attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    model_id = self._ensure_model(conn, sub.model, sub.user, now)
+                    number = 1 + int(
+                        conn.execute(
+                            sa.select(sa.func.coalesce(sa.func.max(versions.c.number), 0)).where(
+                                versions.c.model_id == model_id
+                            )
+                        ).scalar_one()
+                    )
+                    conn.execute(
+                        versions.insert().values(
+                            model_id=model_id,
+                            number=number,
+                            sha256=sha,
+                            format=prepared.format,
+                            artifact=rel,
+                            entrypoint=prepared.entrypoint,
+                            signature=prepared.signature.to_json(),
+                            profile=prepared.profile,
+                            lineage=prepared.lineage,
+                            input_example=prepared.input_example,
+                            note=sub.note,
+                            created_at=now,
+                            created_by=sub.user,
+                        )
+                    )
+                    bump_changes(conn)
+                break
+            except IntegrityError:
+                # Another registration took the number (or stored the same bytes): look again.
+                existing = self._find_by_sha(sub.model, sha)
+                if existing is not None:
+                    return existing, False
+        return self.get_version(sub.model, number), True
+
+    def _find_by_sha(self, model: str, sha: str) -> VersionRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(versions)
+                .join(models, models.c.id == versions.c.model_id)
+                .where((models.c.name == model) & (versions.c.sha256 == sha))
+            ).first()
+        return None if row is None else VersionRecord.from_row(model, row)
+
+    def _ensure_model(self, conn: Connection, name: str, user: str, now: datetime) -> int:
+        found = conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
+        if found is not None:
+            return int(found)
+        result = conn.execute(models.insert().values(name=name, created_at=now, created_by=user))
+        key = result.inserted_primary_key
+        if key is None:
+            raise RuntimeError("the store returned no id for the new model")
+        return int(key[0])

@@ -1,0 +1,182 @@
+"""Building a new version from a model file and its training sample."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pointsman.errors import InvalidArtifact
+from pointsman.registry import lineage, profiles
+from pointsman.runtimes import FORMATS, Runtime, detect_format, load_runtime
+from pointsman.types import ColumnSpec, Signature
+from pointsman.validation import build_frame, records_to_columns
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+EXAMPLE_ROWS = 5
+
+
+@dataclass
+class Submission:
+    """What a data scientist hands over for one version."""
+
+    model: str
+    path: Path
+    format: str | None = None
+    entrypoint: str | None = None
+    training_data: Path | None = None
+    target: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+    user: str = ""
+
+
+@dataclass
+class Prepared:
+    """A submission checked, loaded and described: ready to be stored."""
+
+    format: str
+    entrypoint: str | None
+    signature: Signature
+    profile: dict[str, Any] | None
+    lineage: dict[str, Any]
+    input_example: list[dict[str, Any]] | None
+
+
+def check_model_name(name: str) -> None:
+    if not MODEL_NAME.match(name):
+        raise InvalidArtifact(
+            f"Model name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(up to 128, starting with a letter or digit), so every client can put it in a URL."
+        )
+
+
+def split_entrypoint(spec: str) -> tuple[Path, str | None]:
+    """`file.py:Class` → (file.py, Class); anything else is a plain path."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and tail.isidentifier() and head and not head.endswith(("/", "\\")):
+        path = Path(head)
+        if path.suffix == ".py" or not path.exists():
+            return path, tail
+    return Path(spec), None
+
+
+def prepare(sub: Submission, stored_path: Path) -> Prepared:
+    """Load the stored artifact, work out signature and profile, and smoke-test it."""
+    fmt = sub.format or detect_format(sub.path, sub.entrypoint)
+    if fmt not in FORMATS:
+        raise InvalidArtifact(f"Unknown format {fmt!r}; known formats: {', '.join(FORMATS)}.")
+    if fmt == "python" and not sub.entrypoint:
+        raise InvalidArtifact("A Python class model is given as FILE.py:ClassName.")
+    runtime = load_runtime(fmt, stored_path, sub.entrypoint)
+    features, data_lineage = _training_features(sub)
+    columns = _columns(runtime, features)
+    profile = None
+    example = runtime.info.input_example
+    if features is not None:
+        profile = profiles.build_profile(features, columns)
+        example = profiles.to_records(features[[c.name for c in columns]], EXAMPLE_ROWS)
+    if not example:
+        raise InvalidArtifact(
+            "No input example: give --training-data (a sample of the training features) so "
+            "pointsman can check the model answers before storing it."
+        )
+    classes, outputs_profile = _smoke_test(runtime, columns, example, features)
+    if profile is not None and outputs_profile is not None:
+        profile["outputs"] = outputs_profile
+    env = lineage.capture(runtime.info.framework or {}, Path.cwd())
+    env.update(
+        {
+            "training_data": data_lineage,
+            "params": sub.params,
+            "metrics": sub.metrics,
+            "platform": runtime.info.platform,
+            "target": sub.target,
+        }
+    )
+    outputs = tuple(runtime.info.outputs or ["predictions"])
+    if classes is not None and "probabilities" not in outputs:
+        outputs = (*outputs, "probabilities")
+    signature = Signature(tuple(columns), outputs, None if classes is None else tuple(classes))
+    return Prepared(fmt, sub.entrypoint, signature, profile, env, example)
+
+
+def _training_features(sub: Submission) -> tuple[pd.DataFrame | None, dict[str, Any] | None]:
+    if sub.training_data is None:
+        return None, None
+    frame = profiles.read_training_data(sub.training_data)
+    data_lineage = profiles.fingerprint(sub.training_data, frame)
+    if sub.target is not None:
+        if sub.target not in frame.columns:
+            raise InvalidArtifact(
+                f"Target column {sub.target!r} is not in {sub.training_data.name} (columns: "
+                f"{', '.join(map(str, frame.columns))})."
+            )
+        frame = frame.drop(columns=[sub.target])
+    if frame.empty:
+        raise InvalidArtifact(f"Training data {sub.training_data.name} has no rows or columns.")
+    return frame, data_lineage
+
+
+def _columns(runtime: Runtime, features: pd.DataFrame | None) -> list[ColumnSpec]:
+    declared = runtime.info.inputs
+    if features is None:
+        if declared is None:
+            raise InvalidArtifact(
+                "This format carries no input signature: give --training-data so the columns "
+                "and their types can be read from it."
+            )
+        return declared
+    inferred = profiles.infer_columns(features)
+    if declared is None:
+        return inferred
+    if [c.name for c in declared] == [c.name for c in inferred]:
+        return [
+            ColumnSpec(d.name, d.type, d.nullable or i.nullable)
+            for d, i in zip(declared, inferred, strict=True)
+        ]
+    if len(declared) == len(inferred) and not set(c.name for c in declared) & set(features.columns):
+        # A positional tensor input (e.g. ONNX float_input[N, 4]): the training data names it.
+        return [
+            ColumnSpec(i.name, d.type, i.nullable) for d, i in zip(declared, inferred, strict=True)
+        ]
+    missing = [c.name for c in declared if c.name not in features.columns]
+    if missing:
+        raise InvalidArtifact(
+            f"The model's signature needs columns the training data lacks: {', '.join(missing)}."
+        )
+    by_name = {c.name: c for c in inferred}
+    return [ColumnSpec(d.name, d.type, d.nullable or by_name[d.name].nullable) for d in declared]
+
+
+def _smoke_test(
+    runtime: Runtime,
+    columns: list[ColumnSpec],
+    example: list[dict[str, Any]],
+    features: pd.DataFrame | None,
+) -> tuple[list[Any] | None, dict[str, Any] | None]:
+    """Predict on the example (and the training sample); refuse a model that cannot."""
+    signature = Signature(tuple(columns))
+    try:
+        raw, n, problems = records_to_columns(example, signature)
+        outputs = runtime.predict(build_frame(signature, raw, n, problems))
+        outputs_profile = None
+        if features is not None:
+            sample = features[[c.name for c in columns]].head(10_000)
+            records = profiles.to_records(sample, len(sample))
+            raw, n, problems = records_to_columns(records, signature)
+            full = runtime.predict(build_frame(signature, raw, n, problems))
+            outputs_profile = profiles.output_profile(full.predictions)
+    except InvalidArtifact:
+        raise
+    except Exception as exc:
+        raise InvalidArtifact(
+            f"The model failed on the training sample: {type(exc).__name__}: {exc}. Check that "
+            "--training-data holds the features the model was fitted on (and --target names "
+            "the label column)."
+        ) from exc
+    return outputs.classes, outputs_profile

@@ -1,0 +1,106 @@
+"""scikit-learn estimators and pipelines, from joblib/pickle or skops files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pointsman.errors import InvalidArtifact
+from pointsman.runtimes.base import RuntimeInfo
+from pointsman.types import Frame, Outputs, plain_list
+
+# Final estimators whose predict() is exactly classes_[argmax(predict_proba)]: for these one
+# predict_proba call gives both answers, halving the model time. Others (SVC, tuned
+# thresholds, ...) may disagree, so they get both calls.
+_ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "LogisticRegression",
+        "RandomForestClassifier",
+        "ExtraTreesClassifier",
+        "DecisionTreeClassifier",
+        "GradientBoostingClassifier",
+        "HistGradientBoostingClassifier",
+        "KNeighborsClassifier",
+        "GaussianNB",
+        "MultinomialNB",
+        "BernoulliNB",
+        "MLPClassifier",
+    }
+)
+
+
+class SklearnRuntime:
+    """A fitted scikit-learn estimator (or pipeline)."""
+
+    def __init__(self, estimator: Any, platform: str) -> None:
+        if not hasattr(estimator, "predict"):
+            raise InvalidArtifact(
+                f"The artifact holds a {type(estimator).__name__}, which has no predict(); "
+                "save the fitted estimator or pipeline itself."
+            )
+        self.estimator = estimator
+        self._predict = estimator.predict
+        self._proba = getattr(estimator, "predict_proba", None)
+        classes = getattr(estimator, "classes_", None)
+        self.classes = None if classes is None or self._proba is None else plain_list(classes)
+        self._classes_array = None if classes is None else np.asarray(classes)
+        self._argmax = _final_name(estimator) in _ARGMAX_CLASSIFIERS
+        names = getattr(estimator, "feature_names_in_", None)
+        self._uses_frame = names is not None
+        self.info = RuntimeInfo(
+            outputs=["predictions"] + (["probabilities"] if self.classes else []),
+            classes=self.classes,
+            framework=_framework(),
+            platform=platform,
+        )
+
+    @classmethod
+    def from_file(cls, path: Path, fmt: str) -> SklearnRuntime:
+        """Load a joblib/pickle file (executes code: trusted artifacts only) or a skops file."""
+        try:
+            if fmt == "skops":
+                import skops.io as sio
+
+                untrusted = sio.get_untrusted_types(file=path)
+                estimator = sio.load(path, trusted=untrusted)
+            else:
+                import joblib
+
+                estimator = joblib.load(path)
+        except Exception as exc:
+            raise InvalidArtifact(
+                f"Could not load {path.name} as a scikit-learn model: {type(exc).__name__}: {exc}"
+            ) from exc
+        return cls(estimator, "sklearn_" + ("skops" if fmt == "skops" else "joblib"))
+
+    def predict(self, frame: Frame) -> Outputs:
+        x = self._input(frame)
+        if self.classes is None or self._proba is None:
+            return Outputs(plain_list(self._predict(x)))
+        proba = np.asarray(self._proba(x), dtype=np.float64)
+        if self._argmax and self._classes_array is not None:
+            labels = self._classes_array[proba.argmax(axis=1)]
+        else:
+            labels = self._predict(x)
+        return Outputs(plain_list(labels), proba, self.classes)
+
+    def _input(self, frame: Frame) -> Any:
+        if self._uses_frame:
+            return pd.DataFrame(frame.columns, copy=False)
+        return np.column_stack(list(frame.columns.values()))
+
+
+def _final_name(estimator: Any) -> str:
+    steps = getattr(estimator, "steps", None)
+    if steps:
+        return _final_name(steps[-1][1])
+    return type(estimator).__name__
+
+
+def _framework() -> dict[str, str]:
+    import sklearn
+
+    return {"scikit-learn": sklearn.__version__, "numpy": np.__version__, "pandas": pd.__version__}

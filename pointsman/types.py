@@ -1,0 +1,143 @@
+"""Plain data that crosses components: signatures, frames, outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Column types, named as MLflow names them so its signatures map one to one.
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+COLUMN_TYPES = NUMERIC_TYPES | {"boolean", "string"}
+
+# numpy dtype each column type is held in inside a Frame.
+DTYPES: dict[str, Any] = {
+    "double": np.float64,
+    "float": np.float32,
+    "long": np.int64,
+    "integer": np.int32,
+    "boolean": np.bool_,
+    "string": object,
+}
+
+# Open Inference Protocol datatype of each column type.
+V2_DATATYPES = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input column: its name, type and whether training data had nulls in it."""
+
+    name: str
+    type: str
+    nullable: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "nullable": self.nullable}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ColumnSpec:
+        return cls(data["name"], data["type"], bool(data.get("nullable", False)))
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The input columns a version expects and the outputs it gives."""
+
+    inputs: tuple[ColumnSpec, ...]
+    outputs: tuple[str, ...] = ("predictions",)
+    classes: tuple[Any, ...] | None = None  # labels, when the model gives probabilities
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.inputs]
+
+    @property
+    def has_probabilities(self) -> bool:
+        return self.classes is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inputs": [c.to_json() for c in self.inputs],
+            "outputs": list(self.outputs),
+            "classes": None if self.classes is None else list(self.classes),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Signature:
+        classes = data.get("classes")
+        return cls(
+            inputs=tuple(ColumnSpec.from_json(c) for c in data["inputs"]),
+            outputs=tuple(data.get("outputs") or ("predictions",)),
+            classes=None if classes is None else tuple(classes),
+        )
+
+
+@dataclass
+class Frame:
+    """A batch of rows held as one numpy array per column, in signature order."""
+
+    columns: dict[str, np.ndarray]
+    n_rows: int
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row `i` as plain Python values (for logs and examples)."""
+        return {name: _plain(col[i]) for name, col in self.columns.items()}
+
+    def to_records(self) -> list[dict[str, Any]]:
+        return [self.row(i) for i in range(self.n_rows)]
+
+
+@dataclass
+class Outputs:
+    """What a runtime returns for a frame: one prediction per row, and maybe probabilities."""
+
+    predictions: list[Any]
+    probabilities: np.ndarray | None = None  # shape (n_rows, len(classes))
+    classes: list[Any] | None = None
+
+    def probability_records(self) -> list[dict[str, float]] | None:
+        """Probabilities as one {label: p} object per row."""
+        if self.probabilities is None or self.classes is None:
+            return None
+        labels = [str(c) for c in self.classes]
+        return [dict(zip(labels, map(float, row), strict=True)) for row in self.probabilities]
+
+
+@dataclass
+class Prediction:
+    """The answer to one request, before a protocol encodes it."""
+
+    model: str
+    version: int
+    request_id: str
+    outputs: Outputs
+    latency_s: float = 0.0
+    model_latency_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the JSON-able Python value; NaN as None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def plain_list(values: Any) -> list[Any]:
+    """A numpy array (or list) of labels as JSON-able Python values."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "fiub":
+            return [_plain(v) for v in values.tolist()]
+        return [_plain(v) for v in values]
+    return [_plain(v) for v in values]

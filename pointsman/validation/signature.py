@@ -1,0 +1,202 @@
+"""Signature checks: raw decoded columns → a typed Frame, or InvalidInput naming each field."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pointsman.errors import BadRequest, FieldProblem, InvalidInput
+from pointsman.types import DTYPES, ColumnSpec, Frame, Signature
+
+_JSON_TYPE_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    type(None): "null",
+    list: "array",
+    dict: "object",
+}
+
+
+def records_to_columns(
+    records: Sequence[Any], signature: Signature
+) -> tuple[dict[str, list[Any]], int, list[FieldProblem]]:
+    """Rows of {column: value} → one list per column; missing/extra keys become problems."""
+    names = signature.names
+    columns: dict[str, list[Any]] = {n: [] for n in names}
+    problems: list[FieldProblem] = []
+    expected = set(names)
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise BadRequest(
+                f"Row {i} must be an object of column: value, got {_json_type(record)}."
+            )
+        if record.keys() != expected:
+            problems.extend(_key_problems(record, signature, i))
+        for n in names:
+            columns[n].append(record.get(n))
+    return columns, len(records), problems
+
+
+def _key_problems(record: Mapping[str, Any], signature: Signature, row: int) -> list[FieldProblem]:
+    spec = {c.name: c for c in signature.inputs}
+    problems = [
+        FieldProblem(n, "missing", expected=spec[n].type, row=row)
+        for n in signature.names
+        if n not in record
+    ]
+    problems.extend(
+        FieldProblem(str(k), "unexpected column; the model does not take it", row=row)
+        for k in record
+        if k not in spec
+    )
+    return problems
+
+
+def build_frame(
+    signature: Signature,
+    columns: Mapping[str, Sequence[Any] | np.ndarray],
+    n_rows: int,
+    problems: list[FieldProblem] | None = None,
+) -> Frame:
+    """Check every column against its spec and convert it to its numpy dtype."""
+    problems = list(problems or [])
+    known = {c.name for c in signature.inputs}
+    for name in columns:
+        if name not in known:
+            problems.append(
+                FieldProblem(
+                    name,
+                    "unexpected column; the model does not take it",
+                    expected="one of " + ", ".join(signature.names),
+                )
+            )
+    out: dict[str, np.ndarray] = {}
+    for spec in signature.inputs:
+        values = columns.get(spec.name)
+        if values is None:
+            problems.append(FieldProblem(spec.name, "missing", expected=spec.type))
+            continue
+        if len(values) != n_rows:
+            raise BadRequest(
+                f"Column {spec.name!r} has {len(values)} values but the batch has {n_rows} rows; "
+                "every column needs one value per row."
+            )
+        array = _to_array(spec, values, problems)
+        if array is not None:
+            out[spec.name] = array
+    if problems:
+        raise InvalidInput(_dedupe(problems))
+    return Frame(out, n_rows)
+
+
+def _to_array(
+    spec: ColumnSpec, values: Sequence[Any] | np.ndarray, problems: list[FieldProblem]
+) -> np.ndarray | None:
+    dtype = DTYPES[spec.type]
+    if isinstance(values, np.ndarray):
+        return _from_numpy(spec, values, problems)
+    before = len(problems)
+    check = _CHECKS[spec.type]
+    nulls = False
+    for i, v in enumerate(values):
+        if v is None:
+            nulls = True
+            if not spec.nullable:
+                problems.append(
+                    FieldProblem(spec.name, "null is not allowed", expected=spec.type, row=i)
+                )
+        elif not check(v):
+            problems.append(
+                FieldProblem(
+                    spec.name, f"wrong type {_json_type(v)}", expected=spec.type, received=v, row=i
+                )
+            )
+    if len(problems) > before:
+        return None
+    if spec.type == "string":
+        array = np.empty(len(values), dtype=object)
+        array[:] = list(values)
+        return array
+    if nulls and spec.type in ("double", "float"):
+        return np.array([math.nan if v is None else v for v in values], dtype=dtype)
+    if nulls:
+        # Nullable integer/boolean columns travel as float with NaN, as pandas does.
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    try:
+        return np.asarray(values, dtype=dtype)
+    except OverflowError:
+        problems.append(FieldProblem(spec.name, "integer out of range", expected=spec.type))
+        return None
+
+
+def _from_numpy(
+    spec: ColumnSpec, values: np.ndarray, problems: list[FieldProblem]
+) -> np.ndarray | None:
+    """A column that arrived as a typed tensor (V2 binary or typed JSON)."""
+    kind = values.dtype.kind
+    allowed = {
+        "double": "fiu",
+        "float": "fiu",
+        "long": "iu",
+        "integer": "iu",
+        "boolean": "b",
+        "string": "OUS",
+    }[spec.type]
+    if kind not in allowed:
+        problems.append(
+            FieldProblem(
+                spec.name,
+                f"wrong tensor datatype {values.dtype}",
+                expected=spec.type,
+            )
+        )
+        return None
+    if spec.type == "string":
+        array = np.empty(len(values), dtype=object)
+        array[:] = [
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values
+        ]
+        return array
+    return values.astype(DTYPES[spec.type], copy=False)
+
+
+def _is_number(v: Any) -> bool:
+    return type(v) is float or type(v) is int
+
+
+def _is_integer(v: Any) -> bool:
+    return type(v) is int or (type(v) is float and v.is_integer())
+
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "double": _is_number,
+    "float": _is_number,
+    "long": _is_integer,
+    "integer": _is_integer,
+    "boolean": lambda v: type(v) is bool,
+    "string": lambda v: type(v) is str,
+}
+
+
+def _json_type(v: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(v), type(v).__name__)
+
+
+def _dedupe(problems: list[FieldProblem]) -> list[FieldProblem]:
+    """Drop repeats, and the null a missing field also shows up as."""
+    missing = {(p.field, p.row) for p in problems if p.problem == "missing"}
+    seen: set[tuple[str, str, int | None]] = set()
+    out = []
+    for p in problems:
+        key = (p.field, p.problem, p.row)
+        if p.problem == "null is not allowed" and (p.field, p.row) in missing:
+            continue
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

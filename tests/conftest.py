@@ -1,0 +1,167 @@
+"""Shared fixtures: real models, real stores (SQLite file, PostgreSQL on loopback), real servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from pointsman.demo.churn import TARGET, make_data, train_versions
+from pointsman.project import Project, init_project, open_project
+from pointsman.registry import Submission
+from pointsman.settings import load_settings
+
+PG_ADMIN_URL = os.environ.get(
+    "POINTSMAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def must_run_everything() -> bool:
+    """In CI (and scripts/test) a missing service is a failure, not a skip."""
+    return bool(os.environ.get("CI") or os.environ.get("POINTSMAN_REQUIRE_ALL"))
+
+
+def skip_or_fail(reason: str) -> None:
+    if must_run_everything():
+        pytest.fail(f"{reason} (CI requires it)")
+    pytest.skip(reason)
+
+
+def fresh_postgres_database(request: pytest.FixtureRequest) -> str:
+    """A new empty database on the local PostgreSQL, dropped at teardown."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"pointsman_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        skip_or_fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.orig}")
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    return str(sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store URL, once per supported database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'pointsman.db'}"
+    return fresh_postgres_database(request)
+
+
+@pytest.fixture
+def project(tmp_path: Path, database_url: str) -> Iterator[Project]:
+    """An empty project on each store."""
+    folder, _ = init_project(tmp_path / "project", database_url)
+    opened = open_project(load_settings(folder))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def iris_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A logistic regression fitted on iris (bundled with scikit-learn), and its data as CSV."""
+    folder = tmp_path_factory.mktemp("iris")
+    iris = load_iris()
+    frame = pd.DataFrame(iris.data, columns=IRIS_COLUMNS)
+    model = LogisticRegression(max_iter=500).fit(frame, iris.target)
+    frame["species"] = iris.target
+    data = folder / "iris.csv"
+    frame.to_csv(data, index=False)
+    path = folder / "iris.joblib"
+    joblib.dump(model, path)
+    return path, data
+
+
+@pytest.fixture(scope="session")
+def churn_files(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Path]]:
+    """The demo's two churn versions (model file, training CSV)."""
+    trained = train_versions(tmp_path_factory.mktemp("churn"))
+    return [(t.path, t.training_data) for t in trained]
+
+
+def churn_rows(n: int, seed: int = 11) -> list[dict[str, object]]:
+    """Rows a churn model accepts."""
+    frame = make_data(n, seed).drop(columns=[TARGET])
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def register_iris(project: Project, files: tuple[Path, Path], name: str = "iris") -> int:
+    path, data = files
+    record, _ = project.registry.register(
+        Submission(model=name, path=path, training_data=data, target="species", user="test")
+    )
+    return record.number
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`pointsman serve` in a subprocess on 127.0.0.1, polled until ready."""
+
+    def __init__(self, project_dir: Path, workers: int = 1, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = project_dir / f"serve-{self.port}.log"
+        command = [
+            sys.executable, "-m", "pointsman", "--project", str(project_dir), "serve",
+            "--port", str(self.port), "--workers", str(workers),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not up after {timeout_s} s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
