@@ -135,9 +135,10 @@ class Server:
             sys.executable, "-m", "pointsman", "--project", str(project_dir), "serve",
             "--port", str(self.port), "--workers", str(workers),
         ]  # fmt: skip
+        self._log_file = self.log.open("wb")
         self.process = subprocess.Popen(
             command,
-            stdout=self.log.open("wb"),
+            stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
@@ -165,3 +166,4 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        self._log_file.close()

@@ -14,12 +14,12 @@ from starlette.responses import Response
 from pointsman.api.errors import (
     JSON,
     error_response,
-    mlflow_error_fields,
     request_id_of,
     unexpected_error,
 )
 from pointsman.errors import BadRequest, PayloadTooLarge, PointsmanError
 from pointsman.pipeline import Pipeline
+from pointsman.protocols.mlflow import to_mlflow_error
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -80,10 +80,9 @@ def guarded(handler: Handler, mlflow: bool = False) -> Callable[[Request], Await
         try:
             return await handler(request, rid)
         except PointsmanError as exc:
-            body = exc.to_json()
             if mlflow:
-                body.update(mlflow_error_fields(exc))
-            return error_response(int(exc.status), body, rid)
+                return error_response(*to_mlflow_error(exc), rid)
+            return error_response(int(exc.status), exc.to_json(), rid)
         except Exception as exc:
             return await unexpected_error(request, exc)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from typing import cast
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -35,23 +36,13 @@ def request_id_of(request: Request) -> str:
 
 
 async def pointsman_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PointsmanError)
-    body = exc.to_json()
-    if request.url.path.endswith("/invocations"):
-        body.update(mlflow_error_fields(exc))
-    return error_response(int(exc.status), body, request_id_of(request))
-
-
-def mlflow_error_fields(exc: PointsmanError) -> dict[str, str]:
-    """MLflow's scoring clients read error_code and message."""
-    code = "INTERNAL_ERROR" if exc.status >= 500 else "BAD_REQUEST"
-    if exc.status == 404:
-        code = "RESOURCE_DOES_NOT_EXIST"
-    return {"error_code": code, "message": exc.message}
+    """Backstop for errors raised outside the guarded endpoints."""
+    error = cast(PointsmanError, exc)
+    return error_response(int(error.status), error.to_json(), request_id_of(request))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    exc = cast(HTTPException, exc)
     if exc.status_code == 404:
         message = (
             f"No endpoint at {request.method} {request.url.path}. Predict with POST "

@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from pointsman import __version__
 from pointsman.api.common import guarded, json_response, pipeline_of, read_body
-from pointsman.errors import BadRequest, ModelNotReady
+from pointsman.errors import ModelNotReady
 from pointsman.protocols import v2
 
 
@@ -63,14 +63,7 @@ async def infer(request: Request, rid: str) -> Response:
     params = request.path_params
     record = pipeline.record_of(params["model"], params.get("version"))
     body = await read_body(request, pipeline.settings.max_body_bytes)
-    header = request.headers.get("inference-header-content-length")
-    header_length = None
-    if header is not None:
-        if not header.strip().isdigit():
-            raise BadRequest(
-                f"Inference-Header-Content-Length must be a byte count, got {header!r}."
-            )
-        header_length = int(header)
+    header_length = v2.parse_header_length(request.headers.get("inference-header-content-length"))
     decoded = v2.decode(body, header_length, record.signature)
     prediction = await pipeline.predict(record, decoded.frame, decoded.id or rid)
     return json_response(v2.encode(prediction, decoded), rid, record.number)

@@ -1,0 +1,80 @@
+"""The real server on loopback: the demo end to end, and workers switching routes together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from pointsman.project import Project
+from tests.api.conftest import register_churn
+from tests.conftest import Server, churn_rows, free_port
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    port = free_port()
+    folder = tmp_path / "demo"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pointsman", "demo", str(folder), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        answer = httpx.post(base + "/v1/models/churn/predict", json={"rows": churn_rows(2)})
+        assert answer.status_code == 200 and answer.json()["version"] == 1
+        pinned = httpx.post(
+            base + "/v1/models/churn/versions/2/predict", json={"rows": churn_rows(2)}
+        )
+        assert pinned.json()["version"] == 2
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "Registered churn version 1" in output and "Registered churn version 2" in output
+    assert f"curl -s {base}/v1/models/churn/predict" in output
+    assert (folder / "pointsman.toml").exists() and (folder / "pointsman.db").exists()
+
+
+def test_every_worker_switches_within_a_second_of_a_deploy(
+    project: Project, churn_files: list[tuple[Path, Path]]
+) -> None:
+    register_churn(project, churn_files)
+    project.routes.deploy("churn", 1, "t")
+    server = Server(project.settings.project_path(), workers=2)
+    rows = {"rows": churn_rows(1)}
+    try:
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            assert client.get("/readyz").status_code == 200
+            assert client.post("/v1/models/churn/predict", json=rows).json()["version"] == 1
+            project.routes.deploy("churn", 2, "t", "switch")
+            switched_at = time.monotonic()
+            answers: list[tuple[float, int]] = []
+            # New connections spread over both workers; all must end up answering with v2.
+            while time.monotonic() - switched_at < 10:
+                with httpx.Client(base_url=server.url, timeout=5) as fresh:
+                    version = fresh.post("/v1/models/churn/predict", json=rows).json()["version"]
+                answers.append((time.monotonic() - switched_at, version))
+                if [v for _, v in answers[-40:]] == [2] * 40:
+                    break
+            assert [v for _, v in answers[-40:]] == [2] * 40, answers
+            last_old = max((t for t, v in answers if v == 1), default=0.0)
+            # Refresh polls every 0.5 s and warms the new version before switching; the
+            # bound leaves room for a loaded 2-core machine.
+            assert last_old < 2.0, f"a worker still answered v1 {last_old:.2f} s after deploy"
+    finally:
+        server.stop()

@@ -1,0 +1,64 @@
+"""Imports point down the request path only (STYLE.md §1)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "pointsman"
+
+# Lower numbers are further down; a module may import its own rank or lower.
+RANKS = {
+    "__init__": 0,
+    "errors": 0,
+    "types": 0,
+    "settings": 0,
+    "store": 1,
+    "protocols": 2,
+    "validation": 2,
+    "runtimes": 2,
+    "registry": 2,
+    "routing": 2,
+    "auth": 2,
+    "logstore": 2,
+    "demo": 2,
+    "project": 3,
+    "monitoring": 4,
+    "alerts": 4,
+    "pipeline": 5,
+    "ui": 6,
+    "api": 7,
+    "cli": 8,
+    "__main__": 9,
+}
+
+
+def component(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts)
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_down(path: Path) -> None:
+    name = "pointsman." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    own = component(name)
+    assert own in RANKS, f"{own} has no rank in tests/test_layers.py: give it one"
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            targets = [node.module]
+            if node.module == "pointsman":
+                targets = [f"pointsman.{a.name}" for a in node.names if a.name in RANKS]
+        elif isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        for target in targets:
+            if not target.startswith("pointsman"):
+                continue
+            other = component(target)
+            assert RANKS.get(other, 99) <= RANKS[own], f"{name} imports {target}: upward"
