@@ -1,0 +1,129 @@
+"""Any JSON in any field, through every protocol: a prediction or a 4xx, never a 5xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio.from_thread
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pointsman.api.app import build_app
+from pointsman.project import Project
+from tests.conftest import churn_rows
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+COLUMNS = list(churn_rows(1)[0])
+FIELD = st.sampled_from(COLUMNS)
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+class SyncClient:
+    """The app in-process on an event loop in a thread, called synchronously (for hypothesis)."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, client: httpx.AsyncClient):
+        self.portal = portal
+        self.client = client
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            return await self.client.post(path, **kwargs)
+
+        return self.portal.call(call)
+
+
+@pytest.fixture
+def http(served: Project) -> Iterator[SyncClient]:
+    app = build_app(served.settings)
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
+    ):
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url="http://fuzz")
+        yield SyncClient(portal, client)
+        portal.call(client.aclose)
+
+
+def bodies(field: str, value: Any) -> list[tuple[str, Any]]:
+    """The same poisoned row in every protocol's shape."""
+    row = {**churn_rows(1)[0], field: value}
+    values = [row[c] for c in COLUMNS]
+    return [
+        ("/v1/models/churn/predict", {"rows": [row]}),
+        ("/v1/models/churn/predict", {"columns": COLUMNS, "data": [values]}),
+        ("/v1/models/churn:predict", {"instances": [row]}),
+        ("/v1/models/churn:predict", {"instances": [values]}),
+        ("/v1/models/churn/invocations", {"dataframe_records": [row]}),
+        (
+            "/v1/models/churn/invocations",
+            {"dataframe_split": {"columns": COLUMNS, "data": [values]}},
+        ),
+        (
+            "/v2/models/churn/infer",
+            {
+                "inputs": [
+                    {"name": c, "shape": [1], "datatype": "BYTES", "data": [row[c]]}
+                    for c in COLUMNS
+                ]
+            },
+        ),
+        (
+            "/v2/models/churn/infer",
+            {"inputs": [{"name": field, "shape": [1], "datatype": "FP64", "data": [value]}]},
+        ),
+    ]
+
+
+@FUZZ
+@given(field=FIELD, value=JSON_VALUES)
+def test_any_value_in_any_field_is_answered_or_refused_with_4xx(
+    http: SyncClient, field: str, value: Any
+) -> None:
+    for path, body in bodies(field, value):
+        r = http.post(path, json=body)
+        assert r.status_code < 500, (path, body, r.text)
+        if r.status_code >= 400:
+            assert r.json()["error"], (path, r.text)
+
+
+@FUZZ
+@given(
+    body=JSON_VALUES,
+    path=st.sampled_from(
+        [
+            "/v1/models/churn/predict",
+            "/v1/models/churn:predict",
+            "/v1/models/churn/invocations",
+            "/v2/models/churn/infer",
+        ]
+    ),
+)
+def test_any_json_body_is_answered_or_refused_with_4xx(
+    http: SyncClient, body: Any, path: str
+) -> None:
+    r = http.post(path, json=body)
+    assert r.status_code < 500, (path, body, r.text)
+
+
+@FUZZ
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_are_refused_with_4xx(http: SyncClient, raw: bytes) -> None:
+    for path in ("/v1/models/churn/predict", "/v2/models/churn/infer", "/invocations"):
+        r = http.post(path, content=raw, headers={"Content-Type": "application/json"})
+        assert 400 <= r.status_code < 500, (path, raw, r.text)

@@ -1,0 +1,43 @@
+"""Migrations build exactly the schema the code declares, on both stores, idempotently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from pointsman.errors import ConfigError, StoreUnavailable
+from pointsman.store import connect, metadata, upgrade_to_head
+from pointsman.store.tables import changes
+
+
+def test_migrations_match_tables_and_are_idempotent(database_url: str) -> None:
+    engine = connect(database_url)
+    try:
+        upgrade_to_head(engine)
+        upgrade_to_head(engine)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            assert diff == [], diff
+            assert conn.execute(changes.select()).all() == [(1, 0)]
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
+
+
+def test_unreachable_store_names_the_url_and_the_fix() -> None:
+    engine = connect("postgresql+psycopg://postgres@127.0.0.1:9/none")
+    with pytest.raises(StoreUnavailable, match=r"127\.0\.0\.1:9.*POINTSMAN_DATABASE_URL"):
+        upgrade_to_head(engine)
+    with pytest.raises(ConfigError, match="not supported"):
+        connect("mysql://root@127.0.0.1/test")
