@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,13 +65,22 @@ def check_model_name(name: str) -> None:
 
 
 def split_entrypoint(spec: str) -> tuple[Path, str | None]:
-    """`file.py:Class` → (file.py, Class); anything else is a plain path."""
+    """`file.py:Class` or `package.module:Class` → (source file, Class); else a plain path."""
     head, sep, tail = spec.rpartition(":")
-    if sep and tail.isidentifier() and head and not head.endswith(("/", "\\")):
-        path = Path(head)
-        if path.suffix == ".py" or not path.exists():
-            return path, tail
-    return Path(spec), None
+    if not (sep and tail.isidentifier() and head) or head.endswith(("/", "\\")):
+        return Path(spec), None
+    path = Path(head)
+    if path.suffix == ".py" or path.exists():
+        return path, tail
+    # An importable module: store its source file, so the version keeps working (and keeps
+    # its sha256) even if the installed module changes later.
+    try:
+        found = importlib.util.find_spec(head)
+    except (ImportError, ValueError):
+        found = None
+    if found is not None and found.origin and found.origin.endswith(".py"):
+        return Path(found.origin), tail
+    return path, tail
 
 
 def prepare(sub: Submission, stored_path: Path) -> Prepared:

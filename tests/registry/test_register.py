@@ -23,6 +23,7 @@ from pointsman.errors import (
 )
 from pointsman.project import Project
 from pointsman.registry import Submission
+from pointsman.registry.register import split_entrypoint
 from tests.conftest import IRIS_COLUMNS, register_iris
 
 
@@ -232,3 +233,23 @@ def test_folder_without_mlmodel_is_refused(project: Project, tmp_path: Path) -> 
     folder.mkdir()
     with pytest.raises(InvalidArtifact, match="without an MLmodel"):
         project.registry.register(Submission(model="x", path=folder))
+
+
+def test_python_class_from_an_importable_module(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "mods"
+    package.mkdir()
+    (package / "summer.py").write_text(
+        "class Summer:\n    def predict(self, frame):\n        return frame.sum(axis=1)\n"
+    )
+    monkeypatch.syspath_prepend(str(package))
+    data = tmp_path / "ab.csv"
+    pd.DataFrame({"a": [1, 2], "b": [3, 4]}).to_csv(data, index=False)
+    path, entrypoint = split_entrypoint("summer:Summer")
+    assert path.name == "summer.py" and entrypoint == "Summer"
+    record, _ = project.registry.register(
+        Submission(model="summer", path=path, entrypoint=entrypoint, training_data=data)
+    )
+    assert record.format == "python" and record.entrypoint == "Summer"
+    assert [c.type for c in record.signature.inputs] == ["long", "long"]
