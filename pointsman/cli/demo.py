@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -58,17 +61,32 @@ def demo(ctx: Context, folder: Path, port: int, host: str, no_serve: bool) -> No
         console.print(f"Deployed churn version {route.primary} (route revision {route.revision})")
     finally:
         project.close()
-    _print_calls(path, host, port, numbers)
+    _print_calls(path, host, port, numbers, serving=not no_serve)
     if no_serve:
         return
     uvicorn.run(build_app(settings), host=host, port=port, log_level="warning", access_log=False)
 
 
-def _print_calls(path: Path, host: str, port: int, numbers: list[int]) -> None:
+def _program() -> str:
+    """How the user can call pointsman again: by name if it is on PATH, else by its path."""
+    argv0 = Path(sys.argv[0])
+    on_path = shutil.which("pointsman")
+    if argv0.name != "pointsman":
+        return f"{Path(sys.executable).name} -m pointsman"
+    if on_path and Path(on_path).resolve() == argv0.resolve():
+        return "pointsman"
+    return os.path.relpath(argv0)
+
+
+def _print_calls(path: Path, host: str, port: int, numbers: list[int], serving: bool) -> None:
     base = f"http://{host}:{port}"
     other = numbers[-1]
+    prog = f"{_program()} --project {os.path.relpath(path)}"
     console.print(f"\nProject: {path}")
-    console.print(f"Serving on {base}  (Ctrl-C to stop)\n", style="bold")
+    if serving:
+        console.print(f"Serving on {base}  (Ctrl-C to stop)\n", style="bold")
+    else:
+        console.print(f"Serve it with: {prog} serve --port {port}\n", style="bold", markup=False)
     console.print("Try:", style="bold")
     lines = [
         f"curl -s {base}/v1/models/churn/predict -H 'Content-Type: application/json' "
@@ -80,9 +98,9 @@ def _print_calls(path: Path, host: str, port: int, numbers: list[int]) -> None:
         """[[3, 99.5, 4, 31, "premium", "monthly", "north"]]}}'""",
         f"curl -s {base}/v2/models/churn",
         f"curl -s {base}/readyz",
-        f"pointsman --project {path} versions churn",
-        f"pointsman --project {path} predict churn '{EXAMPLE}'",
-        f"pointsman --project {path} deploy churn {other}",
+        f"{prog} versions churn",
+        f"{prog} predict churn '{EXAMPLE}'",
+        f"{prog} deploy churn {other}",
     ]
     for line in lines:
         console.print("  " + line, soft_wrap=True, markup=False)
