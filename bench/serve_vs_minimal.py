@@ -1,0 +1,466 @@
+"""Single-row native predict: `pointsman serve` against a minimal uvicorn app, side by side.
+
+Both servers answer the same churn model file of a demo project with the same number of
+uvicorn worker processes; wrk drives each at several concurrencies. Cells alternate the
+servers (pointsman, minimal, pointsman, minimal, ...) so that a noisy machine hurts both
+alike, and every figure printed is the median over the rounds. See bench/README.md.
+
+    .venv/bin/python bench/serve_vs_minimal.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV_BIN = Path(sys.executable).parent
+
+ROW = {
+    "tenure_months": 3,
+    "monthly_charges": 99.5,
+    "support_calls": 4,
+    "age": 31,
+    "plan": "premium",
+    "contract": "monthly",
+    "region": "north",
+}
+BODY = json.dumps({"rows": [ROW]})
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Targets of the issue: pointsman keeps >= 85 % of the minimal app's throughput at every
+# concurrency and adds under half a millisecond to the median latency of a lone caller.
+MIN_RATIO = 0.85
+MAX_ADDED_P50_MS = 0.5
+
+# wrk's done() hook prints one JSON line; its latency percentiles come from the latency of
+# every single request (wrk records each one in its histogram), in microseconds.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, '
+    .. '"mean_us": %%.1f, "max_us": %%d, "errors": {"connect": %%d, "read": %%d, '
+    .. '"write": %%d, "status": %%d, "timeout": %%d}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+# -- servers -------------------------------------------------------------------------------
+@dataclass
+class Server:
+    """A server under test, run as a subprocess in its own session on a free loopback port."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    path: str
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start the process and wait until a predict request answers 200."""
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its workers share its process group: stop() reaches them
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before answering; "
+                    f"its output:\n{self.log_path.read_text()[-3000:]}"
+                )
+            try:
+                self.predict()
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not answer {self.url} within {timeout_s:.0f} s")
+
+    def predict(self) -> dict[str, Any]:
+        """One predict request with the benchmark body; its decoded answer."""
+        request = urllib.request.Request(
+            self.url, BODY.encode(), {"Content-Type": "application/json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the server and all its workers."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:  # the process ended between the listing and the read
+                continue
+            if self.proc is not None and int(fields[2]) == self.proc.pid:  # its process group
+                total += int(fields[11]) + int(fields[12])
+        return total / CLOCK_TICKS
+
+    def stop(self) -> None:
+        """SIGTERM to our process, SIGKILL to its process group if it lingers."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group id is proc.pid: start_new_session
+            proc.wait(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build_servers(project: Path, model_file: Path, workers: int, logs: Path) -> list[Server]:
+    """pointsman serve and the minimal app, same worker count, same log level."""
+    env = {**os.environ, "POINTSMAN_LOG_LEVEL": "warning", "BENCH_MODEL_PATH": str(model_file)}
+    pm_port, min_port = free_port(), free_port()
+    pointsman = Server(
+        "pointsman",
+        [
+            *(str(VENV_BIN / "pointsman"), "--project", str(project), "serve"),
+            *("--host", "127.0.0.1", "--port", str(pm_port), "--workers", str(workers)),
+        ],
+        env,
+        "/v1/models/churn/predict",
+        pm_port,
+        logs / f"pointsman-w{workers}.log",
+    )
+    minimal = Server(
+        "minimal",
+        [
+            *(sys.executable, "-m", "uvicorn", "minimal_app:app", "--app-dir", str(BENCH)),
+            *("--host", "127.0.0.1", "--port", str(min_port), "--workers", str(workers)),
+            *("--log-level", "warning", "--no-access-log"),
+        ],
+        env,
+        "/predict",
+        min_port,
+        logs / f"minimal-w{workers}.log",
+    )
+    return [pointsman, minimal]
+
+
+def check_same_answer(servers: list[Server]) -> None:
+    """Both servers must serve the same model: equal labels and probabilities."""
+    answers = [s.predict() for s in servers]
+    first, *rest = answers
+    for server, answer in zip(servers[1:], rest, strict=True):
+        same_labels = answer["predictions"] == first["predictions"]
+        same_proba = all(
+            abs(a[k] - b[k]) < 1e-9
+            for a, b in zip(answer["probabilities"], first["probabilities"], strict=True)
+            for k in a
+        )
+        if not (same_labels and same_proba):
+            raise RuntimeError(
+                f"{server.name} answers {answer} but {servers[0].name} answers {first}: "
+                "they do not serve the same model file."
+            )
+
+
+# -- load -----------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One measured wrk run against one server."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms: float  # server CPU time (all its processes) per request
+    mean_ms: float
+    requests: int
+    errors: int
+
+
+def run_wrk(
+    url: str, script: Path, concurrency: int, seconds: float, threads: int
+) -> dict[str, Any]:
+    argv = ["wrk", f"-t{min(threads, concurrency)}", f"-c{concurrency}", f"-d{seconds:g}s"]
+    argv += ["--timeout", "10s", "--latency", "-s", str(script), url]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    match = re.search(r"^BENCH_RESULT (.*)$", out.stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    result: dict[str, Any] = json.loads(match.group(1))
+    return result
+
+
+def measure(server: Server, args: argparse.Namespace, concurrency: int, script: Path) -> Run:
+    """Warm up (discarded), then one measured run."""
+    run_wrk(server.url, script, concurrency, args.warmup, args.wrk_threads)
+    cpu_before = server.cpu_s()
+    raw = run_wrk(server.url, script, concurrency, args.duration, args.wrk_threads)
+    cpu_s = server.cpu_s() - cpu_before
+    seconds = raw["duration_us"] / 1e6
+    return Run(
+        rps=raw["requests"] / seconds,
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        cpu_ms=cpu_s * 1000 / max(raw["requests"], 1),
+        mean_ms=raw["mean_us"] / 1000,
+        requests=raw["requests"],
+        errors=sum(raw["errors"].values()),
+    )
+
+
+@dataclass
+class Cell:
+    """One (workers, concurrency) cell: every run of both servers and their medians."""
+
+    workers: int
+    concurrency: int
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+    def median(self, server: str, metric: str) -> float:
+        return float(statistics.median(getattr(r, metric) for r in self.runs[server]))
+
+    @property
+    def ratio(self) -> float:
+        return self.median("pointsman", "rps") / self.median("minimal", "rps")
+
+    @property
+    def added_p50_ms(self) -> float:
+        return self.median("pointsman", "p50_ms") - self.median("minimal", "p50_ms")
+
+    @property
+    def added_cpu_ms(self) -> float:
+        return self.median("pointsman", "cpu_ms") - self.median("minimal", "cpu_ms")
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for runs in self.runs.values() for r in runs)
+
+    def to_json(self) -> dict[str, Any]:
+        servers = {
+            name: {
+                "rps": self.median(name, "rps"),
+                "p50_ms": self.median(name, "p50_ms"),
+                "p99_ms": self.median(name, "p99_ms"),
+                "cpu_ms_per_request": self.median(name, "cpu_ms"),
+                "runs": [vars(r) for r in runs],
+            }
+            for name, runs in self.runs.items()
+        }
+        return {
+            "workers": self.workers,
+            "concurrency": self.concurrency,
+            **servers,
+            "ratio": self.ratio,
+            "added_p50_ms": self.added_p50_ms,
+            "added_cpu_ms_per_request": self.added_cpu_ms,
+            "errors": self.errors,
+        }
+
+
+def bench_workers(
+    workers: int, args: argparse.Namespace, project: Path, model_file: Path, tmp: Path
+) -> list[Cell]:
+    """Start both servers with `workers` processes, run every concurrency, stop them."""
+    servers = build_servers(project, model_file, workers, tmp)
+    script = tmp / "post.lua"
+    script.write_text(WRK_SCRIPT % BODY)
+    cells = []
+    try:
+        for server in servers:
+            server.start()
+        check_same_answer(servers)
+        for concurrency in args.concurrency:
+            cell = Cell(workers, concurrency, {s.name: [] for s in servers})
+            for round_ in range(args.rounds):
+                for server in servers:  # A, B, A, B, ...: drift and noise hit both
+                    run = measure(server, args, concurrency, script)
+                    cell.runs[server.name].append(run)
+                    progress(f"w={workers} c={concurrency} round {round_ + 1}: {server.name}", run)
+            cells.append(cell)
+    finally:
+        for server in servers:
+            server.stop()
+    return cells
+
+
+def progress(what: str, run: Run) -> None:
+    print(
+        f"  {what:<36} {run.rps:8.1f} req/s  p50 {run.p50_ms:6.2f} ms  "
+        f"p99 {run.p99_ms:7.2f} ms  cpu {run.cpu_ms:5.2f} ms/req  errors {run.errors}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+# -- report ---------------------------------------------------------------------------------
+def verdict(cells: list[Cell]) -> tuple[bool, list[str]]:
+    """PASS when every cell keeps the ratio and every concurrency-1 cell the added p50."""
+    misses = []
+    for c in cells:
+        where = f"workers={c.workers} concurrency={c.concurrency}"
+        if c.ratio < MIN_RATIO:
+            misses.append(f"{where}: throughput ratio {c.ratio:.2f} < {MIN_RATIO}")
+        if c.concurrency == 1 and c.added_p50_ms >= MAX_ADDED_P50_MS:
+            misses.append(f"{where}: added p50 {c.added_p50_ms:.2f} ms >= {MAX_ADDED_P50_MS} ms")
+        if c.errors:
+            misses.append(f"{where}: {c.errors} failed requests")
+    return not misses, misses
+
+
+METRICS = ("rps", "p50_ms", "p99_ms", "cpu_ms")
+
+
+def print_table(cells: list[Cell]) -> None:
+    side = f"{'req/s':>7} {'p50 ms':>7} {'p99 ms':>8} {'cpu ms':>6}"
+    head = (
+        f"{'workers':>7} {'conc':>4} | {side} | {side} | {'ratio':>5} {'+p50 ms':>7} {'+cpu ms':>7}"
+    )
+    print(f"{'':>12} | {'pointsman':^30} | {'minimal':^30} | pointsman - minimal")
+    print(head)
+    print("-" * len(head))
+    for c in cells:
+        pm, mn = ([c.median(name, m) for m in METRICS] for name in ("pointsman", "minimal"))
+        print(
+            f"{c.workers:>7} {c.concurrency:>4} | "
+            f"{pm[0]:>7.1f} {pm[1]:>7.2f} {pm[2]:>8.2f} {pm[3]:>6.2f} | "
+            f"{mn[0]:>7.1f} {mn[1]:>7.2f} {mn[2]:>8.2f} {mn[3]:>6.2f} | "
+            f"{c.ratio:>5.2f} {c.added_p50_ms:>+7.2f} {c.added_cpu_ms:>+7.2f}"
+        )
+    print("cpu ms = server CPU time (user + system, all its processes) per request")
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "loadavg_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_generator": wrk.split(" Copyright")[0].strip(),
+    }
+
+
+# -- main -------------------------------------------------------------------------------
+def make_demo(folder: Path) -> Path:
+    """A fresh demo project (trained churn model, v1 deployed) in `folder`."""
+    argv = [str(VENV_BIN / "pointsman"), "demo", str(folder), "--no-serve", "--port", "8080"]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    return folder
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="1 s warm-up + 2 s measure per cell")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of discarded load")
+    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
+    p.add_argument("--rounds", type=int, default=3, help="runs of each server per cell (>= 2)")
+    p.add_argument("--workers", default="1,2", help="worker-process counts, comma-separated")
+    p.add_argument("--concurrency", default="1,8,64", help="connections, comma-separated")
+    p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (it shares the CPUs)")
+    p.add_argument("--project", type=Path, help="existing demo project (default: a fresh one)")
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.warmup, args.duration = 1.0, 2.0
+    args.workers = [int(w) for w in args.workers.split(",")]
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    if args.rounds < 2:
+        p.error("--rounds must be at least 2: the servers alternate A, B, A, B")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    # A SIGTERM to the benchmark must still stop the servers: turn it into SystemExit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    info = machine()
+    with tempfile.TemporaryDirectory(prefix="pointsman-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        project = args.project.resolve() if args.project else make_demo(tmp / "demo")
+        model_file = project / "models" / "churn_v1_logreg.joblib"
+        cells: list[Cell] = []
+        for workers in args.workers:
+            cells += bench_workers(workers, args, project, model_file, tmp)
+    ok, misses = verdict(cells)
+    print()
+    print(
+        f"single-row native predict, median of {args.rounds} runs per cell "
+        f"({args.warmup:g} s warm-up + {args.duration:g} s measured)"
+    )
+    print(f"load generator: {info['load_generator']}, {args.wrk_threads} thread(s)")
+    print(f"machine: {info['cpus']} CPUs ({info['cpu']}); wrk runs on the same CPUs")
+    print()
+    print_table(cells)
+    print()
+    targets = f"ratio >= {MIN_RATIO} everywhere, added p50 < {MAX_ADDED_P50_MS} ms at conc 1"
+    print(("PASS" if ok else "FAIL") + f" ({targets})")
+    for miss in misses:
+        print(f"  {miss}")
+    if args.json:
+        report = {
+            "benchmark": "serve_vs_minimal",
+            "config": {
+                k: getattr(args, k)
+                for k in ("warmup", "duration", "rounds", "workers", "concurrency", "wrk_threads")
+            },
+            "machine": info,
+            "targets": {"min_ratio": MIN_RATIO, "max_added_p50_ms": MAX_ADDED_P50_MS},
+            "cells": [c.to_json() for c in cells],
+            "pass": ok,
+            "misses": misses,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
