@@ -14,7 +14,10 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── UnsupportedMediaType            415
 ├── PayloadTooLarge                 413
 ├── InvalidInput                    422, one entry per bad field
-└── ModelFailed                     500, the model raised; carries the request id
+├── ModelFailed                     500, the model raised; carries the request id
+├── InvalidRoute                    422, a traffic policy that cannot be served
+├── RouteConflict                   409, e.g. a canary while one is running
+└── ModelTimeout                    504, past the route's timeout with no fallback
 """
 
 from __future__ import annotations
@@ -201,4 +204,29 @@ class ModelFailed(PointsmanError):
         super().__init__(
             f"Model {model!r} version {version} raised {kind} on this input "
             f"(request id {request_id}); the details are in the server log under that id."
+        )
+
+
+class InvalidRoute(PointsmanError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_route"
+
+    def __init__(self, model: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"Route for {model!r} refused: " + "; ".join(problems) + ".")
+
+
+class RouteConflict(PointsmanError):
+    status = HTTPStatus.CONFLICT
+    code = "route_conflict"
+
+
+class ModelTimeout(PointsmanError):
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    code = "model_timeout"
+
+    def __init__(self, model: str, version: str, timeout_ms: int, request_id: str) -> None:
+        super().__init__(
+            f"Model {model!r} version {version} took longer than the route's {timeout_ms} ms "
+            f"(request id {request_id}). Configure a fallback version or raise the timeout."
         )

@@ -1,18 +1,21 @@
 """The path of one request, from a decoded Frame to a Prediction; knows nothing of HTTP.
 
 Routes, version metadata and loaded models live in memory. A background task polls the
-store's change counter and swaps in new routes after loading their versions, so the
-request path never touches the database.
+store's change counter and swaps in new routes only after loading and warming their
+versions, so the request path never touches the database and never meets a cold version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio.to_thread
@@ -21,18 +24,28 @@ from pointsman.errors import (
     ModelFailed,
     ModelNotFound,
     ModelNotReady,
+    ModelTimeout,
     NotDeployed,
     PointsmanError,
     VersionNotFound,
 )
 from pointsman.project import Project
 from pointsman.registry import VersionRecord, read_change_counter
+from pointsman.registry.loading import load_and_warm
 from pointsman.routing import Route
-from pointsman.runtimes import Runtime, load_runtime
-from pointsman.types import Frame, Prediction
-from pointsman.validation import build_frame, records_to_columns
+from pointsman.routing.assign import choose_arm
+from pointsman.routing.breaker import Breaker
+from pointsman.routing.canary import CanaryController
+from pointsman.routing.shadow import ShadowJob, ShadowQueue, compare
+from pointsman.routing.stats import StatsRecorder
+from pointsman.runtimes import Runtime
+from pointsman.types import Frame, Outputs, Prediction, Signature
+from pointsman.validation import build_frame
 
 log = logging.getLogger("pointsman.pipeline")
+
+DRAIN_S = 60.0  # a version no longer routed stays loaded this long for requests in flight
+Redecode = Callable[[Signature], Frame]
 
 
 @dataclass
@@ -58,6 +71,17 @@ class Catalog:
     counter: int = -1
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a request goes: a route (arms chosen per request) or a pinned version."""
+
+    model: str
+    record: VersionRecord  # decodes the body: the pinned version or the route's primary
+    route: Route | None
+    header_key: str | None
+    signature: Signature
+
+
 class Pipeline:
     """Serves every deployed model of a project."""
 
@@ -66,43 +90,78 @@ class Pipeline:
         self.settings = project.settings
         self.catalog = Catalog()
         self.loaded: dict[tuple[str, int], Loaded] = {}
+        self.breakers: dict[tuple[str, int], Breaker] = {}
+        self.stats = StatsRecorder()
+        self.rng = random.Random()
         self._load_lock = threading.Lock()
-        self._refresh_task: asyncio.Task[None] | None = None
+        # Timed calls run here so a call past its timeout can be abandoned, not awaited.
+        self._timed = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pointsman-timed")
+        self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pointsman-shadow")
+        self.shadows: ShadowQueue | None = None
+        self.canary = CanaryController(project.engine, project.routes, self.stats.worker)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         """Read the catalog and load every routed version (blocking)."""
         self.refresh_now()
 
-    async def run_refresher(self) -> None:
-        """Poll the change counter forever; swap in new routes when it moves."""
-        while True:
-            await asyncio.sleep(self.settings.refresh_interval_s)
-            try:
-                counter = await anyio.to_thread.run_sync(read_change_counter, self.project.engine)
-                if counter != self.catalog.counter:
-                    await anyio.to_thread.run_sync(self.refresh_now)
-            except Exception:  # the store may be down for a while: keep serving what we have
-                log.exception("route refresh failed; serving the routes already loaded")
+    async def run_background(self) -> None:
+        """Forever: pick up route changes, write stats, drain shadows, drive canaries."""
+        self.shadows = ShadowQueue(self.settings.shadow_queue_size, self._run_shadow)
+        drain = asyncio.create_task(self.shadows.drain_forever())
+        last_slow = 0.0
+        try:
+            while True:
+                await asyncio.sleep(self.settings.refresh_interval_s)
+                try:
+                    counter = await anyio.to_thread.run_sync(
+                        read_change_counter, self.project.engine
+                    )
+                    if counter != self.catalog.counter:
+                        await anyio.to_thread.run_sync(self.refresh_now)
+                    if time.monotonic() - last_slow >= 1.0:
+                        last_slow = time.monotonic()
+                        await anyio.to_thread.run_sync(self.stats.flush, self.project.engine)
+                        if await anyio.to_thread.run_sync(self.canary.tick):
+                            await anyio.to_thread.run_sync(self.refresh_now)
+                except Exception:  # the store may be down for a while: keep serving
+                    log.exception("background refresh failed; serving the routes already loaded")
+        finally:
+            drain.cancel()
+
+    def close(self) -> None:
+        self._timed.shutdown(wait=False, cancel_futures=True)
+        self._shadow_pool.shutdown(wait=False, cancel_futures=True)
 
     def refresh_now(self, load_routed: bool = True) -> None:
-        """Reload versions and routes from the store; load newly routed versions first."""
+        """Reload versions and routes; a route whose versions fail to load is not taken."""
         counter = read_change_counter(self.project.engine)
         registry = self.project.registry
-        versions: dict[str, dict[int, VersionRecord]] = {}
-        for name in registry.model_names():
-            versions[name] = {v.number: v for v in registry.list_versions(name)}
+        versions = {
+            name: {v.number: v for v in registry.list_versions(name)}
+            for name in registry.model_names()
+        }
         routes = self.project.routes.all_current()
-        for route in routes.values() if load_routed else ():
-            for number in route.versions:
-                self._ensure_loaded(versions[route.model][number])
+        for model, route in list(routes.items()):
+            if not load_routed:
+                continue
+            loads = [self._ensure_loaded(versions[model][n]) for n in route.versions]
+            failed = [f"{x.record.number}: {x.error}" for x in loads if not x.is_ready]
+            old = self.catalog.routes.get(model)
+            if failed and old is not None and old.revision != route.revision:
+                log.error(
+                    "%s revision %s not taken, its versions failed to load (%s); revision %s "
+                    "stays in force",
+                    model, route.revision, "; ".join(failed), old.revision,
+                )  # fmt: skip
+                routes[model] = old
         self.catalog = Catalog(versions, routes, counter)
         self._unload_unrouted()
 
     def _unload_unrouted(self) -> None:
         routed = {(m, v) for m, r in self.catalog.routes.items() for v in r.versions}
         for key in list(self.loaded):
-            if key not in routed and time.time() - self.loaded[key].loaded_at > 60:
+            if key not in routed and time.time() - self.loaded[key].loaded_at > DRAIN_S:
                 self.loaded.pop(key, None)
 
     def _ensure_loaded(self, record: VersionRecord) -> Loaded:
@@ -110,6 +169,8 @@ class Pipeline:
         with self._load_lock:
             found = self.loaded.get(key)
             if found is not None and (found.is_ready or time.time() - found.loaded_at < 10):
+                if found.is_ready:
+                    found.loaded_at = time.time()  # routed again: restart its drain clock
                 return found
             loaded = self._load(record)
             self.loaded[key] = loaded
@@ -117,9 +178,7 @@ class Pipeline:
 
     def _load(self, record: VersionRecord) -> Loaded:
         try:
-            path = self.project.registry.artifact_path(record)
-            runtime = load_runtime(record.format, path, record.entrypoint)
-            self._warm(record, runtime)
+            runtime = load_and_warm(self.project.registry, record)
         except PointsmanError as exc:
             log.error("cannot load %s version %s: %s", record.model, record.number, exc)
             return Loaded(record, error=exc.message)
@@ -129,14 +188,7 @@ class Pipeline:
         log.info("loaded %s version %s (%s)", record.model, record.number, record.format)
         return Loaded(record, runtime)
 
-    def _warm(self, record: VersionRecord, runtime: Runtime) -> None:
-        """Answer the input example once: a version that cannot is not ready."""
-        if not record.input_example:
-            return
-        raw, n, problems = records_to_columns(record.input_example, record.signature)
-        runtime.predict(build_frame(record.signature, raw, n, problems))
-
-    # -- request path ---------------------------------------------------------------
+    # -- where a request goes ---------------------------------------------------------
     def model_names(self) -> list[str]:
         return sorted(self.catalog.versions)
 
@@ -169,6 +221,17 @@ class Pipeline:
             raise VersionNotFound(model, str(version), [str(n) for n in catalog.versions[model]])
         return record
 
+    def target(
+        self, model: str, version: int | str | None = None, header_key: str | None = None
+    ) -> Target:
+        """The route (or pinned version) of a request, and the signature to decode it with."""
+        record = self.record_of(model, version)
+        if version is not None and version != "":
+            return Target(model, record, None, None, record.signature)
+        route = self.catalog.routes[model]
+        return Target(model, record, route, header_key, _with_key(record.signature, route))
+
+    # -- the request path -----------------------------------------------------------
     async def runtime_of(self, record: VersionRecord) -> Runtime:
         """The loaded runtime of a version, loading a pinned unrouted one on first use."""
         loaded = self.loaded.get((record.model, record.number))
@@ -179,17 +242,120 @@ class Pipeline:
         return loaded.runtime
 
     async def predict(
-        self, record: VersionRecord, frame: Frame, request_id: str | None = None
+        self,
+        target: Target | VersionRecord,
+        frame: Frame,
+        request_id: str | None = None,
+        redecode: Redecode | None = None,
     ) -> Prediction:
-        """Run `frame` through `record`'s runtime; the model raising becomes ModelFailed."""
+        """Answer `frame`: choose the arm, run it, fall back if it fails, queue shadows."""
         request_id = request_id or uuid.uuid4().hex
-        runtime = await self.runtime_of(record)
+        if isinstance(target, VersionRecord):
+            target = Target(target.model, target, None, None, target.signature)
+        start = time.perf_counter()
+        if target.route is None:
+            outputs = await self._run_or_raise(target.record, frame, None, request_id)
+            elapsed = time.perf_counter() - start
+            return Prediction(target.model, target.record.number, request_id, outputs, elapsed)
+        route = target.route
+        policy = route.policy
+        key = target.header_key
+        if key is None and policy.key and frame.extras.get(policy.key):
+            key = str(frame.extras[policy.key][0])
+        number = choose_arm(target.model, policy.arms, key, self.rng)
+        record = self.catalog.versions[target.model][number]
+        frame = _frame_for(record, target, frame, redecode, route)
+        attempted, failure = await self._attempt(record, frame, route, request_id)
+        answered, extra = number, dict[str, Any]()
+        if attempted is not None:
+            outputs = attempted
+        else:
+            fallback = self._fallback(record, route, failure, request_id)
+            frame = _frame_for(fallback, target, frame, redecode, route)
+            cell = self.stats.cell(target.model, route.revision, fallback.number, "fallback")
+            t0 = time.perf_counter()
+            try:
+                outputs = await self._run_or_raise(fallback, frame, None, request_id)
+            finally:
+                cell.requests += 1
+                cell.observe(time.perf_counter() - t0)
+            answered = fallback.number
+            extra = {"fallback": {"from_version": number, "reason": failure}}
+        self._queue_shadows(target.model, route, frame, outputs, request_id)
+        elapsed = time.perf_counter() - start
+        return Prediction(
+            target.model, answered, request_id, outputs, elapsed, extra=extra,
+            route_revision=route.revision, role="fallback" if extra else "primary",
+        )  # fmt: skip
+
+    async def _attempt(
+        self, record: VersionRecord, frame: Frame, route: Route, request_id: str
+    ) -> tuple[Outputs | None, str]:
+        """Run the chosen arm; on failure return why (the caller decides on a fallback)."""
+        policy = route.policy
+        key = (record.model, record.number)
+        breaker = self.breakers.get(key) or self.breakers.setdefault(key, Breaker())
+        cell = self.stats.cell(record.model, route.revision, record.number, "primary")
+        cell.requests += 1
+        now = time.monotonic()
+        if not breaker.allow(now, policy.breaker_pause_s):
+            cell.fallbacks += 1
+            return None, "circuit open"
         start = time.perf_counter()
         try:
-            if frame.n_rows <= self.settings.inline_max_rows:
-                outputs = runtime.predict(frame)
-            else:
-                outputs = await anyio.to_thread.run_sync(runtime.predict, frame)
+            outputs = await self._run(record, frame, policy.timeout_ms)
+        except TimeoutError:
+            cell.timeouts += 1
+            cell.errors += 1
+            failure = f"timed out after {policy.timeout_ms} ms"
+        except ModelNotReady as exc:
+            cell.errors += 1
+            failure = f"not ready: {exc.message}"
+        except Exception as exc:
+            cell.errors += 1
+            log.exception("model %s version %s failed on request %s", *key, request_id)
+            failure = f"raised {type(exc).__name__}"
+        else:
+            cell.observe(time.perf_counter() - start)
+            breaker.success()
+            return outputs, ""
+        cell.observe(time.perf_counter() - start)
+        breaker.failure(time.monotonic(), policy.breaker_failures)
+        cell.fallbacks += route.policy.fallback is not None
+        return None, failure
+
+    def _fallback(
+        self, record: VersionRecord, route: Route, failure: str, request_id: str
+    ) -> VersionRecord:
+        """The fallback version, or the error the caller gets when there is none."""
+        fallback = route.policy.fallback
+        if fallback is None or fallback == record.number:
+            number = str(record.number)
+            if failure.startswith("timed out"):
+                timeout_ms = route.policy.timeout_ms or 0
+                raise ModelTimeout(record.model, number, timeout_ms, request_id)
+            if failure.startswith("raised"):
+                raise ModelFailed(record.model, number, request_id, failure.split(" ", 1)[1])
+            raise ModelNotReady(record.model, number, failure)
+        return self.catalog.versions[record.model][fallback]
+
+    async def _run(self, record: VersionRecord, frame: Frame, timeout_ms: int | None) -> Outputs:
+        runtime = await self.runtime_of(record)
+        if timeout_ms is not None:
+            future = asyncio.get_running_loop().run_in_executor(self._timed, runtime.predict, frame)
+            return await asyncio.wait_for(future, timeout_ms / 1000)
+        if frame.n_rows <= self.settings.inline_max_rows:
+            return runtime.predict(frame)
+        return await anyio.to_thread.run_sync(runtime.predict, frame)
+
+    async def _run_or_raise(
+        self, record: VersionRecord, frame: Frame, timeout_ms: int | None, request_id: str
+    ) -> Outputs:
+        """Run a version; the model raising becomes ModelFailed (traceback to the log only)."""
+        try:
+            return await self._run(record, frame, timeout_ms)
+        except PointsmanError:
+            raise
         except Exception as exc:
             log.exception(
                 "model %s version %s failed on request %s", record.model, record.number, request_id
@@ -197,8 +363,39 @@ class Pipeline:
             raise ModelFailed(
                 record.model, str(record.number), request_id, type(exc).__name__
             ) from exc
-        elapsed = time.perf_counter() - start
-        return Prediction(record.model, record.number, request_id, outputs, elapsed, elapsed)
+
+    # -- shadows ----------------------------------------------------------------------
+    def _queue_shadows(
+        self, model: str, route: Route, frame: Frame, outputs: Outputs, request_id: str
+    ) -> None:
+        if not route.policy.shadows or self.shadows is None:
+            return
+        for shadow in route.policy.shadows:
+            if shadow.sample >= 1 or self.rng.random() < shadow.sample:
+                job = ShadowJob(model, route.revision, shadow.version, frame, outputs, request_id)
+                self.shadows.offer(job)  # a full queue drops the copy and counts it
+
+    async def _run_shadow(self, job: ShadowJob) -> None:
+        record = self.catalog.versions[job.model][job.version]
+        cell = self.stats.cell(job.model, job.revision, job.version, "shadow")
+        cell.requests += 1
+        start = time.perf_counter()
+        try:
+            runtime = await self.runtime_of(record)
+            frame = job.frame
+            if record.signature.names != list(frame.columns):
+                present = {
+                    c: frame.columns[c] for c in record.signature.names if c in frame.columns
+                }
+                frame = build_frame(record.signature, present, frame.n_rows)
+            loop = asyncio.get_running_loop()
+            outputs = await loop.run_in_executor(self._shadow_pool, runtime.predict, frame)
+        except Exception:
+            cell.errors += 1
+            raise
+        finally:
+            cell.observe(time.perf_counter() - start)
+        compare(job.primary, outputs, cell)
 
     # -- health ---------------------------------------------------------------------
     def readiness(self) -> dict[str, Any]:
@@ -211,12 +408,33 @@ class Pipeline:
                 ok = loaded is not None and loaded.is_ready
                 ready &= ok
                 report[f"{model}:{number}"] = (
-                    "ready"
-                    if ok
-                    else (loaded.error if loaded is not None and loaded.error else "not loaded")
+                    "ready" if ok else (loaded.error if loaded and loaded.error else "not loaded")
                 )
         return {"ready": ready, "versions": report}
 
     def is_version_ready(self, record: VersionRecord) -> bool:
         loaded = self.loaded.get((record.model, record.number))
         return loaded is not None and loaded.is_ready
+
+
+def _with_key(signature: Signature, route: Route) -> Signature:
+    key = route.policy.key
+    if key is None or key in signature.names:
+        return signature
+    return replace(signature, passthrough=(key,))
+
+
+def _frame_for(
+    record: VersionRecord,
+    target: Target,
+    frame: Frame,
+    redecode: Redecode | None,
+    route: Route,
+) -> Frame:
+    """The frame for `record`: the decoded one, or the body decoded again with its signature."""
+    if record.signature.inputs == target.record.signature.inputs:
+        return frame
+    if redecode is None:
+        present = {c: frame.columns[c] for c in record.signature.names if c in frame.columns}
+        return build_frame(record.signature, present, frame.n_rows)
+    return redecode(_with_key(record.signature, route))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import ConfigError, ProjectNotFound
 from pointsman.registry import ArtifactStore, Registry
+from pointsman.registry.loading import preflight
 from pointsman.routing import RouteBook
 from pointsman.settings import SETTINGS_FILE, Settings, write_settings_file
 from pointsman.store import connect, upgrade_to_head
@@ -37,7 +39,9 @@ def open_project(settings: Settings, *, must_exist: bool = True) -> Project:
     artifacts = settings.artifact_path()
     artifacts.mkdir(parents=True, exist_ok=True)
     registry = Registry(engine, ArtifactStore(artifacts))
-    return Project(settings, engine, registry, RouteBook(engine, registry))
+    routes = RouteBook(engine, registry)
+    routes.preflight = partial(preflight, registry)
+    return Project(settings, engine, registry, routes)
 
 
 def init_project(folder: Path, database_url: str = "") -> tuple[Path, bool]:

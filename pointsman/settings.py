@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How often a server checks the store's change counter for new routes.",
     )
+    shadow_queue_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Shadow copies waiting to run; past this, copies are dropped and counted "
+        "so that shadows never slow the primary.",
+    )
     log_level: str = Field(default="info", description="Server log level.")
 
     def project_path(self) -> Path:

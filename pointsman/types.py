@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,9 @@ class Signature:
     inputs: tuple[ColumnSpec, ...]
     outputs: tuple[str, ...] = ("predictions",)
     classes: tuple[Any, ...] | None = None  # labels, when the model gives probabilities
+    # Fields a request may carry that are not model inputs (the route's sticky key): taken
+    # aside into Frame.extras instead of being refused as unexpected. Never stored.
+    passthrough: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -87,6 +91,7 @@ class Frame:
 
     columns: dict[str, np.ndarray]
     n_rows: int
+    extras: dict[str, list[Any]] = field(default_factory=dict)
 
     def row(self, i: int) -> dict[str, Any]:
         """Row `i` as plain Python values (for logs and examples)."""
@@ -121,8 +126,9 @@ class Prediction:
     request_id: str
     outputs: Outputs
     latency_s: float = 0.0
-    model_latency_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    route_revision: int | None = None  # None when the caller pinned a version
+    role: str = "primary"  # primary | fallback
 
 
 def _plain(value: Any) -> Any:
@@ -141,3 +147,8 @@ def plain_list(values: Any) -> list[Any]:
             return [_plain(v) for v in values.tolist()]
         return [_plain(v) for v in values]
     return [_plain(v) for v in values]
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored timestamp as aware UTC (SQLite hands back naive ones)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

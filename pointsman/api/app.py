@@ -30,14 +30,15 @@ def build_app(settings: Settings) -> FastAPI:
         pipeline = Pipeline(project)
         await anyio.to_thread.run_sync(pipeline.start)
         app.state.pipeline = pipeline
-        refresher = asyncio.create_task(pipeline.run_refresher())
+        background = asyncio.create_task(pipeline.run_background())
         log.info("serving %s", ", ".join(pipeline.deployed_models()) or "no deployed model yet")
         try:
             yield
         finally:
-            refresher.cancel()
+            background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+                await background
+            pipeline.close()
             project.close()
 
     app = FastAPI(

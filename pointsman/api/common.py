@@ -20,6 +20,7 @@ from pointsman.api.errors import (
 from pointsman.errors import BadRequest, PayloadTooLarge, PointsmanError
 from pointsman.pipeline import Pipeline
 from pointsman.protocols.mlflow import to_mlflow_error
+from pointsman.types import Prediction
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -70,6 +71,24 @@ def json_response(
         headers["X-Model-Version"] = str(version)
     content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+
+def prediction_response(body: Any, prediction: Prediction) -> Response:
+    """A prediction's answer, with the version (and route revision, fallback) in headers."""
+    headers = {
+        "X-Request-ID": prediction.request_id,
+        "X-Model-Version": str(prediction.version),
+    }
+    if prediction.route_revision is not None:
+        headers["X-Route-Revision"] = str(prediction.route_revision)
+    if prediction.role == "fallback":
+        headers["X-Fallback"] = str(prediction.extra.get("fallback", {}).get("reason", ""))
+    content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(content, media_type=JSON, headers=headers)
+
+
+def routing_key(request: Request) -> str | None:
+    return request.headers.get("x-routing-key")
 
 
 def guarded(handler: Handler, mlflow: bool = False) -> Callable[[Request], Awaitable[Response]]:

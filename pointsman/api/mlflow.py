@@ -7,7 +7,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pointsman import __version__
-from pointsman.api.common import guarded, json_response, pipeline_of, read_body
+from pointsman.api.common import (
+    guarded,
+    pipeline_of,
+    prediction_response,
+    read_body,
+    routing_key,
+)
 from pointsman.errors import BadRequest, NotDeployed
 from pointsman.protocols import mlflow
 
@@ -31,11 +37,14 @@ def default_model(request: Request) -> str:
 async def invocations(request: Request, rid: str) -> Response:
     pipeline = pipeline_of(request)
     model = request.path_params.get("model") or default_model(request)
-    record = pipeline.record_of(model)
+    target = pipeline.target(model, None, routing_key(request))
     body = await read_body(request, pipeline.settings.max_body_bytes)
-    frame = mlflow.decode(body, request.headers.get("content-type"), record.signature)
-    prediction = await pipeline.predict(record, frame, rid)
-    return json_response(mlflow.encode(prediction), rid, record.number)
+    content_type = request.headers.get("content-type")
+    frame = mlflow.decode(body, content_type, target.signature)
+    prediction = await pipeline.predict(
+        target, frame, rid, lambda signature: mlflow.decode(body, content_type, signature)
+    )
+    return prediction_response(mlflow.encode(prediction), prediction)
 
 
 async def ping(request: Request) -> Response:

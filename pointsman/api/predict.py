@@ -6,7 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pointsman.api.common import guarded, json_response, pipeline_of, read_body
+from pointsman.api.common import (
+    guarded,
+    pipeline_of,
+    prediction_response,
+    read_body,
+    routing_key,
+)
 from pointsman.protocols import native
 
 
@@ -14,11 +20,13 @@ async def predict(request: Request, rid: str) -> Response:
     """Predict with the version the model's route chooses (or the pinned one)."""
     pipeline = pipeline_of(request)
     params = request.path_params
-    record = pipeline.record_of(params["model"], params.get("version"))
+    target = pipeline.target(params["model"], params.get("version"), routing_key(request))
     body = await read_body(request, pipeline.settings.max_body_bytes)
-    frame = native.decode(body, record.signature)
-    prediction = await pipeline.predict(record, frame, rid)
-    return json_response(native.encode(prediction), rid, record.number)
+    frame = native.decode(body, target.signature)
+    prediction = await pipeline.predict(
+        target, frame, rid, lambda signature: native.decode(body, signature)
+    )
+    return prediction_response(native.encode(prediction), prediction)
 
 
 def routes() -> list[BaseRoute]:

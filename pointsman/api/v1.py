@@ -6,7 +6,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pointsman.api.common import guarded, json_response, pipeline_of, read_body
+from pointsman.api.common import (
+    guarded,
+    json_response,
+    pipeline_of,
+    prediction_response,
+    read_body,
+    routing_key,
+)
 from pointsman.protocols import v1
 
 
@@ -43,11 +50,13 @@ async def model_status(request: Request, rid: str) -> Response:
 async def predict(request: Request, rid: str) -> Response:
     pipeline = pipeline_of(request)
     params = request.path_params
-    record = pipeline.record_of(params["model"], params.get("version"))
+    target = pipeline.target(params["model"], params.get("version"), routing_key(request))
     body = await read_body(request, pipeline.settings.max_body_bytes)
-    frame, style = v1.decode(body, record.signature)
-    prediction = await pipeline.predict(record, frame, rid)
-    return json_response(v1.encode(prediction, style), rid, record.number)
+    frame, style = v1.decode(body, target.signature)
+    prediction = await pipeline.predict(
+        target, frame, rid, lambda signature: v1.decode(body, signature)[0]
+    )
+    return prediction_response(v1.encode(prediction, style), prediction)
 
 
 def routes() -> list[BaseRoute]:

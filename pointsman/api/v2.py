@@ -7,7 +7,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pointsman import __version__
-from pointsman.api.common import guarded, json_response, pipeline_of, read_body
+from pointsman.api.common import (
+    guarded,
+    json_response,
+    pipeline_of,
+    prediction_response,
+    read_body,
+    routing_key,
+)
 from pointsman.errors import ModelNotReady
 from pointsman.protocols import v2
 
@@ -61,12 +68,19 @@ async def model_ready(request: Request, rid: str) -> Response:
 async def infer(request: Request, rid: str) -> Response:
     pipeline = pipeline_of(request)
     params = request.path_params
-    record = pipeline.record_of(params["model"], params.get("version"))
+    target = pipeline.target(params["model"], params.get("version"), routing_key(request))
     body = await read_body(request, pipeline.settings.max_body_bytes)
     header_length = v2.parse_header_length(request.headers.get("inference-header-content-length"))
-    decoded = v2.decode(body, header_length, record.signature)
-    prediction = await pipeline.predict(record, decoded.frame, decoded.id or rid)
-    return json_response(v2.encode(prediction, decoded), rid, record.number)
+    decoded = v2.decode(body, header_length, target.signature)
+    prediction = await pipeline.predict(
+        target,
+        decoded.frame,
+        decoded.id or rid,
+        lambda signature: v2.decode(body, header_length, signature).frame,
+    )
+    response = prediction_response(v2.encode(prediction, decoded), prediction)
+    response.headers["X-Request-ID"] = rid
+    return response
 
 
 def routes() -> list[BaseRoute]:

@@ -17,6 +17,7 @@ from pointsman.pipeline import Pipeline
 from pointsman.project import open_project
 from pointsman.protocols import native
 from pointsman.registry.profiles import read_training_data, to_records
+from pointsman.types import Prediction
 
 
 class RemoteError(PointsmanError):
@@ -61,14 +62,20 @@ def _remote(url: str, model: str, version: str | None, body: bytes) -> dict[str,
 
 def _local(ctx: Context, model: str, version: str | None, body: bytes) -> dict[str, Any]:
     project = open_project(ctx.settings())
+    pipeline = Pipeline(project)
     try:
-        pipeline = Pipeline(project)
         pipeline.refresh_now(load_routed=False)
-        record = pipeline.record_of(model, version)
-        frame = native.decode(body, record.signature)
-        prediction = asyncio.run(pipeline.predict(record, frame))
-        return native.encode(prediction)
+        target = pipeline.target(model, version)
+        frame = native.decode(body, target.signature)
+
+        async def run() -> Prediction:
+            return await pipeline.predict(
+                target, frame, None, lambda signature: native.decode(body, signature)
+            )
+
+        return native.encode(asyncio.run(run()))
     finally:
+        pipeline.close()
         project.close()
 
 

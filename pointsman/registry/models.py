@@ -16,6 +16,7 @@ from pointsman.registry.artifacts import ArtifactStore
 from pointsman.registry.register import Submission, check_model_name, prepare
 from pointsman.registry.versions import VersionRecord
 from pointsman.store.tables import changes, models, routes, versions
+from pointsman.types import as_utc
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Registry:
                 latest=r.latest,
                 deployed=[int(a["version"]) for a in (r.spec or {}).get("arms", [])],
                 route_revision=r.revision,
-                created_at=r.created_at,
+                created_at=as_utc(r.created_at),
             )
             for r in rows
         ]

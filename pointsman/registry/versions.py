@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pointsman.types import Signature
+from pointsman.types import Signature, as_utc
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,6 @@ class VersionRecord:
             lineage=row.lineage,
             input_example=row.input_example,
             note=row.note,
-            created_at=row.created_at,
+            created_at=as_utc(row.created_at),
             created_by=row.created_by,
         )

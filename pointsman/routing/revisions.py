@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from pointsman.errors import RouteConflict
 from pointsman.registry import Registry, bump_changes
+from pointsman.routing.policy import Arm, Canary, Gates, Policy, check_policy
+from pointsman.routing.stats import window
 from pointsman.store.tables import models, routes
+from pointsman.types import as_utc
 
-
-@dataclass(frozen=True)
-class Arm:
-    """A primary version and its share of traffic in percent."""
-
-    version: int
-    weight: int = 100
+# Called with (model, versions) before a revision is written: loads and warms them, raising
+# if one cannot answer, so that a broken version never becomes routed.
+Preflight = Callable[[str, list[int]], None]
 
 
 @dataclass(frozen=True)
@@ -27,28 +28,29 @@ class Route:
 
     model: str
     revision: int
-    arms: tuple[Arm, ...]
+    policy: Policy
     created_at: datetime
     created_by: str
     reason: str = ""
 
     @property
+    def arms(self) -> tuple[Arm, ...]:
+        return self.policy.arms
+
+    @property
     def versions(self) -> list[int]:
-        return [a.version for a in self.arms]
+        """Every version this revision needs loaded (arms, shadows, fallback)."""
+        return self.policy.versions
 
     @property
     def primary(self) -> int:
-        """The version that answers (the heaviest arm)."""
-        return max(self.arms, key=lambda a: a.weight).version
-
-    def spec(self) -> dict[str, Any]:
-        return {"arms": [{"version": a.version, "weight": a.weight} for a in self.arms]}
+        return self.policy.primary
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "revision": self.revision,
-            **self.spec(),
+            **self.policy.to_json(),
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
             "reason": self.reason,
@@ -56,49 +58,20 @@ class Route:
 
     @classmethod
     def from_row(cls, model: str, row: Any) -> Route:
-        arms = tuple(Arm(int(a["version"]), int(a.get("weight", 100))) for a in row.spec["arms"])
-        return cls(model, row.revision, arms, row.created_at, row.created_by, row.reason)
+        policy = Policy.from_json(row.spec)
+        created = as_utc(row.created_at)
+        return cls(model, row.revision, policy, created, row.created_by, row.reason)
 
 
 class RouteBook:
-    """Reads and writes route revisions."""
+    """Reads and writes route revisions; every write is checked, numbered and audited."""
 
     def __init__(self, engine: Engine, registry: Registry) -> None:
         self.engine = engine
         self.registry = registry
+        self.preflight: Preflight | None = None
 
-    def deploy(self, model: str, version: int | str, user: str, reason: str = "") -> Route:
-        """Make `version` the sole primary of `model` in a new revision."""
-        record = self.registry.get_version(model, version)
-        spec = {"arms": [{"version": record.number, "weight": 100}]}
-        return self._append(model, spec, user, reason or f"deploy version {record.number}")
-
-    def _append(self, model: str, spec: dict[str, Any], user: str, reason: str) -> Route:
-        now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            model_id = self.registry.model_id(conn, model)
-            # Lock the model row so two deploys cannot take the same revision number.
-            conn.execute(sa.select(models.c.id).where(models.c.id == model_id).with_for_update())
-            revision = 1 + int(
-                conn.execute(
-                    sa.select(sa.func.coalesce(sa.func.max(routes.c.revision), 0)).where(
-                        routes.c.model_id == model_id
-                    )
-                ).scalar_one()
-            )
-            conn.execute(
-                routes.insert().values(
-                    model_id=model_id,
-                    revision=revision,
-                    spec=spec,
-                    reason=reason,
-                    created_at=now,
-                    created_by=user,
-                )
-            )
-            bump_changes(conn)
-        return self.current(model) or Route(model, revision, (), now, user, reason)
-
+    # -- reads ----------------------------------------------------------------------
     def current(self, model: str) -> Route | None:
         """The revision in force for `model`, or None if it was never deployed."""
         return self.all_current().get(model)
@@ -129,3 +102,224 @@ class RouteBook:
                 sa.select(routes).where(routes.c.model_id == model_id).order_by(routes.c.revision)
             ).all()
         return [Route.from_row(model, r) for r in rows]
+
+    # -- writes ---------------------------------------------------------------------
+    def apply(
+        self,
+        model: str,
+        policy: Policy,
+        user: str,
+        reason: str,
+        *,
+        expect_revision: int | None = None,
+        allow_canary_change: bool = False,
+    ) -> Route:
+        """Check `policy`, load and warm its versions, then write it as a new revision."""
+        known = self.registry.version_numbers(model)
+        check_policy(policy, model, known)
+        current = self.current(model)
+        running = current.policy.canary if current else None
+        if running and running.is_running and not allow_canary_change:
+            raise RouteConflict(
+                f"Model {model!r} has a canary of version {running.candidate} running; finish it "
+                f"first with `pointsman promote {model} {running.candidate}` or "
+                f"`pointsman canary {model} --abort`."
+            )
+        if self.preflight is not None:
+            fresh = [v for v in policy.versions if current is None or v not in current.versions]
+            self.preflight(model, fresh)
+        return self._append(model, policy.to_json(), user, reason, expect_revision)
+
+    def deploy(self, model: str, version: int | str, user: str, reason: str = "") -> Route:
+        """Make `version` the sole primary, keeping key, timeout and compatible extras."""
+        record = self.registry.get_version(model, version)
+        return self.apply(
+            model,
+            self._sole(model, record.number, None),
+            user,
+            reason or f"deploy version {record.number}",
+        )
+
+    def promote(self, model: str, version: int | str, user: str, reason: str = "") -> Route:
+        """Make `version` the sole primary; a running canary of it ends as promoted."""
+        record = self.registry.get_version(model, version)
+        current = self.current(model)
+        canary = current.policy.canary if current else None
+        ended = None
+        if canary is not None and canary.is_running:
+            state = "promoted" if canary.candidate == record.number else "aborted"
+            ended = replace(canary, state=state, reason=reason or f"promoted {record.number}")
+        return self.apply(
+            model,
+            self._sole(model, record.number, ended),
+            user,
+            reason or f"promote version {record.number}",
+            allow_canary_change=True,
+        )
+
+    def rollback(self, model: str, user: str, reason: str = "") -> Route:
+        """Re-apply the revision before the one in force, as a new revision."""
+        history = self.history(model)
+        if len(history) < 2:
+            raise RouteConflict(f"Model {model!r} has no earlier route revision to roll back to.")
+        current, previous = history[-1], history[-2]
+        policy = previous.policy
+        if policy.canary is not None and policy.canary.is_running:
+            # Never resurrect a half-done canary: go back to its baseline alone.
+            policy = self._sole(model, policy.canary.baseline, None)
+        return self.apply(
+            model,
+            policy,
+            user,
+            reason or f"rollback from revision {current.revision} to {previous.revision}",
+            allow_canary_change=True,
+        )
+
+    def start_canary(
+        self,
+        model: str,
+        candidate: int | str,
+        steps: list[int],
+        user: str,
+        *,
+        hold_requests: int = 500,
+        hold_s: float = 120.0,
+        gates: Gates | None = None,
+    ) -> Route:
+        """Send the first step's share to `candidate`, the rest to the current primary."""
+        record = self.registry.get_version(model, candidate)
+        current = self.current(model)
+        if current is None:
+            raise RouteConflict(
+                f"Model {model!r} is not deployed; deploy a baseline first with "
+                f"`pointsman deploy {model} VERSION`."
+            )
+        running = current.policy.canary
+        if running is not None and running.is_running:
+            raise RouteConflict(
+                f"Model {model!r} already has a canary of version {running.candidate} at "
+                f"{running.weight} %; promote or abort it first."
+            )
+        baseline = current.primary
+        if record.number == baseline:
+            raise RouteConflict(f"Version {baseline} is already the primary of {model!r}.")
+        if not steps or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
+            raise RouteConflict(
+                f"Canary steps must rise strictly within 1..100, e.g. 5,25,50,100; got {steps}."
+            )
+        if steps[-1] != 100:
+            steps = [*steps, 100]
+        shadowed = window(self.engine, model, [current.revision]).get((record.number, "shadow"))
+        canary = Canary(
+            candidate=record.number,
+            baseline=baseline,
+            steps=tuple(steps),
+            hold_requests=hold_requests,
+            hold_s=hold_s,
+            gates=gates or Gates(),
+            shadow_agreement=shadowed.agreement if shadowed and shadowed.compared >= 20 else None,
+        )
+        policy = canary_policy(current.policy, canary)
+        return self.apply(model, policy, user, f"canary of version {record.number} at {steps[0]} %")
+
+    def end_canary(
+        self, model: str, state: str, reason: str, user: str, expect_revision: int | None = None
+    ) -> Route:
+        """Stop the running canary: the baseline takes all traffic again (rolled back/aborted)."""
+        current = self.current(model)
+        canary = current.policy.canary if current else None
+        if current is None or canary is None or not canary.is_running:
+            raise RouteConflict(f"Model {model!r} has no canary running.")
+        ended = replace(canary, state=state, reason=reason)
+        return self.apply(
+            model,
+            self._sole(model, canary.baseline, ended),
+            user,
+            f"canary of version {canary.candidate} {state.replace('_', ' ')}: {reason}",
+            expect_revision=expect_revision,
+            allow_canary_change=True,
+        )
+
+    def advance_canary(self, model: str, user: str, expect_revision: int) -> Route:
+        """Move the running canary to its next step; the last step promotes the candidate."""
+        current = self.current(model)
+        canary = current.policy.canary if current else None
+        if current is None or canary is None or not canary.is_running:
+            raise RouteConflict(f"Model {model!r} has no canary running.")
+        if canary.step + 1 >= len(canary.steps) or canary.steps[canary.step + 1] >= 100:
+            done = replace(canary, state="promoted", reason="every step held its gates")
+            return self.apply(
+                model,
+                self._sole(model, canary.candidate, done),
+                user,
+                f"canary of version {canary.candidate} promoted: every step held its gates",
+                expect_revision=expect_revision,
+                allow_canary_change=True,
+            )
+        following = replace(canary, step=canary.step + 1)
+        return self.apply(
+            model,
+            canary_policy(current.policy, following),
+            user,
+            f"canary of version {canary.candidate} advanced to {following.weight} %",
+            expect_revision=expect_revision,
+            allow_canary_change=True,
+        )
+
+    def _sole(self, model: str, version: int, canary: Canary | None) -> Policy:
+        current = self.current(model)
+        base = current.policy if current else Policy(arms=())
+        shadows = tuple(s for s in base.shadows if s.version != version)
+        fallback = None if base.fallback == version else base.fallback
+        return replace(
+            base, arms=(Arm(version, 100),), shadows=shadows, fallback=fallback, canary=canary
+        )
+
+    def _append(
+        self,
+        model: str,
+        spec: dict[str, Any],
+        user: str,
+        reason: str,
+        expect_revision: int | None,
+    ) -> Route:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            model_id = self.registry.model_id(conn, model)
+            # Lock the model row so two writers cannot take the same revision number.
+            conn.execute(sa.select(models.c.id).where(models.c.id == model_id).with_for_update())
+            latest = int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(routes.c.revision), 0)).where(
+                        routes.c.model_id == model_id
+                    )
+                ).scalar_one()
+            )
+            if expect_revision is not None and latest != expect_revision:
+                raise RouteConflict(
+                    f"Route of {model!r} changed meanwhile (revision {latest}, expected "
+                    f"{expect_revision}); nothing was written."
+                )
+            conn.execute(
+                routes.insert().values(
+                    model_id=model_id,
+                    revision=latest + 1,
+                    spec=spec,
+                    reason=reason,
+                    created_at=now,
+                    created_by=user,
+                )
+            )
+            bump_changes(conn)
+        return Route(model, latest + 1, Policy.from_json(spec), now, user, reason)
+
+
+def canary_policy(base: Policy, canary: Canary) -> Policy:
+    """The policy of one canary step: candidate at the step's weight, baseline the rest."""
+    weight = canary.weight
+    arms: tuple[Arm, ...] = (Arm(canary.baseline, 100 - weight), Arm(canary.candidate, weight))
+    if weight == 100:
+        arms = (Arm(canary.candidate, 100),)
+    shadows = tuple(s for s in base.shadows if s.version not in (canary.candidate, canary.baseline))
+    fallback = None if base.fallback == canary.candidate else base.fallback
+    return replace(base, arms=arms, shadows=shadows, fallback=fallback, canary=canary)

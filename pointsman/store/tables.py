@@ -57,3 +57,30 @@ changes = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("counter", sa.BigInteger, nullable=False),
 )
+
+# Per worker process and route revision, what each version did in each role. Workers write
+# their own cumulative rows (so a flush is idempotent); readers sum across workers.
+route_stats = sa.Table(
+    "route_stats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("counts", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint(
+        "model", "revision", "worker", "version", "role", name="uq_route_stats_key"
+    ),
+)
+
+# Named leases: exactly one process at a time runs a singleton job (the canary controller).
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)

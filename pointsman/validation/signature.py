@@ -26,10 +26,10 @@ def records_to_columns(
     records: Sequence[Any], signature: Signature
 ) -> tuple[dict[str, list[Any]], int, list[FieldProblem]]:
     """Rows of {column: value} → one list per column; missing/extra keys become problems."""
-    names = signature.names
+    names = signature.names + [p for p in signature.passthrough if p not in signature.names]
     columns: dict[str, list[Any]] = {n: [] for n in names}
     problems: list[FieldProblem] = []
-    expected = set(names)
+    expected = set(signature.names)
     for i, record in enumerate(records):
         if not isinstance(record, Mapping):
             raise BadRequest(
@@ -52,7 +52,7 @@ def _key_problems(record: Mapping[str, Any], signature: Signature, row: int) -> 
     problems.extend(
         FieldProblem(str(k), "unexpected column; the model does not take it", row=row)
         for k in record
-        if k not in spec
+        if k not in spec and k not in signature.passthrough
     )
     return problems
 
@@ -66,8 +66,13 @@ def build_frame(
     """Check every column against its spec and convert it to its numpy dtype."""
     problems = list(problems or [])
     known = {c.name for c in signature.inputs}
+    extras = {
+        name: list(values)
+        for name, values in columns.items()
+        if name in signature.passthrough and name not in known
+    }
     for name in columns:
-        if name not in known:
+        if name not in known and name not in extras:
             problems.append(
                 FieldProblem(
                     name,
@@ -91,7 +96,7 @@ def build_frame(
             out[spec.name] = array
     if problems:
         raise InvalidInput(_dedupe(problems))
-    return Frame(out, n_rows)
+    return Frame(out, n_rows, extras)
 
 
 def _to_array(

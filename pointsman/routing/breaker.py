@@ -1,0 +1,40 @@
+"""Circuit breakers: stop sending to a version after N failures in a row, probe after a pause."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Breaker:
+    """One version's breaker in this process: closed, open, or half-open (one probe out)."""
+
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half_open" if self.probing else "open"
+
+    def allow(self, now: float, pause_s: float) -> bool:
+        """May a request go to this version now? After the pause, one probe may."""
+        if self.opened_at is None:
+            return True
+        if not self.probing and now - self.opened_at >= pause_s:
+            self.probing = True
+            return True
+        return False
+
+    def success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+        self.probing = False
+
+    def failure(self, now: float, threshold: int) -> None:
+        self.failures += 1
+        if self.probing or self.failures >= threshold:
+            self.opened_at = now
+            self.probing = False

@@ -1,0 +1,81 @@
+"""Shadows: the same input run on other versions after the response, compared, never returned.
+
+Work is bounded: a queue of fixed size feeds one background task; when the queue is full
+the copy is dropped and counted, so a slow or failing shadow never slows the primary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pointsman.routing.stats import Counts
+from pointsman.types import Frame, Outputs
+
+log = logging.getLogger("pointsman.shadow")
+
+
+@dataclass
+class ShadowJob:
+    """One copy of a request for one shadow version."""
+
+    model: str
+    revision: int
+    version: int
+    frame: Frame
+    primary: Outputs
+    request_id: str
+
+
+def compare(primary: Outputs, shadow: Outputs, cell: Counts) -> None:
+    """Count rows with the same label and track the largest probability difference."""
+    same = sum(1 for a, b in zip(primary.predictions, shadow.predictions, strict=True) if a == b)
+    cell.compared += len(primary.predictions)
+    cell.agreed += same
+    if (
+        primary.probabilities is not None
+        and shadow.probabilities is not None
+        and primary.classes == shadow.classes
+        and primary.probabilities.shape == shadow.probabilities.shape
+    ):
+        diff = float(np.max(np.abs(primary.probabilities - shadow.probabilities)))
+        cell.prob_diff_max = max(cell.prob_diff_max, diff)
+
+
+Runner = Callable[[ShadowJob], Awaitable[None]]
+
+
+class ShadowQueue:
+    """A bounded queue of shadow jobs and the task that drains it."""
+
+    def __init__(self, size: int, run: Runner) -> None:
+        self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=size)
+        self.run = run
+        self.dropped = 0
+        self.done = 0
+        self.failed = 0
+
+    def offer(self, job: ShadowJob) -> bool:
+        """Queue a job without waiting; False (and counted) when the queue is full."""
+        try:
+            self.queue.put_nowait(job)
+            return True
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return False
+
+    async def drain_forever(self) -> None:
+        while True:
+            job = await self.queue.get()
+            try:
+                await self.run(job)
+                self.done += 1
+            except Exception:  # a failing shadow is counted, never propagated
+                self.failed += 1
+                log.debug("shadow %s v%s failed", job.model, job.version, exc_info=True)
+            finally:
+                self.queue.task_done()
