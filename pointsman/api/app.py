@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from pointsman import __version__
-from pointsman.api import errors, health, mlflow, predict, v1, v2
+from pointsman.api import admin, errors, health, mlflow, predict, v1, v2
 from pointsman.errors import PointsmanError
 from pointsman.pipeline import Pipeline
 from pointsman.project import open_project
@@ -48,10 +49,11 @@ def build_app(settings: Settings) -> FastAPI:
         description="One stable endpoint per model, in four protocols.",
     )
     # The predict paths are plain Starlette routes: no per-request dependency solving.
-    for module in (health, predict, v1, v2, mlflow):
+    for module in (health, predict, v1, v2, mlflow, admin):
         app.router.routes.extend(module.routes())
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_exception_handler(Exception, errors.unexpected_error)
     return app
 

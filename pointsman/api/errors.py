@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import cast
+from typing import Any, cast
 
 import orjson
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pointsman.errors import PointsmanError
+from pointsman.errors import FieldProblem, PointsmanError
 
 log = logging.getLogger("pointsman.api")
 
@@ -53,6 +54,64 @@ async def http_error(request: Request, exc: Exception) -> Response:
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, {"error": message, "code": f"http_{exc.status_code}"})
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's refusal of a body or parameter: one sentence naming each field, and `fields`."""
+    problems = [field_problem(e) for e in cast(RequestValidationError, exc).errors()]
+    shown = "; ".join(_sentence(p) for p in problems[:20])
+    more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+    body = {
+        "error": f"Request refused: {shown}{more}. The accepted bodies are described at /docs.",
+        "code": "invalid_request",
+        "fields": [p.to_json() for p in problems],
+    }
+    return error_response(422, body, request_id_of(request))
+
+
+def field_problem(error: Mapping[str, Any]) -> FieldProblem:
+    """One pydantic error as a FieldProblem: `arms[0].weight`, in words a person reads."""
+    loc = tuple(error.get("loc") or ())
+    where = _where(loc)
+    kind = str(error.get("type", ""))
+    message = str(error.get("msg", "Input is not valid"))
+    received = _shown(error.get("input"))
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "a syntax error")
+        at = f" at character {loc[-1]}" if len(loc) > 1 else ""
+        return FieldProblem("body", f"is not valid JSON ({reason}{at})")
+    if kind == "missing":
+        return FieldProblem(where, "is missing" if where != "body" else "is empty; send JSON")
+    if kind == "extra_forbidden":
+        return FieldProblem(where, "is not a field here; remove it (or check its spelling)")
+    if kind in ("model_attributes_type", "dict_type"):
+        return FieldProblem(where, "must be a JSON object", received=received)
+    if message.startswith("Input "):  # "Input should be …" reads well after the field's name
+        return FieldProblem(where, message.removeprefix("Input "), received=received)
+    return FieldProblem(where, f"is invalid: {message[:1].lower()}{message[1:]}", received=received)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    """`arms[0].weight` (body), or `query reason`, from pydantic's location tuple."""
+    source, *rest = loc or ("body",)
+    path = ""
+    for part in rest:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    if source == "body":
+        return path or "body"
+    return f"{source} {path}".strip()
+
+
+def _sentence(problem: FieldProblem) -> str:
+    got = f" (got {problem.received!r})" if problem.received is not None else ""
+    return f"{problem.field!r} {problem.problem}{got}"
+
+
+def _shown(value: Any) -> Any:
+    """The value received, if it is short enough to repeat in a message."""
+    if isinstance(value, str | int | float | bool) and len(str(value)) <= 60:
+        return value
+    return None
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

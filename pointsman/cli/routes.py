@@ -1,13 +1,95 @@
-"""`pointsman deploy`: point a model's route at a version."""
+"""`pointsman deploy | route | promote | rollback`: a model's traffic policy."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import click
+from rich.markup import escape
+from rich.table import Table
 
 from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import print_json
-from pointsman.project import open_project
+from pointsman.cli.output import cell, print_json, table
+from pointsman.errors import NotDeployed
+from pointsman.project import Project, open_project
 from pointsman.registry.lineage import current_user
+from pointsman.routing import Arm, Policy, Route, Shadow
+from pointsman.routing.changes import arms_text, describe_changes, history_json, shadow_text
+
+
+# -- option parsing ---------------------------------------------------------------------
+def items_of(values: tuple[str, ...]) -> list[str]:
+    """Option values split at commas: `--shadow 2,3 --shadow 4` → [2, 3, 4] as text."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def number_of(text: str, kind: type[int] | type[float], what: str) -> Any:
+    """`text` as `kind`, or a BadParameter naming `what`."""
+    try:
+        return kind(text)
+    except ValueError:
+        number = "a whole number" if kind is int else "a number"
+        raise click.BadParameter(f"{what} must be {number}, got {text!r}") from None
+
+
+def parse_arms(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[Arm, ...] | None:
+    """`3=90,4=10` (or repeated) → arms; a lone `3` means 3=100."""
+    if not values:
+        return None
+    arms = []
+    for item in items_of(values):
+        version, sep, weight = item.partition("=")
+        arms.append(
+            Arm(
+                number_of(version, int, f"version in {item!r}"),
+                number_of(weight, int, f"weight in {item!r}") if sep else 100,
+            )
+        )
+    return tuple(arms)
+
+
+def parse_shadows(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[Shadow, ...] | None:
+    """`5` or `5@0.25` (repeated or comma-separated) → shadows."""
+    if not values:
+        return None
+    shadows = []
+    for item in items_of(values):
+        version, sep, sample = item.partition("@")
+        shadows.append(
+            Shadow(
+                number_of(version, int, f"version in {item!r}"),
+                number_of(sample, float, f"share in {item!r}") if sep else 1.0,
+            )
+        )
+    return tuple(shadows)
+
+
+# -- shared -----------------------------------------------------------------------------
+def print_change(model: str, before: Route | None, route: Route, as_json: bool) -> None:
+    """The new revision and what changed, as a sentence or JSON (with `changes`)."""
+    changes = describe_changes(before.policy if before else None, route.policy)
+    if as_json:
+        print_json({**route.to_json(), "changes": changes})
+        return
+    console.print(
+        f"[bold]{model}[/bold] route revision [bold]{route.revision}[/bold]: "
+        f"{escape('; '.join(changes))}. "
+        "Running servers switch within a second."
+    )
+
+
+def route_in_force(project: Project, model: str) -> Route:
+    """The revision in force; NotDeployed (or ModelNotFound) says what to do if none."""
+    route = project.routes.current(model)
+    if route is None:
+        versions = project.registry.version_numbers(model)  # ModelNotFound first
+        raise NotDeployed(model, [str(v) for v in versions])
+    return route
 
 
 @click.command()
@@ -32,4 +114,185 @@ def deploy(ctx: Context, model: str, version: str, reason: str, as_json: bool) -
     )
 
 
-COMMANDS = [deploy]
+# -- route ------------------------------------------------------------------------------
+FIELDS = ("arms", "key", "shadows", "fallback", "timeout_ms", "breaker_failures", "breaker_pause_s")
+CLEARS = {
+    "key": "no_key",
+    "shadows": "no_shadow",
+    "fallback": "no_fallback",
+    "timeout_ms": "no_timeout",
+}
+
+
+def changed_policy(base: Policy, options: dict[str, Any]) -> Policy:
+    """`base` with the options the user gave; the ones not given keep their values."""
+    updates: dict[str, Any] = {}
+    for name in FIELDS:
+        if options[name] is not None:
+            updates[name] = options[name]
+    for name, clear in CLEARS.items():
+        if options[clear]:
+            if name in updates:
+                flag = "--" + clear.replace("_", "-")
+                raise click.UsageError(f"{flag} contradicts the value given for it; give one.")
+            updates[name] = () if name == "shadows" else None
+    return replace(base, **updates)
+
+
+def _is_change(options: dict[str, Any]) -> bool:
+    # `is`, not `in`: --timeout-ms 0 is a change (to refuse), and 0 == False.
+    return any(v is not None and v is not False for v in options.values())
+
+
+@click.command("route")
+@click.argument("model")
+@click.option(
+    "--ab",
+    "arms",
+    multiple=True,
+    callback=parse_arms,
+    metavar="V=W,...",
+    help="Primary versions and their weights in percent, summing to 100, e.g. 3=90,4=10.",
+)
+@click.option("--key", help="Payload field that keeps a caller on one arm, e.g. customer_id.")
+@click.option("--no-key", is_flag=True, help="Assign arms at random (X-Routing-Key still works).")
+@click.option(
+    "--shadow",
+    "shadows",
+    multiple=True,
+    callback=parse_shadows,
+    metavar="V[@SHARE]",
+    help="Version that gets a copy of the traffic after the answer; 5@0.25 copies a quarter. "
+    "Repeat or separate with commas; replaces the current shadows.",
+)
+@click.option("--no-shadow", is_flag=True, help="Remove every shadow.")
+@click.option(
+    "--fallback",
+    type=int,
+    metavar="VERSION",
+    help="Version that answers when the chosen arm fails, times out or is not loaded.",
+)
+@click.option("--no-fallback", is_flag=True, help="Remove the fallback.")
+@click.option("--timeout-ms", type=int, help="Time an arm has to answer before the fallback does.")
+@click.option("--no-timeout", is_flag=True, help="Remove the timeout.")
+@click.option("--breaker-failures", type=int, help="Consecutive failures that stop an arm.")
+@click.option("--breaker-pause-s", type=float, help="Seconds before a stopped arm is tried again.")
+@click.option("--reason", default="", help="Why, kept in the route history.")
+@click.option("--history", is_flag=True, help="Every revision: who, when, what changed, why.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def route(
+    ctx: Context, /, model: str, reason: str, history: bool, as_json: bool, **options: Any
+) -> None:
+    """Show or change MODEL's traffic policy; options not given keep their current values.
+
+    With no option, prints the policy in force. Example: pointsman route churn --ab 3=90,4=10
+    --key customer_id --shadow 5 --fallback 2 --timeout-ms 200
+    """
+    changing = _is_change(options)
+    if history and changing:
+        raise click.UsageError("--history only shows revisions; give it without changes.")
+    project = open_project(ctx.settings())
+    try:
+        if history:
+            _print_history(model, project.routes.history(model), as_json)
+        elif not changing:
+            _print_route(route_in_force(project, model), as_json)
+        else:
+            before = project.routes.current(model)
+            policy = changed_policy(before.policy if before else Policy(arms=()), options)
+            after = project.routes.apply(model, policy, current_user(), reason)
+            print_change(model, before, after, as_json)
+    finally:
+        project.close()
+
+
+def _print_history(model: str, revisions: list[Route], as_json: bool) -> None:
+    entries = history_json(revisions)
+    if as_json:
+        print_json(entries)
+        return
+    if not revisions:
+        console.print(
+            f"{model} has no route yet. Deploy a version with: pointsman deploy {model} V"
+        )
+        return
+    # Both "what changed" and "why" are long: let them share the width and wrap.
+    out = Table(title=f"{model} route history", title_justify="left", header_style="bold")
+    for column in ("rev", "when", "who"):
+        out.add_column(column, no_wrap=True)
+    out.add_column("what changed", ratio=3, overflow="fold")
+    out.add_column("why", ratio=2, overflow="fold")
+    for r, e in zip(revisions, entries, strict=True):
+        out.add_row(
+            str(r.revision),
+            cell(r.created_at),
+            escape(r.created_by),
+            escape("; ".join(e["changes"])),
+            escape(r.reason) or "-",
+        )
+    console.print(out)
+
+
+def _print_route(route: Route, as_json: bool) -> None:
+    if as_json:
+        print_json(route.to_json())
+        return
+    p = route.policy
+    facts: list[list[Any]] = [
+        ["arms", arms_text(p.arms)],
+        ["key", escape(p.key) if p.key else "none (random)"],
+        ["shadows", ", ".join(shadow_text(s) for s in p.shadows) or "none"],
+        ["fallback", "none" if p.fallback is None else p.fallback],
+        ["timeout", f"{p.timeout_ms} ms" if p.timeout_ms else "none"],
+        ["breaker", f"after {p.breaker_failures} failures, retry after {p.breaker_pause_s:g} s"],
+        ["canary", _canary_line(route)],
+        ["changed", f"{cell(route.created_at)} by {escape(route.created_by)}"],
+        ["why", escape(route.reason) or "-"],
+    ]
+    table(f"{route.model} route revision {route.revision}", ["", ""], facts)
+
+
+def _canary_line(route: Route) -> str:
+    c = route.policy.canary
+    if c is None:
+        return "none"
+    steps = ", ".join(map(str, c.steps))
+    state = c.state.replace("_", " ")
+    return f"version {c.candidate} vs {c.baseline}: {state}, step {c.weight} % of {steps}"
+
+
+@click.command("promote")
+@click.argument("model")
+@click.argument("version")
+@click.option("--reason", default="", help="Why, kept in the route history.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new route revision as JSON.")
+@pass_context
+def promote(ctx: Context, model: str, version: str, reason: str, as_json: bool) -> None:
+    """Make VERSION the sole primary of MODEL; a running canary of it ends as promoted."""
+    project = open_project(ctx.settings())
+    try:
+        before = project.routes.current(model)
+        after = project.routes.promote(model, version, current_user(), reason)
+    finally:
+        project.close()
+    print_change(model, before, after, as_json)
+
+
+@click.command("rollback")
+@click.argument("model")
+@click.option("--reason", default="", help="Why, kept in the route history.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new route revision as JSON.")
+@pass_context
+def rollback(ctx: Context, model: str, reason: str, as_json: bool) -> None:
+    """Put MODEL's previous route revision back in force (as a new revision)."""
+    project = open_project(ctx.settings())
+    try:
+        before = project.routes.current(model)
+        after = project.routes.rollback(model, current_user(), reason)
+    finally:
+        project.close()
+    print_change(model, before, after, as_json)
+
+
+COMMANDS = [deploy, route, promote, rollback]

@@ -1,0 +1,229 @@
+"""The admin API under /v1/admin: models, versions, routes and canaries, JSON in and out.
+
+Not on the hot path: FastAPI routes with pydantic bodies (and OpenAPI docs at /docs). The
+endpoints are plain `def`s, so FastAPI runs their blocking store calls in its threadpool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import BaseRoute
+
+from pointsman.api.common import pipeline_of
+from pointsman.errors import NotDeployed
+from pointsman.project import Project
+from pointsman.routing import Arm, Policy, Route, Shadow
+from pointsman.routing.canary import canary_status
+from pointsman.routing.changes import describe_changes, history_json
+
+
+class ErrorOut(BaseModel):
+    """Every non-2xx answer: `error` says what was wrong and what to do."""
+
+    error: str
+    code: str
+
+
+router = APIRouter(
+    prefix="/v1/admin/models",
+    tags=["admin"],
+    responses={
+        404: {"model": ErrorOut, "description": "Unknown model or version"},
+        409: {"model": ErrorOut, "description": "Conflicts with the route in force"},
+        422: {"model": ErrorOut, "description": "Refused body or traffic policy"},
+        503: {"model": ErrorOut, "description": "The model is not deployed"},
+    },
+)
+User = Annotated[
+    str | None,
+    Header(alias="X-Pointsman-User", description="Who makes the change (default: api)."),
+]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused, so that a typo is not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArmIn(Body):
+    """A primary version and its share of traffic in percent."""
+
+    version: int
+    weight: int = 100
+
+
+class ShadowIn(Body):
+    """A version that gets a copy of `sample` (0..1] of the traffic after the answer."""
+
+    version: int
+    sample: float = 1.0
+
+
+class PolicyIn(Body):
+    """A whole traffic policy: a field left out is cleared or takes its default."""
+
+    arms: list[ArmIn]
+    key: str | None = None
+    shadows: list[ShadowIn] = []
+    fallback: int | None = None
+    timeout_ms: int | None = None
+    breaker_failures: int = 5
+    breaker_pause_s: float = 30.0
+    reason: str = ""
+    expect_revision: int | None = Field(
+        None, description="Refuse (409) unless this is the revision in force."
+    )
+
+
+class VersionIn(Body):
+    """Which version, and why (kept in the route history)."""
+
+    version: int
+    reason: str = ""
+
+
+class ReasonIn(Body):
+    """Why (kept in the route history)."""
+
+    reason: str = ""
+
+
+class CanaryIn(Body):
+    """A canary plan: the candidate's share at each step, and how long each step holds."""
+
+    version: int
+    steps: list[int] = [5, 25, 50, 100]
+    hold_requests: int = Field(500, ge=0)
+    hold_s: float = Field(120.0, ge=0)
+
+
+def _project(request: Request) -> Project:
+    return pipeline_of(request).project
+
+
+def _route_in_force(project: Project, model: str) -> Route:
+    route = project.routes.current(model)
+    if route is None:
+        versions = project.registry.version_numbers(model)  # ModelNotFound first
+        raise NotDeployed(model, [str(v) for v in versions])
+    return route
+
+
+def _changed(before: Route | None, after: Route) -> dict[str, Any]:
+    """The new revision, with what changed against the one it replaced."""
+    changes = describe_changes(before.policy if before else None, after.policy)
+    return {**after.to_json(), "changes": changes}
+
+
+@router.get("", summary="List models, their versions and what is deployed")
+def list_models(request: Request) -> list[dict[str, Any]]:
+    return [s.to_json() for s in _project(request).registry.list_models()]
+
+
+@router.get("/{model}/versions", summary="List the versions of a model")
+def list_versions(request: Request, model: str) -> list[dict[str, Any]]:
+    out = []
+    for record in _project(request).registry.list_versions(model):
+        data = record.to_json()
+        data.pop("profile", None)
+        data.pop("input_example", None)
+        out.append(data)
+    return out
+
+
+@router.get("/{model}/route", summary="The route revision in force")
+def get_route(request: Request, model: str) -> dict[str, Any]:
+    return _route_in_force(_project(request), model).to_json()
+
+
+@router.put("/{model}/route", summary="Replace the traffic policy (a new route revision)")
+def put_route(request: Request, model: str, body: PolicyIn, user: User = None) -> dict[str, Any]:
+    project = _project(request)
+    before = project.routes.current(model)
+    policy = Policy(
+        arms=tuple(Arm(a.version, a.weight) for a in body.arms),
+        key=body.key,
+        shadows=tuple(Shadow(s.version, s.sample) for s in body.shadows),
+        fallback=body.fallback,
+        timeout_ms=body.timeout_ms,
+        breaker_failures=body.breaker_failures,
+        breaker_pause_s=body.breaker_pause_s,
+        # An ended canary stays on record; a running one makes `apply` refuse.
+        canary=before.policy.canary if before else None,
+    )
+    after = project.routes.apply(
+        model, policy, user or "api", body.reason, expect_revision=body.expect_revision
+    )
+    return _changed(before, after)
+
+
+@router.get("/{model}/route/history", summary="Every route revision, with what changed")
+def route_history(request: Request, model: str) -> list[dict[str, Any]]:
+    return history_json(_project(request).routes.history(model))
+
+
+@router.post("/{model}/deploy", summary="Make one version the sole primary")
+def deploy(request: Request, model: str, body: VersionIn, user: User = None) -> dict[str, Any]:
+    routes = _project(request).routes
+    before = routes.current(model)
+    return _changed(before, routes.deploy(model, body.version, user or "api", body.reason))
+
+
+@router.post("/{model}/promote", summary="Make a version the sole primary, ending its canary")
+def promote(request: Request, model: str, body: VersionIn, user: User = None) -> dict[str, Any]:
+    routes = _project(request).routes
+    before = routes.current(model)
+    return _changed(before, routes.promote(model, body.version, user or "api", body.reason))
+
+
+@router.post("/{model}/rollback", summary="Put the previous route revision back in force")
+def rollback(
+    request: Request, model: str, body: ReasonIn | None = None, user: User = None
+) -> dict[str, Any]:
+    routes = _project(request).routes
+    before = routes.current(model)
+    reason = body.reason if body else ""
+    return _changed(before, routes.rollback(model, user or "api", reason))
+
+
+@router.post("/{model}/canary", summary="Start a canary of a version")
+def start_canary(request: Request, model: str, body: CanaryIn, user: User = None) -> dict[str, Any]:
+    routes = _project(request).routes
+    before = routes.current(model)
+    after = routes.start_canary(
+        model,
+        body.version,
+        body.steps,
+        user or "api",
+        hold_requests=body.hold_requests,
+        hold_s=body.hold_s,
+    )
+    return _changed(before, after)
+
+
+@router.get("/{model}/canary", summary="The canary: state, step, window figures per arm")
+def get_canary(request: Request, model: str) -> dict[str, Any]:
+    project = _project(request)
+    route = _route_in_force(project, model)
+    return {"model": model, "revision": route.revision, **canary_status(project.engine, route)}
+
+
+@router.delete("/{model}/canary", summary="Abort the running canary")
+def abort_canary(
+    request: Request,
+    model: str,
+    reason: Annotated[str, Query(description="Why, kept in the route history.")] = "",
+    user: User = None,
+) -> dict[str, Any]:
+    routes = _project(request).routes
+    before = routes.current(model)
+    who = user or "api"
+    return _changed(before, routes.end_canary(model, "aborted", reason or f"aborted by {who}", who))
+
+
+def routes() -> list[BaseRoute]:
+    return list(router.routes)
