@@ -94,6 +94,7 @@ class Pipeline:
         self.stats = StatsRecorder()
         self.rng = random.Random()
         self._load_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         # Timed calls run here so a call past its timeout can be abandoned, not awaited.
         self._timed = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pointsman-timed")
         self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pointsman-shadow")
@@ -108,26 +109,37 @@ class Pipeline:
     async def run_background(self) -> None:
         """Forever: pick up route changes, write stats, drain shadows, drive canaries."""
         self.shadows = ShadowQueue(self.settings.shadow_queue_size, self._run_shadow)
-        drain = asyncio.create_task(self.shadows.drain_forever())
-        last_slow = 0.0
+        tasks = [
+            asyncio.create_task(self.shadows.drain_forever()),
+            asyncio.create_task(self._every(self.settings.refresh_interval_s, self._poll_routes)),
+            asyncio.create_task(self._every(1.0, self._stats_and_canary)),
+        ]
         try:
-            while True:
-                await asyncio.sleep(self.settings.refresh_interval_s)
-                try:
-                    counter = await anyio.to_thread.run_sync(
-                        read_change_counter, self.project.engine
-                    )
-                    if counter != self.catalog.counter:
-                        await anyio.to_thread.run_sync(self.refresh_now)
-                    if time.monotonic() - last_slow >= 1.0:
-                        last_slow = time.monotonic()
-                        await anyio.to_thread.run_sync(self.stats.flush, self.project.engine)
-                        if await anyio.to_thread.run_sync(self.canary.tick):
-                            await anyio.to_thread.run_sync(self.refresh_now)
-                except Exception:  # the store may be down for a while: keep serving
-                    log.exception("background refresh failed; serving the routes already loaded")
+            await asyncio.gather(*tasks)
         finally:
-            drain.cancel()
+            for task in tasks:
+                task.cancel()
+
+    async def _every(self, interval_s: float, work: Callable[[], None]) -> None:
+        """Run `work` in a thread on a fixed cadence: a slow run does not push the next back."""
+        deadline = time.monotonic()
+        while True:
+            deadline += interval_s
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            try:
+                await anyio.to_thread.run_sync(work)
+            except Exception:  # the store may be down for a while: keep serving
+                log.exception("background work failed; serving the routes already loaded")
+            deadline = max(deadline, time.monotonic() - interval_s)  # no burst after a stall
+
+    def _poll_routes(self) -> None:
+        if read_change_counter(self.project.engine) != self.catalog.counter:
+            self.refresh_now()
+
+    def _stats_and_canary(self) -> None:
+        self.stats.flush(self.project.engine)
+        if self.canary.tick():
+            self.refresh_now()
 
     def close(self) -> None:
         self._timed.shutdown(wait=False, cancel_futures=True)
@@ -135,6 +147,10 @@ class Pipeline:
 
     def refresh_now(self, load_routed: bool = True) -> None:
         """Reload versions and routes; a route whose versions fail to load is not taken."""
+        with self._refresh_lock:  # the route poll and the canary tick may both refresh
+            self._refresh(load_routed)
+
+    def _refresh(self, load_routed: bool) -> None:
         counter = read_change_counter(self.project.engine)
         registry = self.project.registry
         versions = {
