@@ -53,7 +53,7 @@ def cli_md() -> str:
     lines += ["```", cli.get_help(ctx), "```", ""]
     for name in sorted(cli.commands):
         command = cli.commands[name]
-        sub = click.Context(command, info_name=f"pointsman {name}", parent=ctx)
+        sub = click.Context(command, info_name=name, parent=ctx)
         lines += [f"## pointsman {name}", "", "```", command.get_help(sub), "```", ""]
     return "\n".join(lines)
 
