@@ -263,6 +263,7 @@ class Pipeline:
         frame: Frame,
         request_id: str | None = None,
         redecode: Redecode | None = None,
+        client: str | None = None,
     ) -> Prediction:
         """Answer `frame`: choose the arm, run it, fall back if it fails, queue shadows."""
         request_id = request_id or uuid.uuid4().hex
@@ -272,7 +273,9 @@ class Pipeline:
         if target.route is None:
             outputs = await self._run_or_raise(target.record, frame, None, request_id)
             elapsed = time.perf_counter() - start
-            return Prediction(target.model, target.record.number, request_id, outputs, elapsed)
+            return Prediction(
+                target.model, target.record.number, request_id, outputs, elapsed, client=client
+            )
         route = target.route
         policy = route.policy
         key = target.header_key
@@ -301,7 +304,7 @@ class Pipeline:
         elapsed = time.perf_counter() - start
         return Prediction(
             target.model, answered, request_id, outputs, elapsed, extra=extra,
-            route_revision=route.revision, role="fallback" if extra else "primary",
+            route_revision=route.revision, role="fallback" if extra else "primary", client=client,
         )  # fmt: skip
 
     async def _attempt(

@@ -129,6 +129,8 @@ class Prediction:
     extra: dict[str, Any] = field(default_factory=dict)
     route_revision: int | None = None  # None when the caller pinned a version
     role: str = "primary"  # primary | fallback
+    findings: list[dict[str, Any]] = field(default_factory=list)  # validation, JSON-able
+    client: str | None = None  # the API key's name, once auth knows the caller
 
 
 def _plain(value: Any) -> Any:

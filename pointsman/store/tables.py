@@ -84,3 +84,7 @@ leases = sa.Table(
     sa.Column("holder", sa.String(64), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# -- prediction log (issue 5) ------------------------------------------------------------
+
+# -- keys, rate limits and audit (issue 7) ------------------------------------------------
