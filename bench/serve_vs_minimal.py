@@ -55,6 +55,7 @@ MAX_ADDED_P50_MS = 0.5
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
 wrk.body = [==[%s]==]
 
 done = function(summary, latency, requests)
@@ -80,6 +81,7 @@ class Server:
     path: str
     port: int
     log_path: Path
+    key: str  # sent to both servers alike; pointsman checks it, the minimal app ignores it
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -116,7 +118,10 @@ class Server:
     def predict(self) -> dict[str, Any]:
         """One predict request with the benchmark body; its decoded answer."""
         request = urllib.request.Request(
-            self.url, BODY.encode(), {"Content-Type": "application/json"}, method="POST"
+            self.url,
+            BODY.encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"},
+            method="POST",
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             answer: dict[str, Any] = json.loads(response.read())
@@ -154,7 +159,9 @@ def free_port() -> int:
         return port
 
 
-def build_servers(project: Path, model_file: Path, workers: int, logs: Path) -> list[Server]:
+def build_servers(
+    project: Path, model_file: Path, workers: int, logs: Path, key: str
+) -> list[Server]:
     """pointsman serve and the minimal app, same worker count, same log level."""
     env = {**os.environ, "POINTSMAN_LOG_LEVEL": "warning", "BENCH_MODEL_PATH": str(model_file)}
     pm_port, min_port = free_port(), free_port()
@@ -168,6 +175,7 @@ def build_servers(project: Path, model_file: Path, workers: int, logs: Path) -> 
         "/v1/models/churn/predict",
         pm_port,
         logs / f"pointsman-w{workers}.log",
+        key,
     )
     minimal = Server(
         "minimal",
@@ -180,6 +188,7 @@ def build_servers(project: Path, model_file: Path, workers: int, logs: Path) -> 
         "/predict",
         min_port,
         logs / f"minimal-w{workers}.log",
+        key,
     )
     return [pointsman, minimal]
 
@@ -297,12 +306,12 @@ class Cell:
 
 
 def bench_workers(
-    workers: int, args: argparse.Namespace, project: Path, model_file: Path, tmp: Path
+    workers: int, args: argparse.Namespace, project: Path, model_file: Path, tmp: Path, key: str
 ) -> list[Cell]:
     """Start both servers with `workers` processes, run every concurrency, stop them."""
-    servers = build_servers(project, model_file, workers, tmp)
+    servers = build_servers(project, model_file, workers, tmp, key)
     script = tmp / "post.lua"
-    script.write_text(WRK_SCRIPT % BODY)
+    script.write_text(WRK_SCRIPT % (key, BODY))
     cells = []
     try:
         for server in servers:
@@ -394,6 +403,15 @@ def make_demo(folder: Path) -> Path:
     return folder
 
 
+def make_key(project: Path) -> str:
+    """A predict key for the benchmark: auth stays on, as in production."""
+    argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "keys", "create"]
+    argv += [f"bench-{os.getpid()}-{time.time_ns()}", "--scope", "predict:churn", "--json"]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=ROOT)
+    key: str = json.loads(done.stdout)["key"]
+    return key
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1 s warm-up + 2 s measure per cell")
@@ -427,9 +445,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         project = args.project.resolve() if args.project else make_demo(tmp / "demo")
         model_file = project / "models" / "churn_v1_logreg.joblib"
+        key = make_key(project)
         cells: list[Cell] = []
         for workers in args.workers:
-            cells += bench_workers(workers, args, project, model_file, tmp)
+            cells += bench_workers(workers, args, project, model_file, tmp, key)
     ok, misses = verdict(cells)
     print()
     print(

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import httpx
 import pandas as pd
-from serve_vs_minimal import Server, free_port, make_demo
+from serve_vs_minimal import Server, free_port, make_demo, make_key
 
 from pointsman.project import Project, open_project
 from pointsman.registry import Submission
@@ -98,16 +98,22 @@ class Flags:
 
 
 def client_process(
-    url: str, good: list[bytes], bad: list[bytes], flags: Flags, out: Path, max_s: float
+    url: str,
+    key: str,
+    good: list[bytes],
+    bad: list[bytes],
+    flags: Flags,
+    out: Path,
+    max_s: float,
 ) -> None:
     """Entry point of the clients' process: run them, pickle their answers to `out`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench process decides when we stop
-    answers = asyncio.run(drive(url, good, bad, flags, max_s))
+    answers = asyncio.run(drive(url, key, good, bad, flags, max_s))
     out.write_bytes(pickle.dumps([tuple(a) for a in answers]))
 
 
 async def drive(
-    url: str, good: list[bytes], bad: list[bytes], flags: Flags, max_s: float
+    url: str, key: str, good: list[bytes], bad: list[bytes], flags: Flags, max_s: float
 ) -> list[Answer]:
     """CLIENTS closed-loop clients until told to stop, or `max_s` at the latest."""
     state = {"bad": False, "stop": False}
@@ -123,7 +129,7 @@ async def drive(
         rng = random.Random(i)
         answers: list[Answer] = []
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(
             base_url=url, timeout=REQUEST_TIMEOUT_S, limits=limits, headers=headers
         ) as http:
@@ -523,11 +529,11 @@ def row_pools(demo: Path) -> tuple[list[bytes], list[bytes]]:
     return pools[0], pools[1]
 
 
-def start_server(demo: Path, workers: int, log: Path) -> Server:
+def start_server(demo: Path, workers: int, log: Path, key: str) -> Server:
     port = free_port()
     argv = [str(VENV_BIN / "pointsman"), "--project", str(demo), "serve"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    server = Server("pointsman", argv, dict(os.environ), PATH, port, log)
+    server = Server("pointsman", argv, dict(os.environ), PATH, port, log, key)
     server.start()
     return server
 
@@ -541,13 +547,14 @@ def run(args: argparse.Namespace, work: Path) -> tuple[Timeline, list[Answer], l
     # the first deploy does not take seconds of imports and the schedule holds.
     if project.routes.preflight is not None:
         project.routes.preflight(MODEL, [1, 2])
-    server = start_server(demo, args.workers, work / "server.log")
+    key = make_key(demo)
+    server = start_server(demo, args.workers, work / "server.log", key)
     ctx = multiprocessing.get_context("spawn")
     flags = Flags(ctx.Event(), ctx.Event(), ctx.Event())
     out = work / "answers.pickle"
     clients = ctx.Process(
         target=client_process,
-        args=(f"http://127.0.0.1:{server.port}", good, bad, flags, out, args.max_s),
+        args=(f"http://127.0.0.1:{server.port}", key, good, bad, flags, out, args.max_s),
         name="switch-clients",
     )
     tl = Timeline()

@@ -17,7 +17,20 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── ModelFailed                     500, the model raised; carries the request id
 ├── InvalidRoute                    422, a traffic policy that cannot be served
 ├── RouteConflict                   409, e.g. a canary while one is running
-└── ModelTimeout                    504, past the route's timeout with no fallback
+├── ModelTimeout                    504, past the route's timeout with no fallback
+├── BadLogQuery                     400, a prediction-log query that cannot be read
+├── SpoolFull                       503, the log spool is past its disk budget (policy refuse)
+├── Unauthorized                    401, no key, or an invalid, revoked or expired one
+├── Forbidden                       403, the key lacks the scope (named)
+├── RateLimited                     429, past the key's rate; carries Retry-After
+├── KeyNotFound                     404, no active key of that name
+├── TooManyRows                     422, more rows than max_rows_per_request
+├── RequestTimedOut                 504, past request_timeout_s
+├── UnsafeArtifact                  400, a format or type that runs code, not trusted
+├── PlainHttpRefused                400, plain HTTP sent to a TLS-only server
+├── InvalidAlertRule                422, an alert rule that cannot be evaluated (names why)
+├── AlertRuleNotFound               404, lists the known rules
+└── AlertRuleConflict               409, the name is taken, or the rule is read-only (file)
 """
 
 from __future__ import annotations
@@ -196,6 +209,44 @@ class InvalidInput(PointsmanError):
         return body
 
 
+class InputRejected(InvalidInput):
+    """Findings the route's validation policy refuses: each with its row, feature and rule."""
+
+    code = "input_rejected"
+
+    def __init__(self, model: str, findings: list[Any]) -> None:
+        self.findings = findings
+        problems = [
+            FieldProblem(
+                f.feature,
+                f"{f.rule.replace('_', ' ')}" + (f", {f.hint}" if f.hint else ""),
+                expected=f.allowed,
+                received=f.value,
+                row=f.row,
+            )
+            for f in findings
+        ]
+        rows = sorted({f.row for f in findings})
+        shown_rows = ", ".join(map(str, rows[:50])) + (" …" if len(rows) > 50 else "")
+        shown = "; ".join(p.describe() for p in problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        rules = sorted({(f.feature, f.rule) for f in findings})
+        example = rules[0][0]
+        PointsmanError.__init__(
+            self,
+            f"Input refused by model {model!r}'s validation policy (rows {shown_rows}): "
+            f"{shown}{more}. Fix the input, or change the policy, e.g. "
+            f"`pointsman route {model} --validation-feature {example}=flag`.",
+        )
+        self.problems = problems
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        body["findings"] = [f.to_json() for f in self.findings]
+        body["rows"] = sorted({f.row for f in self.findings})
+        return body
+
+
 class ModelFailed(PointsmanError):
     code = "model_failed"
 
@@ -230,3 +281,143 @@ class ModelTimeout(PointsmanError):
             f"Model {model!r} version {version} took longer than the route's {timeout_ms} ms "
             f"(request id {request_id}). Configure a fallback version or raise the timeout."
         )
+
+
+class BadLogQuery(PointsmanError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "bad_log_query"
+
+    def __init__(self, name: str, value: str, allowed: str) -> None:
+        super().__init__(f"{name} {value!r} cannot be read: {allowed}.")
+
+
+class SpoolFull(PointsmanError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "log_spool_full"
+
+    def __init__(self, used_bytes: int, budget_bytes: int) -> None:
+        super().__init__(
+            f"The prediction log spool holds {used_bytes} bytes, past its budget of "
+            f"{budget_bytes}, and the policy is to refuse rather than serve unlogged. Bring "
+            "the store back (records ship when it answers), raise log_spool_budget_bytes, or "
+            'set log_spool_full_policy = "drop".'
+        )
+
+
+class Unauthorized(PointsmanError):
+    """No usable API key; `reason` is missing | invalid | revoked | expired (never the key)."""
+
+    status = HTTPStatus.UNAUTHORIZED
+    code = "unauthorized"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "reason": self.reason}
+
+
+class Forbidden(PointsmanError):
+    status = HTTPStatus.FORBIDDEN
+    code = "forbidden"
+
+    def __init__(self, client: str, needed: tuple[str, ...]) -> None:
+        self.missing_scope = needed[0]
+        alternatives = " or ".join(repr(n) for n in needed)
+        super().__init__(
+            f"The API key {client!r} lacks the scope {alternatives} needed here; an admin can "
+            f"grant it with `pointsman keys create NAME --scope {needed[0]}`."
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "missing_scope": self.missing_scope}
+
+
+class RateLimited(PointsmanError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    code = "rate_limited"
+
+    def __init__(self, client: str, rate: str, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"The API key {client!r} is past its rate of {rate}; retry after "
+            f"{retry_after_s:.2f} s (see Retry-After), or ask an admin for a higher rate."
+        )
+
+
+class KeyNotFound(PointsmanError):
+    status = HTTPStatus.NOT_FOUND
+    code = "key_not_found"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(known) or "none"
+        super().__init__(
+            f"No active API key named {name!r} (active keys: {listed}). "
+            "List them with `pointsman keys list`."
+        )
+
+
+class TooManyRows(PointsmanError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "too_many_rows"
+
+    def __init__(self, rows: int, limit: int) -> None:
+        super().__init__(
+            f"The request has {rows} rows, more than the {limit} allowed per request "
+            "(max_rows_per_request); split it into smaller requests."
+        )
+
+
+class RequestTimedOut(PointsmanError):
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    code = "request_timeout"
+
+    def __init__(self, timeout_s: float, request_id: str) -> None:
+        super().__init__(
+            f"The request {request_id} took longer than {timeout_s:g} s (request_timeout_s) "
+            "and was abandoned; send fewer rows or ask the operator to raise the limit."
+        )
+
+
+class UnsafeArtifact(PointsmanError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "unsafe_artifact"
+
+
+class PlainHttpRefused(PointsmanError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "https_required"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"This server only answers HTTPS; call {url} instead.")
+
+
+class CannotRerun(PointsmanError):
+    status = HTTPStatus.CONFLICT
+    code = "cannot_rerun"
+
+
+class InvalidAlertRule(PointsmanError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_alert_rule"
+
+    def __init__(self, rule: str, problem: str) -> None:
+        super().__init__(f"Alert rule {rule!r} refused: {problem}.")
+
+
+class AlertRuleNotFound(PointsmanError):
+    status = HTTPStatus.NOT_FOUND
+    code = "alert_rule_not_found"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(known) or "none yet"
+        super().__init__(
+            f"No alert rule named {name!r} (rules: {listed}). "
+            "List them with `pointsman alerts list`."
+        )
+
+
+class AlertRuleConflict(PointsmanError):
+    status = HTTPStatus.CONFLICT
+    code = "alert_rule_conflict"

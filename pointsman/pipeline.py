@@ -8,6 +8,7 @@ versions, so the request path never touches the database and never meets a cold 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import threading
@@ -20,7 +21,9 @@ from typing import Any
 
 import anyio.to_thread
 
+from pointsman.alerts import Dispatcher, Evaluator, RuleBook, record_event
 from pointsman.errors import (
+    InputRejected,
     ModelFailed,
     ModelNotFound,
     ModelNotReady,
@@ -29,6 +32,8 @@ from pointsman.errors import (
     PointsmanError,
     VersionNotFound,
 )
+from pointsman.logstore import PredictionLog
+from pointsman.monitoring.monitor import DriftMonitor
 from pointsman.project import Project
 from pointsman.registry import VersionRecord, read_change_counter
 from pointsman.registry.loading import load_and_warm
@@ -41,8 +46,13 @@ from pointsman.routing.stats import StatsRecorder
 from pointsman.runtimes import Runtime
 from pointsman.types import Frame, Outputs, Prediction, Signature
 from pointsman.validation import build_frame
+from pointsman.validation.checks import ProfileChecks
+from pointsman.validation.policy import ValidationPolicy
 
 log = logging.getLogger("pointsman.pipeline")
+
+# Per request (task): the version run last, its frame and model time, for the record.
+_TRACE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("trace")
 
 DRAIN_S = 60.0  # a version no longer routed stays loaded this long for requests in flight
 Redecode = Callable[[Signature], Frame]
@@ -95,11 +105,23 @@ class Pipeline:
         self.rng = random.Random()
         self._load_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
+        self._checks: dict[tuple[str, int, float], ProfileChecks] = {}
         # Timed calls run here so a call past its timeout can be abandoned, not awaited.
         self._timed = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pointsman-timed")
         self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pointsman-shadow")
         self.shadows: ShadowQueue | None = None
         self.canary = CanaryController(project.engine, project.routes, self.stats.worker)
+        self.alerts = Evaluator(
+            project.engine,
+            project.routes,
+            RuleBook(project.engine, self.settings.alerts),
+            Dispatcher(project.engine, self.settings),
+            self.stats.worker,
+            interval_s=self.settings.alerts_interval_s,
+        )
+        self.log = (
+            PredictionLog(self.settings, project.engine) if self.settings.log_predictions else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -107,20 +129,29 @@ class Pipeline:
         self.refresh_now()
 
     async def run_background(self) -> None:
-        """Forever: pick up route changes, write stats, drain shadows, drive canaries."""
+        """Forever: route changes, stats, shadows, canaries, the log shipper, drift, alerts."""
         self.shadows = ShadowQueue(self.settings.shadow_queue_size, self._run_shadow)
         tasks = [
             asyncio.create_task(self.shadows.drain_forever()),
             asyncio.create_task(self._every(self.settings.refresh_interval_s, self._poll_routes)),
             asyncio.create_task(self._every(1.0, self._stats_and_canary)),
+            asyncio.create_task(self._every(self.settings.alerts_interval_s, self.alerts.tick)),
         ]
+        if self.log is not None:
+            ship = self.log.ship
+            tasks.append(asyncio.create_task(self._every(self.settings.log_ship_interval_s, ship)))
+            # Drift reads the log: checked every few seconds, run every drift_interval_s.
+            drift = DriftMonitor(self.project, self.stats.worker)
+            check_s = min(self.settings.drift_interval_s, 10.0)
+            tick = lambda: drift.tick(time.monotonic())  # noqa: E731
+            tasks.append(asyncio.create_task(self._every(check_s, tick)))
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
 
-    async def _every(self, interval_s: float, work: Callable[[], None]) -> None:
+    async def _every(self, interval_s: float, work: Callable[[], object]) -> None:
         """Run `work` in a thread on a fixed cadence: a slow run does not push the next back."""
         deadline = time.monotonic()
         while True:
@@ -144,6 +175,9 @@ class Pipeline:
     def close(self) -> None:
         self._timed.shutdown(wait=False, cancel_futures=True)
         self._shadow_pool.shutdown(wait=False, cancel_futures=True)
+        self.alerts.close()
+        if self.log is not None:
+            self.log.close()  # ships what is spooled
 
     def refresh_now(self, load_routed: bool = True) -> None:
         """Reload versions and routes; a route whose versions fail to load is not taken."""
@@ -197,12 +231,24 @@ class Pipeline:
             runtime = load_and_warm(self.project.registry, record)
         except PointsmanError as exc:
             log.error("cannot load %s version %s: %s", record.model, record.number, exc)
+            self._load_failed(record, exc.message)
             return Loaded(record, error=exc.message)
         except Exception as exc:
             log.exception("cannot load %s version %s", record.model, record.number)
+            self._load_failed(record, f"{type(exc).__name__}: {exc}")
             return Loaded(record, error=f"{type(exc).__name__}: {exc}")
         log.info("loaded %s version %s (%s)", record.model, record.number, record.format)
         return Loaded(record, runtime)
+
+    def _load_failed(self, record: VersionRecord, error: str) -> None:
+        """Tell the alert evaluator (maybe in another process): a store event."""
+        try:
+            record_event(
+                self.project.engine, "version_load_failed", record.model,
+                f"version {record.number}: {error}",
+            )  # fmt: skip
+        except Exception:  # the store may be down: the log line above still says it
+            log.warning("could not record the load failure of %s", record.model)
 
     # -- where a request goes ---------------------------------------------------------
     def model_names(self) -> list[str]:
@@ -265,17 +311,51 @@ class Pipeline:
         redecode: Redecode | None = None,
         client: str | None = None,
     ) -> Prediction:
+        """Answer `frame` (see `_answer`) and spool its prediction record before returning."""
+        if self.log is None:
+            return await self._answer(target, frame, request_id, redecode, client)
+        request_id = request_id or uuid.uuid4().hex
+        trace: dict[str, Any] = {}
+        _TRACE.set(trace)
+        start = time.perf_counter()
+        try:
+            prediction = await self._answer(target, frame, request_id, redecode, client)
+        except Exception as exc:
+            record = target if isinstance(target, VersionRecord) else target.record
+            route = None if isinstance(target, VersionRecord) else target.route
+            self.log.failed(
+                request_id=request_id, model=record.model,
+                version=trace.get("version", record.number), frame=frame, error=exc,
+                latency_s=time.perf_counter() - start, model_s=trace.get("model_s"),
+                route_revision=route.revision if route else None, client=client,
+            )  # fmt: skip
+            raise
+        self.log.answered(prediction, trace.get("frame", frame), trace.get("model_s"))
+        return prediction
+
+    async def _answer(
+        self,
+        target: Target | VersionRecord,
+        frame: Frame,
+        request_id: str | None = None,
+        redecode: Redecode | None = None,
+        client: str | None = None,
+    ) -> Prediction:
         """Answer `frame`: choose the arm, run it, fall back if it fails, queue shadows."""
         request_id = request_id or uuid.uuid4().hex
         if isinstance(target, VersionRecord):
             target = Target(target.model, target, None, None, target.signature)
         start = time.perf_counter()
         if target.route is None:
+            in_force = self.catalog.routes.get(target.model)
+            rules = in_force.policy.validation if in_force else ValidationPolicy()
+            findings = self._validate(target.record, frame, rules, None)
             outputs = await self._run_or_raise(target.record, frame, None, request_id)
             elapsed = time.perf_counter() - start
             return Prediction(
-                target.model, target.record.number, request_id, outputs, elapsed, client=client
-            )
+                target.model, target.record.number, request_id, outputs, elapsed,
+                findings=findings, client=client,
+            )  # fmt: skip
         route = target.route
         policy = route.policy
         key = target.header_key
@@ -284,6 +364,7 @@ class Pipeline:
         number = choose_arm(target.model, policy.arms, key, self.rng)
         record = self.catalog.versions[target.model][number]
         frame = _frame_for(record, target, frame, redecode, route)
+        findings = self._validate(record, frame, policy.validation, route)
         attempted, failure = await self._attempt(record, frame, route, request_id)
         answered, extra = number, dict[str, Any]()
         if attempted is not None:
@@ -304,8 +385,33 @@ class Pipeline:
         elapsed = time.perf_counter() - start
         return Prediction(
             target.model, answered, request_id, outputs, elapsed, extra=extra,
-            route_revision=route.revision, role="fallback" if extra else "primary", client=client,
+            route_revision=route.revision, role="fallback" if extra else "primary",
+            findings=findings, client=client,
         )  # fmt: skip
+
+    def _validate(
+        self, record: VersionRecord, frame: Frame, rules: ValidationPolicy, route: Route | None
+    ) -> list[dict[str, Any]]:
+        """The findings the policy flags (JSON); raises InputRejected for those it refuses."""
+        findings = frame.findings
+        if rules.checks_profile:
+            key = (record.model, record.number, rules.tolerance)
+            checks = self._checks.get(key)
+            if checks is None:
+                checks = ProfileChecks.build(record.signature, record.profile, rules.tolerance)
+                self._checks[key] = checks
+            found = checks.check(frame)
+            findings = findings + found if findings else found
+        if not findings:
+            return []
+        refused, flagged = rules.judge(findings)
+        if route is not None and (refused or flagged):
+            cell = self.stats.cell(record.model, route.revision, record.number, "primary")
+            cell.invalid += 1
+            cell.requests += bool(refused)  # a refused request never reaches _attempt
+        if refused:
+            raise InputRejected(record.model, refused)
+        return [f.to_json() for f in flagged]
 
     async def _attempt(
         self, record: VersionRecord, frame: Frame, route: Route, request_id: str
@@ -359,6 +465,19 @@ class Pipeline:
         return self.catalog.versions[record.model][fallback]
 
     async def _run(self, record: VersionRecord, frame: Frame, timeout_ms: int | None) -> Outputs:
+        trace = _TRACE.get(None)
+        if trace is None:
+            return await self._run_timed(record, frame, timeout_ms)
+        trace.update(version=record.number, frame=frame)  # for the prediction record
+        start = time.perf_counter()
+        try:
+            return await self._run_timed(record, frame, timeout_ms)
+        finally:
+            trace["model_s"] = time.perf_counter() - start
+
+    async def _run_timed(
+        self, record: VersionRecord, frame: Frame, timeout_ms: int | None
+    ) -> Outputs:
         runtime = await self.runtime_of(record)
         if timeout_ms is not None:
             future = asyncio.get_running_loop().run_in_executor(self._timed, runtime.predict, frame)
@@ -399,9 +518,9 @@ class Pipeline:
         cell = self.stats.cell(job.model, job.revision, job.version, "shadow")
         cell.requests += 1
         start = time.perf_counter()
+        frame, outputs, failure = job.frame, None, None
         try:
             runtime = await self.runtime_of(record)
-            frame = job.frame
             if record.signature.names != list(frame.columns):
                 present = {
                     c: frame.columns[c] for c in record.signature.names if c in frame.columns
@@ -409,11 +528,18 @@ class Pipeline:
                 frame = build_frame(record.signature, present, frame.n_rows)
             loop = asyncio.get_running_loop()
             outputs = await loop.run_in_executor(self._shadow_pool, runtime.predict, frame)
-        except Exception:
+        except Exception as exc:
             cell.errors += 1
+            failure = exc
             raise
         finally:
             cell.observe(time.perf_counter() - start)
+            if self.log is not None:
+                self.log.shadowed(
+                    request_id=job.request_id, model=job.model, version=job.version,
+                    revision=job.revision, frame=frame, outputs=outputs,
+                    latency_s=time.perf_counter() - start, error=failure,
+                )  # fmt: skip
         compare(job.primary, outputs, cell)
 
     # -- health ---------------------------------------------------------------------

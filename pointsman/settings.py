@@ -8,14 +8,40 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pointsman.errors import ConfigError
 
 SETTINGS_FILE = "pointsman.toml"
+
+
+class Redaction(BaseModel):
+    """What the prediction log keeps of one model's inputs: fields dropped, hashed, truncated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drop: list[str] = []
+    hash: list[str] = []
+    truncate: dict[str, int] = {}
+
+
+class AlertRuleConfig(BaseModel):
+    """One `[[alerts]]` table of pointsman.toml: an alert rule, read-only to the CLI and API."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    model: str = "*"
+    when: str
+    window: str = "5m"
+    for_: str = Field(default="0s", alias="for")
+    severity: str = "warn"
+    notify: list[str] = []
+    cooldown: str = "1h"
+    description: str = ""
 
 
 class Settings(BaseSettings):
@@ -64,6 +90,176 @@ class Settings(BaseSettings):
         ge=1,
         description="Shadow copies waiting to run; past this, copies are dropped and counted "
         "so that shadows never slow the primary.",
+    )
+    log_predictions: bool = Field(
+        default=True,
+        description="Keep a prediction record of every request (inputs after redaction, "
+        "outputs, latency, findings, errors) in the store; see docs/prediction-log.md.",
+    )
+    log_spool_dir: str = Field(
+        default="spool",
+        description="Folder, relative to the project folder, where each worker process "
+        "appends its prediction records before the response leaves (one subfolder per "
+        "worker); the shipper moves them into the store.",
+    )
+    log_ship_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each worker ships its spooled prediction records to the store.",
+    )
+    log_segment_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=4096,
+        description="A spool segment file is closed and a new one opened past this size.",
+    )
+    log_fsync: bool = Field(
+        default=False,
+        description="fsync every spooled record before answering. Off, a record survives a "
+        "killed process (the kernel holds it) but not a power loss; on, it survives both at "
+        "the cost of a disk flush per request.",
+    )
+    log_spool_budget_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=4096,
+        description="Disk the spool may use while the store is unreachable; a warning is "
+        "logged past 80 %, and past 100 % log_spool_full_policy applies.",
+    )
+    log_spool_full_policy: Literal["drop", "refuse"] = Field(
+        default="drop",
+        description="Past the spool budget: `drop` keeps serving and counts the records "
+        "not kept; `refuse` answers 503 so that no request is served unlogged.",
+    )
+    log_redact: dict[str, Redaction] = Field(
+        default_factory=dict,
+        description="Per model, input fields kept out of the prediction log before anything "
+        "is written (spool included): `drop` removes them, `hash` replaces values with a "
+        "salted sha256, `truncate` keeps the first N characters. In pointsman.toml: "
+        '`[log_redact.churn]` then `drop = ["email"]`, `hash = ["customer_id"]`, '
+        "`truncate = {postcode = 3}`.",
+    )
+    log_hash_salt: str = Field(
+        default="",
+        description="Salt of the sha256 that `log_redact` hashes fields with. Set a long "
+        "random secret; empty, hashed values can be matched against guessed inputs.",
+    )
+    log_retention_days: float = Field(
+        default=0,
+        ge=0,
+        description="Delete prediction records older than this many days, once a day, from "
+        "a running server. 0 keeps them until `pointsman log prune`.",
+    )
+    auth: bool = Field(
+        default=True,
+        description="Require an API key (Authorization: Bearer pk_...) on every endpoint but "
+        "health and docs. Off only for local experiments: the server warns loudly at start.",
+    )
+    rate_limit_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas behind a load balancer, each with its own rate-limit counters: "
+        "each allows this share (rate / replicas) of a key's rate. Workers of one server "
+        "share their counters and count as one.",
+    )
+    max_rows_per_request: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most rows one predict request may carry; more get 422.",
+    )
+    request_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest a predict request may take, reading and model included; past "
+        "it the caller gets 504.",
+    )
+    alerts: list[AlertRuleConfig] = Field(
+        default_factory=list,
+        description="Alert rules kept in the settings file, one `[[alerts]]` table each with "
+        "`name`, `model` (default every model), `when` (e.g. `error_rate > 0.02`), `window`, "
+        '`for`, `severity`, `notify` (e.g. `["slack=https://…", "email=ops@example.com"]`), '
+        "`cooldown`, `description`. Read-only from the CLI and API; see docs/alerts.md.",
+    )
+    alerts_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the alert evaluator (one process of all servers, by lease) "
+        "reads the metrics and checks every rule.",
+    )
+    alerts_external_url: str = Field(
+        default="",
+        description="Base URL people open pointsman at (e.g. https://pointsman.example); "
+        "alerts link to it. Empty: no link.",
+    )
+    smtp_host: str = Field(
+        default="", description="SMTP server that e-mail alerts go through. Empty: no e-mail."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_from: str = Field(
+        default="pointsman@localhost", description="Sender address of e-mail alerts."
+    )
+    smtp_user: str = Field(default="", description="SMTP login. Empty: no login.")
+    smtp_password: str = Field(default="", description="SMTP password (with smtp_user).")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection with STARTTLS before login."
+    )
+    log_sink_url: str = Field(
+        default="",
+        description="Also send every answered request to this URL as a CloudEvents pair "
+        "(KServe's request and response event types, binary mode, one ce-id), for an "
+        "external pipeline. Empty: no sink. A sink that is down never affects serving.",
+    )
+    log_sink_source: str = Field(
+        default="/pointsman", description="The `ce-source` of the events the sink sends."
+    )
+    log_sink_queue_size: int = Field(
+        default=10000,
+        ge=1,
+        description="Records waiting for the sink; past this they are dropped and counted.",
+    )
+    log_sink_retries: int = Field(
+        default=5,
+        ge=0,
+        description="Retries of an event the sink could not deliver (exponential backoff "
+        "from 0.2 s) before it is dropped and counted.",
+    )
+    drift_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the drift monitor compares each routed version's recent inputs "
+        "with its reference profile (one server process runs it, under a lease).",
+    )
+    drift_window_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="The window of logged requests each drift run looks at, in seconds.",
+    )
+    drift_warn_psi: float = Field(
+        default=0.1, gt=0, description="PSI from which a feature's drift is graded warn."
+    )
+    drift_alert_psi: float = Field(
+        default=0.25, gt=0, description="PSI from which a feature's drift is graded alert."
+    )
+    drift_min_rows: int = Field(
+        default=100,
+        ge=1,
+        description="Rows a window needs before drift is graded; fewer is reported too small.",
+    )
+    drift_max_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="The newest rows of a window that a drift run reads at most.",
+    )
+    tls_cert: str = Field(
+        default="",
+        description="PEM certificate (chain) file: with tls_key, `pointsman serve` answers "
+        "HTTPS only; plain HTTP to its port fails the TLS handshake.",
+    )
+    tls_key: str = Field(default="", description="PEM private key file of tls_cert.")
+    tls_redirect_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="With TLS on: also listen for plain HTTP on this port and redirect every "
+        "request (308) to HTTPS. 0: no plain HTTP listener at all.",
     )
     log_level: str = Field(default="info", description="Server log level.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +86,30 @@ class Signature:
         )
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One validation finding: which row and feature, the value, the rule and what is allowed."""
+
+    row: int
+    feature: str
+    value: Any
+    rule: str
+    allowed: str
+    hint: str = ""  # e.g. the category a near miss probably meant
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "row": self.row,
+            "feature": self.feature,
+            "value": _shown(self.value),
+            "rule": self.rule,
+            "allowed": self.allowed,
+        }
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
 @dataclass
 class Frame:
     """A batch of rows held as one numpy array per column, in signature order."""
@@ -92,6 +117,7 @@ class Frame:
     columns: dict[str, np.ndarray]
     n_rows: int
     extras: dict[str, list[Any]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)  # values coerced while decoding
 
     def row(self, i: int) -> dict[str, Any]:
         """Row `i` as plain Python values (for logs and examples)."""
@@ -131,6 +157,14 @@ class Prediction:
     role: str = "primary"  # primary | fallback
     findings: list[dict[str, Any]] = field(default_factory=list)  # validation, JSON-able
     client: str | None = None  # the API key's name, once auth knows the caller
+
+
+def _shown(value: Any) -> Any:
+    """A finding's value for JSON: infinities as text, since JSON has no number for them."""
+    value = _plain(value)
+    if isinstance(value, float) and value in (math.inf, -math.inf):
+        return str(value)
+    return value
 
 
 def _plain(value: Any) -> Any:

@@ -30,8 +30,8 @@ def settings_md() -> str:
         "| --- | --- | --- | --- |",
     ]
     for name, field in Settings.model_fields.items():
-        default = field.default
-        shown = f"`{default}`" if default not in ("", None) else "(empty)"
+        default = field.get_default(call_default_factory=True)
+        shown = f"`{default}`" if default not in ("", None, [], {}) else "(empty)"
         lines.append(f"| `{name}` | `POINTSMAN_{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(lines) + "\n"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from pointsman.auth import KeyBook
 from pointsman.demo.churn import TARGET, make_data, train_versions
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission
@@ -118,6 +120,12 @@ def register_iris(project: Project, files: tuple[Path, Path], name: str = "iris"
     return record.number
 
 
+def admin_headers(project: Project, name: str = "tests") -> dict[str, str]:
+    """Headers carrying a new admin key of `project` (auth is on, as by default)."""
+    key, _ = KeyBook(project.engine).create(name, ["admin"], "test")
+    return {"Authorization": f"Bearer {key}"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -127,13 +135,22 @@ def free_port() -> int:
 class Server:
     """`pointsman serve` in a subprocess on 127.0.0.1, polled until ready."""
 
-    def __init__(self, project_dir: Path, workers: int = 1, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        project_dir: Path,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        ca: Path | None = None,
+    ):
+        """`args` are extra serve options; `ca` makes it HTTPS, verified against that CA."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self.log = project_dir / f"serve-{self.port}.log"
         command = [
             sys.executable, "-m", "pointsman", "--project", str(project_dir), "serve",
-            "--port", str(self.port), "--workers", str(workers),
+            "--port", str(self.port), "--workers", str(workers), *(args or []),
         ]  # fmt: skip
         self._log_file = self.log.open("wb")
         self.process = subprocess.Popen(
@@ -150,7 +167,10 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if (
+                    httpx.get(self.url + "/healthz", timeout=1, verify=self.verify).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass

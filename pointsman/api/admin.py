@@ -6,18 +6,20 @@ endpoints are plain `def`s, so FastAPI runs their blocking store calls in its th
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
+from pointsman.api.access import client_of
 from pointsman.api.common import pipeline_of
 from pointsman.errors import NotDeployed
 from pointsman.project import Project
 from pointsman.routing import Arm, Policy, Route, Shadow
 from pointsman.routing.canary import canary_status
 from pointsman.routing.changes import describe_changes, history_json
+from pointsman.validation.policy import ValidationPolicy
 
 
 class ErrorOut(BaseModel):
@@ -39,8 +41,22 @@ router = APIRouter(
 )
 User = Annotated[
     str | None,
-    Header(alias="X-Pointsman-User", description="Who makes the change (default: api)."),
+    Header(
+        alias="X-Pointsman-User",
+        description="On whose behalf the change is made. With auth on, the audit log and "
+        "route history record the API key's name, followed by `(for <this>)` when given.",
+    ),
 ]
+
+
+def who(request: Request, user: str | None) -> str:
+    """Who makes a change: the key's name (auth on), else the header, else `api`."""
+    client = client_of(request)
+    if client is None:
+        return user or "api"
+    if user and user != client:
+        return f"{client} (for {user[:48]})"
+    return client
 
 
 class Body(BaseModel):
@@ -63,6 +79,23 @@ class ShadowIn(Body):
     sample: float = 1.0
 
 
+Mode = Literal["reject", "flag", "allow"]
+
+
+class ValidationIn(Body):
+    """What to do with inputs unlike the training data; unset modes take each rule's default."""
+
+    mode: Mode | None = None
+    coerce: Mode | None = None
+    features: dict[str, Mode] = {}
+    tolerance: float = Field(0.1, ge=0, le=10)
+
+    def policy(self) -> ValidationPolicy:
+        return ValidationPolicy(
+            self.mode, self.coerce, tuple(sorted(self.features.items())), self.tolerance
+        )
+
+
 class PolicyIn(Body):
     """A whole traffic policy: a field left out is cleared or takes its default."""
 
@@ -73,6 +106,7 @@ class PolicyIn(Body):
     timeout_ms: int | None = None
     breaker_failures: int = 5
     breaker_pause_s: float = 30.0
+    validation: ValidationIn = ValidationIn()
     reason: str = ""
     expect_revision: int | None = Field(
         None, description="Refuse (409) unless this is the revision in force."
@@ -152,11 +186,12 @@ def put_route(request: Request, model: str, body: PolicyIn, user: User = None) -
         timeout_ms=body.timeout_ms,
         breaker_failures=body.breaker_failures,
         breaker_pause_s=body.breaker_pause_s,
+        validation=body.validation.policy(),
         # An ended canary stays on record; a running one makes `apply` refuse.
         canary=before.policy.canary if before else None,
     )
     after = project.routes.apply(
-        model, policy, user or "api", body.reason, expect_revision=body.expect_revision
+        model, policy, who(request, user), body.reason, expect_revision=body.expect_revision
     )
     return _changed(before, after)
 
@@ -170,14 +205,14 @@ def route_history(request: Request, model: str) -> list[dict[str, Any]]:
 def deploy(request: Request, model: str, body: VersionIn, user: User = None) -> dict[str, Any]:
     routes = _project(request).routes
     before = routes.current(model)
-    return _changed(before, routes.deploy(model, body.version, user or "api", body.reason))
+    return _changed(before, routes.deploy(model, body.version, who(request, user), body.reason))
 
 
 @router.post("/{model}/promote", summary="Make a version the sole primary, ending its canary")
 def promote(request: Request, model: str, body: VersionIn, user: User = None) -> dict[str, Any]:
     routes = _project(request).routes
     before = routes.current(model)
-    return _changed(before, routes.promote(model, body.version, user or "api", body.reason))
+    return _changed(before, routes.promote(model, body.version, who(request, user), body.reason))
 
 
 @router.post("/{model}/rollback", summary="Put the previous route revision back in force")
@@ -187,7 +222,7 @@ def rollback(
     routes = _project(request).routes
     before = routes.current(model)
     reason = body.reason if body else ""
-    return _changed(before, routes.rollback(model, user or "api", reason))
+    return _changed(before, routes.rollback(model, who(request, user), reason))
 
 
 @router.post("/{model}/canary", summary="Start a canary of a version")
@@ -198,7 +233,7 @@ def start_canary(request: Request, model: str, body: CanaryIn, user: User = None
         model,
         body.version,
         body.steps,
-        user or "api",
+        who(request, user),
         hold_requests=body.hold_requests,
         hold_s=body.hold_s,
     )
@@ -221,8 +256,8 @@ def abort_canary(
 ) -> dict[str, Any]:
     routes = _project(request).routes
     before = routes.current(model)
-    who = user or "api"
-    return _changed(before, routes.end_canary(model, "aborted", reason or f"aborted by {who}", who))
+    by = who(request, user)
+    return _changed(before, routes.end_canary(model, "aborted", reason or f"aborted by {by}", by))
 
 
 def routes() -> list[BaseRoute]:

@@ -13,7 +13,19 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from pointsman import __version__
-from pointsman.api import admin, errors, health, mlflow, predict, v1, v2
+from pointsman.api import (
+    access,
+    admin,
+    alerts,
+    errors,
+    health,
+    keys,
+    mlflow,
+    predict,
+    predictions,
+    v1,
+    v2,
+)
 from pointsman.errors import PointsmanError
 from pointsman.pipeline import Pipeline
 from pointsman.project import open_project
@@ -31,14 +43,18 @@ def build_app(settings: Settings) -> FastAPI:
         pipeline = Pipeline(project)
         await anyio.to_thread.run_sync(pipeline.start)
         app.state.pipeline = pipeline
+        await anyio.to_thread.run_sync(access.open_gate, gate, project)
         background = asyncio.create_task(pipeline.run_background())
+        key_poll = asyncio.create_task(access.poll_keys(gate, settings.refresh_interval_s))
         log.info("serving %s", ", ".join(pipeline.deployed_models()) or "no deployed model yet")
         try:
             yield
         finally:
-            background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await background
+            for task in (background, key_poll):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            access.close_gate(gate)
             pipeline.close()
             project.close()
 
@@ -49,8 +65,10 @@ def build_app(settings: Settings) -> FastAPI:
         description="One stable endpoint per model, in four protocols.",
     )
     # The predict paths are plain Starlette routes: no per-request dependency solving.
-    for module in (health, predict, v1, v2, mlflow, admin):
+    for module in (health, predict, v1, v2, mlflow, admin, keys, predictions, alerts):
         app.router.routes.extend(module.routes())
+    gate = access.Gate(enabled=settings.auth)
+    access.protect(app.router.routes, gate, access.ACCESS)
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import zlib
 from collections.abc import Awaitable, Callable
@@ -17,10 +18,17 @@ from pointsman.api.errors import (
     request_id_of,
     unexpected_error,
 )
-from pointsman.errors import BadRequest, PayloadTooLarge, PointsmanError
+from pointsman.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    PointsmanError,
+    RequestTimedOut,
+    TooManyRows,
+)
 from pointsman.pipeline import Pipeline
 from pointsman.protocols.mlflow import to_mlflow_error
-from pointsman.types import Prediction
+from pointsman.settings import Settings
+from pointsman.types import Frame, Prediction
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -81,10 +89,19 @@ def prediction_response(body: Any, prediction: Prediction) -> Response:
     }
     if prediction.route_revision is not None:
         headers["X-Route-Revision"] = str(prediction.route_revision)
+    if prediction.findings:  # every protocol: the native body also lists them
+        headers["X-Validation-Warnings"] = str(len(prediction.findings))
     if prediction.role == "fallback":
         headers["X-Fallback"] = str(prediction.extra.get("fallback", {}).get("reason", ""))
     content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(content, media_type=JSON, headers=headers)
+
+
+def check_rows(frame: Frame, settings: Settings) -> Frame:
+    """The frame, unless it has more rows than one request may carry (422)."""
+    if frame.n_rows > settings.max_rows_per_request:
+        raise TooManyRows(frame.n_rows, settings.max_rows_per_request)
+    return frame
 
 
 def routing_key(request: Request) -> str | None:
@@ -96,8 +113,15 @@ def guarded(handler: Handler, mlflow: bool = False) -> Callable[[Request], Await
 
     async def endpoint(request: Request) -> Response:
         rid = request_id_of(request)
+        timeout_s = pipeline_of(request).settings.request_timeout_s
         try:
-            return await handler(request, rid)
+            try:
+                # A timer, not a task: cheap on the hot path. A model running inline on the
+                # event loop is only interrupted at its next await.
+                async with asyncio.timeout(timeout_s):
+                    return await handler(request, rid)
+            except TimeoutError:
+                raise RequestTimedOut(timeout_s, rid) from None
         except PointsmanError as exc:
             if mlflow:
                 return error_response(*to_mlflow_error(exc), rid)

@@ -7,7 +7,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pointsman import __version__
+from pointsman.api.access import client_of
 from pointsman.api.common import (
+    check_rows,
     guarded,
     pipeline_of,
     prediction_response,
@@ -40,9 +42,13 @@ async def invocations(request: Request, rid: str) -> Response:
     target = pipeline.target(model, None, routing_key(request))
     body = await read_body(request, pipeline.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
-    frame = mlflow.decode(body, content_type, target.signature)
+    frame = check_rows(mlflow.decode(body, content_type, target.signature), pipeline.settings)
     prediction = await pipeline.predict(
-        target, frame, rid, lambda signature: mlflow.decode(body, content_type, signature)
+        target,
+        frame,
+        rid,
+        lambda signature: mlflow.decode(body, content_type, signature),
+        client=client_of(request),
     )
     return prediction_response(mlflow.encode(prediction), prediction)
 

@@ -6,7 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from pointsman.api.access import client_of
 from pointsman.api.common import (
+    check_rows,
     guarded,
     pipeline_of,
     prediction_response,
@@ -22,9 +24,13 @@ async def predict(request: Request, rid: str) -> Response:
     params = request.path_params
     target = pipeline.target(params["model"], params.get("version"), routing_key(request))
     body = await read_body(request, pipeline.settings.max_body_bytes)
-    frame = native.decode(body, target.signature)
+    frame = check_rows(native.decode(body, target.signature), pipeline.settings)
     prediction = await pipeline.predict(
-        target, frame, rid, lambda signature: native.decode(body, signature)
+        target,
+        frame,
+        rid,
+        lambda signature: native.decode(body, signature),
+        client=client_of(request),
     )
     return prediction_response(native.encode(prediction), prediction)
 

@@ -6,7 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from pointsman.api.access import client_of
 from pointsman.api.common import (
+    check_rows,
     guarded,
     json_response,
     pipeline_of,
@@ -53,8 +55,13 @@ async def predict(request: Request, rid: str) -> Response:
     target = pipeline.target(params["model"], params.get("version"), routing_key(request))
     body = await read_body(request, pipeline.settings.max_body_bytes)
     frame, style = v1.decode(body, target.signature)
+    check_rows(frame, pipeline.settings)
     prediction = await pipeline.predict(
-        target, frame, rid, lambda signature: v1.decode(body, signature)[0]
+        target,
+        frame,
+        rid,
+        lambda signature: v1.decode(body, signature)[0],
+        client=client_of(request),
     )
     return prediction_response(v1.encode(prediction, style), prediction)
 

@@ -7,7 +7,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pointsman import __version__
+from pointsman.api.access import client_of
 from pointsman.api.common import (
+    check_rows,
     guarded,
     json_response,
     pipeline_of,
@@ -72,11 +74,13 @@ async def infer(request: Request, rid: str) -> Response:
     body = await read_body(request, pipeline.settings.max_body_bytes)
     header_length = v2.parse_header_length(request.headers.get("inference-header-content-length"))
     decoded = v2.decode(body, header_length, target.signature)
+    check_rows(decoded.frame, pipeline.settings)
     prediction = await pipeline.predict(
         target,
         decoded.frame,
         decoded.id or rid,
         lambda signature: v2.decode(body, header_length, signature).frame,
+        client=client_of(request),
     )
     response = prediction_response(v2.encode(prediction, decoded), prediction)
     response.headers["X-Request-ID"] = rid

@@ -11,9 +11,10 @@ import click
 import uvicorn
 
 from pointsman.api.app import build_app
+from pointsman.auth import KeyBook
 from pointsman.cli.context import Context, console, pass_context
 from pointsman.demo.churn import TARGET, train_versions
-from pointsman.project import init_project, open_project
+from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission
 from pointsman.registry.lineage import current_user
 
@@ -59,9 +60,10 @@ def demo(ctx: Context, folder: Path, port: int, host: str, no_serve: bool) -> No
             console.print(f"Registered churn version {record.number}: {t.note} ({metrics})")
         route = project.routes.deploy("churn", numbers[0], user, "demo: start with the baseline")
         console.print(f"Deployed churn version {route.primary} (route revision {route.revision})")
+        key = _demo_key(project, user)
     finally:
         project.close()
-    _print_calls(path, host, port, numbers, serving=not no_serve)
+    _print_calls(path, host, port, numbers, key, serving=not no_serve)
     if no_serve:
         return
     uvicorn.run(build_app(settings), host=host, port=port, log_level="warning", access_log=False)
@@ -78,8 +80,19 @@ def _program() -> str:
     return os.path.relpath(argv0)
 
 
-def _print_calls(path: Path, host: str, port: int, numbers: list[int], serving: bool) -> None:
+def _demo_key(project: Project, user: str) -> str:
+    """An admin key named `demo`, new on every run (a rerun rotates it)."""
+    book = KeyBook(project.engine)
+    if any(r.name == "demo" for r in book.list_keys(include_revoked=False)):
+        return book.rotate("demo", user)[0]
+    return book.create("demo", ["admin"], user)[0]
+
+
+def _print_calls(
+    path: Path, host: str, port: int, numbers: list[int], key: str, serving: bool
+) -> None:
     base = f"http://{host}:{port}"
+    auth = '-H "Authorization: Bearer $POINTSMAN_KEY"'
     other = numbers[-1]
     prog = f"{_program()} --project {os.path.relpath(path)}"
     console.print(f"\nProject: {path}")
@@ -87,16 +100,18 @@ def _print_calls(path: Path, host: str, port: int, numbers: list[int], serving: 
         console.print(f"Serving on {base}  (Ctrl-C to stop)\n", style="bold")
     else:
         console.print(f"Serve it with: {prog} serve --port {port}\n", style="bold", markup=False)
+    console.print(f"API key (admin, named demo; shown once): {key}", markup=False, soft_wrap=True)
     console.print("Try:", style="bold")
     lines = [
-        f"curl -s {base}/v1/models/churn/predict -H 'Content-Type: application/json' "
+        f"export POINTSMAN_KEY={key}",
+        f"curl -s {base}/v1/models/churn/predict {auth} -H 'Content-Type: application/json' "
         f"-d '{EXAMPLE}'",
-        f"curl -s {base}/v1/models/churn/versions/{other}/predict -d '{EXAMPLE}'",
-        f"curl -s {base}/invocations -H 'Content-Type: application/json' "
+        f"curl -s {base}/v1/models/churn/versions/{other}/predict {auth} -d '{EXAMPLE}'",
+        f"curl -s {base}/invocations {auth} -H 'Content-Type: application/json' "
         """-d '{"dataframe_split": {"columns": ["tenure_months", "monthly_charges", """
         """"support_calls", "age", "plan", "contract", "region"], "data": """
         """[[3, 99.5, 4, 31, "premium", "monthly", "north"]]}}'""",
-        f"curl -s {base}/v2/models/churn",
+        f"curl -s {base}/v2/models/churn {auth}",
         f"curl -s {base}/readyz",
         f"{prog} versions churn",
         f"{prog} predict churn '{EXAMPLE}'",

@@ -8,7 +8,24 @@ from pathlib import Path
 import click
 
 from pointsman import __version__
-from pointsman.cli import canary, demo, models, predict, project, routes, serve
+from pointsman.cli import (
+    alerts,
+    audit,
+    canary,
+    demo,
+    drift,
+    explain,
+    export,
+    keys,
+    log,
+    models,
+    predict,
+    project,
+    replay,
+    routes,
+    serve,
+    validate,
+)
 from pointsman.cli.context import Context, Group
 
 
@@ -28,7 +45,24 @@ def cli(ctx: click.Context, project: Path | None, debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
 
 
-for _module in (project, models, routes, canary, serve, predict, demo):
+for _module in (
+    project,
+    models,
+    routes,
+    canary,
+    serve,
+    predict,
+    demo,
+    validate,
+    keys,
+    audit,
+    log,
+    explain,
+    replay,
+    export,
+    alerts,
+    drift,
+):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

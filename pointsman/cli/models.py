@@ -48,6 +48,13 @@ def _pairs(values: tuple[str, ...], option: str, numeric: bool) -> dict[str, Any
 @click.option("--metric", multiple=True, metavar="NAME=VALUE", help="A metric, e.g. auc=0.91.")
 @click.option("--param", multiple=True, metavar="NAME=VALUE", help="A training parameter.")
 @click.option("--note", default="", help="Free text kept with the version.")
+@click.option(
+    "--trust",
+    multiple=True,
+    metavar="TYPE",
+    help="A type in a .skops file that skops does not trust by default and you do "
+    "(the refusal lists them); kept with the version and enforced at every load.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
 @pass_context
 def register(
@@ -60,6 +67,7 @@ def register(
     metric: tuple[str, ...],
     param: tuple[str, ...],
     note: str,
+    trust: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Store ARTIFACT as a new version of MODEL.
@@ -73,7 +81,8 @@ def register(
     if path.suffix in (".pkl", ".pickle", ".joblib") or fmt == "sklearn":
         err_console.print(
             "[yellow]note:[/yellow] pickle-based files run code when loaded; register only "
-            "files you trust (.skops and .onnx are the safe formats)."
+            "files you trust (.skops and .onnx are the safe formats). The audit log records "
+            "that this one is trusted because you registered it."
         )
     sub = Submission(
         model=model,
@@ -86,6 +95,7 @@ def register(
         metrics=_pairs(metric, "--metric", numeric=True),
         note=note,
         user=current_user(),
+        trusted_types=trust,
     )
     project = open_project(ctx.settings())
     try:

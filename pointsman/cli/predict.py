@@ -39,15 +39,15 @@ def _body(payload: str | None, file: Path | None) -> bytes:
     return payload.encode()
 
 
-def _remote(url: str, model: str, version: str | None, body: bytes) -> dict[str, Any]:
+def _remote(
+    url: str, model: str, version: str | None, body: bytes, key: str | None
+) -> dict[str, Any]:
     path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + "/predict"
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
     try:
-        response = httpx.post(
-            url.rstrip("/") + path,
-            content=body,
-            headers={"Content-Type": "application/json"},
-            timeout=60,
-        )
+        response = httpx.post(url.rstrip("/") + path, content=body, headers=headers, timeout=60)
     except httpx.HTTPError as exc:
         raise RemoteError(f"Cannot reach {url}: {exc}. Is `pointsman serve` running?") from exc
     try:
@@ -90,6 +90,11 @@ def _local(ctx: Context, model: str, version: str | None, body: bytes) -> dict[s
 )
 @click.option("--version", help="Pin a version (default: what the route chooses).")
 @click.option("--url", help="A running server, e.g. http://127.0.0.1:8080 (default: in-process).")
+@click.option(
+    "--key",
+    envvar="POINTSMAN_KEY",
+    help="API key for --url (default: $POINTSMAN_KEY); in-process calls need none.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON answer.")
 @pass_context
 def predict(
@@ -99,11 +104,12 @@ def predict(
     file: Path | None,
     version: str | None,
     url: str | None,
+    key: str | None,
     as_json: bool,
 ) -> None:
     """Predict with MODEL on PAYLOAD ({"rows": [...]} or {"columns": [...], "data": [...]})."""
     body = _body(payload, file)
-    result = _remote(url, model, version, body) if url else _local(ctx, model, version, body)
+    result = _remote(url, model, version, body, key) if url else _local(ctx, model, version, body)
     if as_json:
         print_json(result)
         return

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from pointsman.auth import KeyBook
 from pointsman.cli.context import Context, console, pass_context
-from pointsman.project import init_project, open_project
+from pointsman.project import Project, init_project, open_project
+from pointsman.registry.lineage import current_user
 
 
 @click.command()
@@ -27,13 +29,34 @@ def init(ctx: Context, folder: Path | None, database_url: str) -> None:
     settings = Context(path, ctx.debug).settings(database_url=database_url or None)
     project = open_project(settings)  # creates the schema now, so errors show at init
     url = project.engine.url.render_as_string(hide_password=True)
-    project.close()
+    try:
+        admin_key = first_admin_key(project)
+    finally:
+        project.close()
     state = "Created" if created else "Already a project:"
     console.print(f"{state} [bold]{path}[/bold]")
     console.print(f"  store      {url}")
     console.print(f"  artifacts  {settings.artifact_path()}")
     console.print(f"  settings   {path / 'pointsman.toml'}")
+    if admin_key:
+        console.print("  admin key  [bold]" + admin_key + "[/bold]")
+        console.print(
+            "             shown once: store it now; callers send `Authorization: Bearer <key>`."
+            " More keys: pointsman keys create NAME --scope predict:MODEL",
+            markup=False,
+        )
+    if not settings.auth:
+        console.print("  [red]auth is off (auth = false): anyone reaching the server may call it")
     console.print(f"Next: pointsman --project {path} register NAME MODEL_FILE --training-data CSV")
+
+
+def first_admin_key(project: Project) -> str | None:
+    """Create the project's first key, `admin`, unless it has keys; the key, or None."""
+    book = KeyBook(project.engine)
+    if book.list_keys():
+        return None
+    key, _record = book.create("admin", ["admin"], current_user())
+    return key
 
 
 COMMANDS = [init]

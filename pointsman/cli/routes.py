@@ -16,6 +16,7 @@ from pointsman.project import Project, open_project
 from pointsman.registry.lineage import current_user
 from pointsman.routing import Arm, Policy, Route, Shadow
 from pointsman.routing.changes import arms_text, describe_changes, history_json, shadow_text
+from pointsman.validation.policy import ValidationPolicy
 
 
 # -- option parsing ---------------------------------------------------------------------
@@ -124,9 +125,54 @@ CLEARS = {
 }
 
 
+VALIDATION_MODES = ("reject", "flag", "allow", "default")
+
+
+def parse_feature_modes(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[str, str], ...] | None:
+    """`plan=allow,age=reject` (repeatable) → ((plan, allow), (age, reject))."""
+    out = []
+    for item in items_of(values):
+        name, sep, mode = item.partition("=")
+        if not sep or not name.strip() or mode.strip() not in VALIDATION_MODES:
+            raise click.BadParameter(
+                f"{item!r} is not FEATURE=MODE with MODE one of {', '.join(VALIDATION_MODES)}; "
+                "e.g. --validation-feature plan=allow"
+            )
+        out.append((name.strip(), mode.strip()))
+    return tuple(out) or None
+
+
+def changed_validation(base: ValidationPolicy, options: dict[str, Any]) -> ValidationPolicy:
+    """`base` with the validation options given; `default` goes back to the rule defaults."""
+    mode, coerce = options.pop("validation"), options.pop("coerce")
+    features, tolerance = options.pop("validation_features"), options.pop("validation_tolerance")
+    if options.pop("no_validation_features"):
+        if features:
+            raise click.UsageError(
+                "--no-validation-features contradicts --validation-feature; give one."
+            )
+        base = replace(base, features=())
+    overrides = dict(base.features)
+    for name, chosen in features or ():
+        if chosen == "default":
+            overrides.pop(name, None)
+        else:
+            overrides[name] = chosen
+    return ValidationPolicy(
+        mode=base.mode if mode is None else (None if mode == "default" else mode),
+        coerce=base.coerce if coerce is None else (None if coerce == "default" else coerce),
+        features=tuple(sorted(overrides.items())),
+        tolerance=base.tolerance if tolerance is None else tolerance,
+    )
+
+
 def changed_policy(base: Policy, options: dict[str, Any]) -> Policy:
     """`base` with the options the user gave; the ones not given keep their values."""
-    updates: dict[str, Any] = {}
+    options = dict(options)
+    validation = changed_validation(base.validation, options)
+    updates: dict[str, Any] = {"validation": validation}
     for name in FIELDS:
         if options[name] is not None:
             updates[name] = options[name]
@@ -177,6 +223,35 @@ def _is_change(options: dict[str, Any]) -> bool:
 @click.option("--no-timeout", is_flag=True, help="Remove the timeout.")
 @click.option("--breaker-failures", type=int, help="Consecutive failures that stop an arm.")
 @click.option("--breaker-pause-s", type=float, help="Seconds before a stopped arm is tried again.")
+@click.option(
+    "--validation",
+    type=click.Choice(VALIDATION_MODES),
+    help="What to do with inputs unlike the training data (unknown category, out of range, "
+    "unexpected null, …): reject (422), flag (serve, return warnings), allow; default: "
+    "each rule's own default (docs/validation.md).",
+)
+@click.option(
+    "--validation-feature",
+    "validation_features",
+    multiple=True,
+    callback=parse_feature_modes,
+    metavar="FEATURE=MODE",
+    help="Override --validation for one feature, e.g. plan=allow; MODE default removes it.",
+)
+@click.option("--no-validation-features", is_flag=True, help="Remove every feature override.")
+@click.option(
+    "--coerce",
+    type=click.Choice(VALIDATION_MODES),
+    help='Mistyped values that read as the column\'s type ("3" for a long): reject (the '
+    "default), flag (convert, serve, warn) or allow (convert silently).",
+)
+@click.option(
+    "--validation-tolerance",
+    type=float,
+    metavar="SHARE",
+    help="How far past the training range a number may go, as a share of the range on each "
+    "side (default 0.1).",
+)
 @click.option("--reason", default="", help="Why, kept in the route history.")
 @click.option("--history", is_flag=True, help="Every revision: who, when, what changed, why.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -246,6 +321,7 @@ def _print_route(route: Route, as_json: bool) -> None:
         ["fallback", "none" if p.fallback is None else p.fallback],
         ["timeout", f"{p.timeout_ms} ms" if p.timeout_ms else "none"],
         ["breaker", f"after {p.breaker_failures} failures, retry after {p.breaker_pause_s:g} s"],
+        ["validation", escape(p.validation.describe())],
         ["canary", _canary_line(route)],
         ["changed", f"{cell(route.created_at)} by {escape(route.created_by)}"],
         ["why", escape(route.reason) or "-"],

@@ -2,31 +2,67 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import click
 import uvicorn
 
+from pointsman.alerts import RuleBook
+from pointsman.api.access import BANNER
 from pointsman.api.app import build_app
+from pointsman.api.redirect import start_redirect_server
 from pointsman.cli.context import Context, console, pass_context
+from pointsman.errors import ConfigError
 from pointsman.project import open_project
+from pointsman.settings import Settings
 
 
 @click.command()
 @click.option("--host", help="Address to bind (default 127.0.0.1; 0.0.0.0 for all).")
 @click.option("--port", type=int, help="Port (default 8080).")
 @click.option("--workers", type=int, help="Worker processes (default 1).")
+@click.option("--tls-cert", help="PEM certificate file: serve HTTPS only (with --tls-key).")
+@click.option("--tls-key", help="PEM private key file of --tls-cert.")
+@click.option(
+    "--tls-redirect-port", type=int, help="Also redirect plain HTTP on this port to HTTPS."
+)
 @pass_context
-def serve(ctx: Context, host: str | None, port: int | None, workers: int | None) -> None:
-    """Serve every deployed model over HTTP."""
-    settings = ctx.settings(host=host, port=port, workers=workers)
+def serve(
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_redirect_port: int | None,
+) -> None:
+    """Serve every deployed model over HTTP (HTTPS with --tls-cert and --tls-key)."""
+    settings = ctx.settings(
+        host=host,
+        port=port,
+        workers=workers,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_redirect_port=tls_redirect_port,
+    )
+    tls = tls_files(settings)
     project = open_project(settings)  # fail here, readably, rather than inside a worker
-    deployed = sorted(project.routes.all_current())
-    project.close()
-    base = f"http://{settings.host}:{settings.port}"
+    try:
+        RuleBook(project.engine, settings.alerts)  # and on a bad [[alerts]] table
+        deployed = sorted(project.routes.all_current())
+    finally:
+        project.close()
+    base = f"{'https' if tls['certfile'] else 'http'}://{settings.host}:{settings.port}"
     console.print(f"pointsman serving {', '.join(deployed) or 'no deployed model yet'} on {base}")
     for model in deployed:
         console.print(f"  POST {base}/v1/models/{model}/predict")
+    if not settings.auth:
+        console.print(f"[bold red]{BANNER}[/bold red] (auth = false in the settings)")
+    if tls["certfile"] and settings.tls_redirect_port:
+        start_redirect_server(settings.host, settings.tls_redirect_port, settings.port)
+        console.print(f"  plain HTTP on port {settings.tls_redirect_port} redirects to HTTPS")
     if settings.workers == 1:
         uvicorn.run(
             build_app(settings),
@@ -34,12 +70,20 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
             port=settings.port,
             log_level=settings.log_level,
             access_log=False,
+            ssl_certfile=tls["certfile"],
+            ssl_keyfile=tls["keyfile"],
         )
         return
     # Worker processes rebuild the app from the environment, so hand the settings over there.
     os.environ["POINTSMAN_PROJECT"] = str(settings.project_path())
-    for name in ("database_url", "default_model", "max_body_bytes", "inline_max_rows"):
+    names = ("database_url", "default_model", "max_body_bytes", "inline_max_rows", "auth")
+    for name in names:
         os.environ[f"POINTSMAN_{name.upper()}"] = str(getattr(settings, name))
+    for name in settings.model_fields_set:  # prediction-log options given on the command line
+        if name.startswith("log_"):
+            value = settings.model_dump(mode="json")[name]
+            text = value if isinstance(value, str) else json.dumps(value)
+            os.environ[f"POINTSMAN_{name.upper()}"] = text
     uvicorn.run(
         "pointsman.api.app:app_from_environment",
         factory=True,
@@ -48,7 +92,23 @@ def serve(ctx: Context, host: str | None, port: int | None, workers: int | None)
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=False,
+        ssl_certfile=tls["certfile"],
+        ssl_keyfile=tls["keyfile"],
     )
+
+
+def tls_files(settings: Settings) -> dict[str, str | None]:
+    """uvicorn's ssl options from the settings; ConfigError when half set or unreadable."""
+    if not settings.tls_cert and not settings.tls_key:
+        return {"certfile": None, "keyfile": None}
+    if not (settings.tls_cert and settings.tls_key):
+        raise ConfigError("TLS needs both --tls-cert and --tls-key (tls_cert, tls_key).")
+    for what, name in (("certificate", settings.tls_cert), ("key", settings.tls_key)):
+        if not Path(name).expanduser().is_file():
+            raise ConfigError(f"TLS {what} file {name} does not exist.")
+    cert = str(Path(settings.tls_cert).expanduser().resolve())
+    key = str(Path(settings.tls_key).expanduser().resolve())
+    return {"certfile": cert, "keyfile": key}
 
 
 COMMANDS = [serve]

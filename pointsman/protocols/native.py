@@ -62,6 +62,8 @@ def encode(prediction: Prediction) -> dict[str, Any]:
     body["model"] = prediction.model
     body["version"] = prediction.version
     body["request_id"] = prediction.request_id
+    if prediction.findings:
+        body["warnings"] = prediction.findings
     for key, value in prediction.extra.items():
         body.setdefault(key, value)
     return body

@@ -68,7 +68,7 @@ def decode(body: bytes, header_length: int | None, signature: Signature) -> V2Re
     outputs = _requested_outputs(payload.get("outputs"), signature)
     columns, n_rows = _to_columns(tensors, signature)
     check_has_rows(n_rows, '"inputs"', EXAMPLE)
-    frame = build_frame(signature, columns, n_rows)
+    frame = build_frame(signature, columns, n_rows, coerce_types=False)
     return V2Request(request_id, frame, outputs, parameters)
 
 

@@ -12,7 +12,8 @@ from pointsman.validation import build_frame, records_to_columns
 def load_and_warm(registry: Registry, record: VersionRecord) -> Runtime:
     """A ready runtime for `record`; raises if the artifact changed or cannot answer."""
     path = registry.artifact_path(record)
-    runtime = load_runtime(record.format, path, record.entrypoint)
+    trusted = tuple(record.lineage.get("trusted_types") or ())
+    runtime = load_runtime(record.format, path, record.entrypoint, trusted)
     if record.input_example:
         raw, n, problems = records_to_columns(record.input_example, record.signature)
         runtime.predict(build_frame(record.signature, raw, n, problems))

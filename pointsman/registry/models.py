@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from pointsman.errors import ModelNotFound, VersionNotFound
 from pointsman.registry.artifacts import ArtifactStore
-from pointsman.registry.register import Submission, check_model_name, prepare
+from pointsman.registry.register import Submission, audit_detail, check_model_name, prepare
 from pointsman.registry.versions import VersionRecord
+from pointsman.store.audit import write_audit
 from pointsman.store.tables import changes, models, routes, versions
 from pointsman.types import as_utc
 
@@ -186,6 +187,21 @@ class Registry:
                             created_at=now,
                             created_by=sub.user,
                         )
+                    )
+                    write_audit(
+                        conn,
+                        sub.user,
+                        "register",
+                        f"model:{sub.model}",
+                        None,
+                        {
+                            "version": number,
+                            "sha256": sha,
+                            "format": prepared.format,
+                            "artifact": rel,
+                            "note": sub.note,
+                        },
+                        audit_detail(prepared.format),
                     )
                     bump_changes(conn)
                 break

@@ -13,6 +13,7 @@ from pointsman.errors import InvalidArtifact
 from pointsman.types import ColumnSpec
 
 N_BINS = 10
+N_QUANTILES = 101
 MAX_CATEGORIES = 100_000
 
 
@@ -97,6 +98,8 @@ def numeric_profile(series: pd.Series) -> dict[str, Any]:
         "null_rate": null_rate,
         "bin_edges": [float(e) for e in edges],
         "bin_fractions": [float(c) / len(finite) for c in counts],
+        # The percentiles: an empirical CDF of the training data for Kolmogorov-Smirnov.
+        "quantiles": [float(q) for q in np.quantile(finite, np.linspace(0, 1, N_QUANTILES))],
     }
 
 

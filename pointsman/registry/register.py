@@ -42,6 +42,7 @@ class Submission:
     metrics: dict[str, float] = field(default_factory=dict)
     note: str = ""
     user: str = ""
+    trusted_types: tuple[str, ...] = ()  # skops types the admin accepts (--trust)
 
 
 @dataclass
@@ -90,7 +91,8 @@ def prepare(sub: Submission, stored_path: Path) -> Prepared:
         raise InvalidArtifact(f"Unknown format {fmt!r}; known formats: {', '.join(FORMATS)}.")
     if fmt == "python" and not sub.entrypoint:
         raise InvalidArtifact("A Python class model is given as FILE.py:ClassName.")
-    runtime = load_runtime(fmt, stored_path, sub.entrypoint)
+    trusted = tuple(sorted(set(sub.trusted_types)))
+    runtime = load_runtime(fmt, stored_path, sub.entrypoint, trusted)
     features, data_lineage = _training_features(sub)
     columns = _columns(runtime, features)
     profile = None
@@ -114,6 +116,8 @@ def prepare(sub: Submission, stored_path: Path) -> Prepared:
             "target": sub.target,
         }
     )
+    if trusted:
+        env["trusted_types"] = list(trusted)  # enforced at every load
     outputs = tuple(runtime.info.outputs or ["predictions"])
     if classes is not None and "probabilities" not in outputs:
         outputs = (*outputs, "probabilities")
@@ -196,3 +200,18 @@ def _smoke_test(
             "the label column)."
         ) from exc
     return outputs.classes, outputs_profile
+
+
+# Formats whose loading runs code from the artifact (pickle, or a Python class/pyfunc).
+RUNS_CODE = {"sklearn": "pickle/joblib", "mlflow": "MLflow pyfunc", "python": "Python code"}
+
+
+def audit_detail(fmt: str) -> str:
+    """The note the audit log keeps on a registration: why a code-running format was trusted."""
+    kind = RUNS_CODE.get(fmt)
+    if kind is None:
+        return ""
+    return (
+        f"{kind} runs code when loaded: trusted only because an admin registered it; "
+        "skops or ONNX are the safe formats."
+    )

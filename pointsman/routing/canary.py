@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from pointsman.errors import RouteConflict
 from pointsman.routing.policy import Canary
 from pointsman.routing.revisions import Route, RouteBook
 from pointsman.routing.stats import Counts, window
-from pointsman.store.tables import leases
+from pointsman.store.leases import hold_lease, lease_holder
 
 log = logging.getLogger("pointsman.canary")
 
@@ -149,28 +147,7 @@ class CanaryController:
 
     def hold_lease(self) -> bool:
         """Take or renew the controller lease; False if another process holds it."""
-        now = datetime.now(UTC)
-        until = now + timedelta(seconds=self.lease_s)
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                leases.update()
-                .where(
-                    (leases.c.name == LEASE)
-                    & ((leases.c.holder == self.holder) | (leases.c.expires_at < now))
-                )
-                .values(holder=self.holder, expires_at=until)
-            ).rowcount
-        if taken:
-            return True
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    leases.insert().values(name=LEASE, holder=self.holder, expires_at=until)
-                )
-            return True
-        except IntegrityError:
-            return False
+        return hold_lease(self.engine, LEASE, self.holder, self.lease_s)
 
     def holder_now(self) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(leases.c.holder).where(leases.c.name == LEASE)).scalar()
+        return lease_holder(self.engine, LEASE)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pointsman.routing.policy import Arm, Canary, Policy, Shadow
 from pointsman.routing.revisions import Route
+from pointsman.validation.policy import ValidationPolicy
 
 
 def arms_text(arms: tuple[Arm, ...]) -> str:
@@ -34,6 +35,8 @@ def describe_changes(before: Policy | None, after: Policy) -> list[str]:
     if old_breaker != new_breaker:
         out.append(f"breaker {old_breaker} → {new_breaker}")
     out += _canary_changes(before.canary, after.canary)
+    if before.validation != after.validation:
+        out.append(f"validation {before.validation.describe()} → {after.validation.describe()}")
     return out or ["no change"]
 
 
@@ -53,6 +56,8 @@ def _describe_new(policy: Policy) -> list[str]:
     out += _changed("fallback", None, policy.fallback)
     out += _changed("timeout", None, _ms(policy.timeout_ms))
     out += _canary_changes(None, policy.canary)
+    if policy.validation != ValidationPolicy():
+        out.append(f"validation {policy.validation.describe()}")
     return out
 
 

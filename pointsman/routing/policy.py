@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pointsman.errors import InvalidRoute
+from pointsman.validation.policy import ValidationPolicy
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Policy:
     breaker_failures: int = 5
     breaker_pause_s: float = 30.0
     canary: Canary | None = None
+    validation: ValidationPolicy = field(default_factory=ValidationPolicy)
 
     @property
     def versions(self) -> list[int]:
@@ -138,6 +140,8 @@ class Policy:
         out["breaker_pause_s"] = self.breaker_pause_s
         if self.canary is not None:
             out["canary"] = self.canary.to_json()
+        if self.validation != ValidationPolicy():
+            out["validation"] = self.validation.to_json()
         return out
 
     @classmethod
@@ -157,16 +161,22 @@ class Policy:
             breaker_failures=int(data.get("breaker_failures", 5)),
             breaker_pause_s=float(data.get("breaker_pause_s", 30.0)),
             canary=None if canary is None else Canary.from_json(canary),
+            validation=ValidationPolicy.from_json(data.get("validation")),
         )
 
     def with_arms(self, arms: tuple[Arm, ...], **changes: Any) -> Policy:
         return replace(self, arms=arms, **changes)
 
 
-def check_policy(policy: Policy, model: str, known: list[int]) -> None:
-    """Refuse a policy that cannot be served, saying what to change."""
+def check_policy(
+    policy: Policy, model: str, known: list[int], features: list[str] | None = None
+) -> None:
+    """Refuse a policy that cannot be served, saying what to change.
+
+    `features`: the routed versions' inputs, against which per-feature validation is checked.
+    """
     listed = ", ".join(map(str, known)) or "none"
-    problems: list[str] = []
+    problems: list[str] = policy.validation.problems(features)
     if not policy.arms:
         problems.append("give at least one primary arm, e.g. --ab 3=100")
     weights = [a.weight for a in policy.arms]

@@ -14,6 +14,7 @@ from pointsman.errors import RouteConflict
 from pointsman.registry import Registry, bump_changes
 from pointsman.routing.policy import Arm, Canary, Gates, Policy, check_policy
 from pointsman.routing.stats import window
+from pointsman.store.audit import write_audit
 from pointsman.store.tables import models, routes
 from pointsman.types import as_utc
 
@@ -113,10 +114,17 @@ class RouteBook:
         *,
         expect_revision: int | None = None,
         allow_canary_change: bool = False,
+        action: str = "route",
     ) -> Route:
         """Check `policy`, load and warm its versions, then write it as a new revision."""
         known = self.registry.version_numbers(model)
-        check_policy(policy, model, known)
+        features = None
+        if policy.validation.features:
+            routed = [v for v in policy.versions if v in known]
+            features = sorted(
+                {n for v in routed for n in self.registry.get_version(model, v).signature.names}
+            )
+        check_policy(policy, model, known, features)
         current = self.current(model)
         running = current.policy.canary if current else None
         if running and running.is_running and not allow_canary_change:
@@ -128,7 +136,7 @@ class RouteBook:
         if self.preflight is not None:
             fresh = [v for v in policy.versions if current is None or v not in current.versions]
             self.preflight(model, fresh)
-        return self._append(model, policy.to_json(), user, reason, expect_revision)
+        return self._append(model, policy.to_json(), user, reason, expect_revision, action)
 
     def deploy(self, model: str, version: int | str, user: str, reason: str = "") -> Route:
         """Make `version` the sole primary, keeping key, timeout and compatible extras."""
@@ -138,6 +146,7 @@ class RouteBook:
             self._sole(model, record.number, None),
             user,
             reason or f"deploy version {record.number}",
+            action="deploy",
         )
 
     def promote(self, model: str, version: int | str, user: str, reason: str = "") -> Route:
@@ -155,6 +164,7 @@ class RouteBook:
             user,
             reason or f"promote version {record.number}",
             allow_canary_change=True,
+            action="promote",
         )
 
     def rollback(self, model: str, user: str, reason: str = "") -> Route:
@@ -173,6 +183,7 @@ class RouteBook:
             user,
             reason or f"rollback from revision {current.revision} to {previous.revision}",
             allow_canary_change=True,
+            action="rollback",
         )
 
     def start_canary(
@@ -220,7 +231,8 @@ class RouteBook:
             shadow_agreement=shadowed.agreement if shadowed and shadowed.compared >= 20 else None,
         )
         policy = canary_policy(current.policy, canary)
-        return self.apply(model, policy, user, f"canary of version {record.number} at {steps[0]} %")
+        reason = f"canary of version {record.number} at {steps[0]} %"
+        return self.apply(model, policy, user, reason, action="canary.start")
 
     def end_canary(
         self, model: str, state: str, reason: str, user: str, expect_revision: int | None = None
@@ -238,6 +250,7 @@ class RouteBook:
             f"canary of version {canary.candidate} {state.replace('_', ' ')}: {reason}",
             expect_revision=expect_revision,
             allow_canary_change=True,
+            action=f"canary.{state}"[:32],
         )
 
     def advance_canary(self, model: str, user: str, expect_revision: int) -> Route:
@@ -255,6 +268,7 @@ class RouteBook:
                 f"canary of version {canary.candidate} promoted: every step held its gates",
                 expect_revision=expect_revision,
                 allow_canary_change=True,
+                action="canary.promoted",
             )
         following = replace(canary, step=canary.step + 1)
         return self.apply(
@@ -264,6 +278,7 @@ class RouteBook:
             f"canary of version {canary.candidate} advanced to {following.weight} %",
             expect_revision=expect_revision,
             allow_canary_change=True,
+            action="canary.advance",
         )
 
     def _sole(self, model: str, version: int, canary: Canary | None) -> Policy:
@@ -282,6 +297,7 @@ class RouteBook:
         user: str,
         reason: str,
         expect_revision: int | None,
+        action: str = "route",
     ) -> Route:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
@@ -309,6 +325,20 @@ class RouteBook:
                     created_at=now,
                     created_by=user,
                 )
+            )
+            before = conn.execute(
+                sa.select(routes.c.spec).where(
+                    (routes.c.model_id == model_id) & (routes.c.revision == latest)
+                )
+            ).scalar()
+            write_audit(
+                conn,
+                user,
+                action,
+                f"model:{model}",
+                {"revision": latest, **before} if before else None,
+                {"revision": latest + 1, **spec},
+                reason,
             )
             bump_changes(conn)
         return Route(model, latest + 1, Policy.from_json(spec), now, user, reason)

@@ -65,13 +65,16 @@ def detect_format(path: Path, entrypoint: str | None = None) -> str:
     )
 
 
-def load_runtime(fmt: str, path: Path, entrypoint: str | None = None) -> Runtime:
-    """Load an artifact of format `fmt` stored at `path`."""
+def load_runtime(
+    fmt: str, path: Path, entrypoint: str | None = None, trusted: tuple[str, ...] = ()
+) -> Runtime:
+    """Load an artifact of format `fmt` stored at `path`; `trusted`: skops types an admin
+    accepted at registration (any other type that skops does not trust is refused)."""
     # Imports are per format so that a project never pays for frameworks it does not use.
     if fmt in ("sklearn", "skops"):
         from pointsman.runtimes.sklearn import SklearnRuntime
 
-        return SklearnRuntime.from_file(path, fmt)
+        return SklearnRuntime.from_file(path, fmt, trusted)
     if fmt == "onnx":
         from pointsman.runtimes.onnx import OnnxRuntime
 
@@ -79,7 +82,7 @@ def load_runtime(fmt: str, path: Path, entrypoint: str | None = None) -> Runtime
     if fmt == "mlflow":
         from pointsman.runtimes.mlflow import load_mlflow
 
-        return load_mlflow(path)
+        return load_mlflow(path, trusted)
     if fmt == "python":
         from pointsman.runtimes.pyclass import PythonClassRuntime
 

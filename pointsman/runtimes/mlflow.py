@@ -36,7 +36,18 @@ def read_mlmodel(folder: Path) -> dict[str, Any]:
     return data
 
 
-def load_mlflow(folder: Path) -> Runtime:
+def inside(folder: Path, name: str) -> Path:
+    """`folder / name`, refusing a name (from MLmodel) that would leave the model folder."""
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise InvalidArtifact(
+            f"MLmodel in {folder.name} names {name!r}, which is outside the model folder; "
+            "paths in MLmodel must stay inside it."
+        )
+    return path
+
+
+def load_mlflow(folder: Path, trusted: tuple[str, ...] = ()) -> Runtime:
     """Load an MLflow model through its sklearn or onnx flavor, else through mlflow itself."""
     mlmodel = read_mlmodel(folder)
     flavors = mlmodel["flavors"]
@@ -46,11 +57,12 @@ def load_mlflow(folder: Path) -> Runtime:
 
         conf = flavors["sklearn"]
         fmt = "skops" if conf.get("serialization_format") == "skops" else "sklearn"
-        runtime = SklearnRuntime.from_file(folder / conf.get("pickled_model", "model.pkl"), fmt)
+        model_file = inside(folder, conf.get("pickled_model", "model.pkl"))
+        runtime = SklearnRuntime.from_file(model_file, fmt, trusted)
     elif "onnx" in flavors:
         from pointsman.runtimes.onnx import OnnxRuntime
 
-        runtime = OnnxRuntime.from_file(folder / flavors["onnx"].get("data", "model.onnx"))
+        runtime = OnnxRuntime.from_file(inside(folder, flavors["onnx"].get("data", "model.onnx")))
     else:
         runtime = PyfuncRuntime.from_folder(folder, list(flavors))
     columns = signature_columns(mlmodel)
@@ -97,7 +109,7 @@ def input_example(
 ) -> list[dict[str, Any]] | None:
     """The saved input example as records, when the folder has one."""
     info = mlmodel.get("saved_input_example_info") or {}
-    path = folder / info.get("artifact_path", "input_example.json")
+    path = inside(folder, info.get("artifact_path", "input_example.json"))
     if not path.exists():
         return None
     data = json.loads(path.read_text())

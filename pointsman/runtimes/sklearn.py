@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pointsman.errors import InvalidArtifact
+from pointsman.errors import InvalidArtifact, UnsafeArtifact
 from pointsman.runtimes.base import RuntimeInfo
 from pointsman.types import Frame, Outputs, plain_list
 
@@ -58,14 +58,16 @@ class SklearnRuntime:
         )
 
     @classmethod
-    def from_file(cls, path: Path, fmt: str) -> SklearnRuntime:
-        """Load a joblib/pickle file (executes code: trusted artifacts only) or a skops file."""
+    def from_file(cls, path: Path, fmt: str, trusted: tuple[str, ...] = ()) -> SklearnRuntime:
+        """Load a joblib/pickle file (executes code: trusted artifacts only) or a skops file
+        (only types skops trusts, plus those an admin listed in `trusted`)."""
+        if fmt == "skops":
+            check_skops_types(path, trusted)
         try:
             if fmt == "skops":
                 import skops.io as sio
 
-                untrusted = sio.get_untrusted_types(file=path)
-                estimator = sio.load(path, trusted=untrusted)
+                estimator = sio.load(path, trusted=list(trusted))
             else:
                 import joblib
 
@@ -91,6 +93,24 @@ class SklearnRuntime:
         if self._uses_frame:
             return pd.DataFrame(frame.columns, copy=False)
         return np.column_stack(list(frame.columns.values()))
+
+
+def check_skops_types(path: Path, trusted: tuple[str, ...]) -> None:
+    """Refuse a skops file holding types neither skops nor the admin trusts (naming them)."""
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:
+        raise InvalidArtifact(f"{path.name} is not a readable skops file: {exc}") from exc
+    refused = sorted(set(untrusted) - set(trusted))
+    if refused:
+        options = " ".join(f"--trust {t}" for t in refused)
+        raise UnsafeArtifact(
+            f"{path.name} holds types skops does not trust by default, and loading them may "
+            f"run their code: {', '.join(refused)}. If you trust them, register it again with "
+            f"{options}."
+        )
 
 
 def _final_name(estimator: Any) -> str:

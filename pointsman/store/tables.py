@@ -87,4 +87,158 @@ leases = sa.Table(
 
 # -- prediction log (issue 5) ------------------------------------------------------------
 
+# One row per request and role (primary | fallback | shadow); a shadow shares its primary's
+# request id. Shipped from the workers' spools, so (request_id, role, version) makes a
+# re-shipped record a no-op. Inputs are stored after redaction.
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("route_revision", sa.Integer, nullable=True),
+    sa.Column("client", sa.String(128), nullable=True),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("outputs", sa.JSON, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("model_ms", sa.Float, nullable=True),
+    sa.Column("findings", sa.JSON, nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("extra", sa.JSON, nullable=True),
+    sa.UniqueConstraint("request_id", "role", "version", name="uq_prediction_log_key"),
+    sa.Index("ix_prediction_log_model_time", "model", "time"),
+    sa.Index("ix_prediction_log_time", "time"),
+)
+
 # -- keys, rate limits and audit (issue 7) ------------------------------------------------
+
+# API keys: only the sha256 of a key is stored. A revoked key keeps its row (and its name in
+# the audit log); `updated_at` changes on every write so servers notice with one cheap read.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("rate", sa.String(32), nullable=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_by", sa.String(128), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Every admin action: who, when, what, and the state before and after (never a key).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("who", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(160), nullable=False),
+    sa.Column("before", sa.JSON, nullable=True),
+    sa.Column("after", sa.JSON, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_audit_log_at", "at"),
+)
+
+# -- alerts (issue 6) ---------------------------------------------------------------------
+
+# Rules added by the CLI or the admin API (rules from pointsman.toml live in the file only).
+alert_rules = sa.Table(
+    "alert_rules",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+)
+
+# Where each (rule, model) stands, so that a new evaluator (restart, lease handover) neither
+# fires again nor forgets to resolve.
+alert_states = sa.Table(
+    "alert_states",
+    metadata,
+    sa.Column("rule", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("pending_since", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("firing_since", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Every notification (firing, repeat, resolved, test) and what each channel answered.
+alert_history = sa.Table(
+    "alert_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_alert_history_at", "at"),
+)
+
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alert_history.id"), nullable=False),
+    sa.Column("channel", sa.String(256), nullable=False),  # redacted: never a Slack URL
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # sent | retrying | failed | dropped
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_alert_deliveries_alert_id", "alert_id"),
+)
+
+# Things that happened in one process that the alert evaluator must see (a version that
+# failed to load); kept small: pruned past a day.
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_alert_events_at", "at"),
+)
+
+# -- drift (issue 6) ------------------------------------------------------------------------
+
+# One row per (model, version, feature, window): the drift of the logged inputs (or, for the
+# feature "(predictions)", outputs) against the version's reference profile.
+drift_results = sa.Table(
+    "drift_results",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("feature", sa.String(256), nullable=False),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_s", sa.Float, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("psi", sa.Float, nullable=True),
+    sa.Column("grade", sa.String(16), nullable=False),
+    sa.Column("test", sa.String(8), nullable=False),
+    sa.Column("statistic", sa.Float, nullable=True),
+    sa.Column("p_value", sa.Float, nullable=True),
+    sa.Column("top_change", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_drift_results_model_time", "model", "window_end"),
+)

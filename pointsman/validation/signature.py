@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from pointsman.errors import BadRequest, FieldProblem, InvalidInput
-from pointsman.types import DTYPES, ColumnSpec, Frame, Signature
+from pointsman.types import DTYPES, ColumnSpec, Finding, Frame, Signature
 
 _JSON_TYPE_NAMES = {
     bool: "boolean",
@@ -62,8 +63,15 @@ def build_frame(
     columns: Mapping[str, Sequence[Any] | np.ndarray],
     n_rows: int,
     problems: list[FieldProblem] | None = None,
+    coerce_types: bool = True,
 ) -> Frame:
-    """Check every column against its spec and convert it to its numpy dtype."""
+    """Check every column against its spec and convert it to its numpy dtype.
+
+    With `coerce_types`, a mistyped value that unambiguously reads as the column's type is
+    converted and reported in `Frame.findings` (the route's policy decides whether it is
+    served); without (typed tensors, whose declared datatype is the caller's word), it is
+    an error like any other.
+    """
     problems = list(problems or [])
     known = {c.name for c in signature.inputs}
     extras = {
@@ -81,6 +89,7 @@ def build_frame(
                 )
             )
     out: dict[str, np.ndarray] = {}
+    findings: list[Finding] = []
     for spec in signature.inputs:
         values = columns.get(spec.name)
         if values is None:
@@ -91,16 +100,30 @@ def build_frame(
                 f"Column {spec.name!r} has {len(values)} values but the batch has {n_rows} rows; "
                 "every column needs one value per row."
             )
-        array = _to_array(spec, values, problems)
+        array = _to_array(spec, values, problems, findings if coerce_types else None)
         if array is not None:
             out[spec.name] = array
     if problems:
+        # Name the coerced values too: whether they would be served is moot now.
+        problems += [
+            FieldProblem(
+                f.feature,
+                f"wrong type {_json_type(f.value)}",
+                expected=f.allowed,
+                received=f.value,
+                row=f.row,
+            )
+            for f in findings
+        ]
         raise InvalidInput(_dedupe(problems))
-    return Frame(out, n_rows, extras)
+    return Frame(out, n_rows, extras, findings)
 
 
 def _to_array(
-    spec: ColumnSpec, values: Sequence[Any] | np.ndarray, problems: list[FieldProblem]
+    spec: ColumnSpec,
+    values: Sequence[Any] | np.ndarray,
+    problems: list[FieldProblem],
+    findings: list[Finding] | None,
 ) -> np.ndarray | None:
     dtype = DTYPES[spec.type]
     if isinstance(values, np.ndarray):
@@ -108,6 +131,7 @@ def _to_array(
     before = len(problems)
     check = _CHECKS[spec.type]
     nulls = False
+    coerced: list[tuple[int, Any, Any]] = []
     for i, v in enumerate(values):
         if v is None:
             nulls = True
@@ -116,13 +140,28 @@ def _to_array(
                     FieldProblem(spec.name, "null is not allowed", expected=spec.type, row=i)
                 )
         elif not check(v):
-            problems.append(
-                FieldProblem(
-                    spec.name, f"wrong type {_json_type(v)}", expected=spec.type, received=v, row=i
+            fixed = None if findings is None else coerce(spec.type, v)
+            if fixed is None:
+                problems.append(
+                    FieldProblem(
+                        spec.name,
+                        f"wrong type {_json_type(v)}",
+                        expected=spec.type,
+                        received=v,
+                        row=i,
+                    )
                 )
-            )
+            else:
+                coerced.append((i, v, fixed))
     if len(problems) > before:
         return None
+    if coerced and findings is not None:
+        values = list(values)
+        for i, original, fixed in coerced:
+            values[i] = fixed
+            findings.append(
+                Finding(i, spec.name, original, "coerced", f"{spec.type} (coerced to {fixed!r})")
+            )
     if spec.type == "string":
         array = np.empty(len(values), dtype=object)
         array[:] = list(values)
@@ -167,7 +206,63 @@ def _from_numpy(
             v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values
         ]
         return array
+    if kind == "f" and not spec.nullable:
+        missing = np.flatnonzero(np.isnan(values))
+        for i in missing[:20].tolist():
+            problems.append(
+                FieldProblem(
+                    spec.name,
+                    "NaN is not allowed (no missing values here)",
+                    expected=spec.type,
+                    row=i,
+                )
+            )
+        if len(missing):
+            return None
     return values.astype(DTYPES[spec.type], copy=False)
+
+
+def coerce(column_type: str, value: Any) -> Any:
+    """The value a mistyped one unambiguously stands for ("3" for a long), or None.
+
+    Only lossless readings: a number written as text, "true"/"false", a number or boolean
+    where text is expected. Whether a coerced value is served is the route's validation policy.
+    """
+    if column_type in ("long", "integer"):
+        if isinstance(value, str):
+            text = value.strip()
+            if _INT_TEXT.fullmatch(text):
+                return int(text)
+            number = _float_of(text)  # "3.0", "1e3": exact only below 2**53
+            if number is None or not number.is_integer() or abs(number) >= 2**53:
+                return None
+            return int(number)
+        return None
+    if column_type in ("double", "float"):
+        return _float_of(value.strip()) if isinstance(value, str) else None
+    if column_type == "boolean":
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if type(value) is int and value in (0, 1):
+            return bool(value)
+        return None
+    if column_type == "string" and type(value) in (int, float, bool):
+        return str(value).lower() if type(value) is bool else str(value)
+    return None
+
+
+_INT_TEXT = re.compile(r"[+-]?\d{1,18}")
+
+
+def _float_of(text: str) -> float | None:
+    """A decimal number written as text (not 'nan' or 'inf': those are not readings)."""
+    if not _FLOAT_TEXT.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _is_number(v: Any) -> bool:

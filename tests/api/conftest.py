@@ -11,7 +11,7 @@ import pytest
 from pointsman.api.app import build_app
 from pointsman.project import Project
 from pointsman.registry import Submission
-from tests.conftest import register_iris
+from tests.conftest import admin_headers, register_iris
 
 
 @pytest.fixture
@@ -41,8 +41,12 @@ def served(
 
 @pytest.fixture
 async def client(served: Project) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin client of the app; its key's name, `tests`, is the client in every record."""
     app = build_app(served.settings)
+    headers = admin_headers(served)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://pointsman") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://pointsman", headers=headers
+        ) as c:
             yield c

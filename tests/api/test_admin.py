@@ -71,7 +71,8 @@ async def test_put_route_writes_a_revision_saying_who_and_what_changed(
     r = await client.put(f"{ADMIN}/churn/route", json=body, headers={"X-Pointsman-User": "ann"})
     assert r.status_code == 200, r.text
     new = r.json()
-    assert (new["revision"], new["created_by"], new["reason"]) == (2, "ann", "a/b")
+    # The key's name is who; the header says on whose behalf.
+    assert (new["revision"], new["created_by"], new["reason"]) == (2, "tests (for ann)", "a/b")
     assert new["changes"] == [
         "arms 1=100 → 1=90, 2=10",
         "key none → customer_id",
@@ -85,7 +86,7 @@ async def test_put_route_writes_a_revision_saying_who_and_what_changed(
     # PUT replaces the whole policy: what is left out is cleared.
     body = {"arms": [{"version": 1}], "shadows": [{"version": 2, "sample": 0.5}]}
     r = await client.put(f"{ADMIN}/churn/route", json=body)
-    assert r.json()["created_by"] == "api"
+    assert r.json()["created_by"] == "tests"  # the key's name
     assert r.json()["changes"] == [
         "arms 1=90, 2=10 → 1=100",
         "key customer_id → none",
@@ -205,7 +206,7 @@ async def test_canary_start_status_conflicts_and_abort(client: httpx.AsyncClient
     assert r.status_code == 200, r.text
     assert r.json()["arms"] == [{"version": 1, "weight": 95}, {"version": 2, "weight": 5}]
     assert r.json()["changes"][-1] == "canary of 2 started at 5 % against 1"
-    assert r.json()["created_by"] == "bo"
+    assert r.json()["created_by"] == "tests (for bo)"
     status = (await client.get(f"{ADMIN}/churn/canary")).json()
     assert (status["state"], status["candidate"], status["weight"]) == ("running", 2, 5)
     assert status["model"] == "churn" and set(status["arms"]) == {"1", "2"}

@@ -15,7 +15,7 @@ from pointsman.api.app import build_app
 from pointsman.project import Project
 from pointsman.registry import Submission
 from pointsman.settings import load_settings
-from tests.conftest import register_iris
+from tests.conftest import admin_headers, register_iris
 
 pytestmark = pytest.mark.anyio
 
@@ -90,9 +90,12 @@ async def test_mlflow_errors_keep_mlflow_shape(client: httpx.AsyncClient) -> Non
 async def test_body_over_the_limit_is_413(served: Project) -> None:
     settings = load_settings(served.settings.project_path(), max_body_bytes=2048)
     app = build_app(settings)
+    headers = admin_headers(served)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as c:
             r = await c.post("/v1/models/iris/predict", json={"rows": [ROW] * 200})
     assert r.status_code == 413 and "2048" in r.json()["error"]
 
@@ -143,9 +146,12 @@ async def failing(project: Project, tmp_path: Path) -> AsyncIterator[httpx.Async
         )
     project.routes.deploy("fragile", 1, "t")
     app = build_app(project.settings)
+    headers = admin_headers(project)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as c:
             yield c
 
 
@@ -177,9 +183,12 @@ async def test_tampered_artifact_makes_the_version_not_ready(
     stored = project.registry.artifacts.path_of(record.artifact)
     stored.write_bytes(stored.read_bytes()[:-1] + b"\1")
     app = build_app(project.settings)
+    headers = admin_headers(project)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as c:
             ready = await c.get("/readyz")
             assert ready.status_code == 503
             assert "changed after registration" in ready.json()["error"]

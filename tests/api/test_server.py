@@ -13,7 +13,7 @@ import httpx
 
 from pointsman.project import Project
 from tests.api.conftest import register_churn
-from tests.conftest import Server, churn_rows, free_port
+from tests.conftest import Server, admin_headers, churn_rows, free_port
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
@@ -27,26 +27,42 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         env={**os.environ, "COLUMNS": "200"},
     )
     base = f"http://127.0.0.1:{port}"
+    printed = []
     try:
+        assert process.stdout is not None
+        # The demo prints the calls, with its API key, before it serves.
+        while not any(line.startswith("  export POINTSMAN_KEY=") for line in printed):
+            line = process.stdout.readline()
+            assert line, "".join(printed)
+            printed.append(line)
+        key = printed[-1].strip().partition("=")[2]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert process.poll() is None, "".join(printed)
             try:
                 if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        answer = httpx.post(base + "/v1/models/churn/predict", json={"rows": churn_rows(2)})
+        rows = {"rows": churn_rows(2)}
+        assert httpx.post(base + "/v1/models/churn/predict", json=rows).status_code == 401
+        auth = {"Authorization": f"Bearer {key}"}
+        answer = httpx.post(base + "/v1/models/churn/predict", json=rows, headers=auth)
         assert answer.status_code == 200 and answer.json()["version"] == 1
-        pinned = httpx.post(
-            base + "/v1/models/churn/versions/2/predict", json={"rows": churn_rows(2)}
-        )
+        pinned = httpx.post(base + "/v1/models/churn/versions/2/predict", json=rows, headers=auth)
         assert pinned.json()["version"] == 2
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        # Read through the text wrapper: it may hold lines readline() fetched ahead.
+        rest = ""
+        if process.stdout:
+            rest = process.stdout.read()
+            process.stdout.close()
+    output = "".join(printed) + rest
     assert "Registered churn version 1" in output and "Registered churn version 2" in output
-    assert f"curl -s {base}/v1/models/churn/predict" in output
+    auth_option = '-H "Authorization: Bearer $POINTSMAN_KEY"'
+    assert f"curl -s {base}/v1/models/churn/predict {auth_option}" in output
     assert (folder / "pointsman.toml").exists() and (folder / "pointsman.db").exists()
 
 
@@ -55,10 +71,11 @@ def test_every_worker_switches_within_a_second_of_a_deploy(
 ) -> None:
     register_churn(project, churn_files)
     project.routes.deploy("churn", 1, "t")
+    headers = admin_headers(project)
     server = Server(project.settings.project_path(), workers=2)
     rows = {"rows": churn_rows(1)}
     try:
-        with httpx.Client(base_url=server.url, timeout=5) as client:
+        with httpx.Client(base_url=server.url, timeout=5, headers=headers) as client:
             assert client.get("/readyz").status_code == 200
             assert client.post("/v1/models/churn/predict", json=rows).json()["version"] == 1
             project.routes.deploy("churn", 2, "t", "switch")
@@ -66,7 +83,7 @@ def test_every_worker_switches_within_a_second_of_a_deploy(
             answers: list[tuple[float, int]] = []
             # New connections spread over both workers; all must end up answering with v2.
             while time.monotonic() - switched_at < 10:
-                with httpx.Client(base_url=server.url, timeout=5) as fresh:
+                with httpx.Client(base_url=server.url, timeout=5, headers=headers) as fresh:
                     version = fresh.post("/v1/models/churn/predict", json=rows).json()["version"]
                 answers.append((time.monotonic() - switched_at, version))
                 if [v for _, v in answers[-40:]] == [2] * 40:

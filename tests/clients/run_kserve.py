@@ -1,6 +1,6 @@
 """The KServe SDK's InferenceRESTClient (V2 and V1) against a running pointsman server.
 
-Usage: python run_kserve.py URL IRIS_MODEL   (run in .venvs/kserve)
+Usage: POINTSMAN_KEY=pk_... python run_kserve.py URL IRIS_MODEL   (run in .venvs/kserve)
 IRIS_MODEL: an iris classifier (labels 0..2). Exits non-zero with a message on the first
 check that fails.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -19,6 +20,21 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
 IRIS_LABELS = [0, 2]
+
+
+class BearerKey(httpx.Auth):
+    """The API key on every request (RESTConfig takes any httpx auth)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = f"Bearer {self.key}"
+        yield request
+
+
+def config(protocol: str) -> RESTConfig:
+    return RESTConfig(protocol=protocol, timeout=20, auth=BearerKey(os.environ["POINTSMAN_KEY"]))
 
 
 def check(ok: object, message: str) -> None:
@@ -39,7 +55,7 @@ def check_response(response: Any, model: str, request_id: str, how: str) -> None
 
 
 async def check_v2(base: str, model: str) -> None:
-    async with InferenceRESTClient(RESTConfig(protocol="v2", timeout=20)) as client:
+    async with InferenceRESTClient(config("v2")) as client:
         check(await client.is_server_live(base) is True, "v2 is_server_live is not True")
         check(await client.is_server_ready(base) is True, "v2 is_server_ready is not True")
         check(await client.is_model_ready(base, model) is True, f"v2 is_model_ready({model!r})")
@@ -80,7 +96,7 @@ async def check_v2(base: str, model: str) -> None:
 
 
 async def check_v1(base: str, model: str) -> None:
-    async with InferenceRESTClient(RESTConfig(protocol="v1", timeout=20)) as client:
+    async with InferenceRESTClient(config("v1")) as client:
         check(await client.is_server_live(base) is True, "v1 is_server_live is not True")
         check(await client.is_model_ready(base, model) is True, f"v1 is_model_ready({model!r})")
         rows = IRIS_ROWS.tolist()

@@ -1,6 +1,6 @@
 """MLflow's scoring client and raw /invocations bodies against a running pointsman server.
 
-Usage: python run_mlflow.py URL NAME=MLFLOW_MODEL_DIR [NAME=MLFLOW_MODEL_DIR ...]
+Usage: POINTSMAN_KEY=pk_... python run_mlflow.py URL NAME=MLFLOW_MODEL_DIR [NAME=DIR ...]
 (run in .venvs/mlflow). Each NAME is a pointsman model imported from that MLflow folder; the
 first one must be the model answering the bare /invocations (the server's default_model).
 Every answer is compared with what mlflow.pyfunc.load_model(dir).predict gives here.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -108,12 +109,22 @@ def check_probabilities(base: str, name: str, folder: Path, frame: pd.DataFrame)
     check(np.allclose(got, expected, atol=1e-9), f"{name}: V2 probabilities differ from mlflow's")
 
 
+def use_key_from_netrc(url: str, key: str) -> None:
+    """ScoringServerClient sends no custom header; requests adds Basic auth from a netrc."""
+    folder = Path(tempfile.mkdtemp())
+    netrc = folder / "netrc"
+    netrc.write_text(f"machine {urlsplit(url).hostname} login mlflow password {key}\n")
+    netrc.chmod(0o600)
+    os.environ["NETRC"] = str(netrc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("url")
     parser.add_argument("models", nargs="+", metavar="NAME=MLFLOW_MODEL_DIR")
     args = parser.parse_args()
     base = args.url.rstrip("/")
+    use_key_from_netrc(base, os.environ["POINTSMAN_KEY"])
     models = dict(item.split("=", 1) for item in args.models)
     frame = iris_sample()
 

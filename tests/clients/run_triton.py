@@ -1,6 +1,6 @@
 """tritonclient (sync and aio HTTP clients) against a running pointsman server.
 
-Usage: python run_triton.py URL IRIS_MODEL CHURN_MODEL   (run in .venvs/triton)
+Usage: POINTSMAN_KEY=pk_... python run_triton.py URL IRIS_MODEL CHURN_MODEL   (in .venvs/triton)
 IRIS_MODEL: iris classifier (labels 0..2); CHURN_MODEL: the demo churn model, version 1 deployed.
 Exits non-zero with a message on the first check that fails.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import tritonclient.http as httpclient
 import tritonclient.http.aio as aioclient
+from tritonclient._plugin import InferenceServerClientPlugin
 from tritonclient.utils import InferenceServerException
 
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -32,6 +34,16 @@ CHURN_ROW: dict[str, Any] = {
 }
 NUMPY_TYPES = {"BYTES": np.object_, "INT64": np.int64, "INT32": np.int32, "FP64": np.float64}
 NUMPY_TYPES |= {"FP32": np.float32, "BOOL": np.bool_}
+
+
+class BearerKey(InferenceServerClientPlugin):
+    """tritonclient's plugin hook: the API key on every request."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, request: Any) -> None:
+        request.headers["Authorization"] = f"Bearer {self.key}"
 
 
 def check(ok: object, message: str) -> None:
@@ -148,11 +160,13 @@ async def main() -> None:
     hostport = urlsplit(args.url).netloc or args.url  # tritonclient refuses a scheme
 
     sync = httpclient.InferenceServerClient(url=hostport, network_timeout=20)
+    sync.register_plugin(BearerKey(os.environ["POINTSMAN_KEY"]))
     try:
         await run(Awaitable(sync), "tritonclient.http", args.iris, args.churn)
     finally:
         sync.close()
     aio = aioclient.InferenceServerClient(url=hostport, conn_timeout=20)
+    aio.register_plugin(BearerKey(os.environ["POINTSMAN_KEY"]))
     try:
         await run(aio, "tritonclient.http.aio", args.iris, args.churn)
     finally:

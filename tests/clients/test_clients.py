@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pointsman.auth import KeyBook
 from pointsman.demo.churn import TARGET
 from pointsman.project import init_project, open_project
 from pointsman.registry import Submission
@@ -54,6 +55,7 @@ def require_client(venv: str) -> Path:
 class Served:
     url: str
     mlflow_folders: dict[str, Path]  # pointsman model → the MLflow folder it was imported from
+    key: str  # predict:* and read:*; the scripts read it from POINTSMAN_KEY
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +94,7 @@ def served(
                 project.registry.register(Submission(model=name, path=folders[name], user="t"))
         for name in ["iris", "churn", *folders]:
             project.routes.deploy(name, 1, "test")
+        key, _ = KeyBook(project.engine).create("clients", ["predict:*", "read:*"], "test")
     finally:
         if maker is not None and maker.poll() is None:
             maker.kill()
@@ -99,15 +102,16 @@ def served(
         project.close()
     server = Server(folder, env={"POINTSMAN_DEFAULT_MODEL": next(iter(MLFLOW_MODELS))})
     try:
-        yield Served(server.url, folders)
+        yield Served(server.url, folders, key)
     finally:
         server.stop()
 
 
-def run_client(venv: str, script: str, *args: str) -> None:
-    """Run a client script with its venv's python; it must exit 0."""
+def run_client(venv: str, script: str, key: str, *args: str) -> None:
+    """Run a client script with its venv's python and the API key; it must exit 0."""
     python = require_client(venv)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    env["POINTSMAN_KEY"] = key
     env.pop("PYTHONPATH", None)
     try:
         done = subprocess.run(
@@ -123,14 +127,14 @@ def run_client(venv: str, script: str, *args: str) -> None:
 
 
 def test_tritonclient_http_and_aio_work_unchanged(served: Served) -> None:
-    run_client("triton", "run_triton.py", served.url, "iris", "churn")
+    run_client("triton", "run_triton.py", served.key, served.url, "iris", "churn")
 
 
 def test_kserve_rest_client_v2_and_v1_work_unchanged(served: Served) -> None:
-    run_client("kserve", "run_kserve.py", served.url, "iris")
+    run_client("kserve", "run_kserve.py", served.key, served.url, "iris")
 
 
 def test_mlflow_scoring_client_gets_mlflows_own_predictions(served: Served) -> None:
     require_client("mlflow")
     models = [f"{name}={folder}" for name, folder in served.mlflow_folders.items()]
-    run_client("mlflow", "run_mlflow.py", served.url, *models)
+    run_client("mlflow", "run_mlflow.py", served.key, served.url, *models)

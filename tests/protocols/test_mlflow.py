@@ -139,7 +139,7 @@ def test_wrong_shapes_use_mlflows_wording(body: bytes, expected: str, customer: 
     [
         ({"dataframe_records": [{**CUSTOMER_ROWS[0], "age": "old"}]}, "age"),
         ({"dataframe_split": {"columns": ["age"], "data": [[1]]}}, "plan"),
-        ({"instances": [{**CUSTOMER_ROWS[0], "active": 1}]}, "active"),
+        ({"instances": [{**CUSTOMER_ROWS[0], "active": 2}]}, "active"),
     ],
 )
 def test_mistyped_values_are_invalid_input(payload: Any, field: str, customer: Signature) -> None:

@@ -81,7 +81,7 @@ def test_bad_json_is_a_bad_request_with_its_position(customer: Signature) -> Non
     [
         ({"age": "thirty"}, "age", "wrong type string"),
         ({"income": "lots"}, "income", "wrong type string"),
-        ({"plan": 3}, "plan", "wrong type integer"),
+        ({"plan": [3]}, "plan", "wrong type array"),
         ({"active": "yes"}, "active", "wrong type string"),
         ({"age": None}, "age", "null is not allowed"),
         ({"extra": 1}, "extra", "unexpected column"),

@@ -117,7 +117,7 @@ def test_bad_json_is_a_bad_request_with_its_position(customer: Signature) -> Non
         ({"instances": [CUSTOMER_LISTS[0], [30, 1.5, "pro", "yes"]]}, "active"),
         ({"instances": [{**CUSTOMER_ROWS[0], "age": "x"}]}, "age"),
         ({"instances": [{"age": 30}]}, "income"),
-        ({"inputs": {**CUSTOMER_COLUMNS, "plan": [1, 2]}}, "plan"),
+        ({"inputs": {**CUSTOMER_COLUMNS, "plan": [{"a": 1}, {"b": 2}]}}, "plan"),
         ({"inputs": {**CUSTOMER_COLUMNS, "extra": [1, 2]}}, "extra"),
     ],
 )

@@ -1,0 +1,166 @@
+"""The metrics alert rules can name: a registry of small functions, one per metric.
+
+A metric function gets the evaluation context, a model and a window in seconds, and returns
+a number, or None when there is nothing to measure (no requests in the window: the
+condition does not hold). Add one with the `metric` decorator; `pointsman alerts add`
+refuses names not registered here and lists the known ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pointsman.alerts.snapshots import Snapshots
+from pointsman.errors import InvalidAlertRule, ModelNotFound
+from pointsman.routing import RouteBook
+from pointsman.store.tables import alert_events, drift_results
+
+
+@dataclass
+class MetricContext:
+    """What a metric function may read: the store, the routes, the snapshot ring, now."""
+
+    engine: Engine
+    routes: RouteBook
+    snapshots: Snapshots
+    now: datetime
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the spool's usage, per process
+
+
+MetricFn = Callable[[MetricContext, str, float], float | None]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: its function, unit (`ratio`, `ms`, `per_s`, `count`, `psi`) and help."""
+
+    name: str
+    fn: MetricFn
+    unit: str
+    help: str
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(name: str, unit: str, help: str) -> Callable[[MetricFn], MetricFn]:
+    """Register a metric function under `name`."""
+
+    def register(fn: MetricFn) -> MetricFn:
+        METRICS[name] = Metric(name, fn, unit, help)
+        return fn
+
+    return register
+
+
+def get_metric(name: str, rule: str = "?") -> Metric:
+    """The metric `name`, or InvalidAlertRule listing every known one."""
+    found = METRICS.get(name)
+    if found is None:
+        known = ", ".join(sorted(METRICS))
+        raise InvalidAlertRule(rule, f"unknown metric {name!r} (known metrics: {known})")
+    return found
+
+
+def format_value(name: str, value: float | None) -> str:
+    """A value as people read it: ratios in percent, latencies in ms."""
+    if value is None:
+        return "no data"
+    unit = METRICS[name].unit if name in METRICS else ""
+    if unit == "ratio":
+        return f"{value:.2%}"
+    if unit == "ms":
+        return f"{value:g} ms"
+    if unit == "per_s":
+        return f"{value:.3g}/s"
+    return f"{value:g}"
+
+
+# -- from the route statistics (primary requests of every version of the model) ---------
+def _rate(counter: str) -> MetricFn:
+    def fn(ctx: MetricContext, model: str, window_s: float) -> float | None:
+        counts = ctx.snapshots.delta(model, "primary", window_s)
+        return getattr(counts, counter) / counts.requests if counts.requests else None
+
+    return fn
+
+
+metric("error_rate", "ratio", "Failed primary requests (errors and timeouts) / requests.")(
+    _rate("errors")
+)
+metric("timeout_rate", "ratio", "Primary requests past the route's timeout / requests.")(
+    _rate("timeouts")
+)
+metric("fallback_rate", "ratio", "Requests a fallback version answered / requests.")(
+    _rate("fallbacks")
+)
+metric("validation_flag_rate", "ratio", "Requests validation flagged or refused / requests.")(
+    _rate("invalid")
+)
+
+
+@metric("p99_ms", "ms", "99th percentile latency of primary requests (bucket upper bound).")
+def p99_ms(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    return ctx.snapshots.delta(model, "primary", window_s).percentile_ms(0.99)
+
+
+@metric("request_rate", "per_s", "Primary requests per second over the window.")
+def request_rate(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    return ctx.snapshots.delta(model, "primary", window_s).requests / window_s
+
+
+@metric("shadow_agreement", "ratio", "Rows where shadows gave the primary's label / rows compared.")
+def shadow_agreement(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    return ctx.snapshots.delta(model, "shadow", window_s).agreement
+
+
+# -- from the route history and events ----------------------------------------------------
+@metric("canary_rolled_back", "count", "1 if a canary of the model was rolled back in the window.")
+def canary_rolled_back(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    since = ctx.now - timedelta(seconds=window_s)
+    try:
+        history = ctx.routes.history(model)
+    except ModelNotFound:  # a rule may name a model before it is registered
+        return 0.0
+    for route in reversed(history):
+        if route.created_at < since:
+            break
+        canary = route.policy.canary
+        if canary is not None and canary.state == "rolled_back":
+            return 1.0
+    return 0.0
+
+
+@metric(
+    "version_load_failed", "count", "Times a version of the model failed to load in the window."
+)
+def version_load_failed(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    since = ctx.now - timedelta(seconds=window_s)
+    query = sa.select(sa.func.count()).where(
+        (alert_events.c.kind == "version_load_failed")
+        & (alert_events.c.model == model)
+        & (alert_events.c.at >= since)
+    )
+    with ctx.engine.connect() as conn:
+        return float(conn.execute(query).scalar() or 0)
+
+
+@metric(
+    "drift_psi_max",
+    "psi",
+    "Largest PSI of any feature (or the predictions) in drift runs that ended in the window.",
+)
+def drift_psi_max(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    since = ctx.now - timedelta(seconds=window_s)
+    query = sa.select(sa.func.max(drift_results.c.psi)).where(
+        (drift_results.c.model == model) & (drift_results.c.window_end >= since)
+    )
+    with ctx.engine.connect() as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else float(found)

@@ -1,0 +1,116 @@
+"""The admin API for alerts under /v1/admin/alerts: rules, their state, history and tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import BaseRoute
+
+from pointsman.alerts import RuleBook, build_rule, read_history, read_states
+from pointsman.alerts.dispatch import send_test
+from pointsman.alerts.metrics import METRICS
+from pointsman.alerts.rules import Rule
+from pointsman.api.admin import ErrorOut, User, who
+from pointsman.api.common import pipeline_of
+
+router = APIRouter(
+    prefix="/v1/admin/alerts",
+    tags=["alerts"],
+    responses={
+        401: {"model": ErrorOut, "description": "No valid API key"},
+        403: {"model": ErrorOut, "description": "The key lacks the admin scope"},
+        404: {"model": ErrorOut, "description": "Unknown alert rule"},
+        409: {"model": ErrorOut, "description": "Name taken, or a read-only rule of the file"},
+        422: {"model": ErrorOut, "description": "Refused rule (names the field and why)"},
+    },
+)
+
+
+class RuleIn(BaseModel):
+    """A new alert rule, as `pointsman alerts add` takes it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    when: str = Field(description="METRIC OP NUMBER, e.g. `error_rate > 0.02`.")
+    model: str = Field("*", description="The model watched; `*`: each model on its own.")
+    window: str = Field("5m", description="Span the metric is read over, e.g. 5m.")
+    for_: str = Field("0s", alias="for", description="How long the condition must hold.")
+    severity: str = Field("warn", description="info, warn or critical.")
+    notify: list[str] = Field(
+        default_factory=list, description="webhook=URL, slack=URL or email=ADDRESS each."
+    )
+    cooldown: str = Field("1h", description="Repeat a firing alert at most this often; 0: never.")
+    description: str = ""
+
+
+def _book(request: Request) -> RuleBook:
+    project = pipeline_of(request).project
+    return RuleBook(project.engine, project.settings.alerts)
+
+
+def _with_states(rules: list[Rule], request: Request) -> list[dict[str, Any]]:
+    states = read_states(pipeline_of(request).project.engine)
+    return [
+        {**r.to_json(), "states": [s for (n, _), s in sorted(states.items()) if n == r.name]}
+        for r in rules
+    ]
+
+
+@router.get("", summary="List alert rules (file and stored) with each model's state")
+def list_rules(request: Request) -> list[dict[str, Any]]:
+    return _with_states(_book(request).list_rules(), request)
+
+
+@router.post("", status_code=201, summary="Add an alert rule")
+def add_rule(request: Request, body: RuleIn, user: User = None) -> dict[str, Any]:
+    author = who(request, user)
+    rule = build_rule(
+        body.name, when=body.when, model=body.model, window=body.window, for_=body.for_,
+        severity=body.severity, notify=body.notify, cooldown=body.cooldown,
+        description=body.description, created_by=author,
+    )  # fmt: skip
+    return _book(request).add(rule, author).to_json()
+
+
+@router.get("/metrics", summary="The metrics a rule's condition can name")
+def list_metrics() -> list[dict[str, str]]:
+    return [
+        {"name": m.name, "unit": m.unit, "help": m.help}
+        for m in sorted(METRICS.values(), key=lambda m: m.name)
+    ]
+
+
+@router.get("/history", summary="Alerts sent, newest first, with every delivery attempt")
+def history(
+    request: Request,
+    rule: str | None = None,
+    model: str | None = None,
+    since: Annotated[datetime | None, Query(description="ISO time; default: all.")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[dict[str, Any]]:
+    return read_history(pipeline_of(request).project.engine, rule, model, since, limit)
+
+
+@router.get("/{name}", summary="One alert rule with each model's state")
+def get_rule(request: Request, name: str) -> dict[str, Any]:
+    return _with_states([_book(request).get(name)], request)[0]
+
+
+@router.delete("/{name}", summary="Remove a stored alert rule (its history stays)")
+def remove_rule(request: Request, name: str, user: User = None) -> dict[str, Any]:
+    return _book(request).remove(name, who(request, user)).to_json()
+
+
+@router.post("/{name}/test", summary="Send a test notification to each channel of a rule")
+def test_rule(request: Request, name: str) -> list[dict[str, Any]]:
+    project = pipeline_of(request).project
+    outcomes = send_test(project.engine, project.settings, _book(request).get(name))
+    return [{"channel": label, "sent": o.is_sent, "detail": o.detail} for label, o in outcomes]
+
+
+def routes() -> list[BaseRoute]:
+    return list(router.routes)

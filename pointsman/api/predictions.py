@@ -1,0 +1,57 @@
+"""GET /v1/predictions: the prediction log, filtered, newest first, one cursor page at a time.
+
+Reads the store (what the shippers have delivered, normally within a second or two); a plain
+`def`, so FastAPI runs the query in its threadpool, off the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.routing import BaseRoute
+
+from pointsman.api.admin import ErrorOut
+from pointsman.api.common import pipeline_of
+from pointsman.logstore import LogQuery, find_predictions
+from pointsman.logstore.query import MAX_LIMIT, TIME_FORMS, parse_time
+
+router = APIRouter(
+    prefix="/v1/predictions",
+    tags=["prediction log"],
+    responses={
+        400: {"model": ErrorOut, "description": "A filter or cursor that cannot be read"},
+        422: {"model": ErrorOut, "description": "A parameter of the wrong type"},
+    },
+)
+
+
+@router.get("", summary="Prediction records, newest first")
+def list_predictions(
+    request: Request,
+    model: str | None = None,
+    version: int | None = None,
+    role: Annotated[str | None, Query(description="primary, fallback or shadow.")] = None,
+    since: Annotated[str | None, Query(description=f"From: {TIME_FORMS}.")] = None,
+    until: Annotated[str | None, Query(description=f"Before: {TIME_FORMS}.")] = None,
+    request_id: str | None = None,
+    has_error: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: Annotated[str | None, Query(description="`cursor` of the previous page.")] = None,
+) -> dict[str, Any]:
+    """Records matching every filter given; pass `cursor` back for the next page."""
+    query = LogQuery(
+        model=model,
+        version=version,
+        role=role,
+        since=parse_time("since", since) if since else None,
+        until=parse_time("until", until) if until else None,
+        request_id=request_id,
+        has_error=has_error,
+    )
+    page = find_predictions(pipeline_of(request).project.engine, query, limit, cursor)
+    return {"predictions": page.records, "cursor": page.cursor}
+
+
+def routes() -> list[BaseRoute]:
+    return list(router.routes)

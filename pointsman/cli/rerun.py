@@ -1,0 +1,95 @@
+"""Logged inputs run again on a version, and the answers compared (for explain and replay)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pointsman.errors import CannotRerun
+from pointsman.registry import Registry, VersionRecord
+from pointsman.registry.loading import load_and_warm
+from pointsman.runtimes import Runtime
+from pointsman.types import Outputs
+from pointsman.validation import build_frame
+
+
+@dataclass
+class Rerun:
+    """A logged record's answer next to the answer the version gives now."""
+
+    logged: dict[str, Any]
+    outputs: Outputs
+    model_ms: float
+
+    @property
+    def predictions(self) -> list[Any]:
+        return [_plain(p) for p in self.outputs.predictions]
+
+    @property
+    def logged_predictions(self) -> list[Any]:
+        return list((self.logged.get("outputs") or {}).get("predictions") or [])
+
+    def changed_rows(self) -> list[int]:
+        old, new = self.logged_predictions, self.predictions
+        if len(old) != len(new):
+            return list(range(max(len(old), len(new))))
+        return [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+
+    def probability_deltas(self) -> list[float]:
+        """Per row, the largest change in any class's probability (classes both know)."""
+        logged = self.logged.get("outputs") or {}
+        old, old_classes = logged.get("probabilities"), logged.get("classes")
+        new = self.outputs.probabilities
+        if old is None or new is None or old_classes is None or self.outputs.classes is None:
+            return []
+        new_index = {str(c): i for i, c in enumerate(self.outputs.classes)}
+        shared = [(i, new_index[str(c)]) for i, c in enumerate(old_classes) if str(c) in new_index]
+        deltas = []
+        for row_old, row_new in zip(old, new.tolist(), strict=False):
+            deltas.append(max((abs(row_old[i] - row_new[j]) for i, j in shared), default=0.0))
+        return deltas
+
+
+class Rerunner:
+    """Loads each version once and runs logged inputs on it."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._loaded: dict[tuple[str, int], Runtime] = {}
+
+    def runtime(self, version: VersionRecord) -> Runtime:
+        key = (version.model, version.number)
+        if key not in self._loaded:
+            self._loaded[key] = load_and_warm(self.registry, version)
+        return self._loaded[key]
+
+    def run(self, version: VersionRecord, record: dict[str, Any]) -> Rerun:
+        """Run `record`'s logged inputs on `version`; CannotRerun when they are not all there."""
+        redacted = set((record.get("extra") or {}).get("redacted") or [])
+        needed = set(version.signature.names)
+        if needed & redacted:
+            fields = ", ".join(sorted(needed & redacted))
+            raise CannotRerun(
+                f"Request {record['request_id']}: the log keeps {fields} "
+                "redacted (log_redact), so its input cannot be run again."
+            )
+        inputs = record.get("inputs") or {}
+        missing = sorted(needed - set(inputs))
+        if missing:
+            raise CannotRerun(
+                f"Request {record['request_id']}: version {version.number} needs "
+                f"{', '.join(missing)}, which the logged input does not have."
+            )
+        columns = {name: inputs[name] for name in version.signature.names}
+        frame = build_frame(version.signature, columns, int(record["n_rows"]))
+        runtime = self.runtime(version)
+        start = time.perf_counter()
+        outputs = runtime.predict(frame)
+        return Rerun(record, outputs, (time.perf_counter() - start) * 1000)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

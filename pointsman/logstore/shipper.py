@@ -1,0 +1,100 @@
+"""The shipper: spooled records into the store in batches, idempotently, then segments deleted.
+
+Runs off the request path (a background thread on a fixed cadence, and once on shutdown).
+A segment is deleted only after its records are committed; a crash in between ships it
+again, and the unique (request_id, role, version) makes the second insert a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from pointsman.logstore.spool import Orphan, Spool, claim_orphans, read_segment, segments_in
+from pointsman.store.tables import prediction_log
+
+log = logging.getLogger("pointsman.logstore")
+
+BATCH = 1000
+COLUMNS = [c.name for c in prediction_log.columns if c.name != "id"]
+OnShipped = Callable[[list[dict[str, Any]]], None]
+
+
+class Shipper:
+    """Moves one worker's sealed segments, and any dead worker's, into the store."""
+
+    def __init__(self, spool: Spool, engine: Engine, on_shipped: OnShipped | None = None) -> None:
+        self.spool = spool
+        self.engine = engine
+        self.on_shipped = on_shipped  # e.g. the CloudEvents sink: told once records are stored
+        self.shipped = 0  # records inserted or found already there
+
+    def ship(self, drain: bool = False) -> int:
+        """Ship what is sealed (`drain`: everything); how many went. Raises if the store fails."""
+        # Seal only when the last sealed segments are gone: while the store is away, records
+        # accumulate in the open segment instead of in one small file per attempt.
+        if drain or not self.spool.sealed_segments():
+            self.spool.seal()
+        count = ship_segments(self.engine, self.spool.sealed_segments(), self.on_shipped)
+        for orphan in claim_orphans(self.spool.root, self.spool.folder):
+            count += self._ship_orphan(orphan)
+        self.shipped += count
+        self.spool.refresh_usage()
+        return count
+
+    def _ship_orphan(self, orphan: Orphan) -> int:
+        done = False
+        try:
+            count = ship_segments(self.engine, segments_in(orphan.folder), self.on_shipped)
+            done = True
+            if count:
+                log.info("shipped %d records left by a stopped worker (%s)", count, orphan.folder)
+            return count
+        finally:
+            orphan.release(remove=done)
+
+
+def ship_segments(
+    engine: Engine, segments: Iterable[Path], on_shipped: OnShipped | None = None
+) -> int:
+    """Insert every record of `segments` (oldest first), deleting each once committed."""
+    count = 0
+    for segment in segments:
+        records = read_segment(segment)
+        for batch in _batches(records, BATCH):
+            insert_records(engine, batch)
+        segment.unlink()
+        if on_shipped is not None:
+            on_shipped(records)
+        count += len(records)
+    return count
+
+
+def insert_records(engine: Engine, records: list[dict[str, Any]]) -> None:
+    """Insert records, skipping those already stored (same request id, role and version)."""
+    if not records:
+        return
+    rows = [_row(r) for r in records]
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(prediction_log).on_conflict_do_nothing(
+        index_elements=["request_id", "role", "version"]
+    )
+    with engine.begin() as conn:
+        conn.execute(statement, rows)
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    row = {name: record.get(name) for name in COLUMNS}
+    row["time"] = datetime.fromtimestamp(record["time"], UTC)
+    return row
+
+
+def _batches(items: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,1 @@
+"""Watching served models: drift of inputs and outputs against the reference profile."""

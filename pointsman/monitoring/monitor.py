@@ -1,0 +1,226 @@
+"""The drift monitor: windows of logged inputs and outputs against each routed version's profile.
+
+Run on demand (`pointsman drift`) or on a schedule by exactly one server process (a lease).
+Each run stores one row per feature in `drift_results`, the time series that the CLI's
+sparklines, the metrics and the alerts read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pointsman.logstore.query import LogQuery, iter_predictions
+from pointsman.monitoring.drift import FeatureDrift, Thresholds, feature_drift, window_drift
+from pointsman.project import Project
+from pointsman.store.leases import hold_lease
+from pointsman.store.tables import drift_results
+
+log = logging.getLogger("pointsman.drift")
+
+LEASE = "drift-monitor"
+PREDICTIONS = "(predictions)"  # the feature name of prediction drift
+GRADES = ("too_small", "ok", "warn", "alert")
+
+
+@dataclass
+class DriftReport:
+    """One window of one version: every feature's drift, and the predictions'."""
+
+    model: str
+    version: int
+    window_end: datetime
+    window_s: float
+    rows: int
+    features: list[FeatureDrift]
+    skipped: list[str] = field(default_factory=list)  # redacted in the log: not comparable
+
+    @property
+    def grade(self) -> str:
+        """The worst grade of any feature (too_small only when every feature is)."""
+        return max((f.grade for f in self.features), key=GRADES.index, default="too_small")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "window_end": self.window_end.isoformat(),
+            "window_s": self.window_s,
+            "rows": self.rows,
+            "grade": self.grade,
+            "features": [f.to_json() for f in self.features],
+            "skipped": self.skipped,
+        }
+
+
+def read_window(
+    engine: Engine, model: str, version: int, since: datetime, until: datetime, max_rows: int
+) -> tuple[dict[str, list[Any]], list[Any], int]:
+    """Input columns, predictions and row count of the newest records in the window."""
+    columns: dict[str, list[Any]] = defaultdict(list)
+    predictions: list[Any] = []
+    rows = 0
+    query = LogQuery(model=model, version=version, since=since, until=until)
+    for record in iter_predictions(engine, query, oldest_first=False):
+        for name, values in (record.get("inputs") or {}).items():
+            columns[name].extend(values)
+        outputs = record.get("outputs")
+        if outputs:
+            predictions.extend(outputs.get("predictions") or [])
+        rows += int(record.get("n_rows") or 0)
+        if rows >= max_rows:
+            break
+    return dict(columns), predictions, rows
+
+
+def drift_report(
+    project: Project,
+    model: str,
+    version: int,
+    window: timedelta,
+    thresholds: Thresholds,
+    now: datetime | None = None,
+) -> DriftReport:
+    """The drift of `version`'s traffic over the window ending `now`."""
+    now = now or datetime.now(UTC)
+    record = project.registry.get_version(model, version)
+    settings = project.settings
+    columns, predictions, rows = read_window(
+        project.engine, model, record.number, now - window, now, settings.drift_max_rows
+    )
+    redaction = settings.log_redact.get(model)
+    skipped = sorted({*redaction.drop, *redaction.hash, *redaction.truncate}) if redaction else []
+    kept = {name: values for name, values in columns.items() if name not in skipped}
+    features = window_drift(kept, record.profile, thresholds)
+    reference = ((record.profile or {}).get("outputs") or {}).get("predictions")
+    if reference:
+        features.append(feature_drift(PREDICTIONS, predictions, reference, thresholds))
+    return DriftReport(model, record.number, now, window.total_seconds(), rows, features, skipped)
+
+
+def routed_versions(project: Project, model: str) -> list[int]:
+    """The versions answering `model` (arms with weight > 0, and the fallback)."""
+    route = project.routes.current(model)
+    if route is None:
+        return []
+    arms = [a.version for a in route.policy.arms if a.weight > 0]
+    fallback = route.policy.fallback
+    return arms + ([fallback] if fallback is not None and fallback not in arms else [])
+
+
+def store_report(engine: Engine, report: DriftReport) -> None:
+    rows = [
+        {
+            "model": report.model,
+            "version": report.version,
+            "feature": f.feature,
+            "window_end": report.window_end,
+            "window_s": report.window_s,
+            "rows": f.rows,
+            "psi": f.psi,
+            "grade": f.grade,
+            "test": f.test,
+            "statistic": f.statistic,
+            "p_value": f.p_value,
+            "top_change": f.top_change,
+        }
+        for f in report.features
+    ]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(drift_results.insert(), rows)
+
+
+def history(
+    engine: Engine, model: str, version: int, since: datetime
+) -> dict[str, list[tuple[datetime, float | None, str]]]:
+    """Per feature, the stored (window end, PSI, grade) since `since`, oldest first."""
+    query = (
+        sa.select(
+            drift_results.c.feature,
+            drift_results.c.window_end,
+            drift_results.c.psi,
+            drift_results.c.grade,
+        )
+        .where(
+            (drift_results.c.model == model)
+            & (drift_results.c.version == version)
+            & (drift_results.c.window_end >= since)
+        )
+        .order_by(drift_results.c.window_end, drift_results.c.id)
+    )
+    out: dict[str, list[tuple[datetime, float | None, str]]] = defaultdict(list)
+    with engine.connect() as conn:
+        for feature, end, value, grade in conn.execute(query).all():
+            out[feature].append((end, value, grade))
+    return dict(out)
+
+
+def latest_psi(engine: Engine, model: str | None = None) -> dict[tuple[str, int, str], float]:
+    """The newest stored PSI of every (model, version, feature): for metrics and alerts."""
+    newest = (
+        sa.select(
+            drift_results.c.model,
+            drift_results.c.version,
+            drift_results.c.feature,
+            sa.func.max(drift_results.c.id).label("id"),
+        )
+        .group_by(drift_results.c.model, drift_results.c.version, drift_results.c.feature)
+        .subquery()
+    )
+    query = sa.select(
+        drift_results.c.model, drift_results.c.version, drift_results.c.feature, drift_results.c.psi
+    ).join(newest, drift_results.c.id == newest.c.id)
+    if model is not None:
+        query = query.where(drift_results.c.model == model)
+    with engine.connect() as conn:
+        return {(m, v, f): float(p) for m, v, f, p in conn.execute(query).all() if p is not None}
+
+
+class DriftMonitor:
+    """Runs every routed version's drift report on a schedule, in one process at a time."""
+
+    def __init__(self, project: Project, holder: str) -> None:
+        self.project = project
+        self.holder = holder
+        self.last_run = 0.0
+
+    def tick(self, monotonic_now: float) -> list[DriftReport]:
+        """Run when the interval has passed and this process holds the lease."""
+        settings = self.project.settings
+        if monotonic_now - self.last_run < settings.drift_interval_s:
+            return []
+        lease_s = max(settings.drift_interval_s * 2, 60.0)
+        if not hold_lease(self.project.engine, LEASE, self.holder, lease_s):
+            return []
+        self.last_run = monotonic_now
+        return self.run_all()
+
+    def run_all(self) -> list[DriftReport]:
+        settings = self.project.settings
+        thresholds = Thresholds(
+            settings.drift_warn_psi, settings.drift_alert_psi, settings.drift_min_rows
+        )
+        window = timedelta(seconds=settings.drift_window_s)
+        reports = []
+        for model in self.project.registry.model_names():
+            for version in routed_versions(self.project, model):
+                report = drift_report(self.project, model, version, window, thresholds)
+                store_report(self.project.engine, report)
+                reports.append(report)
+                if report.grade in ("warn", "alert"):
+                    worst = [f for f in report.features if f.grade == report.grade]
+                    log.warning(
+                        "drift %s on %s version %s: %s",
+                        report.grade,
+                        model,
+                        version,
+                        "; ".join(f"{f.feature} PSI {f.psi:.3f} ({f.top_change})" for f in worst),
+                    )
+        return reports

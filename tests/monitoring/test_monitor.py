@@ -1,0 +1,117 @@
+"""The drift monitor over the prediction log: reports, stored series, one runner, the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pointsman.cli.main import cli
+from pointsman.demo.churn import TARGET, make_data
+from pointsman.logstore.shipper import insert_records
+from pointsman.monitoring.drift import Thresholds
+from pointsman.monitoring.monitor import PREDICTIONS, DriftMonitor, drift_report, history
+from pointsman.project import Project
+from pointsman.settings import Redaction
+from tests.api.conftest import register_churn
+
+T = Thresholds()
+
+
+@pytest.fixture
+def churn(project: Project, churn_files: list[tuple[Path, Path]]) -> Project:
+    project.routes.deploy("churn", register_churn(project, churn_files)[0], "test")
+    return project
+
+
+def log_traffic(
+    project: Project, rows: int, seed: int, shift: float = 0.0, ago_s: float = 60
+) -> None:
+    """`rows` logged single-row requests to churn v1, `ago_s` seconds ago, as the shipper writes."""
+    frame = make_data(rows, seed).drop(columns=[TARGET])
+    frame["tenure_months"] = frame["tenure_months"] + shift
+    records = []
+    for i, row in enumerate(frame.to_dict(orient="records")):
+        inputs = {k: [v.item() if isinstance(v, np.generic) else v] for k, v in row.items()}
+        records.append(
+            {
+                "request_id": uuid.uuid4().hex, "role": "primary", "version": 1,
+                "model": "churn", "time": time.time() - ago_s + i * 1e-3,
+                "route_revision": 1, "client": None, "n_rows": 1, "inputs": inputs,
+                "outputs": {"predictions": [int(row["support_calls"] >= 3)]},
+                "latency_ms": 1.0, "model_ms": 0.5, "findings": None, "error_code": None,
+                "error": None, "extra": None,
+            }
+        )  # fmt: skip
+    insert_records(project.engine, records)
+
+
+def test_traffic_like_training_is_ok_and_a_shift_is_named(churn: Project) -> None:
+    log_traffic(churn, 1000, seed=21)
+    report = drift_report(churn, "churn", 1, timedelta(hours=1), T)
+    assert report.rows == 1000
+    assert {f.feature for f in report.features} >= {"tenure_months", "plan", PREDICTIONS}
+    assert {f.feature: f.grade for f in report.features if f.feature != PREDICTIONS} == {
+        f.feature: "ok" for f in report.features if f.feature != PREDICTIONS
+    }
+    log_traffic(churn, 1000, seed=22, shift=20, ago_s=30)  # tenure: +1 sd
+    shifted = drift_report(churn, "churn", 1, timedelta(seconds=45), T)
+    grades = {f.feature: f.grade for f in shifted.features}
+    assert shifted.rows == 1000 and grades["tenure_months"] == "alert"
+    assert [f for f, g in grades.items() if g != "ok" and f != PREDICTIONS] == ["tenure_months"]
+
+
+def test_a_quiet_window_is_too_small(churn: Project) -> None:
+    log_traffic(churn, 20, seed=3)
+    report = drift_report(churn, "churn", 1, timedelta(hours=1), T)
+    assert report.grade == "too_small" and report.rows == 20
+
+
+def test_redacted_fields_are_not_compared(churn: Project, tmp_path: Path) -> None:
+    log_traffic(churn, 500, seed=4)
+    settings = churn.settings.model_copy(
+        update={"log_redact": {"churn": Redaction(hash=["region"])}}
+    )
+    redacted = Project(settings, churn.engine, churn.registry, churn.routes)
+    report = drift_report(redacted, "churn", 1, timedelta(hours=1), T)
+    assert report.skipped == ["region"]
+    assert "region" not in {f.feature for f in report.features}
+
+
+def test_one_monitor_runs_however_many_workers_ask(churn: Project) -> None:
+    log_traffic(churn, 300, seed=5)
+    first = DriftMonitor(churn, "worker-a")
+    second = DriftMonitor(churn, "worker-b")
+    ran = first.tick(1e6)
+    assert [r.version for r in ran] == [1]
+    assert second.tick(1e6) == []  # the lease is held
+    assert first.tick(1e6 + 1) == []  # the interval has not passed
+    series = history(churn.engine, "churn", 1, datetime.now(UTC) - timedelta(hours=1))
+    assert len(series["tenure_months"]) == 1
+
+
+def test_cli_shows_every_feature_with_its_history(churn: Project) -> None:
+    log_traffic(churn, 400, seed=6)
+    args = ["--project", str(churn.settings.project_path()), "drift", "churn"]
+    runner = CliRunner()
+    for _ in range(3):
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert "churn version 1: 400 rows in the last 1h" in result.output
+    assert "tenure_months" in result.output and "▁▁▁" in result.output
+    data = json.loads(runner.invoke(cli, [*args, "--json", "--window", "30m"]).output)
+    assert data[0]["rows"] == 400 and data[0]["grade"] == "ok"
+    bad = runner.invoke(cli, [*args, "--window", "yesterday"])
+    assert bad.exit_code != 0 and "--window" in bad.output
+
+
+def test_cli_on_a_model_not_deployed_says_what_to_do(project: Project) -> None:
+    args = ["--project", str(project.settings.project_path()), "drift", "nothing"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and "nothing" in result.output
