@@ -113,6 +113,7 @@ class Server:
                 return
             except (OSError, urllib.error.URLError):
                 time.sleep(0.2)
+        self.stop()  # never leave a server behind that the caller will not know to stop
         raise RuntimeError(f"{self.name} did not answer {self.url} within {timeout_s:.0f} s")
 
     def predict(self) -> dict[str, Any]:

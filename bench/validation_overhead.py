@@ -202,8 +202,8 @@ def over_http(
     script = tmp / "post.lua"
     script.write_text(WRK_SCRIPT % (key, body))
     results: dict[str, Any] = {}
-    server.start()
     try:
+        server.start()  # inside the try: a server that never answers is still stopped
         for concurrency in args.concurrency:
             runs: dict[str, list[dict[str, Any]]] = {"checked": [], "unchecked": []}
             for model in ("checked", "unchecked"):  # warm-up, discarded
