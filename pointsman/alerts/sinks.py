@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -90,7 +91,7 @@ SECRET_URLS = SecretUrls()
 logging.getLogger("httpx").addFilter(SECRET_URLS)
 
 
-class HttpSink:
+class HttpSink(ABC):
     """POSTs JSON to a URL; subclasses build the body."""
 
     def __init__(self, channel: Channel, client: httpx.Client, external_url: str = "") -> None:
@@ -99,8 +100,9 @@ class HttpSink:
         self.client = client
         self.external_url = external_url
 
+    @abstractmethod
     def body(self, notice: Notice) -> dict[str, object]:
-        raise NotImplementedError
+        """The JSON this channel's receiver takes."""
 
     def send(self, notice: Notice) -> Outcome:
         try:

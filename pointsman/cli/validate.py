@@ -15,7 +15,7 @@ from pointsman.cli.context import Context, console, pass_context
 from pointsman.cli.output import cell, print_json
 from pointsman.project import Project, open_project
 from pointsman.registry import VersionRecord
-from pointsman.registry.profiles import read_training_data
+from pointsman.registry.profiles import is_parquet, read_training_data
 from pointsman.validation.policy import ValidationPolicy
 from pointsman.validation.report import Report, validate_table
 
@@ -54,7 +54,7 @@ def validate(ctx: Context, model: str, data: Path, version: str | None, as_json:
         project.close()
     policy = route.policy.validation if route else ValidationPolicy()
     frame = read_training_data(data)
-    text = data.suffix.lower() not in (".parquet", ".pq")
+    text = not is_parquet(data)
     report = validate_table(
         model, record.number, frame, record.signature, record.profile, policy, text_source=text
     )

@@ -22,7 +22,7 @@ def read_training_data(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise InvalidArtifact(f"Training data {path} does not exist.")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if is_parquet(path):
             return pd.read_parquet(path)
         return pd.read_csv(path)
     except Exception as exc:
@@ -30,6 +30,11 @@ def read_training_data(path: Path) -> pd.DataFrame:
             f"Could not read training data {path.name} ({exc}); give a CSV with a header row "
             "or a Parquet file."
         ) from exc
+
+
+def is_parquet(path: Path) -> bool:
+    """Parquet by its name; anything else is read as CSV (text, where "41" is a number)."""
+    return path.suffix.lower() in (".parquet", ".pq")
 
 
 def fingerprint(path: Path, frame: pd.DataFrame) -> dict[str, Any]:
