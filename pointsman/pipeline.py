@@ -8,13 +8,14 @@ versions, so the request path never touches the database and never meets a cold 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +34,7 @@ from pointsman.errors import (
     VersionNotFound,
 )
 from pointsman.logstore import PredictionLog
+from pointsman.monitoring import metrics
 from pointsman.monitoring.monitor import DriftMonitor
 from pointsman.project import Project
 from pointsman.registry import VersionRecord, read_change_counter
@@ -47,12 +49,25 @@ from pointsman.runtimes import Runtime
 from pointsman.types import Frame, Outputs, Prediction, Signature
 from pointsman.validation import build_frame
 from pointsman.validation.checks import ProfileChecks
-from pointsman.validation.policy import ValidationPolicy
+from pointsman.validation.policy import ROW_FEATURE, ValidationPolicy
 
 log = logging.getLogger("pointsman.pipeline")
 
-# Per request (task): the version run last, its frame and model time, for the record.
+# Per request: the model, the version run last and its role, frame and model time, for the
+# prediction record and the metrics. Set by `request_trace` (the HTTP layer) or `predict`.
 _TRACE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("trace")
+
+
+@contextlib.contextmanager
+def request_trace(**start: Any) -> Iterator[dict[str, Any]]:
+    """A fresh trace for one request, filled in by the pipeline as it answers."""
+    trace = dict(start)
+    token = _TRACE.set(trace)
+    try:
+        yield trace
+    finally:
+        _TRACE.reset(token)
+
 
 DRAIN_S = 60.0  # a version no longer routed stays loaded this long for requests in flight
 Redecode = Callable[[Signature], Frame]
@@ -102,6 +117,9 @@ class Pipeline:
         self.loaded: dict[tuple[str, int], Loaded] = {}
         self.breakers: dict[tuple[str, int], Breaker] = {}
         self.stats = StatsRecorder()
+        self.request_metrics = metrics.RequestRecorder()
+        self._process_metrics = metrics.ProcessSampler()
+        self._counted: dict[str, int] = {}  # totals already added to counters (deltas)
         self.rng = random.Random()
         self._load_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -118,6 +136,7 @@ class Pipeline:
             Dispatcher(project.engine, self.settings),
             self.stats.worker,
             interval_s=self.settings.alerts_interval_s,
+            history_days=self.settings.alerts_history_days,
         )
         self.log = (
             PredictionLog(self.settings, project.engine) if self.settings.log_predictions else None
@@ -169,8 +188,28 @@ class Pipeline:
 
     def _stats_and_canary(self) -> None:
         self.stats.flush(self.project.engine)
+        self.sample_metrics()
         if self.canary.tick():
             self.refresh_now()
+
+    def sample_metrics(self) -> None:
+        """Bring the sampled metrics up to date: process, breakers, spool, shadow drops."""
+        self._process_metrics.sample()
+        for (model, number), breaker in list(self.breakers.items()):
+            metrics.BREAKER_OPEN.labels(model, str(number)).set(breaker.state != "closed")
+        if self.log is not None:
+            spool = self.log.spool
+            metrics.SPOOL_BYTES.set(spool.used_bytes)
+            metrics.SPOOL_BUDGET.set(spool.budget_bytes)
+            self._add_delta("log_dropped", spool.dropped, metrics.LOG_DROPPED)
+        if self.shadows is not None:
+            self._add_delta("shadow_dropped", self.shadows.dropped, metrics.SHADOW_DROPPED)
+
+    def _add_delta(self, name: str, total: int, counter: Any) -> None:
+        before = self._counted.get(name, 0)
+        if total > before:
+            counter.inc(total - before)
+            self._counted[name] = total
 
     def close(self) -> None:
         self._timed.shutdown(wait=False, cancel_futures=True)
@@ -207,12 +246,15 @@ class Pipeline:
                 routes[model] = old
         self.catalog = Catalog(versions, routes, counter)
         self._unload_unrouted()
+        for (model, number), loaded in list(self.loaded.items()):
+            metrics.MODEL_LOADED.labels(model, str(number)).set(loaded.is_ready)
 
     def _unload_unrouted(self) -> None:
         routed = {(m, v) for m, r in self.catalog.routes.items() for v in r.versions}
         for key in list(self.loaded):
             if key not in routed and time.time() - self.loaded[key].loaded_at > DRAIN_S:
                 self.loaded.pop(key, None)
+                metrics.MODEL_LOADED.labels(key[0], str(key[1])).set(0)
 
     def _ensure_loaded(self, record: VersionRecord) -> Loaded:
         key = (record.model, record.number)
@@ -315,8 +357,10 @@ class Pipeline:
         if self.log is None:
             return await self._answer(target, frame, request_id, redecode, client)
         request_id = request_id or uuid.uuid4().hex
-        trace: dict[str, Any] = {}
-        _TRACE.set(trace)
+        trace = _TRACE.get(None)
+        if trace is None:  # called outside an HTTP request (replay, tests)
+            with request_trace():
+                return await self.predict(target, frame, request_id, redecode, client)
         start = time.perf_counter()
         try:
             prediction = await self._answer(target, frame, request_id, redecode, client)
@@ -346,7 +390,12 @@ class Pipeline:
         if isinstance(target, VersionRecord):
             target = Target(target.model, target, None, None, target.signature)
         start = time.perf_counter()
+        trace = _TRACE.get(None)
+        if trace is not None:
+            trace.update(model=target.model, rows=frame.n_rows)
         if target.route is None:
+            if trace is not None:
+                trace.update(version=target.record.number, role="pinned")
             in_force = self.catalog.routes.get(target.model)
             rules = in_force.policy.validation if in_force else ValidationPolicy()
             findings = self._validate(target.record, frame, rules, None)
@@ -363,6 +412,8 @@ class Pipeline:
             key = str(frame.extras[policy.key][0])
         number = choose_arm(target.model, policy.arms, key, self.rng)
         record = self.catalog.versions[target.model][number]
+        if trace is not None:
+            trace.update(version=number, role="primary")
         frame = _frame_for(record, target, frame, redecode, route)
         findings = self._validate(record, frame, policy.validation, route)
         attempted, failure = await self._attempt(record, frame, route, request_id)
@@ -371,6 +422,8 @@ class Pipeline:
             outputs = attempted
         else:
             fallback = self._fallback(record, route, failure, request_id)
+            if trace is not None:
+                trace.update(version=fallback.number, role="fallback")
             frame = _frame_for(fallback, target, frame, redecode, route)
             cell = self.stats.cell(target.model, route.revision, fallback.number, "fallback")
             t0 = time.perf_counter()
@@ -405,6 +458,8 @@ class Pipeline:
         if not findings:
             return []
         refused, flagged = rules.judge(findings)
+        _count_findings(record, refused, "reject")
+        _count_findings(record, flagged, "flag")
         if route is not None and (refused or flagged):
             cell = self.stats.cell(record.model, route.revision, record.number, "primary")
             cell.invalid += 1
@@ -425,6 +480,7 @@ class Pipeline:
         now = time.monotonic()
         if not breaker.allow(now, policy.breaker_pause_s):
             cell.fallbacks += 1
+            _count_fallback(record, route, "circuit_open")
             return None, "circuit open"
         start = time.perf_counter()
         try:
@@ -432,14 +488,14 @@ class Pipeline:
         except TimeoutError:
             cell.timeouts += 1
             cell.errors += 1
-            failure = f"timed out after {policy.timeout_ms} ms"
+            failure, reason = f"timed out after {policy.timeout_ms} ms", "timeout"
         except ModelNotReady as exc:
             cell.errors += 1
-            failure = f"not ready: {exc.message}"
+            failure, reason = f"not ready: {exc.message}", "not_ready"
         except Exception as exc:
             cell.errors += 1
             log.exception("model %s version %s failed on request %s", *key, request_id)
-            failure = f"raised {type(exc).__name__}"
+            failure, reason = f"raised {type(exc).__name__}", "error"
         else:
             cell.observe(time.perf_counter() - start)
             breaker.success()
@@ -447,6 +503,7 @@ class Pipeline:
         cell.observe(time.perf_counter() - start)
         breaker.failure(time.monotonic(), policy.breaker_failures)
         cell.fallbacks += route.policy.fallback is not None
+        _count_fallback(record, route, reason)
         return None, failure
 
     def _fallback(
@@ -510,7 +567,11 @@ class Pipeline:
             return
         for shadow in route.policy.shadows:
             if shadow.sample >= 1 or self.rng.random() < shadow.sample:
-                job = ShadowJob(model, route.revision, shadow.version, frame, outputs, request_id)
+                trace = _TRACE.get(None)
+                protocol = trace.get("protocol", "") if trace is not None else ""
+                job = ShadowJob(
+                    model, route.revision, shadow.version, frame, outputs, request_id, protocol
+                )
                 self.shadows.offer(job)  # a full queue drops the copy and counts it
 
     async def _run_shadow(self, job: ShadowJob) -> None:
@@ -533,14 +594,23 @@ class Pipeline:
             failure = exc
             raise
         finally:
-            cell.observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            cell.observe(elapsed)
+            self.request_metrics.answered(
+                job.model, str(job.version), "shadow", job.protocol, 500 if failure else 200,
+                elapsed, elapsed, frame.n_rows,
+            )  # fmt: skip
             if self.log is not None:
                 self.log.shadowed(
                     request_id=job.request_id, model=job.model, version=job.version,
                     revision=job.revision, frame=frame, outputs=outputs,
                     latency_s=time.perf_counter() - start, error=failure,
                 )  # fmt: skip
+        compared, agreed = cell.compared, cell.agreed
         compare(job.primary, outputs, cell)
+        version = str(job.version)
+        metrics.SHADOW_COMPARED.labels(job.model, version).inc(cell.compared - compared)
+        metrics.SHADOW_AGREED.labels(job.model, version).inc(cell.agreed - agreed)
 
     # -- health ---------------------------------------------------------------------
     def readiness(self) -> dict[str, Any]:
@@ -560,6 +630,24 @@ class Pipeline:
     def is_version_ready(self, record: VersionRecord) -> bool:
         loaded = self.loaded.get((record.model, record.number))
         return loaded is not None and loaded.is_ready
+
+
+def _count_findings(record: VersionRecord, findings: list[Any], action: str) -> None:
+    if not findings:
+        return
+    names = record.signature.names
+    counts: dict[tuple[str, str], int] = {}
+    for f in findings:
+        feature = f.feature if f.feature in names or f.feature == ROW_FEATURE else "(other)"
+        counts[feature, f.rule] = counts.get((feature, f.rule), 0) + 1
+    version = str(record.number)
+    for (feature, rule), n in counts.items():
+        metrics.FINDINGS.labels(record.model, version, feature, rule, action).inc(n)
+
+
+def _count_fallback(record: VersionRecord, route: Route, reason: str) -> None:
+    if route.policy.fallback is not None:
+        metrics.FALLBACKS.labels(record.model, str(record.number), reason).inc()
 
 
 def _with_key(signature: Signature, route: Route) -> Signature:

@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         description="Require an API key (Authorization: Bearer pk_...) on every endpoint but "
         "health and docs. Off only for local experiments: the server warns loudly at start.",
     )
+    metrics_open: bool = Field(
+        default=False,
+        description="Serve /metrics without an API key (a scraper inside a private network). "
+        "Otherwise it needs a key with read:* (or admin) like any other read.",
+    )
     rate_limit_replicas: int = Field(
         default=1,
         ge=1,
@@ -183,6 +188,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the alert evaluator (one process of all servers, by lease) "
         "reads the metrics and checks every rule.",
+    )
+    alerts_history_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Keep sent alerts and their delivery attempts this many days (0: forever).",
     )
     alerts_external_url: str = Field(
         default="",
@@ -231,6 +241,11 @@ class Settings(BaseSettings):
         default=3600.0,
         gt=0,
         description="The window of logged requests each drift run looks at, in seconds.",
+    )
+    drift_history_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Keep drift results this many days (0: forever); pruned by the monitor.",
     )
     drift_warn_psi: float = Field(
         default=0.1, gt=0, description="PSI from which a feature's drift is graded warn."

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from pointsman.alerts.history import Notice, record_attempt, record_notice
 from pointsman.alerts.rules import Channel, Rule
 from pointsman.alerts.sinks import TIMEOUT_S, AlertSink, Outcome, build_sink
+from pointsman.monitoring import metrics
 from pointsman.settings import Settings
 
 log = logging.getLogger("pointsman.alerts")
@@ -51,6 +52,7 @@ def deliver(
         outcome = sink.send(notice)
         last = not outcome.should_retry or attempt > len(backoff_s)
         state = "sent" if outcome.is_sent else "failed" if last else "retrying"
+        metrics.ALERTS_SENT.labels(sink.channel.kind, state).inc()
         if notice.alert_id is not None:
             record_attempt(engine, notice.alert_id, label, attempt, state, outcome.detail)
         if outcome.is_sent:
@@ -86,6 +88,7 @@ class ChannelWorker:
             log.warning("alert %s to %s dropped: queue full", notice.rule, self.sink.channel.label)
             if notice.alert_id is None:
                 return
+            metrics.ALERTS_SENT.labels(self.sink.channel.kind, "dropped").inc()
             with contextlib.suppress(Exception):  # the store may be down too: never raise here
                 record_attempt(
                     self.engine, notice.alert_id, self.sink.channel.label, 0, "dropped",

@@ -16,15 +16,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pointsman.alerts.dispatch import Dispatcher
 from pointsman.alerts.events import prune_events
-from pointsman.alerts.history import Notice, insert_notice, utc
-from pointsman.alerts.metrics import MetricContext, format_value, get_metric
+from pointsman.alerts.history import Notice, insert_notice, prune_history, utc
+from pointsman.alerts.metrics import METRICS, MetricContext, format_value, get_metric
 from pointsman.alerts.rules import Rule, RuleBook, format_duration
 from pointsman.alerts.snapshots import NotCovered, Snapshots
 from pointsman.errors import InvalidAlertRule
@@ -66,9 +66,18 @@ def step(rule: Rule, state: State, value: float | None, now: datetime) -> tuple[
     return replace(state, value=value), None
 
 
+def targets(rule: Rule, models: list[str]) -> list[str]:
+    """What a rule is evaluated for: each model it names, or "*" for a server-wide metric."""
+    metric = METRICS.get(rule.condition.metric)
+    if metric is not None and not metric.per_model:
+        return ["*"]
+    return models if rule.model == "*" else [rule.model]
+
+
 def describe(rule: Rule, model: str, value: float | None, event: str) -> tuple[str, str]:
     """The one-line summary and the rule in words."""
     c = rule.condition
+    model = "the server" if model == "*" else model
     window = format_duration(rule.window_s)
     limit = f"{c.op} {format_value(c.metric, c.threshold)}"
     if event == "resolved":
@@ -97,6 +106,7 @@ class Evaluator:
         *,
         interval_s: float = 10.0,
         lease_s: float = 30.0,
+        history_days: float = 90.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
@@ -105,6 +115,7 @@ class Evaluator:
         self.dispatcher = dispatcher
         self.holder = holder
         self.interval_s = interval_s
+        self.history_days = history_days
         self.lease_s = max(lease_s, 3 * interval_s)  # outlives a late tick or two
         self.clock = clock
         self.snapshots = Snapshots()
@@ -128,15 +139,17 @@ class Evaluator:
         models = self.routes.registry.model_names()
         notices = []
         for rule in rules:
-            for model in models if rule.model == "*" else [rule.model]:
+            for model in targets(rule, models):
                 notice = self.evaluate(
                     rule, model, states.get((rule.name, model), State()), context
                 )
                 if notice is not None:
                     notices.append(notice)
         self._ticks += 1
-        if self._ticks % 360 == 1:
+        if self._ticks % 360 == 1:  # the first tick, then about once an hour
             prune_events(self.engine, now)
+            if self.history_days > 0:
+                prune_history(self.engine, now - timedelta(days=self.history_days))
         return notices
 
     def evaluate(

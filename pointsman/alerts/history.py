@@ -119,6 +119,14 @@ def read_history(
     ]
 
 
+def prune_history(engine: Engine, before: datetime) -> int:
+    """Delete notices older than `before` with their delivery attempts; how many went."""
+    old = sa.select(alert_history.c.id).where(alert_history.c.at < before)
+    with engine.begin() as conn:
+        conn.execute(alert_deliveries.delete().where(alert_deliveries.c.alert_id.in_(old)))
+        return int(conn.execute(alert_history.delete().where(alert_history.c.at < before)).rowcount)
+
+
 def utc(at: datetime) -> datetime:
     """SQLite hands back naive datetimes: they were written in UTC."""
     return at if at.tzinfo else at.replace(tzinfo=UTC)

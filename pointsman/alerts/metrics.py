@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from pointsman.alerts.snapshots import Snapshots
 from pointsman.errors import InvalidAlertRule, ModelNotFound
+from pointsman.logstore.usage import fullest_spool
 from pointsman.routing import RouteBook
 from pointsman.store.tables import alert_events, drift_results
 
@@ -38,22 +39,29 @@ MetricFn = Callable[[MetricContext, str, float], float | None]
 
 @dataclass(frozen=True)
 class Metric:
-    """A named metric: its function, unit (`ratio`, `ms`, `per_s`, `count`, `psi`) and help."""
+    """A named metric: its function, unit (`ratio`, `ms`, `per_s`, `count`, `psi`) and help.
+
+    A `per_model` metric is measured for each model a rule names; the others once for the
+    whole server (their function gets the model "*").
+    """
 
     name: str
     fn: MetricFn
     unit: str
     help: str
+    per_model: bool = True
 
 
 METRICS: dict[str, Metric] = {}
 
 
-def metric(name: str, unit: str, help: str) -> Callable[[MetricFn], MetricFn]:
+def metric(
+    name: str, unit: str, help: str, per_model: bool = True
+) -> Callable[[MetricFn], MetricFn]:
     """Register a metric function under `name`."""
 
     def register(fn: MetricFn) -> MetricFn:
-        METRICS[name] = Metric(name, fn, unit, help)
+        METRICS[name] = Metric(name, fn, unit, help, per_model)
         return fn
 
     return register
@@ -164,3 +172,15 @@ def drift_psi_max(ctx: MetricContext, model: str, window_s: float) -> float | No
     with ctx.engine.connect() as conn:
         found = conn.execute(query).scalar()
     return None if found is None else float(found)
+
+
+# -- server-wide ---------------------------------------------------------------------------
+@metric(
+    "spool_usage",
+    "ratio",
+    "Fullest prediction-log spool (bytes waiting / budget) of the hosts that reported within "
+    "the window; past 100 % records are dropped or refused.",
+    per_model=False,
+)
+def spool_usage(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    return fullest_spool(ctx.engine, timedelta(seconds=max(window_s, 60.0)), ctx.now)

@@ -213,10 +213,17 @@ def build_rule(
     window_s = parse_duration(window, "window", name)
     if window_s < 1:
         raise InvalidAlertRule(name, f"window {window!r} is shorter than 1s")
+    condition = Condition.parse(when, name, check_metric)
+    model = model.strip() or "*"
+    if check_metric and model != "*" and not get_metric(condition.metric, name).per_model:
+        raise InvalidAlertRule(
+            name, f"{condition.metric} is measured for the whole server, not per model: "
+            "leave out the model (--model)",
+        )  # fmt: skip
     return Rule(
         name=name,
-        model=model.strip() or "*",
-        condition=Condition.parse(when, name, check_metric),
+        model=model,
+        condition=condition,
         window_s=window_s,
         for_s=parse_duration(for_, "for", name),
         severity=severity,

@@ -46,6 +46,11 @@ def query_model(scope: Scope) -> str | None:
     return values[0] if values else None
 
 
+def every_model(scope: Scope) -> str | None:
+    """No one model: the key needs the scope on `*`."""
+    return None
+
+
 def default_model(scope: Scope) -> str | None:
     """The model behind bare /invocations, when it is unambiguous (else the endpoint says)."""
     pipeline = scope["app"].state.pipeline
@@ -152,7 +157,16 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/admin/alerts/{name}"): ADMIN,
     ("DELETE", "/v1/admin/alerts/{name}"): ADMIN,
     ("POST", "/v1/admin/alerts/{name}/test"): ADMIN,
+    # every model's figures: read:* (or no key with metrics_open, see `table_for`)
+    ("GET", "/metrics"): Access("read", every_model),
 }
+
+
+def table_for(metrics_open: bool) -> dict[tuple[str, str], Access]:
+    """The access table of an app: ACCESS, with /metrics open when the settings say so."""
+    if not metrics_open:
+        return ACCESS
+    return {**ACCESS, ("GET", "/metrics"): OPEN}
 
 
 def decisions_of(route: BaseRoute, table: dict[tuple[str, str], Access]) -> dict[str, Access]:

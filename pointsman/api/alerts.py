@@ -79,7 +79,12 @@ def add_rule(request: Request, body: RuleIn, user: User = None) -> dict[str, Any
 @router.get("/metrics", summary="The metrics a rule's condition can name")
 def list_metrics() -> list[dict[str, str]]:
     return [
-        {"name": m.name, "unit": m.unit, "help": m.help}
+        {
+            "name": m.name,
+            "unit": m.unit,
+            "scope": "model" if m.per_model else "server",
+            "help": m.help,
+        }
         for m in sorted(METRICS.values(), key=lambda m: m.name)
     ]
 

@@ -20,6 +20,7 @@ from pointsman.api import (
     errors,
     health,
     keys,
+    metrics,
     mlflow,
     predict,
     predictions,
@@ -27,6 +28,7 @@ from pointsman.api import (
     v2,
 )
 from pointsman.errors import PointsmanError
+from pointsman.monitoring.exposition import worker_exits
 from pointsman.pipeline import Pipeline
 from pointsman.project import open_project
 from pointsman.settings import Settings, load_settings
@@ -57,6 +59,7 @@ def build_app(settings: Settings) -> FastAPI:
             access.close_gate(gate)
             pipeline.close()
             project.close()
+            worker_exits()
 
     app = FastAPI(
         title="pointsman",
@@ -65,10 +68,11 @@ def build_app(settings: Settings) -> FastAPI:
         description="One stable endpoint per model, in four protocols.",
     )
     # The predict paths are plain Starlette routes: no per-request dependency solving.
-    for module in (health, predict, v1, v2, mlflow, admin, keys, predictions, alerts):
+    modules = (health, predict, v1, v2, mlflow, admin, keys, predictions, alerts, metrics)
+    for module in modules:
         app.router.routes.extend(module.routes())
     gate = access.Gate(enabled=settings.auth)
-    access.protect(app.router.routes, gate, access.ACCESS)
+    access.protect(app.router.routes, gate, access.table_for(settings.metrics_open))
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,7 +26,8 @@ from pointsman.errors import (
     RequestTimedOut,
     TooManyRows,
 )
-from pointsman.pipeline import Pipeline
+from pointsman.monitoring import metrics
+from pointsman.pipeline import Pipeline, request_trace
 from pointsman.protocols.mlflow import to_mlflow_error
 from pointsman.settings import Settings
 from pointsman.types import Frame, Prediction
@@ -108,11 +110,16 @@ def routing_key(request: Request) -> str | None:
     return request.headers.get("x-routing-key")
 
 
-def guarded(handler: Handler, mlflow: bool = False) -> Callable[[Request], Awaitable[Response]]:
-    """Run `handler`; every error becomes a JSON answer carrying the request id."""
+def guarded(
+    handler: Handler, mlflow: bool = False, protocol: str | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """Run `handler`; every error becomes a JSON answer carrying the request id.
 
-    async def endpoint(request: Request) -> Response:
-        rid = request_id_of(request)
+    With `protocol` the endpoint is an inference endpoint: each request is traced through
+    the pipeline and counted in the metrics (status class, latency, model time, rows).
+    """
+
+    async def answer(request: Request, rid: str) -> Response:
         timeout_s = pipeline_of(request).settings.request_timeout_s
         try:
             try:
@@ -129,6 +136,36 @@ def guarded(handler: Handler, mlflow: bool = False) -> Callable[[Request], Await
         except Exception as exc:
             return await unexpected_error(request, exc)
 
-    endpoint.__name__ = handler.__name__
-    endpoint.__doc__ = handler.__doc__
-    return endpoint
+    async def endpoint(request: Request) -> Response:
+        return await answer(request, request_id_of(request))
+
+    async def inference(request: Request) -> Response:
+        pipeline = pipeline_of(request)
+        start = time.perf_counter()
+        metrics.INFLIGHT.inc()
+        status = 500
+        with request_trace(protocol=protocol) as trace:
+            try:
+                response = await answer(request, request_id_of(request))
+                status = response.status_code
+                return response
+            finally:
+                metrics.INFLIGHT.dec()
+                model = trace.get("model") or known_model(request, pipeline)
+                version = trace.get("version")
+                pipeline.request_metrics.answered(
+                    model, "" if version is None else str(version), trace.get("role", ""),
+                    str(protocol), status, time.perf_counter() - start, trace.get("model_s"),
+                    trace.get("rows"),
+                )  # fmt: skip
+
+    chosen = endpoint if protocol is None else inference
+    chosen.__name__ = handler.__name__
+    chosen.__doc__ = handler.__doc__
+    return chosen
+
+
+def known_model(request: Request, pipeline: Pipeline) -> str:
+    """The model in the path when the catalog knows it: never an unbounded label value."""
+    model = request.path_params.get("model")
+    return model if model is not None and model in pipeline.catalog.versions else ""

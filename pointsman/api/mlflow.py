@@ -64,9 +64,13 @@ async def version(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/invocations", guarded(invocations, mlflow=True), methods=["POST"]),
         Route(
-            "/v1/models/{model}/invocations", guarded(invocations, mlflow=True), methods=["POST"]
+            "/invocations", guarded(invocations, mlflow=True, protocol="mlflow"), methods=["POST"]
+        ),
+        Route(
+            "/v1/models/{model}/invocations",
+            guarded(invocations, mlflow=True, protocol="mlflow"),
+            methods=["POST"],
         ),
         Route("/ping", ping, methods=["GET"]),
         Route("/health", ping, methods=["GET"]),

@@ -36,7 +36,7 @@ async def predict(request: Request, rid: str) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    endpoint = guarded(predict)
+    endpoint = guarded(predict, protocol="native")
     return [
         Route("/v1/models/{model}/predict", endpoint, methods=["POST"]),
         Route("/v1/models/{model}/versions/{version}/predict", endpoint, methods=["POST"]),

@@ -70,8 +70,12 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/", guarded(server_live), methods=["GET"]),
         Route("/v1/models", guarded(model_list), methods=["GET"]),
-        Route("/v1/models/{model}:predict", guarded(predict), methods=["POST"]),
-        Route("/v1/models/{model}/versions/{version}:predict", guarded(predict), methods=["POST"]),
+        Route("/v1/models/{model}:predict", guarded(predict, protocol="v1"), methods=["POST"]),
+        Route(
+            "/v1/models/{model}/versions/{version}:predict",
+            guarded(predict, protocol="v1"),
+            methods=["POST"],
+        ),
         Route("/v1/models/{model}", guarded(model_status), methods=["GET"]),
         Route("/v1/models/{model}/versions/{version}", guarded(model_status), methods=["GET"]),
     ]

@@ -99,6 +99,6 @@ def routes() -> list[BaseRoute]:
         out += [
             Route(prefix, guarded(model_metadata), methods=["GET"]),
             Route(prefix + "/ready", guarded(model_ready), methods=["GET"]),
-            Route(prefix + "/infer", guarded(infer), methods=["POST"]),
+            Route(prefix + "/infer", guarded(infer, protocol="v2"), methods=["POST"]),
         ]
     return out

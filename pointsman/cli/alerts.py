@@ -197,8 +197,11 @@ def test(ctx: Context, name: str) -> None:
 @pass_context
 def metrics(ctx: Context) -> None:
     """The metrics a rule's --when can name."""
-    rows = [[m.name, m.unit, m.help] for m in sorted(METRICS.values(), key=lambda m: m.name)]
-    table(None, ["metric", "unit", "meaning"], rows)
+    rows = [
+        [m.name, m.unit, "model" if m.per_model else "server", m.help]
+        for m in sorted(METRICS.values(), key=lambda m: m.name)
+    ]
+    table(None, ["metric", "unit", "per", "meaning"], rows)
 
 
 COMMANDS = [alerts]

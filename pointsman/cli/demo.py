@@ -113,6 +113,7 @@ def _print_calls(
         """[[3, 99.5, 4, 31, "premium", "monthly", "north"]]}}'""",
         f"curl -s {base}/v2/models/churn {auth}",
         f"curl -s {base}/readyz",
+        f"curl -s {base}/metrics {auth} | grep '^pointsman_inference_requests'",
         f"{prog} versions churn",
         f"{prog} predict churn '{EXAMPLE}'",
         f"{prog} deploy churn {other}",

@@ -15,6 +15,7 @@ from pointsman.api.app import build_app
 from pointsman.api.redirect import start_redirect_server
 from pointsman.cli.context import Context, console, pass_context
 from pointsman.errors import ConfigError
+from pointsman.monitoring.exposition import prepare_multiprocess_dir, remove_multiprocess_dir
 from pointsman.project import open_project
 from pointsman.settings import Settings
 
@@ -76,7 +77,10 @@ def serve(
         return
     # Worker processes rebuild the app from the environment, so hand the settings over there.
     os.environ["POINTSMAN_PROJECT"] = str(settings.project_path())
-    names = ("database_url", "default_model", "max_body_bytes", "inline_max_rows", "auth")
+    names = (
+        "database_url", "default_model", "max_body_bytes", "inline_max_rows", "auth",
+        "metrics_open",
+    )  # fmt: skip
     for name in names:
         os.environ[f"POINTSMAN_{name.upper()}"] = str(getattr(settings, name))
     for name in settings.model_fields_set:  # prediction-log options given on the command line
@@ -84,17 +88,21 @@ def serve(
             value = settings.model_dump(mode="json")[name]
             text = value if isinstance(value, str) else json.dumps(value)
             os.environ[f"POINTSMAN_{name.upper()}"] = text
-    uvicorn.run(
-        "pointsman.api.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
-        ssl_certfile=tls["certfile"],
-        ssl_keyfile=tls["keyfile"],
-    )
+    metrics_dir = prepare_multiprocess_dir()  # the workers' metrics, summed on a scrape
+    try:
+        uvicorn.run(
+            "pointsman.api.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=False,
+            ssl_certfile=tls["certfile"],
+            ssl_keyfile=tls["keyfile"],
+        )
+    finally:
+        remove_multiprocess_dir(metrics_dir)
 
 
 def tls_files(settings: Settings) -> dict[str, str | None]:

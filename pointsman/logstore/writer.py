@@ -17,6 +17,7 @@ from pointsman.logstore.redact import Redactor
 from pointsman.logstore.shipper import Shipper
 from pointsman.logstore.sink import CloudEventsSink
 from pointsman.logstore.spool import Spool
+from pointsman.logstore.usage import UsageReporter
 from pointsman.settings import Settings
 from pointsman.types import Frame, Outputs, Prediction
 
@@ -48,6 +49,7 @@ class PredictionLog:
                 retries=settings.log_sink_retries,
             )
         self.shipper = Shipper(self.spool, engine, self.sink.offer if self.sink else None)
+        self.usage = UsageReporter(self.spool, engine)
         self._last_prune = 0.0
 
     def inputs_of(self, model: str, frame: Frame) -> dict[str, list[Any]]:
@@ -156,8 +158,12 @@ class PredictionLog:
             )
 
     def ship(self) -> None:
-        """Background: ship sealed segments and orphans; prune once a day if set."""
-        self.shipper.ship()
+        """Background: ship sealed segments and orphans, report the spool's usage, prune."""
+        try:
+            self.shipper.ship()
+        finally:  # a store taking no records may still take the usage: the alert says so
+            with contextlib.suppress(Exception):
+                self.usage.report()
         days = self.settings.log_retention_days
         if days > 0 and time.monotonic() - self._last_prune > DAY_S:
             self._last_prune = time.monotonic()

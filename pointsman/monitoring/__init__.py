@@ -1,1 +1,2 @@
-"""Watching served models: drift of inputs and outputs against the reference profile."""
+"""Watching served models: Prometheus metrics, and drift of inputs and outputs against the
+reference profile."""

@@ -25,6 +25,7 @@ from pointsman.store.tables import drift_results
 log = logging.getLogger("pointsman.drift")
 
 LEASE = "drift-monitor"
+DAY_S = 86400.0
 PREDICTIONS = "(predictions)"  # the feature name of prediction drift
 GRADES = ("too_small", "ok", "warn", "alert")
 
@@ -137,6 +138,13 @@ def store_report(engine: Engine, report: DriftReport) -> None:
             conn.execute(drift_results.insert(), rows)
 
 
+def prune_results(engine: Engine, before: datetime) -> int:
+    """Delete drift results of windows that ended before `before`; how many went."""
+    with engine.begin() as conn:
+        query = drift_results.delete().where(drift_results.c.window_end < before)
+        return int(conn.execute(query).rowcount)
+
+
 def history(
     engine: Engine, model: str, version: int, since: datetime
 ) -> dict[str, list[tuple[datetime, float | None, str]]]:
@@ -190,6 +198,7 @@ class DriftMonitor:
         self.project = project
         self.holder = holder
         self.last_run = 0.0
+        self.last_prune = -DAY_S
 
     def tick(self, monotonic_now: float) -> list[DriftReport]:
         """Run when the interval has passed and this process holds the lease."""
@@ -200,7 +209,12 @@ class DriftMonitor:
         if not hold_lease(self.project.engine, LEASE, self.holder, lease_s):
             return []
         self.last_run = monotonic_now
-        return self.run_all()
+        reports = self.run_all()
+        days = settings.drift_history_days
+        if days > 0 and monotonic_now - self.last_prune >= DAY_S:
+            self.last_prune = monotonic_now
+            prune_results(self.project.engine, datetime.now(UTC) - timedelta(days=days))
+        return reports
 
     def run_all(self) -> list[DriftReport]:
         settings = self.project.settings

@@ -29,6 +29,7 @@ class ShadowJob:
     frame: Frame
     primary: Outputs
     request_id: str
+    protocol: str = ""  # the primary request's, for the metrics
 
 
 def compare(primary: Outputs, shadow: Outputs, cell: Counts) -> None:

@@ -242,3 +242,14 @@ drift_results = sa.Table(
     sa.Column("top_change", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_drift_results_model_time", "model", "window_end"),
 )
+
+# One row per spool (host and folder): its bytes waiting to be shipped and its budget, as a
+# worker last measured them; read by the `spool_usage` alert metric.
+spool_usage = sa.Table(
+    "spool_usage",
+    metadata,
+    sa.Column("spool", sa.String(512), primary_key=True),
+    sa.Column("used_bytes", sa.BigInteger, nullable=False),
+    sa.Column("budget_bytes", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)

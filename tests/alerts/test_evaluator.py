@@ -6,7 +6,8 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +15,13 @@ import sqlalchemy as sa
 
 from pointsman.alerts import Dispatcher, Evaluator, RuleBook, build_rule, read_history
 from pointsman.alerts.evaluator import LEASE
+from pointsman.alerts.history import prune_history
+from pointsman.errors import InvalidAlertRule
+from pointsman.logstore.spool import Spool
+from pointsman.logstore.usage import UsageReporter
 from pointsman.project import Project
 from pointsman.routing.stats import Counts, StatsRecorder
-from pointsman.store.tables import alert_rules, alert_states, leases
+from pointsman.store.tables import alert_deliveries, alert_rules, alert_states, leases
 from tests.alerts.conftest import Mailbox, Receiver
 
 FAST = (0.05, 0.1)  # retry backoff in tests
@@ -309,3 +314,57 @@ def test_each_stats_metric_fires_once_and_resolves(
     events += harness.tick_after(60)
     assert events == ["firing", "resolved"]
     assert [b["alerts"][0]["labels"]["metric"] for b in hook.bodies()] == [metric, metric]
+
+
+def test_spool_usage_fires_once_for_the_server_from_any_host(
+    harness: Harness, receivers: Any, tmp_path: Path
+) -> None:
+    """Two hosts' spools report to the store; the fullest one decides, one notice in all."""
+    hook = receivers()
+    add_rule(
+        harness.project, "spool", "spool_usage > 80%", [f"webhook={hook.url}"],
+        model="", for_="0s",
+    )  # fmt: skip
+    quiet = Spool(tmp_path / "a", segment_bytes=1 << 20, budget_bytes=1000)
+    busy = Spool(tmp_path / "b", segment_bytes=1 << 20, budget_bytes=1000)
+    try:
+        reporters = [UsageReporter(quiet, harness.project.engine)]
+        reporters.append(UsageReporter(busy, harness.project.engine))
+        for reporter in reporters:
+            assert reporter.report()
+        assert harness.tick_after(0) == []
+        busy.used_bytes = 900  # as the shipper measures it while the store takes nothing
+        assert reporters[1].report()  # moved by more than 1 % of the budget: written now
+        assert not reporters[1].report()  # unchanged and reported a moment ago: not again
+        assert harness.tick_after(1) == ["firing"]
+        assert harness.tick_after(1) == []
+        busy.used_bytes = 100
+        assert reporters[1].report()
+        assert harness.tick_after(1) == ["resolved"]
+    finally:
+        quiet.close()
+        busy.close()
+    bodies = hook.bodies()
+    assert [b["status"] for b in bodies] == ["firing", "resolved"]
+    assert "spool_usage on the server is 90.00%" in bodies[0]["alerts"][0]["annotations"]["summary"]
+
+
+def test_a_server_wide_metric_refuses_a_model() -> None:
+    with pytest.raises(InvalidAlertRule, match="whole server.*leave out the model"):
+        build_rule("spool", when="spool_usage > 0.8", model="churn")
+    assert build_rule("spool", when="spool_usage > 0.8").model == "*"
+
+
+def test_old_notices_and_their_deliveries_are_pruned(harness: Harness, receivers: Any) -> None:
+    hook = receivers()
+    add_rule(harness.project, "errors", "error_rate > 0.05", [f"webhook={hook.url}"], for_="0s")
+    harness.tick_after(0)
+    harness.traffic(100, errors=10)
+    assert harness.tick_after(60) == ["firing"]
+    engine = harness.project.engine
+    assert len(read_history(engine)) == 1
+    assert prune_history(engine, datetime.now(UTC) - timedelta(days=1)) == 0
+    assert prune_history(engine, datetime.now(UTC) + timedelta(days=1)) == 1
+    assert read_history(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(alert_deliveries)).scalar() == 0

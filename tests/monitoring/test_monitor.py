@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,14 @@ from pointsman.cli.main import cli
 from pointsman.demo.churn import TARGET, make_data
 from pointsman.logstore.shipper import insert_records
 from pointsman.monitoring.drift import Thresholds
-from pointsman.monitoring.monitor import PREDICTIONS, DriftMonitor, drift_report, history
+from pointsman.monitoring.monitor import (
+    PREDICTIONS,
+    DriftMonitor,
+    drift_report,
+    history,
+    prune_results,
+    store_report,
+)
 from pointsman.project import Project
 from pointsman.settings import Redaction
 from tests.api.conftest import register_churn
@@ -115,3 +123,18 @@ def test_cli_on_a_model_not_deployed_says_what_to_do(project: Project) -> None:
     args = ["--project", str(project.settings.project_path()), "drift", "nothing"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code != 0 and "nothing" in result.output
+
+
+def test_results_older_than_the_history_setting_are_pruned(churn: Project) -> None:
+    log_traffic(churn, 300, seed=8)
+    report = drift_report(churn, "churn", 1, timedelta(hours=1), T)
+    old = replace(report, window_end=report.window_end - timedelta(days=91))
+    store_report(churn.engine, old)
+    monitor = DriftMonitor(churn, "worker-a")
+    assert [r.version for r in monitor.tick(1e6)] == [1]
+    since = datetime.now(UTC) - timedelta(days=365)
+    series = history(churn.engine, "churn", 1, since)
+    assert len(series["tenure_months"]) == 1  # the fresh run's; the 91-day-old one is gone
+    assert prune_results(churn.engine, datetime.now(UTC) + timedelta(minutes=1)) == len(
+        report.features
+    )

@@ -1,0 +1,225 @@
+"""The Prometheus families pointsman records, and the cheap recorders the request path calls.
+
+One set of module-level metrics per process. Under `pointsman serve --workers N` the serve
+command points PROMETHEUS_MULTIPROC_DIR at a fresh folder before the workers start, so
+prometheus-client keeps every value in a per-process mmap file and a scrape of any worker
+sums them all (see `exposition`). In one process they simply live in memory.
+
+Labels are bounded: model names and versions the catalog knows, features of a signature,
+the four protocols, status classes, fixed reasons. Never a request id or a raw path.
+Names follow PROTOCOLS.md §5 (base units, `_total` on counters, `model_name` labels).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    values,
+)
+
+# `_created` samples only in single-process mode would make the two modes differ.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+REGISTRY = CollectorRegistry(auto_describe=False)
+
+# Requests take from well under a millisecond (a small tree) to seconds (a big batch).
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075,
+    0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+ROWS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+ROLES = ("primary", "fallback", "pinned", "shadow")
+
+REQUESTS = Counter(
+    "pointsman_inference_requests",
+    "Inference requests by model, version, role, protocol and status class (2xx, 4xx, 5xx).",
+    ["model_name", "model_version", "role", "protocol", "status"],
+    registry=REGISTRY,
+)
+DURATION = Histogram(
+    "pointsman_inference_request_duration_seconds",
+    "Time from reading the request to its answer, in seconds.",
+    ["model_name", "model_version", "role", "protocol"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+MODEL_DURATION = Histogram(
+    "pointsman_model_duration_seconds",
+    "Time spent in the model itself, in seconds.",
+    ["model_name", "model_version", "role"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+BATCH_ROWS = Histogram(
+    "pointsman_inference_batch_size",
+    "Rows per inference request.",
+    ["model_name"],
+    buckets=ROWS_BUCKETS,
+    registry=REGISTRY,
+)
+INFLIGHT = Gauge(
+    "pointsman_inflight_requests",
+    "Inference requests being answered now.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+FINDINGS = Counter(
+    "pointsman_validation_findings",
+    "Validation findings by feature and rule; action is flag (served) or reject (422).",
+    ["model_name", "model_version", "feature", "rule", "action"],
+    registry=REGISTRY,
+)
+FALLBACKS = Counter(
+    "pointsman_fallbacks",
+    "Requests a version failed (timeout, error, not_ready, circuit_open) and a fallback took.",
+    ["model_name", "model_version", "reason"],
+    registry=REGISTRY,
+)
+BREAKER_OPEN = Gauge(
+    "pointsman_breaker_open",
+    "1 while a version's circuit breaker is open or probing in any worker, else 0.",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+SHADOW_COMPARED = Counter(
+    "pointsman_shadow_compared_rows",
+    "Rows a shadow version answered and that were compared with the primary's answer.",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+)
+SHADOW_AGREED = Counter(
+    "pointsman_shadow_agreed_rows",
+    "Compared shadow rows that gave the primary's label (agreement = agreed / compared).",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+)
+SHADOW_DROPPED = Counter(
+    "pointsman_shadow_dropped",
+    "Shadow copies not run because the shadow queue was full (shadow_queue_size).",
+    registry=REGISTRY,
+)
+MODEL_LOADED = Gauge(
+    "pointsman_model_loaded",
+    "1 when a routed version is loaded and warm in every worker, else 0.",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+    multiprocess_mode="livemin",
+)
+SPOOL_BYTES = Gauge(
+    "pointsman_log_spool_bytes",
+    "Bytes of prediction records spooled on this host and not yet in the store.",
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+SPOOL_BUDGET = Gauge(
+    "pointsman_log_spool_budget_bytes",
+    "The spool's budget: past it records are dropped or refused (log_spool_full_policy).",
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+LOG_DROPPED = Counter(
+    "pointsman_log_dropped_records",
+    "Prediction records dropped because the spool was past its budget.",
+    registry=REGISTRY,
+)
+ALERTS_SENT = Counter(
+    "pointsman_alerts_sent",
+    "Alert notification attempts by channel kind and result (sent, retrying, failed, dropped).",
+    ["channel", "result"],
+    registry=REGISTRY,
+)
+CPU_SECONDS = Counter(
+    "pointsman_process_cpu_seconds",
+    "CPU time (user and system) of the server's worker processes, in seconds.",
+    registry=REGISTRY,
+)
+RESIDENT_BYTES = Gauge(
+    "pointsman_process_resident_memory_bytes",
+    "Resident memory of the live worker processes, summed, in bytes.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+WORKERS = Gauge(
+    "pointsman_workers",
+    "Live worker processes.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+
+
+def is_multiprocess() -> bool:
+    """Whether this process's values live in PROMETHEUS_MULTIPROC_DIR files."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class RequestRecorder:
+    """The request path's recorder: label children cached, so a request costs a few µs."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, ...], tuple[Any, Any, Any, Any]] = {}
+
+    def answered(
+        self,
+        model: str,
+        version: str,
+        role: str,
+        protocol: str,
+        status: int,
+        total_s: float,
+        model_s: float | None,
+        rows: int | None,
+    ) -> None:
+        key = (model, version, role, protocol, status_class(status))
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                REQUESTS.labels(*key),
+                DURATION.labels(model, version, role, protocol),
+                MODEL_DURATION.labels(model, version, role),
+                BATCH_ROWS.labels(model),
+            )
+        children[0].inc()
+        children[1].observe(total_s)
+        if model_s is not None:
+            children[2].observe(model_s)
+        if rows is not None:
+            children[3].observe(rows)
+
+
+class ProcessSampler:
+    """This worker's CPU (as increments of a counter) and resident memory, on demand."""
+
+    def __init__(self) -> None:
+        self._cpu = time.process_time()
+        WORKERS.set(1)
+
+    def sample(self) -> None:
+        cpu = time.process_time()
+        if cpu > self._cpu:
+            CPU_SECONDS.inc(cpu - self._cpu)
+            self._cpu = cpu
+        RESIDENT_BYTES.set(resident_bytes())
+
+
+def resident_bytes() -> int:
+    """Current resident set size; the peak where /proc is not there."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak) * (1 if os.uname().sysname == "Darwin" else 1024)
