@@ -118,7 +118,7 @@ class Pipeline:
         self.breakers: dict[tuple[str, int], Breaker] = {}
         self.stats = StatsRecorder()
         self.request_metrics = metrics.RequestRecorder()
-        self._process_metrics = metrics.ProcessSampler()
+        metrics.WORKERS.set(1)  # this process serves (a live gauge: summed over workers)
         self._counted: dict[str, int] = {}  # totals already added to counters (deltas)
         self.rng = random.Random()
         self._load_lock = threading.Lock()
@@ -194,7 +194,7 @@ class Pipeline:
 
     def sample_metrics(self) -> None:
         """Bring the sampled metrics up to date: process, breakers, spool, shadow drops."""
-        self._process_metrics.sample()
+        metrics.sample_process()
         for (model, number), breaker in list(self.breakers.items()):
             metrics.BREAKER_OPEN.labels(model, str(number)).set(breaker.state != "closed")
         if self.log is not None:

@@ -27,6 +27,7 @@ from pointsman.api.errors import error_response, request_id_of
 from pointsman.auth import Client, KeyBook, KeyCache, RateLimiter
 from pointsman.auth.ratelimit import retry_after_header
 from pointsman.errors import PointsmanError, RateLimited, Unauthorized
+from pointsman.monitoring import metrics
 from pointsman.project import Project
 from pointsman.protocols.mlflow import to_mlflow_error
 
@@ -252,6 +253,7 @@ def guard(app: ASGIApp, decisions: dict[str, Access], gate: Gate) -> ASGIApp:
         try:
             client = gate.admit(scope, access)
         except PointsmanError as exc:
+            metrics.AUTH_REFUSED.labels(exc.code).inc()
             await refusal(scope, exc, access)(scope, receive, send)
             return
         scope.setdefault("state", {})["client"] = client.name

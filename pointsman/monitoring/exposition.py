@@ -64,7 +64,7 @@ class StateCollector(Collector):
         yield weight
         drift = GaugeMetricFamily(
             "pointsman_drift_psi",
-            "PSI of each feature (and of the predictions, feature `(prediction)`) in the "
+            "PSI of each feature (and of the predictions, feature `(predictions)`) in the "
             "newest drift run: 0.1 warn, 0.25 alert by default.",
             labels=["model_name", "model_version", "feature"],
         )

@@ -149,6 +149,13 @@ RESIDENT_BYTES = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
+AUTH_REFUSED = Counter(
+    "pointsman_auth_refusals",
+    "Requests refused before reaching an endpoint: unauthorized (401), forbidden (403), "
+    "rate_limited (429).",
+    ["reason"],
+    registry=REGISTRY,
+)
 WORKERS = Gauge(
     "pointsman_workers",
     "Live worker processes.",
@@ -200,19 +207,16 @@ class RequestRecorder:
             children[3].observe(rows)
 
 
-class ProcessSampler:
-    """This worker's CPU (as increments of a counter) and resident memory, on demand."""
+_cpu_counted = [0.0]  # this process's CPU seconds already added to CPU_SECONDS
 
-    def __init__(self) -> None:
-        self._cpu = time.process_time()
-        WORKERS.set(1)
 
-    def sample(self) -> None:
-        cpu = time.process_time()
-        if cpu > self._cpu:
-            CPU_SECONDS.inc(cpu - self._cpu)
-            self._cpu = cpu
-        RESIDENT_BYTES.set(resident_bytes())
+def sample_process() -> None:
+    """Add this process's CPU time since the last sample; set its resident memory."""
+    cpu = time.process_time()
+    if cpu > _cpu_counted[0]:
+        CPU_SECONDS.inc(cpu - _cpu_counted[0])
+        _cpu_counted[0] = cpu
+    RESIDENT_BYTES.set(resident_bytes())
 
 
 def resident_bytes() -> int:

@@ -350,7 +350,7 @@ def test_spool_usage_fires_once_for_the_server_from_any_host(
 
 
 def test_a_server_wide_metric_refuses_a_model() -> None:
-    with pytest.raises(InvalidAlertRule, match="whole server.*leave out the model"):
+    with pytest.raises(InvalidAlertRule, match=r"whole server.*leave out the model"):
         build_rule("spool", when="spool_usage > 0.8", model="churn")
     assert build_rule("spool", when="spool_usage > 0.8").model == "*"
 

@@ -138,7 +138,9 @@ async def test_requests_latency_findings_and_state_by_model_version_role(
     # Validation findings, by feature and rule.
     findings = "pointsman_validation_findings_total"
     assert delta(findings, feature="monthly_charges", action="flag", **churn_v1) >= 1
-    assert delta(findings, feature="tenure_months", rule="coerced", action="reject", **churn_v1) == 1
+    assert (
+        delta(findings, feature="tenure_months", rule="coerced", action="reject", **churn_v1) == 1
+    )
     # State read at scrape time: the route in force and its weights, what is loaded.
     revision = project.routes.current("churn").revision
     assert value(after, "pointsman_route_revision", model_name="churn") == revision
@@ -198,17 +200,23 @@ async def test_fallbacks_and_the_breaker(
     after, _ = await scrape(client)
     fallbacks = "pointsman_fallbacks_total"
     churn_v1 = {"model_name": "churn", "model_version": "1"}
-    assert value(after, fallbacks, reason="error", **churn_v1) - value(
-        before, fallbacks, reason="error", **churn_v1
-    ) == 3
-    assert value(after, fallbacks, reason="circuit_open", **churn_v1) - value(
-        before, fallbacks, reason="circuit_open", **churn_v1
-    ) == 2
+    assert (
+        value(after, fallbacks, reason="error", **churn_v1)
+        - value(before, fallbacks, reason="error", **churn_v1)
+        == 3
+    )
+    assert (
+        value(after, fallbacks, reason="circuit_open", **churn_v1)
+        - value(before, fallbacks, reason="circuit_open", **churn_v1)
+        == 2
+    )
     assert value(after, "pointsman_breaker_open", **churn_v1) == 1
     requests = "pointsman_inference_requests_total"
-    assert value(after, requests, role="fallback", model_version="2", status="2xx") - value(
-        before, requests, role="fallback", model_version="2", status="2xx"
-    ) == 5
+    assert (
+        value(after, requests, role="fallback", model_version="2", status="2xx")
+        - value(before, requests, role="fallback", model_version="2", status="2xx")
+        == 5
+    )
 
 
 async def _refresh(pipeline: object) -> None:
@@ -223,7 +231,9 @@ async def test_drift_scores_per_feature_come_from_the_store(
 ) -> None:
     rows = churn_rows(200, seed=3)
     for i in range(0, 200, 50):
-        shifted = [dict(r, monthly_charges=float(r["monthly_charges"]) + 60) for r in rows[i:i + 50]]  # type: ignore[arg-type]
+        shifted = [
+            dict(r, monthly_charges=float(r["monthly_charges"]) + 60) for r in rows[i : i + 50]
+        ]  # type: ignore[arg-type]
         assert (await client.post("/v1/models/churn/predict", json={"rows": shifted})).is_success
     app = client._transport.app  # type: ignore[attr-defined]
     log = app.state.pipeline.log
@@ -234,7 +244,9 @@ async def test_drift_scores_per_feature_come_from_the_store(
     store_report(project.engine, report)
     samples, _ = await scrape(client)
     psi = value(samples, "pointsman_drift_psi", model_name="churn", feature="monthly_charges")
-    assert psi == pytest.approx(next(f.psi for f in report.features if f.feature == "monthly_charges"))
+    assert psi == pytest.approx(
+        next(f.psi for f in report.features if f.feature == "monthly_charges")
+    )
     assert psi > 0.25
     assert value(samples, "pointsman_drift_psi", model_name="churn", feature="tenure_months") < psi
 
@@ -253,6 +265,9 @@ async def test_metrics_need_read_on_every_model_unless_open(project: Project) ->
             assert refused.status_code == 403 and "read:*" in refused.text
             ok = await c.get("/metrics", headers={"Authorization": f"Bearer {reader}"})
             assert ok.status_code == 200 and "pointsman_build_info" in ok.text
+            refusals, _ = parse(ok.text)
+            for reason in ("unauthorized", "forbidden"):  # both refusals above are counted
+                assert value(refusals, "pointsman_auth_refusals_total", reason=reason) >= 1
     open_app = build_app(project.settings.model_copy(update={"metrics_open": True}))
     async with open_app.router.lifespan_context(open_app):
         transport = httpx.ASGITransport(app=open_app)
