@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pointsman.errors import RouteConflict
+from pointsman.errors import InvalidRoute, RouteConflict
 from pointsman.registry import Registry, bump_changes
 from pointsman.routing.policy import Arm, Canary, Gates, Policy, check_policy
 from pointsman.routing.stats import window
@@ -215,8 +215,9 @@ class RouteBook:
         if record.number == baseline:
             raise RouteConflict(f"Version {baseline} is already the primary of {model!r}.")
         if not steps or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
-            raise RouteConflict(
-                f"Canary steps must rise strictly within 1..100, e.g. 5,25,50,100; got {steps}."
+            raise InvalidRoute(  # the request is malformed (422), not in conflict with the route
+                model,
+                [f"canary steps must rise strictly within 1..100, e.g. 5,25,50,100; got {steps}"],
             )
         if steps[-1] != 100:
             steps = [*steps, 100]

@@ -232,7 +232,7 @@ async def test_canary_start_status_conflicts_and_abort(client: httpx.AsyncClient
 
 async def test_canary_refusals(client: httpx.AsyncClient) -> None:
     steps = {"version": 2, "steps": [50, 5]}
-    refused(await client.post(f"{ADMIN}/churn/canary", json=steps), 409, "route_conflict", "rise")
+    refused(await client.post(f"{ADMIN}/churn/canary", json=steps), 422, "invalid_route", "rise")
     same = {"version": 1}
     refused(
         await client.post(f"{ADMIN}/churn/canary", json=same),

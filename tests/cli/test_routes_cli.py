@@ -188,7 +188,7 @@ def test_canary_starts_shows_refuses_a_second_and_aborts(p: list[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["2", "--steps", "50,5"], "Canary steps must rise strictly within 1..100"),
+        (["2", "--steps", "50,5"], "canary steps must rise strictly within 1..100"),
         (["2", "--hold", "5x"], "'5x' is neither Nreq nor a time"),
         (["2", "--steps", "5,a"], "each step must be a whole number"),
         (["1"], "Version 1 is already the primary of 'churn'"),
