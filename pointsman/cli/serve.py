@@ -64,6 +64,15 @@ def serve(
     if tls["certfile"] and settings.tls_redirect_port:
         start_redirect_server(settings.host, settings.tls_redirect_port, settings.port)
         console.print(f"  plain HTTP on port {settings.tls_redirect_port} redirects to HTTPS")
+    metrics_dir = prepare_multiprocess_dir(settings.workers)  # summed over workers on a scrape
+    try:
+        run(settings, tls)
+    finally:
+        remove_multiprocess_dir(metrics_dir)
+
+
+def run(settings: Settings, tls: dict[str, str | None]) -> None:
+    """uvicorn in this process, or as a supervisor of `workers` processes."""
     if settings.workers == 1:
         uvicorn.run(
             build_app(settings),
@@ -88,21 +97,17 @@ def serve(
             value = settings.model_dump(mode="json")[name]
             text = value if isinstance(value, str) else json.dumps(value)
             os.environ[f"POINTSMAN_{name.upper()}"] = text
-    metrics_dir = prepare_multiprocess_dir()  # the workers' metrics, summed on a scrape
-    try:
-        uvicorn.run(
-            "pointsman.api.app:app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level=settings.log_level,
-            access_log=False,
-            ssl_certfile=tls["certfile"],
-            ssl_keyfile=tls["keyfile"],
-        )
-    finally:
-        remove_multiprocess_dir(metrics_dir)
+    uvicorn.run(
+        "pointsman.api.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        ssl_certfile=tls["certfile"],
+        ssl_keyfile=tls["keyfile"],
+    )
 
 
 def tls_files(settings: Settings) -> dict[str, str | None]:

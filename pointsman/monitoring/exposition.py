@@ -90,20 +90,25 @@ def scrape(routes: RoutesInForce, engine: Engine) -> bytes:
     return generate_latest(recorded) + generate_latest(state)
 
 
-def prepare_multiprocess_dir() -> Path | None:
-    """Before worker processes start: a clean folder for their metric files.
+def prepare_multiprocess_dir(workers: int) -> Path | None:
+    """Before serving: a clean folder for the workers' metric files.
 
-    The user's PROMETHEUS_MULTIPROC_DIR is emptied of old files (prometheus-client needs that
-    between runs); otherwise a fresh temporary folder is made. Returns the folder to remove
-    when serving ends, or None when it is the user's.
+    The user's PROMETHEUS_MULTIPROC_DIR is emptied of an earlier run's files (this process's
+    own stay: it may serve itself); prometheus-client needs that between runs. Otherwise,
+    for several workers, a fresh temporary folder. Returns the folder to remove when serving
+    ends, or None.
     """
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         folder = Path(given)
         folder.mkdir(parents=True, exist_ok=True)
+        own = f"_{os.getpid()}.db"
         for old in folder.glob("*.db"):
-            old.unlink(missing_ok=True)
+            if not old.name.endswith(own):
+                old.unlink(missing_ok=True)
         return None
+    if workers == 1:
+        return None  # one process: the values live in memory
     folder = Path(tempfile.mkdtemp(prefix="pointsman-metrics-"))
     os.environ[MULTIPROC_ENV] = str(folder)
     return folder

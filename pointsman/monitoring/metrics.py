@@ -26,6 +26,11 @@ from prometheus_client import (
     values,
 )
 
+# A PROMETHEUS_MULTIPROC_DIR set for some other program must not break every command here:
+# the unlabelled families below open their files as soon as they are defined.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 # `_created` samples only in single-process mode would make the two modes differ.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 

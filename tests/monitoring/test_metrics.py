@@ -312,7 +312,10 @@ def test_two_workers_are_summed_by_a_scrape_of_either(
                     assert answer.status_code == 200
             files = sorted(metrics_dir.glob("counter_*.db"))
             assert "counter_1.db" not in {p.name for p in files}  # an earlier run's: cleared
-            assert len(files) == 2, files  # one file per worker
+            # The supervisor's own (it imported the families too, and counts nothing) ...
+            supervisor = metrics_dir / f"counter_{server.process.pid}.db"
+            files = [p for p in files if p != supervisor]
+            assert len(files) == 2, files  # ... and one file per worker
             per_worker = [requests_in(p) for p in files]
             assert sum(per_worker) == 60, per_worker
             for _ in range(6):
@@ -326,3 +329,36 @@ def test_two_workers_are_summed_by_a_scrape_of_either(
     finally:
         server.stop()
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") != str(metrics_dir)
+
+
+def test_one_worker_with_a_multiprocess_folder_of_its_own_counts_alone(
+    project: Project, churn_files: list[tuple[Path, Path]], tmp_path: Path
+) -> None:
+    """A PROMETHEUS_MULTIPROC_DIR set by the user (say, for gunicorn) with one worker: an
+    earlier run's files are cleared, and a folder that does not exist yet is made."""
+    register_churn(project, churn_files)
+    project.routes.deploy("churn", 1, "t")
+    headers = admin_headers(project)
+    metrics_dir = tmp_path / "not" / "yet"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    server = Server(project.settings.project_path(), workers=1, env=env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10, headers=headers) as http:
+            for _ in range(3):
+                assert http.post(
+                    "/v1/models/churn/predict", json={"rows": churn_rows(1)}
+                ).is_success
+            samples, _ = parse(http.get("/metrics").text)
+    finally:
+        server.stop()
+    assert value(samples, "pointsman_inference_requests_total", model_name="churn") == 3
+    assert value(samples, "pointsman_workers") == 1
+    (metrics_dir / "counter_1.db").write_bytes(b"left over")
+    server = Server(project.settings.project_path(), workers=1, env=env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10, headers=headers) as http:
+            samples, _ = parse(http.get("/metrics").text)
+    finally:
+        server.stop()
+    assert not (metrics_dir / "counter_1.db").exists()
+    assert value(samples, "pointsman_inference_requests_total", model_name="churn") == 0
