@@ -5,7 +5,7 @@ uvicorn worker processes; wrk drives each at several concurrencies. Cells altern
 servers (pointsman, minimal, pointsman, minimal, ...) so that a noisy machine hurts both
 alike, and every figure printed is the median over the rounds. See bench/README.md.
 
-    .venv/bin/python bench/serve_vs_minimal.py [--quick] [--json out.json]
+    .venv/bin/python bench/serve_vs_minimal.py [--quick] [--core] [--json out.json]
 """
 
 from __future__ import annotations
@@ -160,11 +160,17 @@ def free_port() -> int:
         return port
 
 
+# --core: the serving core alone, as issue 2 measured it (no key check, no prediction log;
+# the route's validation is set to allow by `core_project`).
+CORE_ENV = {"POINTSMAN_AUTH": "false", "POINTSMAN_LOG_PREDICTIONS": "false"}
+
+
 def build_servers(
-    project: Path, model_file: Path, workers: int, logs: Path, key: str
+    project: Path, model_file: Path, workers: int, logs: Path, key: str, core: bool = False
 ) -> list[Server]:
     """pointsman serve and the minimal app, same worker count, same log level."""
     env = {**os.environ, "POINTSMAN_LOG_LEVEL": "warning", "BENCH_MODEL_PATH": str(model_file)}
+    pm_env = {**env, **(CORE_ENV if core else {})}
     pm_port, min_port = free_port(), free_port()
     pointsman = Server(
         "pointsman",
@@ -172,7 +178,7 @@ def build_servers(
             *(str(VENV_BIN / "pointsman"), "--project", str(project), "serve"),
             *("--host", "127.0.0.1", "--port", str(pm_port), "--workers", str(workers)),
         ],
-        env,
+        pm_env,
         "/v1/models/churn/predict",
         pm_port,
         logs / f"pointsman-w{workers}.log",
@@ -310,7 +316,7 @@ def bench_workers(
     workers: int, args: argparse.Namespace, project: Path, model_file: Path, tmp: Path, key: str
 ) -> list[Cell]:
     """Start both servers with `workers` processes, run every concurrency, stop them."""
-    servers = build_servers(project, model_file, workers, tmp, key)
+    servers = build_servers(project, model_file, workers, tmp, key, args.core)
     script = tmp / "post.lua"
     script.write_text(WRK_SCRIPT % (key, BODY))
     cells = []
@@ -413,6 +419,16 @@ def make_key(project: Path) -> str:
     return key
 
 
+def core_project(project: Path, tmp: Path) -> Path:
+    """A copy of `project` whose churn route skips validation (for --core)."""
+    copy = tmp / "core"
+    shutil.copytree(project, copy)
+    argv = [str(VENV_BIN / "pointsman"), "--project", str(copy), "route", "churn"]
+    argv += ["--validation", "allow"]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    return copy
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1 s warm-up + 2 s measure per cell")
@@ -424,6 +440,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (it shares the CPUs)")
     p.add_argument("--project", type=Path, help="existing demo project (default: a fresh one)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument(
+        "--core",
+        action="store_true",
+        help="pointsman without its per-request features: auth and the prediction log off, "
+        "validation allow (on a copy of the project)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.warmup, args.duration = 1.0, 2.0
@@ -445,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pointsman-bench-") as tmp_name:
         tmp = Path(tmp_name)
         project = args.project.resolve() if args.project else make_demo(tmp / "demo")
+        if args.core:
+            project = core_project(project, tmp)
         model_file = project / "models" / "churn_v1_logreg.joblib"
         key = make_key(project)
         cells: list[Cell] = []
@@ -458,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"load generator: {info['load_generator']}, {args.wrk_threads} thread(s)")
     print(f"machine: {info['cpus']} CPUs ({info['cpu']}); wrk runs on the same CPUs")
+    if args.core:
+        print("pointsman: --core (no auth, no prediction log, validation allow)")
     print()
     print_table(cells)
     print()
@@ -470,7 +496,15 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "serve_vs_minimal",
             "config": {
                 k: getattr(args, k)
-                for k in ("warmup", "duration", "rounds", "workers", "concurrency", "wrk_threads")
+                for k in (
+                    "warmup",
+                    "duration",
+                    "rounds",
+                    "workers",
+                    "concurrency",
+                    "wrk_threads",
+                    "core",
+                )
             },
             "machine": info,
             "targets": {"min_ratio": MIN_RATIO, "max_added_p50_ms": MAX_ADDED_P50_MS},
