@@ -127,6 +127,9 @@ class Pipeline:
         # Timed calls run here so a call past its timeout can be abandoned, not awaited.
         self._timed = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pointsman-timed")
         self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pointsman-shadow")
+        # The periodic jobs' threads, one per job so none waits behind another. Cancelling a
+        # task does not stop its thread: `close` waits for them before the store is closed.
+        self._background = ThreadPoolExecutor(max_workers=6, thread_name_prefix="pointsman-bg")
         self.shadows: ShadowQueue | None = None
         self.canary = CanaryController(project.engine, project.routes, self.stats.worker)
         self.alerts = Evaluator(
@@ -177,7 +180,7 @@ class Pipeline:
             deadline += interval_s
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             try:
-                await anyio.to_thread.run_sync(work)
+                await asyncio.get_running_loop().run_in_executor(self._background, work)
             except Exception:  # the store may be down for a while: keep serving
                 log.exception("background work failed; serving the routes already loaded")
             deadline = max(deadline, time.monotonic() - interval_s)  # no burst after a stall
@@ -214,6 +217,7 @@ class Pipeline:
     def close(self) -> None:
         self._timed.shutdown(wait=False, cancel_futures=True)
         self._shadow_pool.shutdown(wait=False, cancel_futures=True)
+        self._background.shutdown(wait=True, cancel_futures=True)  # no query left in flight
         self.alerts.close()
         if self.log is not None:
             self.log.close()  # ships what is spooled
