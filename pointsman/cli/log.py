@@ -113,13 +113,14 @@ def show(
     else:
         rows = [
             [
-                r["time"][:23].replace("T", " "), r["request_id"], r["version"], r["role"],
+                r["time"][:19].replace("T", " "), r["request_id"], r["version"], r["role"],
                 r["n_rows"], f"{r['latency_ms']:.2f}", _answer(r),
             ]
             for r in page.records
         ]  # fmt: skip
-        columns = ["time (UTC)", "request id", "version", "role", "rows", "ms", "answer"]
-        table(f"{model}: {len(rows)} records", columns, rows)
+        columns = ["time (UTC)", "request id", "v", "role", "rows", "ms", "answer"]
+        # The id is what `pointsman explain` takes: folded onto two lines, never cut short.
+        table(f"{model}: {len(rows)} records", columns, rows, whole=("request id",))
         if page.cursor:
             console.print(f"more: pointsman log {model} ... --cursor {page.cursor}")
 

@@ -17,12 +17,14 @@ def print_json(data: Any) -> None:
     print(text)
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A readable table on stdout."""
+def table(
+    title: str | None, columns: list[str], rows: list[list[Any]], whole: tuple[str, ...] = ()
+) -> None:
+    """A readable table on stdout; the last column and those in `whole` fold, never cut."""
     out = Table(title=title, title_justify="left", header_style="bold")
     for i, column in enumerate(columns):
-        last = i == len(columns) - 1
-        out.add_column(column, no_wrap=not last, overflow="fold" if last else "ellipsis")
+        fold = i == len(columns) - 1 or column in whole
+        out.add_column(column, no_wrap=not fold, overflow="fold" if fold else "ellipsis")
     for row in rows:
         out.add_row(*[cell(v) for v in row])
     console.print(out)

@@ -101,3 +101,17 @@ def test_cli_predict_is_logged_too(
     run(*args, "predict", "churn", json.dumps({"rows": [row]}))
     (logged,) = json.loads(run(*args, "log", "churn", "--json").output)["predictions"]
     assert logged["inputs"]["plan"] == ["basic"] and logged["outputs"]["predictions"]
+
+
+def test_a_narrow_terminal_folds_the_request_id_never_cuts_it(
+    p: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = open_project(load_settings(p[1]))
+    rid = "d3b2adc9f2af466281870b712859d867"  # as long as a generated one
+    insert_records(project.engine, [record(rid, version=1, time=datetime.now(UTC).timestamp())])
+    project.close()
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run(*p, "log", "churn", "--limit", "1").output
+    assert max(len(line) for line in out.splitlines()) <= 80
+    cells = [line.split("│")[2].strip() for line in out.splitlines() if line.count("│") > 3]
+    assert "".join(cells) == rid  # the id column, its folded lines joined
