@@ -31,6 +31,7 @@ from pointsman.errors import InvalidAlertRule
 from pointsman.routing import RouteBook
 from pointsman.store.leases import hold_lease, release_lease
 from pointsman.store.tables import alert_states
+from pointsman.store.upsert import update_or_insert
 
 log = logging.getLogger("pointsman.alerts")
 
@@ -226,9 +227,7 @@ def save_state(conn: Connection, rule: str, model: str, state: State, now: datet
         "last_sent_at": state.last_sent_at,
         "updated_at": now,
     }
-    key = (alert_states.c.rule == rule) & (alert_states.c.model == model)
-    if conn.execute(alert_states.update().where(key).values(**values)).rowcount == 0:
-        conn.execute(alert_states.insert().values(rule=rule, model=model, **values))
+    update_or_insert(conn, alert_states, {"rule": rule, "model": model}, values)
 
 
 def read_states(engine: Engine) -> dict[tuple[str, str], dict[str, object]]:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from pointsman.logstore.spool import Spool
 from pointsman.store.tables import spool_usage
+from pointsman.store.upsert import update_or_insert
 
 REPORT_EVERY_S = 30.0  # at least this often; sooner when usage moves by 1 % of the budget
 
@@ -34,9 +35,7 @@ class UsageReporter:
                 return False
         values = {"used_bytes": used, "budget_bytes": budget, "updated_at": datetime.now(UTC)}
         with self.engine.begin() as conn:
-            where = spool_usage.c.spool == self.key
-            if conn.execute(spool_usage.update().where(where).values(**values)).rowcount == 0:
-                conn.execute(spool_usage.insert().values(spool=self.key, **values))
+            update_or_insert(conn, spool_usage, {"spool": self.key}, values)
         self._last = (now, used)
         return True
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pointsman.store.tables import route_stats
+from pointsman.store.upsert import update_or_insert
 
 # Upper bounds of the latency buckets, in milliseconds (the last bucket is unbounded).
 BUCKETS_MS = (
@@ -150,24 +151,12 @@ class StatsRecorder:
             with engine.begin() as conn:
                 for key in dirty:
                     model, revision, version, role = key
-                    where = (
-                        (route_stats.c.model == model)
-                        & (route_stats.c.revision == revision)
-                        & (route_stats.c.worker == self.worker)
-                        & (route_stats.c.version == version)
-                        & (route_stats.c.role == role)
-                    )
-                    counts = self.cells[key].to_json()
-                    updated = conn.execute(
-                        route_stats.update().where(where).values(counts=counts, updated_at=now)
-                    )
-                    if updated.rowcount == 0:
-                        conn.execute(
-                            route_stats.insert().values(
-                                model=model, revision=revision, worker=self.worker,
-                                version=version, role=role, counts=counts, updated_at=now,
-                            )
-                        )  # fmt: skip
+                    row = {
+                        "model": model, "revision": revision, "worker": self.worker,
+                        "version": version, "role": role,
+                    }  # fmt: skip
+                    values = {"counts": self.cells[key].to_json(), "updated_at": now}
+                    update_or_insert(conn, route_stats, row, values)
         except Exception:
             self._dirty |= dirty  # try again next time
             raise
