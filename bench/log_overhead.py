@@ -52,25 +52,29 @@ end
 
 # -- in process -----------------------------------------------------------------------------
 def in_process(project: Path, rounds: int, calls: int) -> dict[str, Any]:
-    from pointsman.pipeline import Pipeline
+    from pointsman.catalog import Catalog
+    from pointsman.pipeline import build_pipeline
     from pointsman.project import open_project
-    from pointsman.protocols import native
+    from pointsman.protocols import Payload, native
     from pointsman.settings import load_settings
+    from pointsman.types import Outcome
 
     pipelines = {}
     for side in SIDES:
         settings = load_settings(project, log_predictions=side == "on", auth=False)
-        pipelines[side] = Pipeline(open_project(settings))
-        pipelines[side].start()
+        catalog = Catalog(open_project(settings))
+        catalog.refresh()
+        pipelines[side] = build_pipeline(catalog, settings)
     body = BODY.encode()
 
     async def block(side: str) -> tuple[float, float]:
         """Wall and CPU µs per call (CPU time is the figure a noisy neighbour moves least)."""
         pipeline = pipelines[side]
-        target = pipeline.target("churn")
+        target = pipeline.catalog.target("churn")
         start, cpu = time.perf_counter(), time.process_time()
         for _ in range(calls):
-            await pipeline.predict(target, native.decode(body, target.signature))
+            payload = Payload(native.CODEC, body, {})
+            await pipeline.predict(target, payload, Outcome("bench"))
         wall = (time.perf_counter() - start) / calls * 1e6
         return wall, (time.process_time() - cpu) / calls * 1e6
 
@@ -90,14 +94,14 @@ def in_process(project: Path, rounds: int, calls: int) -> dict[str, Any]:
         """The record itself: redact, build, serialize, one os.write; µs per record."""
         pipeline = pipelines["on"]
         assert pipeline.log is not None
-        target = pipeline.target("churn")
-        frame = native.decode(body, target.signature)
-        answer = await pipeline.predict(target, frame)
+        target = pipeline.catalog.target("churn")
+        outcome = Outcome("bench")
+        answer = await pipeline.predict(target, Payload(native.CODEC, body, {}), outcome)
         blocks = []
         for _ in range(rounds):
             start = time.perf_counter()
             for _ in range(calls):
-                pipeline.log.answered(answer, frame, 0.0001)
+                pipeline.log.answered(answer, outcome)
             blocks.append((time.perf_counter() - start) / calls * 1e6)
             pipeline.log.ship()
         return blocks
@@ -108,7 +112,7 @@ def in_process(project: Path, rounds: int, calls: int) -> dict[str, Any]:
     finally:
         for pipeline in pipelines.values():
             pipeline.close()
-            pipeline.project.close()
+            pipeline.catalog.project.close()
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "on_us": med["on_wall"],

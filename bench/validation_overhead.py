@@ -99,36 +99,39 @@ def make_project(folder: Path) -> tuple[Path, dict[str, Any]]:
 
 # -- in process -----------------------------------------------------------------------------
 def in_process(project: Path, row: dict[str, Any], rounds: int, calls: int) -> dict[str, Any]:
-    from pointsman.pipeline import Pipeline
+    from pointsman.catalog import Catalog
+    from pointsman.pipeline import build_pipeline
     from pointsman.project import open_project
-    from pointsman.protocols import native
+    from pointsman.protocols import Payload, native
     from pointsman.settings import load_settings
+    from pointsman.types import Outcome
 
     opened = open_project(load_settings(project))
-    pipeline = Pipeline(opened)
-    pipeline.start()
+    catalog = Catalog(opened)
+    catalog.refresh()
+    pipeline = build_pipeline(catalog, opened.settings)
     body = json.dumps({"rows": [row]}).encode()
 
     async def block(model: str) -> float:
-        target = pipeline.target(model)
+        target = catalog.target(model)
         start = time.perf_counter()
         for _ in range(calls):
-            frame = native.decode(body, target.signature)
-            answer = await pipeline.predict(target, frame)
+            payload = Payload(native.CODEC, body, {})
+            answer = await pipeline.predict(target, payload, Outcome("bench"))
         elapsed = (time.perf_counter() - start) / calls
         assert not answer.findings, answer.findings  # a typical row: nothing to report
         return elapsed * 1e6
 
     def checks_only(model: str) -> float:
         """The added work alone: decode is shared, so time the validation step by itself."""
-        target = pipeline.target(model)
-        route = pipeline.route_of(model)
+        target = catalog.target(model)
+        route = catalog.get_route(model)
         frame = native.decode(body, target.signature)
         rules = route.policy.validation
         n = calls * 10
         start = time.perf_counter()
         for _ in range(n):
-            pipeline._validate(target.record, frame, rules, route)
+            pipeline._validate(target.version, frame, rules, route)
         return (time.perf_counter() - start) / n * 1e6
 
     async def run() -> dict[str, list[float]]:

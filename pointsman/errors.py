@@ -122,6 +122,7 @@ class ModelNotReady(PointsmanError):
     code = "model_not_ready"
 
     def __init__(self, model: str, version: str, reason: str) -> None:
+        self.reason = reason
         super().__init__(f"Model {model!r} version {version} is not ready: {reason}")
 
 

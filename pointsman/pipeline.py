@@ -1,677 +1,383 @@
-"""The path of one request, from a decoded Frame to a Prediction; knows nothing of HTTP.
+"""The path of one request, from a decoded payload to a Prediction; knows nothing of HTTP.
 
-Routes, version metadata and loaded models live in memory. A background task polls the
-store's change counter and swaps in new routes only after loading and warming their
-versions, so the request path never touches the database and never meets a cold version.
+DESIGN's sequence, step by step: decide the arm, decode its frame, validate, attempt the
+arm (a failure is a value, `ArmFailure`), fall back if it failed, queue shadows, answer.
+What happened is noted on the caller's `Outcome`, which the prediction log and the
+metrics read. Routes and versions come from the `Catalog`; nothing here touches the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import logging
 import random
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
 
-from pointsman.alerts import Dispatcher, Evaluator, RuleBook, record_event
+from pointsman.catalog import Catalog, Target, with_key
 from pointsman.errors import (
     InputRejected,
     ModelFailed,
-    ModelNotFound,
     ModelNotReady,
     ModelTimeout,
-    NotDeployed,
     PointsmanError,
-    VersionNotFound,
 )
 from pointsman.logstore import PredictionLog
 from pointsman.monitoring import metrics
-from pointsman.monitoring.monitor import DriftMonitor
-from pointsman.project import Project
-from pointsman.registry import VersionRecord, read_change_counter
-from pointsman.registry.loading import load_and_warm
+from pointsman.protocols.base import Payload, reframe
+from pointsman.registry import VersionRecord
 from pointsman.routing import Route
 from pointsman.routing.assign import choose_arm
 from pointsman.routing.breaker import Breaker
-from pointsman.routing.canary import CanaryController
 from pointsman.routing.shadow import ShadowJob, ShadowQueue, compare
 from pointsman.routing.stats import StatsRecorder
-from pointsman.runtimes import Runtime
-from pointsman.types import Frame, Outputs, Prediction, Signature
-from pointsman.validation import build_frame
+from pointsman.settings import Settings
+from pointsman.types import FailureReason, Fallback, Frame, Outcome, Outputs, Prediction, Role
 from pointsman.validation.checks import ProfileChecks
 from pointsman.validation.policy import ROW_FEATURE, ValidationPolicy
 
 log = logging.getLogger("pointsman.pipeline")
 
-# Per request: the model, the version run last and its role, frame and model time, for the
-# prediction record and the metrics. Set by `request_trace` (the HTTP layer) or `predict`.
-_TRACE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("trace")
-
-
-@contextlib.contextmanager
-def request_trace(**start: Any) -> Iterator[dict[str, Any]]:
-    """A fresh trace for one request, filled in by the pipeline as it answers."""
-    trace = dict(start)
-    token = _TRACE.set(trace)
-    try:
-        yield trace
-    finally:
-        _TRACE.reset(token)
-
-
-DRAIN_S = 60.0  # a version no longer routed stays loaded this long for requests in flight
-Redecode = Callable[[Signature], Frame]
-
-
-@dataclass
-class Loaded:
-    """A version loaded in this process, or the reason it could not be."""
-
-    record: VersionRecord
-    runtime: Runtime | None = None
-    error: str | None = None
-    loaded_at: float = field(default_factory=time.time)
-
-    @property
-    def is_ready(self) -> bool:
-        return self.runtime is not None
-
-
-@dataclass
-class Catalog:
-    """Everything the request path reads, replaced whole on every refresh."""
-
-    versions: dict[str, dict[int, VersionRecord]] = field(default_factory=dict)
-    routes: dict[str, Route] = field(default_factory=dict)
-    counter: int = -1
-
 
 @dataclass(frozen=True)
-class Target:
-    """Where a request goes: a route (arms chosen per request) or a pinned version."""
+class ArmFailure:
+    """Why a routed arm gave no answer; the fallback takes over, or `to_error` is raised."""
 
-    model: str
-    record: VersionRecord  # decodes the body: the pinned version or the route's primary
-    route: Route | None
-    header_key: str | None
-    signature: Signature
+    reason: FailureReason
+    detail: str  # for people, e.g. "timed out after 200 ms", "raised ValueError"
+    cause: str = ""  # the exception's type name (error) or why it is not ready (not_ready)
+
+    @classmethod
+    def of(cls, exc: Exception, timeout_ms: int | None) -> ArmFailure:
+        if isinstance(exc, TimeoutError):
+            return cls("timeout", f"timed out after {timeout_ms} ms")
+        if isinstance(exc, ModelNotReady):
+            return cls("not_ready", f"not ready: {exc.reason}", exc.reason)
+        return cls("error", f"raised {type(exc).__name__}", type(exc).__name__)
+
+    def to_error(
+        self, version: VersionRecord, request_id: str, timeout_ms: int | None
+    ) -> Exception:
+        """The error the caller gets when no fallback can answer."""
+        model, number = version.model, str(version.number)
+        if self.reason == "timeout":
+            return ModelTimeout(model, number, timeout_ms or 0, request_id)
+        if self.reason == "error":
+            return ModelFailed(model, number, request_id, self.cause)
+        return ModelNotReady(model, number, self.cause or self.detail)
 
 
 class Pipeline:
-    """Serves every deployed model of a project."""
+    """Answers requests for every model the catalog routes."""
 
-    def __init__(self, project: Project) -> None:
-        self.project = project
-        self.settings = project.settings
-        self.catalog = Catalog()
-        self.loaded: dict[tuple[str, int], Loaded] = {}
-        self.breakers: dict[tuple[str, int], Breaker] = {}
-        self.stats = StatsRecorder()
+    def __init__(
+        self,
+        catalog: Catalog,
+        stats: StatsRecorder,
+        log: PredictionLog | None,
+        shadows: ShadowQueue | None,
+        settings: Settings,
+    ) -> None:
+        self.catalog = catalog
+        self.stats = stats
+        self.log = log
+        self.shadows = shadows
+        self.settings = settings
         self.request_metrics = metrics.RequestRecorder()
-        metrics.WORKERS.set(1)  # this process serves (a live gauge: summed over workers)
-        self._counted: dict[str, int] = {}  # totals already added to counters (deltas)
+        self.breakers: dict[tuple[str, int], Breaker] = {}
         self.rng = random.Random()
-        self._load_lock = threading.Lock()
-        self._refresh_lock = threading.Lock()
         self._checks: dict[tuple[str, int, float], ProfileChecks] = {}
         # Timed calls run here so a call past its timeout can be abandoned, not awaited.
         self._timed = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pointsman-timed")
         self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pointsman-shadow")
-        # The periodic jobs' threads, one per job so none waits behind another. Cancelling a
-        # task does not stop its thread: `close` waits for them before the store is closed.
-        self._background = ThreadPoolExecutor(max_workers=6, thread_name_prefix="pointsman-bg")
-        self.shadows: ShadowQueue | None = None
-        self.canary = CanaryController(project.engine, project.routes, self.stats.worker)
-        self.alerts = Evaluator(
-            project.engine,
-            project.routes,
-            RuleBook(project.engine, self.settings.alerts),
-            Dispatcher(project.engine, self.settings),
-            self.stats.worker,
-            interval_s=self.settings.alerts_interval_s,
-            history_days=self.settings.alerts_history_days,
-        )
-        self.log = (
-            PredictionLog(self.settings, project.engine) if self.settings.log_predictions else None
-        )
-
-    # -- lifecycle -------------------------------------------------------------------
-    def start(self) -> None:
-        """Read the catalog and load every routed version (blocking)."""
-        self.refresh_now()
-
-    async def run_background(self) -> None:
-        """Forever: route changes, stats, shadows, canaries, the log shipper, drift, alerts."""
-        self.shadows = ShadowQueue(self.settings.shadow_queue_size, self._run_shadow)
-        tasks = [
-            asyncio.create_task(self.shadows.drain_forever()),
-            asyncio.create_task(self._every(self.settings.refresh_interval_s, self._poll_routes)),
-            asyncio.create_task(self._every(1.0, self._stats_and_canary)),
-            asyncio.create_task(self._every(self.settings.alerts_interval_s, self.alerts.tick)),
-        ]
-        if self.log is not None:
-            ship = self.log.ship
-            tasks.append(asyncio.create_task(self._every(self.settings.log_ship_interval_s, ship)))
-            # Drift reads the log: checked every few seconds, run every drift_interval_s.
-            drift = DriftMonitor(self.project, self.stats.worker)
-            check_s = min(self.settings.drift_interval_s, 10.0)
-            tick = lambda: drift.tick(time.monotonic())  # noqa: E731
-            tasks.append(asyncio.create_task(self._every(check_s, tick)))
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-
-    async def _every(self, interval_s: float, work: Callable[[], object]) -> None:
-        """Run `work` in a thread on a fixed cadence: a slow run does not push the next back."""
-        deadline = time.monotonic()
-        while True:
-            deadline += interval_s
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-            try:
-                await asyncio.get_running_loop().run_in_executor(self._background, work)
-            except Exception:  # the store may be down for a while: keep serving
-                log.exception("background work failed; serving the routes already loaded")
-            deadline = max(deadline, time.monotonic() - interval_s)  # no burst after a stall
-
-    def _poll_routes(self) -> None:
-        if read_change_counter(self.project.engine) != self.catalog.counter:
-            self.refresh_now()
-
-    def _stats_and_canary(self) -> None:
-        self.stats.flush(self.project.engine)
-        self.sample_metrics()
-        if self.canary.tick():
-            self.refresh_now()
-
-    def sample_metrics(self) -> None:
-        """Bring the sampled metrics up to date: process, breakers, spool, shadow drops."""
-        metrics.sample_process()
-        for (model, number), breaker in list(self.breakers.items()):
-            metrics.BREAKER_OPEN.labels(model, str(number)).set(breaker.state != "closed")
-        if self.log is not None:
-            spool = self.log.spool
-            metrics.SPOOL_BYTES.set(spool.used_bytes)
-            metrics.SPOOL_BUDGET.set(spool.budget_bytes)
-            self._add_delta("log_dropped", spool.dropped, metrics.LOG_DROPPED)
-        if self.shadows is not None:
-            self._add_delta("shadow_dropped", self.shadows.dropped, metrics.SHADOW_DROPPED)
-
-    def _add_delta(self, name: str, total: int, counter: Any) -> None:
-        before = self._counted.get(name, 0)
-        if total > before:
-            counter.inc(total - before)
-            self._counted[name] = total
 
     def close(self) -> None:
+        """Abandon calls past their timeout; ship what the log spooled (after the worker)."""
         self._timed.shutdown(wait=False, cancel_futures=True)
         self._shadow_pool.shutdown(wait=False, cancel_futures=True)
-        self._background.shutdown(wait=True, cancel_futures=True)  # no query left in flight
-        self.alerts.close()
         if self.log is not None:
-            self.log.close()  # ships what is spooled
-
-    def refresh_now(self, load_routed: bool = True) -> None:
-        """Reload versions and routes; a route whose versions fail to load is not taken."""
-        with self._refresh_lock:  # the route poll and the canary tick may both refresh
-            self._refresh(load_routed)
-
-    def _refresh(self, load_routed: bool) -> None:
-        counter = read_change_counter(self.project.engine)
-        registry = self.project.registry
-        versions = {
-            name: {v.number: v for v in registry.list_versions(name)}
-            for name in registry.model_names()
-        }
-        routes = self.project.routes.all_current()
-        for model, route in list(routes.items()):
-            if not load_routed:
-                continue
-            loads = [self._ensure_loaded(versions[model][n]) for n in route.versions]
-            failed = [f"{x.record.number}: {x.error}" for x in loads if not x.is_ready]
-            old = self.catalog.routes.get(model)
-            if failed and old is not None and old.revision != route.revision:
-                log.error(
-                    "%s revision %s not taken, its versions failed to load (%s); revision %s "
-                    "stays in force",
-                    model, route.revision, "; ".join(failed), old.revision,
-                )  # fmt: skip
-                routes[model] = old
-        self.catalog = Catalog(versions, routes, counter)
-        self._unload_unrouted()
-        for (model, number), loaded in list(self.loaded.items()):
-            metrics.MODEL_LOADED.labels(model, str(number)).set(loaded.is_ready)
-
-    def _unload_unrouted(self) -> None:
-        routed = {(m, v) for m, r in self.catalog.routes.items() for v in r.versions}
-        for key in list(self.loaded):
-            if key not in routed and time.time() - self.loaded[key].loaded_at > DRAIN_S:
-                self.loaded.pop(key, None)
-                metrics.MODEL_LOADED.labels(key[0], str(key[1])).set(0)
-
-    def _ensure_loaded(self, record: VersionRecord) -> Loaded:
-        key = (record.model, record.number)
-        with self._load_lock:
-            found = self.loaded.get(key)
-            if found is not None and (found.is_ready or time.time() - found.loaded_at < 10):
-                if found.is_ready:
-                    found.loaded_at = time.time()  # routed again: restart its drain clock
-                return found
-            loaded = self._load(record)
-            self.loaded[key] = loaded
-            return loaded
-
-    def _load(self, record: VersionRecord) -> Loaded:
-        try:
-            runtime = load_and_warm(self.project.registry, record)
-        except PointsmanError as exc:
-            log.error("cannot load %s version %s: %s", record.model, record.number, exc)
-            self._load_failed(record, exc.message)
-            return Loaded(record, error=exc.message)
-        except Exception as exc:
-            log.exception("cannot load %s version %s", record.model, record.number)
-            self._load_failed(record, f"{type(exc).__name__}: {exc}")
-            return Loaded(record, error=f"{type(exc).__name__}: {exc}")
-        log.info("loaded %s version %s (%s)", record.model, record.number, record.format)
-        return Loaded(record, runtime)
-
-    def _load_failed(self, record: VersionRecord, error: str) -> None:
-        """Tell the alert evaluator (maybe in another process): a store event."""
-        try:
-            record_event(
-                self.project.engine, "version_load_failed", record.model,
-                f"version {record.number}: {error}",
-            )  # fmt: skip
-        except Exception:  # the store may be down: the log line above still says it
-            log.warning("could not record the load failure of %s", record.model)
-
-    # -- where a request goes ---------------------------------------------------------
-    def model_names(self) -> list[str]:
-        return sorted(self.catalog.versions)
-
-    def deployed_models(self) -> list[str]:
-        return sorted(self.catalog.routes)
-
-    def route_of(self, model: str) -> Route:
-        catalog = self.catalog
-        route = catalog.routes.get(model)
-        if route is None:
-            if model not in catalog.versions:
-                raise ModelNotFound(model, sorted(catalog.versions))
-            raise NotDeployed(model, [str(n) for n in sorted(catalog.versions[model])])
-        return route
-
-    def record_of(self, model: str, version: int | str | None = None) -> VersionRecord:
-        """The version that answers `model` (its route's primary, or the pinned one)."""
-        catalog = self.catalog
-        if version is None or version == "":
-            number = self.route_of(model).primary
-        else:
-            if model not in catalog.versions:
-                raise ModelNotFound(model, sorted(catalog.versions))
-            try:
-                number = int(version)
-            except (TypeError, ValueError):
-                number = -1
-        record = catalog.versions.get(model, {}).get(number)
-        if record is None:
-            raise VersionNotFound(model, str(version), [str(n) for n in catalog.versions[model]])
-        return record
-
-    def target(
-        self, model: str, version: int | str | None = None, header_key: str | None = None
-    ) -> Target:
-        """The route (or pinned version) of a request, and the signature to decode it with."""
-        record = self.record_of(model, version)
-        if version is not None and version != "":
-            return Target(model, record, None, None, record.signature)
-        route = self.catalog.routes[model]
-        return Target(model, record, route, header_key, _with_key(record.signature, route))
-
-    # -- the request path -----------------------------------------------------------
-    async def runtime_of(self, record: VersionRecord) -> Runtime:
-        """The loaded runtime of a version, loading a pinned unrouted one on first use."""
-        loaded = self.loaded.get((record.model, record.number))
-        if loaded is None:
-            loaded = await anyio.to_thread.run_sync(self._ensure_loaded, record)
-        if loaded.runtime is None:
-            raise ModelNotReady(record.model, str(record.number), loaded.error or "not loaded")
-        return loaded.runtime
+            self.log.close()
 
     async def predict(
         self,
-        target: Target | VersionRecord,
-        frame: Frame,
+        target: Target,
+        payload: Payload,
+        outcome: Outcome,
+        *,
         request_id: str | None = None,
-        redecode: Redecode | None = None,
         client: str | None = None,
     ) -> Prediction:
-        """Answer `frame` (see `_answer`) and spool its prediction record before returning."""
-        if self.log is None:
-            return await self._answer(target, frame, request_id, redecode, client)
-        request_id = request_id or uuid.uuid4().hex
-        trace = _TRACE.get(None)
-        if trace is None:  # called outside an HTTP request (replay, tests)
-            with request_trace():
-                return await self.predict(target, frame, request_id, redecode, client)
+        """Answer `payload` and spool its prediction record (answer or error) before returning."""
+        outcome.request_id = request_id or uuid.uuid4().hex
+        outcome.client = client
+        outcome.model = target.model
         start = time.perf_counter()
         try:
-            prediction = await self._answer(target, frame, request_id, redecode, client)
+            prediction = await self._answer(target, payload, outcome)
         except Exception as exc:
-            record = target if isinstance(target, VersionRecord) else target.record
-            route = None if isinstance(target, VersionRecord) else target.route
-            self.log.failed(
-                request_id=request_id, model=record.model,
-                version=trace.get("version", record.number), frame=frame, error=exc,
-                latency_s=time.perf_counter() - start, model_s=trace.get("model_s"),
-                route_revision=route.revision if route else None, client=client,
-            )  # fmt: skip
+            outcome.latency_s = time.perf_counter() - start
+            if self.log is not None and outcome.frame is not None and outcome.version is not None:
+                self.log.failed(outcome, exc)
             raise
-        self.log.answered(prediction, trace.get("frame", frame), trace.get("model_s"))
+        outcome.latency_s = prediction.latency_s = time.perf_counter() - start
+        if self.log is not None:
+            self.log.answered(prediction, outcome)
         return prediction
 
-    async def _answer(
-        self,
-        target: Target | VersionRecord,
-        frame: Frame,
-        request_id: str | None = None,
-        redecode: Redecode | None = None,
-        client: str | None = None,
-    ) -> Prediction:
-        """Answer `frame`: choose the arm, run it, fall back if it fails, queue shadows."""
-        request_id = request_id or uuid.uuid4().hex
-        if isinstance(target, VersionRecord):
-            target = Target(target.model, target, None, None, target.signature)
-        start = time.perf_counter()
-        trace = _TRACE.get(None)
-        if trace is not None:
-            trace.update(model=target.model, rows=frame.n_rows)
-        if target.route is None:
-            if trace is not None:
-                trace.update(version=target.record.number, role="pinned")
-            in_force = self.catalog.routes.get(target.model)
-            rules = in_force.policy.validation if in_force else ValidationPolicy()
-            findings = self._validate(target.record, frame, rules, None)
-            outputs = await self._run_or_raise(target.record, frame, None, request_id)
-            elapsed = time.perf_counter() - start
-            return Prediction(
-                target.model, target.record.number, request_id, outputs, elapsed,
-                findings=findings, client=client,
-            )  # fmt: skip
+    async def _answer(self, target: Target, payload: Payload, outcome: Outcome) -> Prediction:
+        """Decide, frame, validate, attempt, fall back if it failed, queue shadows."""
+        outcome.frame = payload.frame_for(target.signature)
+        outcome.rows = outcome.frame.n_rows
         route = target.route
-        policy = route.policy
-        key = target.header_key
-        if key is None and policy.key and frame.extras.get(policy.key):
-            key = str(frame.extras[policy.key][0])
-        number = choose_arm(target.model, policy.arms, key, self.rng)
-        record = self.catalog.versions[target.model][number]
-        if trace is not None:
-            trace.update(version=number, role="primary")
-        frame = _frame_for(record, target, frame, redecode, route)
-        findings = self._validate(record, frame, policy.validation, route)
-        attempted, failure = await self._attempt(record, frame, route, request_id)
-        answered, extra = number, dict[str, Any]()
-        if attempted is not None:
-            outputs = attempted
-        else:
-            fallback = self._fallback(record, route, failure, request_id)
-            if trace is not None:
-                trace.update(version=fallback.number, role="fallback")
-            frame = _frame_for(fallback, target, frame, redecode, route)
-            cell = self.stats.cell(target.model, route.revision, fallback.number, "fallback")
-            t0 = time.perf_counter()
-            try:
-                outputs = await self._run_or_raise(fallback, frame, None, request_id)
-            finally:
-                cell.requests += 1
-                cell.observe(time.perf_counter() - t0)
-            answered = fallback.number
-            extra = {"fallback": {"from_version": number, "reason": failure}}
-        self._queue_shadows(target.model, route, frame, outputs, request_id)
-        elapsed = time.perf_counter() - start
+        if route is None:
+            return await self._answer_pinned(target, outcome.frame, outcome)
+        version = self._decide(target, route, outcome.frame)
+        frame = self._frame(payload, version, route, outcome, "primary")
+        findings, invalid = self._validate(version, frame, route.policy.validation, route)
+        ran = await self._attempt(version, frame, route, outcome, invalid)
+        fallback = None
+        if isinstance(ran, ArmFailure):
+            fallback = Fallback(version.number, ran.reason, ran.detail)
+            version = self._fallback_of(version, ran, route, outcome.request_id)
+            frame = self._frame(payload, version, route, outcome, "fallback")
+            ran = await self._run_fallback(version, frame, route, outcome)
+        self._queue_shadows(route, frame, ran, outcome)
         return Prediction(
-            target.model, answered, request_id, outputs, elapsed, extra=extra,
-            route_revision=route.revision, role="fallback" if extra else "primary",
-            findings=findings, client=client,
+            target.model, version.number, outcome.request_id, ran, 0.0, route.revision,
+            fallback, findings, outcome.client,
         )  # fmt: skip
 
+    async def _answer_pinned(self, target: Target, frame: Frame, outcome: Outcome) -> Prediction:
+        """A version the caller chose: validated under the route's policy, no fallback."""
+        version = target.version
+        outcome.version, outcome.role = version.number, "pinned"
+        in_force = self.catalog.snapshot.routes.get(target.model)
+        rules = in_force.policy.validation if in_force else ValidationPolicy()
+        findings, _ = self._validate(version, frame, rules, None)
+        outputs = await self._run_or_raise(version, frame, outcome)
+        return Prediction(
+            target.model, version.number, outcome.request_id, outputs, findings=findings,
+            client=outcome.client,
+        )  # fmt: skip
+
+    def _decide(self, target: Target, route: Route, frame: Frame) -> VersionRecord:
+        """The arm: by the sticky key (header, else the payload's key field), else at random."""
+        key = target.header_key
+        field = route.policy.key
+        if key is None and field and frame.extras.get(field):
+            key = str(frame.extras[field][0])
+        number = choose_arm(target.model, route.policy.arms, key, self.rng)
+        return self.catalog.snapshot.versions[target.model][number]
+
+    def _frame(
+        self, payload: Payload, version: VersionRecord, route: Route, outcome: Outcome, role: Role
+    ) -> Frame:
+        """The payload decoded for `version` (the same frame when its inputs are the same)."""
+        outcome.version, outcome.role, outcome.route_revision = version.number, role, route.revision
+        outcome.frame = payload.frame_for(with_key(version.signature, route))
+        return outcome.frame
+
     def _validate(
-        self, record: VersionRecord, frame: Frame, rules: ValidationPolicy, route: Route | None
-    ) -> list[dict[str, Any]]:
-        """The findings the policy flags (JSON); raises InputRejected for those it refuses."""
+        self, version: VersionRecord, frame: Frame, rules: ValidationPolicy, route: Route | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The findings the policy flags (JSON) and whether any; InputRejected for refusals."""
         findings = frame.findings
         if rules.checks_profile:
-            key = (record.model, record.number, rules.tolerance)
-            checks = self._checks.get(key)
-            if checks is None:
-                checks = ProfileChecks.build(record.signature, record.profile, rules.tolerance)
-                self._checks[key] = checks
-            found = checks.check(frame)
+            found = self._checks_of(version, rules.tolerance).check(frame)
             findings = findings + found if findings else found
         if not findings:
-            return []
+            return [], False
         refused, flagged = rules.judge(findings)
-        _count_findings(record, refused, "reject")
-        _count_findings(record, flagged, "flag")
-        if route is not None and (refused or flagged):
-            cell = self.stats.cell(record.model, route.revision, record.number, "primary")
-            cell.invalid += 1
-            cell.requests += bool(refused)  # a refused request never reaches _attempt
+        _count_findings(version, refused, "reject")
+        _count_findings(version, flagged, "flag")
         if refused:
-            raise InputRejected(record.model, refused)
-        return [f.to_json() for f in flagged]
+            if route is not None:
+                self._book(version, route, "primary", invalid=True)
+            raise InputRejected(version.model, refused)
+        return [f.to_json() for f in flagged], bool(flagged)
+
+    def _checks_of(self, version: VersionRecord, tolerance: float) -> ProfileChecks:
+        key = (version.model, version.number, tolerance)
+        checks = self._checks.get(key)
+        if checks is None:
+            checks = ProfileChecks.build(version.signature, version.profile, tolerance)
+            self._checks[key] = checks
+        return checks
 
     async def _attempt(
-        self, record: VersionRecord, frame: Frame, route: Route, request_id: str
-    ) -> tuple[Outputs | None, str]:
-        """Run the chosen arm; on failure return why (the caller decides on a fallback)."""
+        self, version: VersionRecord, frame: Frame, route: Route, outcome: Outcome, invalid: bool
+    ) -> Outputs | ArmFailure:
+        """Run the chosen arm under the route's timeout and the version's breaker."""
         policy = route.policy
-        key = (record.model, record.number)
+        key = (version.model, version.number)
         breaker = self.breakers.get(key) or self.breakers.setdefault(key, Breaker())
-        cell = self.stats.cell(record.model, route.revision, record.number, "primary")
-        cell.requests += 1
-        now = time.monotonic()
-        if not breaker.allow(now, policy.breaker_pause_s):
-            cell.fallbacks += 1
-            _count_fallback(record, route, "circuit_open")
-            return None, "circuit open"
+        can_fall_back = policy.fallback is not None and policy.fallback != version.number
+        if not breaker.allow(time.monotonic(), policy.breaker_pause_s):
+            self._book(version, route, "primary", invalid=invalid, fell_back=can_fall_back)
+            return self._failed(version, route, ArmFailure("circuit_open", "circuit open"))
         start = time.perf_counter()
         try:
-            outputs = await self._run(record, frame, policy.timeout_ms)
-        except TimeoutError:
-            cell.timeouts += 1
-            cell.errors += 1
-            failure, reason = f"timed out after {policy.timeout_ms} ms", "timeout"
-        except ModelNotReady as exc:
-            cell.errors += 1
-            failure, reason = f"not ready: {exc.message}", "not_ready"
+            outputs = await self._run(version, frame, policy.timeout_ms, outcome)
         except Exception as exc:
-            cell.errors += 1
-            log.exception("model %s version %s failed on request %s", *key, request_id)
-            failure, reason = f"raised {type(exc).__name__}", "error"
-        else:
-            cell.observe(time.perf_counter() - start)
-            breaker.success()
-            return outputs, ""
-        cell.observe(time.perf_counter() - start)
-        breaker.failure(time.monotonic(), policy.breaker_failures)
-        cell.fallbacks += route.policy.fallback is not None
-        _count_fallback(record, route, reason)
-        return None, failure
+            failure = ArmFailure.of(exc, policy.timeout_ms)
+            if failure.reason == "error":
+                log.exception("model %s version %s failed on request %s",
+                              version.model, version.number, outcome.request_id)  # fmt: skip
+            breaker.failure(time.monotonic(), policy.breaker_failures)
+            self._book(
+                version, route, "primary", latency_s=time.perf_counter() - start, failed=True,
+                timed_out=failure.reason == "timeout", invalid=invalid, fell_back=can_fall_back,
+            )  # fmt: skip
+            return self._failed(version, route, failure)
+        breaker.success()
+        self._book(
+            version, route, "primary", latency_s=time.perf_counter() - start, invalid=invalid
+        )
+        return outputs
 
-    def _fallback(
-        self, record: VersionRecord, route: Route, failure: str, request_id: str
+    def _failed(self, version: VersionRecord, route: Route, failure: ArmFailure) -> ArmFailure:
+        if route.policy.fallback is not None:
+            metrics.FALLBACKS.labels(version.model, str(version.number), failure.reason).inc()
+        return failure
+
+    def _fallback_of(
+        self, failed: VersionRecord, failure: ArmFailure, route: Route, request_id: str
     ) -> VersionRecord:
-        """The fallback version, or the error the caller gets when there is none."""
-        fallback = route.policy.fallback
-        if fallback is None or fallback == record.number:
-            number = str(record.number)
-            if failure.startswith("timed out"):
-                timeout_ms = route.policy.timeout_ms or 0
-                raise ModelTimeout(record.model, number, timeout_ms, request_id)
-            if failure.startswith("raised"):
-                raise ModelFailed(record.model, number, request_id, failure.split(" ", 1)[1])
-            raise ModelNotReady(record.model, number, failure)
-        return self.catalog.versions[record.model][fallback]
+        """The route's fallback version, or the failure as the caller's error if none."""
+        number = route.policy.fallback
+        if number is None or number == failed.number:
+            raise failure.to_error(failed, request_id, route.policy.timeout_ms)
+        return self.catalog.snapshot.versions[failed.model][number]
 
-    async def _run(self, record: VersionRecord, frame: Frame, timeout_ms: int | None) -> Outputs:
-        trace = _TRACE.get(None)
-        if trace is None:
-            return await self._run_timed(record, frame, timeout_ms)
-        trace.update(version=record.number, frame=frame)  # for the prediction record
+    async def _run_fallback(
+        self, version: VersionRecord, frame: Frame, route: Route, outcome: Outcome
+    ) -> Outputs:
+        start, failed = time.perf_counter(), True
+        try:
+            outputs = await self._run_or_raise(version, frame, outcome)
+            failed = False
+            return outputs
+        finally:
+            latency_s = time.perf_counter() - start
+            self._book(version, route, "fallback", latency_s=latency_s, failed=failed)
+
+    def _book(self, version: VersionRecord, route: Route, role: str, **what: Any) -> None:
+        self.stats.book(version.model, route.revision, version.number, role, **what)
+
+    # -- running a version ----------------------------------------------------------
+    async def _run(
+        self, version: VersionRecord, frame: Frame, timeout_ms: int | None, outcome: Outcome
+    ) -> Outputs:
+        """Run `version` on `frame`, noting the model time on the outcome."""
         start = time.perf_counter()
         try:
-            return await self._run_timed(record, frame, timeout_ms)
+            return await self._call(version, frame, timeout_ms)
         finally:
-            trace["model_s"] = time.perf_counter() - start
+            outcome.model_s = time.perf_counter() - start
 
-    async def _run_timed(
-        self, record: VersionRecord, frame: Frame, timeout_ms: int | None
-    ) -> Outputs:
-        runtime = await self.runtime_of(record)
+    async def _call(self, version: VersionRecord, frame: Frame, timeout_ms: int | None) -> Outputs:
+        runtime = await self.catalog.runtime_of(version)
         if timeout_ms is not None:
             future = asyncio.get_running_loop().run_in_executor(self._timed, runtime.predict, frame)
             return await asyncio.wait_for(future, timeout_ms / 1000)
         if frame.n_rows <= self.settings.inline_max_rows:
-            return runtime.predict(frame)
+            return runtime.predict(frame)  # a thread hop costs more than a small call
         return await anyio.to_thread.run_sync(runtime.predict, frame)
 
     async def _run_or_raise(
-        self, record: VersionRecord, frame: Frame, timeout_ms: int | None, request_id: str
+        self, version: VersionRecord, frame: Frame, outcome: Outcome
     ) -> Outputs:
         """Run a version; the model raising becomes ModelFailed (traceback to the log only)."""
         try:
-            return await self._run(record, frame, timeout_ms)
+            return await self._run(version, frame, None, outcome)
         except PointsmanError:
             raise
         except Exception as exc:
-            log.exception(
-                "model %s version %s failed on request %s", record.model, record.number, request_id
-            )
+            log.exception("model %s version %s failed on request %s",
+                          version.model, version.number, outcome.request_id)  # fmt: skip
             raise ModelFailed(
-                record.model, str(record.number), request_id, type(exc).__name__
+                version.model, str(version.number), outcome.request_id, type(exc).__name__
             ) from exc
 
     # -- shadows ----------------------------------------------------------------------
     def _queue_shadows(
-        self, model: str, route: Route, frame: Frame, outputs: Outputs, request_id: str
+        self, route: Route, frame: Frame, outputs: Outputs, outcome: Outcome
     ) -> None:
         if not route.policy.shadows or self.shadows is None:
             return
         for shadow in route.policy.shadows:
             if shadow.sample >= 1 or self.rng.random() < shadow.sample:
-                trace = _TRACE.get(None)
-                protocol = trace.get("protocol", "") if trace is not None else ""
                 job = ShadowJob(
-                    model, route.revision, shadow.version, frame, outputs, request_id, protocol
-                )
+                    route.model, route.revision, shadow.version, frame, outputs,
+                    outcome.request_id, outcome.protocol,
+                )  # fmt: skip
                 self.shadows.offer(job)  # a full queue drops the copy and counts it
 
-    async def _run_shadow(self, job: ShadowJob) -> None:
-        record = self.catalog.versions[job.model][job.version]
-        cell = self.stats.cell(job.model, job.revision, job.version, "shadow")
-        cell.requests += 1
+    async def run_shadow(self, job: ShadowJob) -> None:
+        """Run one shadow copy (after the answer), record it and compare it with the primary."""
+        version = self.catalog.snapshot.versions[job.model][job.version]
         start = time.perf_counter()
         frame, outputs, failure = job.frame, None, None
         try:
-            runtime = await self.runtime_of(record)
-            if record.signature.names != list(frame.columns):
-                present = {
-                    c: frame.columns[c] for c in record.signature.names if c in frame.columns
-                }
-                frame = build_frame(record.signature, present, frame.n_rows)
+            runtime = await self.catalog.runtime_of(version)
+            frame = reframe(frame, version.signature)
             loop = asyncio.get_running_loop()
             outputs = await loop.run_in_executor(self._shadow_pool, runtime.predict, frame)
         except Exception as exc:
-            cell.errors += 1
             failure = exc
             raise
         finally:
             elapsed = time.perf_counter() - start
-            cell.observe(elapsed)
-            self.request_metrics.answered(
-                job.model, str(job.version), "shadow", job.protocol, 500 if failure else 200,
-                elapsed, elapsed, frame.n_rows,
-            )  # fmt: skip
-            if self.log is not None:
-                self.log.shadowed(
-                    request_id=job.request_id, model=job.model, version=job.version,
-                    revision=job.revision, frame=frame, outputs=outputs,
-                    latency_s=time.perf_counter() - start, error=failure,
-                )  # fmt: skip
+            self.stats.book(job.model, job.revision, job.version, "shadow",
+                            latency_s=elapsed, failed=failure is not None)  # fmt: skip
+            self._record_shadow(job, frame, outputs, elapsed, failure)
+        cell = self.stats.cell(job.model, job.revision, job.version, "shadow")
         compared, agreed = cell.compared, cell.agreed
         compare(job.primary, outputs, cell)
-        version = str(job.version)
-        metrics.SHADOW_COMPARED.labels(job.model, version).inc(cell.compared - compared)
-        metrics.SHADOW_AGREED.labels(job.model, version).inc(cell.agreed - agreed)
+        number = str(job.version)
+        metrics.SHADOW_COMPARED.labels(job.model, number).inc(cell.compared - compared)
+        metrics.SHADOW_AGREED.labels(job.model, number).inc(cell.agreed - agreed)
 
-    # -- health ---------------------------------------------------------------------
-    def readiness(self) -> dict[str, Any]:
-        """Every routed version and whether it is loaded and answered its example."""
-        report: dict[str, Any] = {}
-        ready = True
-        for model, route in self.catalog.routes.items():
-            for number in route.versions:
-                loaded = self.loaded.get((model, number))
-                ok = loaded is not None and loaded.is_ready
-                ready &= ok
-                report[f"{model}:{number}"] = (
-                    "ready" if ok else (loaded.error if loaded and loaded.error else "not loaded")
-                )
-        return {"ready": ready, "versions": report}
+    def _record_shadow(
+        self,
+        job: ShadowJob,
+        frame: Frame,
+        outputs: Outputs | None,
+        elapsed: float,
+        failure: Exception | None,
+    ) -> None:
+        self.request_metrics.answered(
+            job.model, str(job.version), "shadow", job.protocol, 500 if failure else 200,
+            elapsed, elapsed, frame.n_rows,
+        )  # fmt: skip
+        if self.log is not None:
+            self.log.shadowed(
+                request_id=job.request_id, model=job.model, version=job.version,
+                revision=job.revision, frame=frame, outputs=outputs, latency_s=elapsed,
+                error=failure,
+            )  # fmt: skip
 
-    def is_version_ready(self, record: VersionRecord) -> bool:
-        loaded = self.loaded.get((record.model, record.number))
-        return loaded is not None and loaded.is_ready
+
+def build_pipeline(catalog: Catalog, settings: Settings) -> Pipeline:
+    """A pipeline with its stats, its prediction log (if on) and its shadow queue."""
+    log = PredictionLog(settings, catalog.project.engine) if settings.log_predictions else None
+    shadows = ShadowQueue(settings.shadow_queue_size)
+    return Pipeline(catalog, StatsRecorder(), log, shadows, settings)
 
 
-def _count_findings(record: VersionRecord, findings: list[Any], action: str) -> None:
+def _count_findings(version: VersionRecord, findings: list[Any], action: str) -> None:
     if not findings:
         return
-    names = record.signature.names
+    names = version.signature.names
     counts: dict[tuple[str, str], int] = {}
     for f in findings:
         feature = f.feature if f.feature in names or f.feature == ROW_FEATURE else "(other)"
         counts[feature, f.rule] = counts.get((feature, f.rule), 0) + 1
-    version = str(record.number)
+    number = str(version.number)
     for (feature, rule), n in counts.items():
-        metrics.FINDINGS.labels(record.model, version, feature, rule, action).inc(n)
-
-
-def _count_fallback(record: VersionRecord, route: Route, reason: str) -> None:
-    if route.policy.fallback is not None:
-        metrics.FALLBACKS.labels(record.model, str(record.number), reason).inc()
-
-
-def _with_key(signature: Signature, route: Route) -> Signature:
-    key = route.policy.key
-    if key is None or key in signature.names:
-        return signature
-    return replace(signature, passthrough=(key,))
-
-
-def _frame_for(
-    record: VersionRecord,
-    target: Target,
-    frame: Frame,
-    redecode: Redecode | None,
-    route: Route,
-) -> Frame:
-    """The frame for `record`: the decoded one, or the body decoded again with its signature."""
-    if record.signature.inputs == target.record.signature.inputs:
-        return frame
-    if redecode is None:
-        present = {c: frame.columns[c] for c in record.signature.names if c in frame.columns}
-        return build_frame(record.signature, present, frame.n_rows)
-    return redecode(_with_key(record.signature, route))
+        metrics.FINDINGS.labels(version.model, number, feature, rule, action).inc(n)

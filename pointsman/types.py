@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+# Which part a version played in answering a request: the routed arm, the fallback that
+# answered for it, a version the caller pinned, or a shadow copy run after the answer.
+Role = Literal["primary", "fallback", "pinned", "shadow"]
+
+# Why a routed arm did not answer (the fallback's reason, and a metric label).
+FailureReason = Literal["timeout", "not_ready", "error", "circuit_open"]
 
 # Column types, named as MLflow names them so its signatures map one to one.
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
@@ -143,6 +151,18 @@ class Outputs:
         return [dict(zip(labels, map(float, row), strict=True)) for row in self.probabilities]
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """The arm that failed and why, when a fallback version answered instead."""
+
+    from_version: int
+    reason: FailureReason
+    detail: str  # for people: "timed out after 200 ms", "raised ValueError", …
+
+    def to_json(self) -> dict[str, Any]:
+        return {"from_version": self.from_version, "reason": self.reason, "detail": self.detail}
+
+
 @dataclass
 class Prediction:
     """The answer to one request, before a protocol encodes it."""
@@ -152,11 +172,41 @@ class Prediction:
     request_id: str
     outputs: Outputs
     latency_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
     route_revision: int | None = None  # None when the caller pinned a version
-    role: str = "primary"  # primary | fallback
+    fallback: Fallback | None = None  # set when a fallback version answered
     findings: list[dict[str, Any]] = field(default_factory=list)  # validation, JSON-able
     client: str | None = None  # the API key's name, once auth knows the caller
+
+    @property
+    def role(self) -> Role:
+        if self.fallback is not None:
+            return "fallback"
+        return "pinned" if self.route_revision is None else "primary"
+
+
+@dataclass
+class Outcome:
+    """What one request did, filled in by the pipeline; read by the log and the metrics.
+
+    The caller creates it (with the protocol) and keeps it: whatever happens, even an error,
+    it says which model, version and role were involved, on which frame and for how long.
+    """
+
+    protocol: str
+    model: str = ""
+    version: int | None = None
+    role: Role | None = None
+    route_revision: int | None = None
+    frame: Frame | None = None  # the frame the answering version ran (or was refused on)
+    model_s: float | None = None
+    rows: int | None = None
+    latency_s: float | None = None  # the pipeline's time, decoding for the arms included
+    request_id: str = ""
+    client: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
 
 
 def _shown(value: Any) -> Any:

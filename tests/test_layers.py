@@ -27,7 +27,9 @@ RANKS = {
     "project": 3,
     "monitoring": 4,
     "alerts": 4,
+    "catalog": 5,
     "pipeline": 5,
+    "worker": 6,
     "ui": 6,
     "api": 7,
     "cli": 8,
@@ -62,3 +64,33 @@ def test_imports_point_down(path: Path) -> None:
                 continue
             other = component(target)
             assert RANKS.get(other, 99) <= RANKS[own], f"{name} imports {target}: upward"
+
+
+def test_no_class_is_over_300_lines() -> None:
+    """A class that grows past this is holding two jobs: split it (STYLE.md §2)."""
+    long = []
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno:
+                size = node.end_lineno - node.lineno + 1
+                if size > 300:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({size} lines)")
+    assert not long, long
+
+
+def test_the_request_path_has_no_function_over_30_lines() -> None:
+    """pipeline.py reads as DESIGN's sequence: each step a short function."""
+    tree = ast.parse((PACKAGE / "pipeline.py").read_text())
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno
+        and node.end_lineno - node.lineno + 1 > 30
+    ]
+    assert not long, long
+
+
+def test_the_request_path_imports_neither_alerts_nor_the_drift_monitor() -> None:
+    text = (PACKAGE / "pipeline.py").read_text()
+    assert "pointsman.alerts" not in text and "monitoring.monitor" not in text

@@ -8,7 +8,6 @@ The check runs after routing (it needs the model in the path) and before the end
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import logging
@@ -18,18 +17,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-import anyio.to_thread
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pointsman.api.errors import error_response, request_id_of
+from pointsman.api.errors import error_response_for, request_id_of
 from pointsman.auth import Client, KeyBook, KeyCache, RateLimiter
 from pointsman.auth.ratelimit import retry_after_header
 from pointsman.errors import PointsmanError, RateLimited, Unauthorized
 from pointsman.monitoring import metrics
 from pointsman.project import Project
-from pointsman.protocols.mlflow import to_mlflow_error
+from pointsman.protocols import CODECS, Codec
 
 log = logging.getLogger("pointsman.api")
 
@@ -54,11 +52,11 @@ def every_model(scope: Scope) -> str | None:
 
 def default_model(scope: Scope) -> str | None:
     """The model behind bare /invocations, when it is unambiguous (else the endpoint says)."""
-    pipeline = scope["app"].state.pipeline
-    if pipeline.settings.default_model:
-        return str(pipeline.settings.default_model)
-    deployed = pipeline.deployed_models()
-    return str(deployed[0]) if len(deployed) == 1 else None
+    state = scope["app"].state
+    try:
+        return state.catalog.default_model(state.project.settings.default_model)  # type: ignore[no-any-return]
+    except PointsmanError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -67,13 +65,14 @@ class Access:
 
     open: no key. client: any valid key. predict/read: `predict:<model>`/`read:<model>`
     (`read:*`/`predict:*` without a model); `also` lists kinds accepted as well.
-    admin: the `admin` scope. `style` picks the error body (MLflow clients read their own).
+    admin: the `admin` scope. `codec`, on inference endpoints, shapes the error body the
+    way that protocol's clients read it (MLflow's, say).
     """
 
     kind: Kind
     model_of: ModelOf = path_model
     also: tuple[Kind, ...] = ()
-    style: Literal["json", "mlflow"] = "json"
+    codec: Codec | None = None
 
     def needed(self, scope: Scope) -> tuple[str, ...]:
         """The scopes of which the key must hold one; () for any valid key."""
@@ -90,12 +89,10 @@ class Access:
 
 OPEN = Access("open")
 CLIENT = Access("client")
-PREDICT = Access("predict")
 # Protocol clients read a model's metadata before predicting, so predict:<model> reads too.
 DESCRIBE = Access("read", also=("predict",))
 READ = Access("read")
 ADMIN = Access("admin")
-MLFLOW = Access("predict", style="mlflow")
 
 ADMIN_MODELS = "/v1/admin/models"
 ACCESS: dict[tuple[str, str], Access] = {
@@ -114,15 +111,14 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/docs/oauth2-redirect"): OPEN,
     ("GET", "/redoc"): OPEN,
     ("GET", "/openapi.json"): OPEN,
-    # predict, in every protocol
-    ("POST", "/v1/models/{model}/predict"): PREDICT,
-    ("POST", "/v1/models/{model}/versions/{version}/predict"): PREDICT,
-    ("POST", "/v1/models/{model}:predict"): PREDICT,
-    ("POST", "/v1/models/{model}/versions/{version}:predict"): PREDICT,
-    ("POST", "/v2/models/{model}/infer"): PREDICT,
-    ("POST", "/v2/models/{model}/versions/{version}/infer"): PREDICT,
-    ("POST", "/invocations"): Access("predict", default_model, style="mlflow"),
-    ("POST", "/v1/models/{model}/invocations"): MLFLOW,
+    # predict, in every protocol: each codec's paths (bare /invocations: the default model)
+    **{
+        ("POST", path): Access(
+            "predict", path_model if "{model}" in path else default_model, codec=codec
+        )
+        for codec in CODECS
+        for path in codec.paths
+    },
     # what is served, and a model's metadata and readiness
     ("GET", "/v1/models"): CLIENT,
     ("GET", "/v2/models"): CLIENT,
@@ -264,11 +260,7 @@ def guard(app: ASGIApp, decisions: dict[str, Access], gate: Gate) -> ASGIApp:
 
 def refusal(scope: Scope, exc: PointsmanError, access: Access) -> Any:
     """The error response in the endpoint's protocol, with the headers HTTP asks for."""
-    rid = request_id_of(Request(scope))
-    if access.style == "mlflow":
-        response = error_response(*to_mlflow_error(exc), rid)
-    else:
-        response = error_response(int(exc.status), exc.to_json(), rid)
+    response = error_response_for(exc, access.codec, request_id_of(Request(scope)))
     if isinstance(exc, Unauthorized):
         error = "" if exc.reason == "missing" else ', error="invalid_token"'
         response.headers["WWW-Authenticate"] = f'Bearer realm="pointsman"{error}'
@@ -314,19 +306,6 @@ def open_gate(gate: Gate, project: Project) -> None:
 
 
 RATE_FILE = "ratelimits.bin"
-
-
-async def poll_keys(gate: Gate, interval_s: float) -> None:
-    """Forever: pick up created, revoked and rotated keys (one cheap read per interval)."""
-    if gate.keys is None:
-        return
-    keys = gate.keys
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await anyio.to_thread.run_sync(keys.refresh)
-        except Exception:  # the store may be down for a while: keep the keys we have
-            log.exception("cannot refresh API keys; serving with the keys already loaded")
 
 
 def close_gate(gate: Gate) -> None:

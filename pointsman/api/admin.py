@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
 from pointsman.api.access import client_of
-from pointsman.api.common import pipeline_of
+from pointsman.api.common import project_of
 from pointsman.errors import NotDeployed
 from pointsman.project import Project
 from pointsman.routing import Arm, Policy, Route, Shadow
@@ -136,7 +136,7 @@ class CanaryIn(Body):
 
 
 def _project(request: Request) -> Project:
-    return pipeline_of(request).project
+    return project_of(request)
 
 
 def _route_in_force(project: Project, model: str) -> Route:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -19,19 +18,21 @@ from pointsman.api import (
     alerts,
     errors,
     health,
+    inference,
     keys,
     metrics,
     mlflow,
-    predict,
     predictions,
     v1,
     v2,
 )
+from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.monitoring.exposition import worker_exits
-from pointsman.pipeline import Pipeline
+from pointsman.pipeline import build_pipeline
 from pointsman.project import open_project
 from pointsman.settings import Settings, load_settings
+from pointsman.worker import Worker, record_load_failures
 
 log = logging.getLogger("pointsman.api")
 
@@ -42,22 +43,21 @@ def build_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         project = await anyio.to_thread.run_sync(open_project, settings)
-        pipeline = Pipeline(project)
-        await anyio.to_thread.run_sync(pipeline.start)
-        app.state.pipeline = pipeline
+        catalog = Catalog(project, on_load_failed=record_load_failures(project.engine))
+        await anyio.to_thread.run_sync(catalog.refresh)
+        pipeline = build_pipeline(catalog, settings)
         await anyio.to_thread.run_sync(access.open_gate, gate, project)
-        background = asyncio.create_task(pipeline.run_background())
-        key_poll = asyncio.create_task(access.poll_keys(gate, settings.refresh_interval_s))
-        log.info("serving %s", ", ".join(pipeline.deployed_models()) or "no deployed model yet")
+        worker = Worker(project, catalog, pipeline, gate.keys)
+        worker.start()
+        app.state.project, app.state.catalog = project, catalog
+        app.state.pipeline, app.state.worker = pipeline, worker
+        log.info("serving %s", ", ".join(catalog.deployed_models()) or "no deployed model yet")
         try:
             yield
         finally:
-            for task in (background, key_poll):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            access.close_gate(gate)
+            await worker.stop()
             pipeline.close()
+            access.close_gate(gate)
             project.close()
             worker_exits()
 
@@ -68,7 +68,7 @@ def build_app(settings: Settings) -> FastAPI:
         description="One stable endpoint per model, in four protocols.",
     )
     # The predict paths are plain Starlette routes: no per-request dependency solving.
-    modules = (health, predict, v1, v2, mlflow, admin, keys, predictions, alerts, metrics)
+    modules = (health, inference, v1, v2, mlflow, admin, keys, predictions, alerts, metrics)
     for module in modules:
         app.router.routes.extend(module.routes())
     gate = access.Gate(enabled=settings.auth)

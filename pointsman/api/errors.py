@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pointsman.errors import FieldProblem, PointsmanError
+from pointsman.protocols import Codec
 
 log = logging.getLogger("pointsman.api")
 
@@ -27,6 +28,14 @@ def error_response(
     return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
 
+def error_response_for(
+    exc: PointsmanError, codec: Codec | None, request_id: str | None = None
+) -> Response:
+    """A PointsmanError in the shape the endpoint's protocol answers errors with."""
+    status, body = codec.error(exc) if codec is not None else (int(exc.status), exc.to_json())
+    return error_response(status, body, request_id)
+
+
 def request_id_of(request: Request) -> str:
     """The caller's X-Request-ID, or a new one; kept on the request for error responses."""
     rid = getattr(request.state, "request_id", None)
@@ -38,8 +47,7 @@ def request_id_of(request: Request) -> str:
 
 async def pointsman_error(request: Request, exc: Exception) -> Response:
     """Backstop for errors raised outside the guarded endpoints."""
-    error = cast(PointsmanError, exc)
-    return error_response(int(error.status), error.to_json(), request_id_of(request))
+    return error_response_for(cast(PointsmanError, exc), None, request_id_of(request))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pointsman.api.common import guarded, json_response, pipeline_of
+from pointsman.api.common import catalog_of, endpoint, json_response
+from pointsman.catalog import not_ready_message
 
 
 async def healthz(request: Request, rid: str) -> Response:
@@ -14,15 +15,14 @@ async def healthz(request: Request, rid: str) -> Response:
 
 
 async def readyz(request: Request, rid: str) -> Response:
-    report = pipeline_of(request).readiness()
+    report = catalog_of(request).readiness()
     if not report["ready"]:
-        bad = [f"{k}: {v}" for k, v in report["versions"].items() if v != "ready"]
-        report["error"] = "Not ready: " + "; ".join(bad)
+        report["error"] = not_ready_message(report)
     return json_response(report, rid, status=200 if report["ready"] else 503)
 
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/healthz", guarded(healthz), methods=["GET"]),
-        Route("/readyz", guarded(readyz), methods=["GET"]),
+        Route("/healthz", endpoint(healthz), methods=["GET"]),
+        Route("/readyz", endpoint(readyz), methods=["GET"]),
     ]

@@ -8,21 +8,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pointsman.api.common import guarded, pipeline_of
+from pointsman.api.common import catalog_of, endpoint, project_of
 from pointsman.monitoring.exposition import scrape
 
 
 async def metrics(request: Request, rid: str) -> Response:
     """Every family in the Prometheus text format 0.0.4 (what every scraper reads)."""
-    pipeline = pipeline_of(request)
+    catalog, worker = catalog_of(request), request.app.state.worker
 
     def collect() -> bytes:
-        pipeline.sample_metrics()  # this worker's sampled figures, fresh
-        return scrape(lambda: pipeline.catalog.routes, pipeline.project.engine)
+        worker.sample_metrics()  # this worker's sampled figures, fresh
+        return scrape(lambda: catalog.snapshot.routes, project_of(request).engine)
 
     body = await anyio.to_thread.run_sync(collect)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/metrics", guarded(metrics), methods=["GET"])]
+    return [Route("/metrics", endpoint(metrics), methods=["GET"])]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.routing import BaseRoute
 
 from pointsman.api.admin import ErrorOut
-from pointsman.api.common import pipeline_of
+from pointsman.api.common import project_of
 from pointsman.logstore import LogQuery, find_predictions
 from pointsman.logstore.query import MAX_LIMIT, TIME_FORMS, parse_time
 
@@ -31,7 +31,7 @@ def list_predictions(
     request: Request,
     model: str | None = None,
     version: int | None = None,
-    role: Annotated[str | None, Query(description="primary, fallback or shadow.")] = None,
+    role: Annotated[str | None, Query(description="primary, fallback, pinned or shadow.")] = None,
     since: Annotated[str | None, Query(description=f"From: {TIME_FORMS}.")] = None,
     until: Annotated[str | None, Query(description=f"Before: {TIME_FORMS}.")] = None,
     request_id: str | None = None,
@@ -49,7 +49,7 @@ def list_predictions(
         request_id=request_id,
         has_error=has_error,
     )
-    page = find_predictions(pipeline_of(request).project.engine, query, limit, cursor)
+    page = find_predictions(project_of(request).engine, query, limit, cursor)
     return {"predictions": page.records, "cursor": page.cursor}
 
 

@@ -15,7 +15,7 @@ from pointsman.errors import BadLogQuery, CannotRerun
 from pointsman.logstore import LogQuery, find_predictions
 from pointsman.project import open_project
 
-ROLE_ORDER = {"primary": 0, "fallback": 1, "shadow": 2}
+ROLE_ORDER = {"primary": 0, "pinned": 0, "fallback": 1, "shadow": 2}
 
 
 @click.command()

@@ -10,14 +10,15 @@ import click
 import httpx
 import orjson
 
+from pointsman.catalog import Catalog
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import print_json, table
 from pointsman.errors import BadRequest, PointsmanError
-from pointsman.pipeline import Pipeline
+from pointsman.pipeline import build_pipeline
 from pointsman.project import open_project
-from pointsman.protocols import native
+from pointsman.protocols import Payload, native
 from pointsman.registry.profiles import read_training_data, to_records
-from pointsman.types import Prediction
+from pointsman.types import Outcome, Prediction
 
 
 class RemoteError(PointsmanError):
@@ -62,16 +63,15 @@ def _remote(
 
 def _local(ctx: Context, model: str, version: str | None, body: bytes) -> dict[str, Any]:
     project = open_project(ctx.settings())
-    pipeline = Pipeline(project)
+    catalog = Catalog(project)
+    catalog.refresh(load_routed=False)  # the one version this call needs loads on first use
+    pipeline = build_pipeline(catalog, project.settings)
     try:
-        pipeline.refresh_now(load_routed=False)
-        target = pipeline.target(model, version)
-        frame = native.decode(body, target.signature)
+        target = catalog.target(model, version)
+        payload = Payload(native.CODEC, body, {})
 
         async def run() -> Prediction:
-            return await pipeline.predict(
-                target, frame, None, lambda signature: native.decode(body, signature)
-            )
+            return await pipeline.predict(target, payload, Outcome("cli"))
 
         return native.encode(asyncio.run(run()))
     finally:

@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 
 from pointsman.errors import BadLogQuery
 from pointsman.store.tables import prediction_log as t
+from pointsman.types import Role
 
-ROLES = ("primary", "fallback", "shadow")
+ROLES: tuple[Role, ...] = ("primary", "fallback", "pinned", "shadow")
 MAX_LIMIT = 1000
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

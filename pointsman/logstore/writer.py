@@ -19,7 +19,7 @@ from pointsman.logstore.sink import CloudEventsSink
 from pointsman.logstore.spool import Spool
 from pointsman.logstore.usage import UsageReporter
 from pointsman.settings import Settings
-from pointsman.types import Frame, Outputs, Prediction
+from pointsman.types import Frame, Outcome, Outputs, Prediction
 
 log = logging.getLogger("pointsman.logstore")
 
@@ -55,8 +55,12 @@ class PredictionLog:
     def inputs_of(self, model: str, frame: Frame) -> dict[str, list[Any]]:
         return self.redactor.apply(model, columns_of(frame))
 
-    def answered(self, prediction: Prediction, frame: Frame, model_s: float | None) -> None:
+    def answered(self, prediction: Prediction, outcome: Outcome) -> None:
         """Spool the record of an answer (raises SpoolFull under the refuse policy)."""
+        frame = outcome.frame
+        if frame is None:  # the pipeline always sets it before answering
+            raise ValueError("an answered request's outcome carries the frame it ran")
+        fallback = prediction.fallback
         self.spool.append(
             build_record(
                 request_id=prediction.request_id,
@@ -67,28 +71,21 @@ class PredictionLog:
                 inputs=self.inputs_of(prediction.model, frame),
                 outputs=prediction.outputs,
                 latency_s=prediction.latency_s,
-                model_s=model_s,
+                model_s=outcome.model_s,
                 route_revision=prediction.route_revision,
                 client=prediction.client,
                 findings=self.redactor.apply_findings(prediction.model, prediction.findings),
-                extra=self._extra(prediction.model, prediction.extra),
+                extra=self._extra(
+                    prediction.model, {"fallback": fallback.to_json()} if fallback else None
+                ),
             )
         )
 
-    def failed(
-        self,
-        *,
-        request_id: str,
-        model: str,
-        version: int,
-        frame: Frame,
-        error: BaseException,
-        latency_s: float,
-        model_s: float | None,
-        route_revision: int | None,
-        client: str | None,
-    ) -> None:
-        """Spool the record of a request that ended in an error."""
+    def failed(self, outcome: Outcome, error: BaseException) -> None:
+        """Spool the record of a request that ended in an error, under the role it had."""
+        model, frame = outcome.model, outcome.frame
+        if frame is None or outcome.version is None:
+            raise ValueError("a failed request's outcome names the version and frame it reached")
         code = error.code if isinstance(error, PointsmanError) else "internal_error"
         message = error.message if isinstance(error, PointsmanError) else type(error).__name__
         findings = getattr(error, "findings", None)
@@ -97,17 +94,17 @@ class PredictionLog:
             message = "input refused (message withheld: this model's inputs are redacted)"
         self.spool.append(
             build_record(
-                request_id=request_id,
-                role="primary",
+                request_id=outcome.request_id,
+                role=outcome.role or "primary",
                 model=model,
-                version=version,
+                version=outcome.version,
                 frame=frame,
                 inputs=self.inputs_of(model, frame),
                 outputs=None,
-                latency_s=latency_s,
-                model_s=model_s,
-                route_revision=route_revision,
-                client=client,
+                latency_s=outcome.latency_s or 0.0,
+                model_s=outcome.model_s,
+                route_revision=outcome.route_revision,
+                client=outcome.client,
                 findings=self.redactor.apply_findings(
                     model, [f.to_json() for f in findings] if findings else None
                 ),

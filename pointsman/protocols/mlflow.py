@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from pointsman.errors import BadRequest, InvalidInput, PointsmanError, UnsupportedMediaType
 from pointsman.protocols import json
+from pointsman.protocols.base import Codec, Decoded
 from pointsman.protocols.tabular import check_column_names, check_has_rows, rows_to_columns
 from pointsman.protocols.v1 import inputs_to_columns, instances_to_columns
 from pointsman.types import Frame, Prediction, Signature, plain_list
@@ -187,3 +189,22 @@ def to_mlflow_error(err: PointsmanError) -> tuple[int, dict[str, Any]]:
         error_code = "INTERNAL_ERROR"
     body = {"error_code": error_code, "message": err.message, **err.to_json()}
     return int(status), body
+
+
+class MlflowCodec(Codec):
+    """MLflow's scoring server: JSON or CSV by Content-Type, and MLflow's error body."""
+
+    name = "mlflow"
+    paths = ("/invocations", "/v1/models/{model}/invocations")
+
+    def decode(self, body: bytes, headers: Mapping[str, str], signature: Signature) -> Decoded:
+        return Decoded(decode(body, headers.get("content-type"), signature))
+
+    def encode(self, prediction: Prediction, decoded: Decoded) -> dict[str, Any]:
+        return encode(prediction)
+
+    def error(self, exc: PointsmanError) -> tuple[int, dict[str, Any]]:
+        return to_mlflow_error(exc)
+
+
+CODEC = MlflowCodec()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pointsman.errors import BadRequest
 from pointsman.protocols import json
+from pointsman.protocols.base import Codec, Decoded
 from pointsman.protocols.tabular import (
     check_column_names,
     check_has_rows,
@@ -64,6 +66,22 @@ def encode(prediction: Prediction) -> dict[str, Any]:
     body["request_id"] = prediction.request_id
     if prediction.findings:
         body["warnings"] = prediction.findings
-    for key, value in prediction.extra.items():
-        body.setdefault(key, value)
+    if prediction.fallback is not None:
+        body["fallback"] = prediction.fallback.to_json()
     return body
+
+
+class NativeCodec(Codec):
+    """pointsman's own JSON."""
+
+    name = "native"
+    paths = ("/v1/models/{model}/predict", "/v1/models/{model}/versions/{version}/predict")
+
+    def decode(self, body: bytes, headers: Mapping[str, str], signature: Signature) -> Decoded:
+        return Decoded(decode(body, signature))
+
+    def encode(self, prediction: Prediction, decoded: Decoded) -> dict[str, Any]:
+        return encode(prediction)
+
+
+CODEC = NativeCodec()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pointsman.errors import BadRequest, FieldProblem
 from pointsman.protocols import json
+from pointsman.protocols.base import Codec, Decoded
 from pointsman.protocols.tabular import check_has_rows, json_type, rows_to_columns
 from pointsman.types import Frame, Prediction, Signature, plain_list
 from pointsman.validation.signature import build_frame, records_to_columns
@@ -102,3 +104,21 @@ def encode(prediction: Prediction, style: Style) -> dict[str, Any]:
     """A Prediction → {"predictions": labels} for instances, {"outputs": labels} for inputs."""
     key = "predictions" if style == "instances" else "outputs"
     return {key: plain_list(prediction.outputs.predictions)}
+
+
+class V1Codec(Codec):
+    """KServe V1 / TF Serving: answers in the style (instances or inputs) it was asked in."""
+
+    name = "v1"
+    paths = ("/v1/models/{model}:predict", "/v1/models/{model}/versions/{version}:predict")
+
+    def decode(self, body: bytes, headers: Mapping[str, str], signature: Signature) -> Decoded:
+        frame, style = decode(body, signature)
+        return Decoded(frame, context=style)
+
+    def encode(self, prediction: Prediction, decoded: Decoded) -> dict[str, Any]:
+        style: Style = decoded.context
+        return encode(prediction, style)
+
+
+CODEC = V1Codec()

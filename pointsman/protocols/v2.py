@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from pointsman.errors import BadRequest
 from pointsman.protocols import json
+from pointsman.protocols.base import Codec, Decoded
 from pointsman.protocols.tabular import check_has_rows, json_type
 from pointsman.protocols.tensors import DATATYPES, from_binary, from_json
 from pointsman.types import V2_DATATYPES, Frame, Prediction, Signature, plain_list
@@ -302,3 +304,21 @@ def model_metadata(
 def server_metadata(version: str) -> dict[str, Any]:
     """The server metadata body, listing the extensions pointsman implements."""
     return {"name": "pointsman", "version": version, "extensions": ["binary_tensor_data"]}
+
+
+class V2Codec(Codec):
+    """Open Inference Protocol: JSON or binary tensors; the body's `id` is echoed back."""
+
+    name = "v2"
+    paths = ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer")
+
+    def decode(self, body: bytes, headers: Mapping[str, str], signature: Signature) -> Decoded:
+        request = decode(body, parse_header_length(headers.get(HEADER.lower())), signature)
+        return Decoded(request.frame, request.id, request)
+
+    def encode(self, prediction: Prediction, decoded: Decoded) -> dict[str, Any]:
+        request: V2Request = decoded.context
+        return encode(prediction, request)
+
+
+CODEC = V2Codec()

@@ -53,9 +53,8 @@ Runner = Callable[[ShadowJob], Awaitable[None]]
 class ShadowQueue:
     """A bounded queue of shadow jobs and the task that drains it."""
 
-    def __init__(self, size: int, run: Runner) -> None:
+    def __init__(self, size: int) -> None:
         self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=size)
-        self.run = run
         self.dropped = 0
         self.done = 0
         self.failed = 0
@@ -69,11 +68,12 @@ class ShadowQueue:
             self.dropped += 1
             return False
 
-    async def drain_forever(self) -> None:
+    async def drain_forever(self, run: Runner) -> None:
+        """Run queued jobs one at a time with `run`, until cancelled."""
         while True:
             job = await self.queue.get()
             try:
-                await self.run(job)
+                await run(job)
                 self.done += 1
             except Exception:  # a failing shadow is counted, never propagated
                 self.failed += 1

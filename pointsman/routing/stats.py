@@ -132,6 +132,7 @@ class StatsRecorder:
         self.worker = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.cells: dict[Key, Counts] = {}
         self._dirty: set[Key] = set()
+        self._retired: dict[Key, float] = {}  # cell → when its revision was replaced
 
     def cell(self, model: str, revision: int, version: int, role: str) -> Counts:
         key = (model, revision, version, role)
@@ -161,11 +162,44 @@ class StatsRecorder:
             self._dirty |= dirty  # try again next time
             raise
 
-    def forget_before(self, model: str, revision: int) -> None:
-        """Drop cells of revisions older than `revision` once they are flushed."""
-        for key in [k for k in self.cells if k[0] == model and k[1] < revision]:
-            if key not in self._dirty:
+    def book(
+        self,
+        model: str,
+        revision: int,
+        version: int,
+        role: str,
+        *,
+        latency_s: float | None = None,
+        failed: bool = False,
+        timed_out: bool = False,
+        invalid: bool = False,
+        fell_back: bool = False,
+    ) -> Counts:
+        """Count one run of a version: a request, and what became of it."""
+        cell = self.cell(model, revision, version, role)
+        cell.requests += 1
+        cell.errors += failed
+        cell.timeouts += timed_out
+        cell.invalid += invalid  # refused or flagged by validation
+        cell.fallbacks += fell_back  # it failed and a fallback version answered
+        if latency_s is not None:
+            cell.observe(latency_s)
+        return cell
+
+    def keep_only(self, revisions: dict[str, int], now: float, grace_s: float = 120.0) -> None:
+        """Forget cells of revisions older than each model's revision in force.
+
+        A cell is dropped only once flushed and `grace_s` after its revision was replaced: a
+        request still in flight under it would otherwise start the cell again from zero, and
+        its flush (absolute values) would overwrite the stored totals.
+        """
+        for key in list(self.cells):
+            if key[1] >= revisions.get(key[0], key[1] + 1):
+                continue
+            since = self._retired.setdefault(key, now)
+            if now - since > grace_s and key not in self._dirty:
                 del self.cells[key]
+                del self._retired[key]
 
 
 def window(engine: Engine, model: str, revisions: Iterable[int]) -> dict[tuple[int, str], Counts]:

@@ -87,7 +87,7 @@ leases = sa.Table(
 
 # -- prediction log (issue 5) ------------------------------------------------------------
 
-# One row per request and role (primary | fallback | shadow); a shadow shares its primary's
+# One row per request and role (primary | fallback | pinned | shadow); a shadow shares its primary's
 # request id. Shipped from the workers' spools, so (request_id, role, version) makes a
 # re-shipped record a no-op. Inputs are stored after redaction.
 prediction_log = sa.Table(

@@ -10,11 +10,12 @@ import pytest
 
 from pointsman.alerts.metrics import METRICS, MetricContext, format_value, get_metric
 from pointsman.alerts.snapshots import NotCovered, Snapshots
+from pointsman.catalog import Catalog
 from pointsman.errors import InvalidAlertRule
-from pointsman.pipeline import Pipeline
 from pointsman.project import Project
 from pointsman.routing.stats import StatsRecorder
 from pointsman.store.tables import drift_results
+from pointsman.worker import record_load_failures
 from tests.api.conftest import register_churn
 from tests.conftest import register_iris
 
@@ -88,11 +89,9 @@ def test_a_version_failing_to_load_is_an_event_the_evaluator_sees(
     record = project.registry.get_version("iris", 1)
     stored = project.registry.artifacts.path_of(record.artifact)
     stored.write_bytes(stored.read_bytes()[:-1] + b"\1")
-    pipeline = Pipeline(project)
-    try:
-        pipeline.start()  # the load fails in this "worker"
-    finally:
-        pipeline.close()
+    catalog = Catalog(project, on_load_failed=record_load_failures(project.engine))
+    catalog.refresh()  # the load fails in this "worker"
+    assert not catalog.is_version_ready(record)
     ctx = context(project, Snapshots(), time.time())
     assert METRICS["version_load_failed"].fn(ctx, "iris", 300) == 1.0
     ctx.now += timedelta(minutes=10)

@@ -158,7 +158,7 @@ def check_refusal(call: Call, state: str, r: httpx.Response) -> None:
         return
     body = r.json()
     assert body["error"], body
-    if call.access.style == "mlflow":
+    if call.access.codec is not None and call.access.codec.name == "mlflow":
         assert body["error_code"] in ("UNAUTHENTICATED", "PERMISSION_DENIED"), body
     if r.status_code == 401:
         assert r.headers["www-authenticate"].startswith("Bearer"), r.headers

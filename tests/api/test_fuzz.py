@@ -43,7 +43,7 @@ class SyncClient:
     ) -> None:
         self.portal = portal
         self.client = client
-        self.pipeline = app.state.pipeline
+        self.catalog = app.state.catalog
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         async def call() -> httpx.Response:
@@ -129,7 +129,7 @@ def test_any_value_under_any_validation_policy_is_answered_or_refused_naming_it(
     if route.policy.validation.mode != mode:
         rules = ValidationPolicy(mode=mode, coerce=mode)
         served.routes.apply("churn", replace(route.policy, validation=rules), "fuzz", "fuzz")
-        http.pipeline.refresh_now()
+        http.catalog.refresh()
     for i, (path, body) in enumerate(bodies(field, value)):
         check_answer(http.post(path, json=body), path, body, field, names_field=i < 6)
 

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from pointsman.api.app import build_app
-from pointsman.pipeline import Pipeline
 from pointsman.project import Project
+from pointsman.worker import Worker
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ async def test_the_store_closes_after_a_job_still_running_in_its_thread(
     events: list[str] = []
     started = threading.Event()
 
-    def slow_poll(self: Pipeline) -> None:
+    def slow_poll(self: Worker) -> None:
         with self.project.engine.connect() as conn:  # holds a connection for a while
             started.set()
             time.sleep(0.5)
@@ -37,7 +37,7 @@ async def test_the_store_closes_after_a_job_still_running_in_its_thread(
         events.append("store closed")
         self.engine.dispose()
 
-    monkeypatch.setattr(Pipeline, "_poll_routes", slow_poll)
+    monkeypatch.setattr(Worker, "poll_routes", slow_poll)
     monkeypatch.setattr(Project, "close", close)
     app = build_app(project.settings)
     async with app.router.lifespan_context(app):

@@ -91,7 +91,7 @@ async def test_cursor_pages_and_filters(client: httpx.AsyncClient) -> None:
     [
         ({"since": "yesterday"}, 400, "since 'yesterday' cannot be read"),
         ({"until": "3 moons"}, 400, "until '3 moons'"),
-        ({"role": "canary"}, 400, "primary, fallback, shadow"),
+        ({"role": "canary"}, 400, "primary, fallback, pinned, shadow"),
         ({"cursor": "garbage!"}, 400, "cursor"),
         ({"limit": "0"}, 422, "limit"),
         ({"version": "two"}, 422, "version"),
@@ -136,3 +136,40 @@ async def test_past_the_spool_budget_the_policy_decides(
         assert "log_spool_budget_bytes" in answers[-1].json()["error"]
     else:
         assert spool.dropped > 0 and spool.appended + spool.dropped == 20
+
+
+def v2_body(rows: list[dict[str, object]], request_id: str | None) -> dict[str, object]:
+    """A V2 infer body with one [n, 1] input per column (the churn signature's)."""
+    inputs = []
+    for name in rows[0]:
+        values = [row[name] for row in rows]
+        kind = "BYTES" if isinstance(values[0], str) else "FP64"
+        inputs.append({"name": name, "shape": [len(rows), 1], "datatype": kind, "data": values})
+    body: dict[str, object] = {"inputs": inputs}
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+async def test_a_v2_body_id_is_the_request_id_in_header_body_and_record(
+    client: httpx.AsyncClient,
+) -> None:
+    url = "/v2/models/churn/infer"
+    r = await client.post(url, json=v2_body(churn_rows(1), "body-1"))
+    assert r.status_code == 200, r.text
+    assert r.headers["x-request-id"] == r.json()["id"] == "body-1"
+    # Both sent and different: the caller's X-Request-ID wins in the header and the record,
+    # the body's id is echoed in the body (docs/prediction-log.md, "One request id").
+    r = await client.post(
+        url, json=v2_body(churn_rows(1), "body-2"), headers={"X-Request-ID": "hdr-2"}
+    )
+    assert (r.headers["x-request-id"], r.json()["id"]) == ("hdr-2", "body-2")
+    r = await client.post(url, json=v2_body(churn_rows(1), None))  # no id at all: ours
+    made = r.headers["x-request-id"]
+    assert r.json()["id"] == made
+    ship(client)
+    for rid in ("body-1", "hdr-2", made):
+        r = await client.get("/v1/predictions", params={"request_id": rid})
+        assert [x["request_id"] for x in r.json()["predictions"]] == [rid]
+    r = await client.get("/v1/predictions", params={"request_id": "body-2"})
+    assert r.json()["predictions"] == []

@@ -32,7 +32,7 @@ def with_validation(project: Project, **changes: Any) -> None:
 async def refresh(client: httpx.AsyncClient) -> None:
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
-    transport.app.state.pipeline.refresh_now()  # type: ignore[attr-defined]
+    transport.app.state.catalog.refresh()  # type: ignore[attr-defined]
 
 
 async def predict(client: httpx.AsyncClient, rows: list[dict[str, Any]]) -> httpx.Response:

@@ -14,12 +14,12 @@ from click.testing import CliRunner, Result
 
 from pointsman.cli.main import cli
 from pointsman.demo.churn import TARGET
-from pointsman.pipeline import Pipeline
 from pointsman.project import open_project
 from pointsman.settings import Redaction, load_settings
 from pointsman.store.tables import prediction_log
 from pointsman.validation import build_frame, records_to_columns
 from tests.conftest import churn_rows
+from tests.serving import serving
 
 N = 40
 
@@ -40,18 +40,16 @@ def predict_through_the_pipeline(folder: Path, redact: bool = False) -> None:
     if redact:
         rules = {"churn": Redaction(hash=["region"])}
         project.settings = project.settings.model_copy(update={"log_redact": rules})
-    pipe = Pipeline(project)
-    pipe.start()
 
     async def ask() -> None:
-        target = pipe.target("churn")
-        for i in range(N):
-            columns, n, problems = records_to_columns(churn_rows(3, seed=i), target.signature)
-            frame = build_frame(target.signature, columns, n, problems)
-            await pipe.predict(target, frame, f"req-{i}")
+        async with serving(project) as served:
+            signature = served.catalog.target("churn").signature
+            for i in range(N):
+                columns, n, problems = records_to_columns(churn_rows(3, seed=i), signature)
+                frame = build_frame(signature, columns, n, problems)
+                await served.predict("churn", frame, f"req-{i}")
 
     asyncio.run(ask())
-    pipe.close()
     project.close()
 
 

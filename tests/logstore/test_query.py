@@ -108,7 +108,7 @@ def test_bad_cursor_limit_and_role_are_refused(project: Project) -> None:
         decode_cursor("not-a-cursor")
     with pytest.raises(BadLogQuery, match="limit"):
         find_predictions(project.engine, LogQuery(), limit=0)
-    with pytest.raises(BadLogQuery, match="primary, fallback, shadow"):
+    with pytest.raises(BadLogQuery, match="primary, fallback, pinned, shadow"):
         LogQuery(role="canary")
 
 

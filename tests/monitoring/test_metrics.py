@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pointsman.api.app import build_app
 from pointsman.auth import KeyBook
+from pointsman.logstore.query import LogQuery, find_predictions
 from pointsman.monitoring.drift import Thresholds
 from pointsman.monitoring.monitor import drift_report, store_report
 from pointsman.project import Project
@@ -185,9 +186,9 @@ async def test_fallbacks_and_the_breaker(
     policy = Policy(arms=(Arm(1),), fallback=2, breaker_failures=3, breaker_pause_s=600)
     project.routes.apply("churn", policy, "t", "metrics test")
     app = client._transport.app  # type: ignore[attr-defined]
-    pipeline = app.state.pipeline
-    await _refresh(pipeline)
-    runtime = pipeline.loaded[("churn", 1)].runtime
+    catalog = app.state.catalog
+    await _refresh(catalog)
+    runtime = catalog.loaded[("churn", 1)].runtime
 
     def broken(frame: object) -> object:
         raise RuntimeError("the model fell over")
@@ -219,10 +220,10 @@ async def test_fallbacks_and_the_breaker(
     )
 
 
-async def _refresh(pipeline: object) -> None:
+async def _refresh(catalog: object) -> None:
     import anyio.to_thread
 
-    await anyio.to_thread.run_sync(pipeline.refresh_now)  # type: ignore[attr-defined]
+    await anyio.to_thread.run_sync(catalog.refresh)  # type: ignore[attr-defined]
 
 
 @pytest.mark.anyio
@@ -362,3 +363,47 @@ def test_one_worker_with_a_multiprocess_folder_of_its_own_counts_alone(
         server.stop()
     assert not (metrics_dir / "counter_1.db").exists()
     assert value(samples, "pointsman_inference_requests_total", model_name="churn") == 0
+
+
+@pytest.mark.anyio
+async def test_each_prediction_record_has_the_labels_of_its_metric_samples(
+    client: httpx.AsyncClient, project: Project
+) -> None:
+    """Routed, shadowed, pinned and fallback requests: record (version, role) = metric labels."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    catalog, pipeline = app.state.catalog, app.state.pipeline
+    body = {"rows": churn_rows(1)}
+
+    async def labels_of(path: str, rid: str) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
+        """The (version, role) of the request's records, and of the samples it added."""
+        before, _ = await scrape(client)
+        answer = await client.post(path, json=body, headers={"X-Request-ID": rid})
+        assert answer.status_code == 200, answer.text
+        await pipeline.shadows.queue.join()  # shadows run after the answer
+        after, _ = await scrape(client)
+        counted = {
+            (int(dict(ls)["model_version"]), dict(ls)["role"])
+            for (name, ls), v in after.items()
+            if name == "pointsman_inference_requests_total"
+            and dict(ls)["model_name"] == "churn"
+            and v > before.get((name, ls), 0)
+        }
+        pipeline.log.ship()
+        records = find_predictions(project.engine, LogQuery(request_id=rid), 10).records
+        return {(r["version"], r["role"]) for r in records}, counted
+
+    assert (
+        await labels_of("/v1/models/churn/predict", "routed")
+        == ({(1, "primary"), (2, "shadow")},) * 2
+    )
+    assert (
+        await labels_of("/v1/models/churn/versions/2/predict", "pinned") == ({(2, "pinned")},) * 2
+    )
+    project.routes.apply("churn", Policy(arms=(Arm(1),), fallback=2), "t", "fallback test")
+    await _refresh(catalog)
+
+    def broken(frame: object) -> object:
+        raise RuntimeError("the model fell over")
+
+    catalog.loaded[("churn", 1)].runtime.predict = broken
+    assert await labels_of("/v1/models/churn/predict", "fell") == ({(2, "fallback")},) * 2

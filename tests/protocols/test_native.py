@@ -9,7 +9,7 @@ import pytest
 from pointsman.errors import BadRequest, InvalidInput
 from pointsman.protocols import native
 from pointsman.protocols.json import dumps
-from pointsman.types import Signature
+from pointsman.types import Fallback, Signature
 
 from .samples import CUSTOMER_ROWS, assert_customer_frame, prediction
 
@@ -106,14 +106,16 @@ def test_missing_columns_in_the_table_form_are_named(customer: Signature) -> Non
 
 def test_encode_gives_labels_probabilities_and_where_they_came_from() -> None:
     pred = prediction(np.array(["churn", "stay"]), np.array([[0.9, 0.1], [0.25, 0.75]]))
-    pred.extra = {"warnings": ["income outside the reference range"], "model": "not overridden"}
+    pred.findings = [{"row": 0, "feature": "income", "rule": "out_of_range"}]
+    pred.fallback = Fallback(4, "timeout", "timed out after 200 ms")
     assert native.encode(pred) == {
         "predictions": ["churn", "stay"],
         "probabilities": [{"churn": 0.9, "stay": 0.1}, {"churn": 0.25, "stay": 0.75}],
         "model": "churn",
         "version": 3,
         "request_id": "req-1",
-        "warnings": ["income outside the reference range"],
+        "warnings": [{"row": 0, "feature": "income", "rule": "out_of_range"}],
+        "fallback": {"from_version": 4, "reason": "timeout", "detail": "timed out after 200 ms"},
     }
 
 

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from pointsman.errors import ModelFailed, ModelTimeout
-from pointsman.pipeline import Pipeline
 from pointsman.project import Project
 from pointsman.registry import Submission
 from pointsman.routing import Arm, Policy, Shadow
 from pointsman.routing.shadow import ShadowQueue
 from pointsman.routing.stats import window
-from pointsman.types import ColumnSpec, Frame, Prediction, Signature
+from pointsman.types import ColumnSpec, Fallback, Frame, Prediction, Signature
 from pointsman.validation import build_frame, records_to_columns
+from tests.serving import Serving, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -72,13 +72,9 @@ def family(project: Project, tmp_path: Path) -> Project:
 
 
 @pytest.fixture
-async def pipeline(family: Project) -> AsyncIterator[Pipeline]:
-    pipe = Pipeline(family)
-    pipe.shadows = ShadowQueue(100, pipe._run_shadow)
-    drain = asyncio.create_task(pipe.shadows.drain_forever())
-    yield pipe
-    drain.cancel()
-    pipe.close()
+async def served(family: Project) -> AsyncIterator[Serving]:
+    async with serving(family) as served:
+        yield served
 
 
 def frame_of(x: float, key: str | None = None) -> Frame:
@@ -88,139 +84,142 @@ def frame_of(x: float, key: str | None = None) -> Frame:
     return build_frame(signature, raw, n, problems)
 
 
-def apply(pipe: Pipeline, policy: Policy) -> None:
-    pipe.project.routes.apply("m", policy, "test", "test")
-    pipe.refresh_now()
+def apply(served: Serving, policy: Policy) -> None:
+    served.apply("m", policy)
 
 
-async def ask(pipe: Pipeline, x: float, key: str | None = None) -> Prediction:
-    return await pipe.predict(pipe.target("m"), frame_of(x, key))
+async def ask(served: Serving, x: float, key: str | None = None) -> Prediction:
+    return await served.predict("m", frame_of(x, key))
 
 
-async def test_ab_split_sends_traffic_to_both_arms(pipeline: Pipeline) -> None:
-    apply(pipeline, Policy(arms=(Arm(1, 70), Arm(2, 30))))
-    answers = [(await ask(pipeline, 1000.0 + i)).version for i in range(200)]
+async def test_ab_split_sends_traffic_to_both_arms(served: Serving) -> None:
+    apply(served, Policy(arms=(Arm(1, 70), Arm(2, 30))))
+    answers = [(await ask(served, 1000.0 + i)).version for i in range(200)]
     assert set(answers) == {1, 2} and 0.15 < answers.count(2) / 200 < 0.45
 
 
 async def test_routing_key_in_the_payload_is_sticky_and_not_a_model_input(
-    pipeline: Pipeline,
+    served: Serving,
 ) -> None:
-    apply(pipeline, Policy(arms=(Arm(1, 50), Arm(2, 50)), key="customer_id"))
+    apply(served, Policy(arms=(Arm(1, 50), Arm(2, 50)), key="customer_id"))
     seen = {}
     for round_ in range(3):
         for k in range(30):
-            answer = await ask(pipeline, float(1000 + round_), key=f"c{k}")
+            answer = await ask(served, float(1000 + round_), key=f"c{k}")
             assert seen.setdefault(k, answer.version) == answer.version
     assert set(seen.values()) == {1, 2}
 
 
-async def test_fallback_answers_when_the_primary_raises(pipeline: Pipeline) -> None:
-    apply(pipeline, Policy(arms=(Arm(3, 100),), fallback=1))
-    answer = await ask(pipeline, 1007.0)
+async def test_fallback_answers_when_the_primary_raises(served: Serving) -> None:
+    apply(served, Policy(arms=(Arm(3, 100),), fallback=1))
+    answer = await ask(served, 1007.0)
     assert answer.version == 1 and answer.role == "fallback"
-    assert answer.extra["fallback"] == {"from_version": 3, "reason": "raised ValueError"}
-    assert (await ask(pipeline, 1008.0)).version == 3
+    assert answer.fallback == Fallback(3, "error", "raised ValueError")
+    assert (await ask(served, 1008.0)).version == 3
 
 
 async def test_fallback_answers_when_the_primary_sleeps_past_the_timeout(
-    pipeline: Pipeline,
+    served: Serving,
 ) -> None:
-    apply(pipeline, Policy(arms=(Arm(5, 100),), fallback=1, timeout_ms=100))
-    answer = await ask(pipeline, 1000.0)
-    assert answer.version == 1 and "timed out after 100 ms" in answer.extra["fallback"]["reason"]
+    apply(served, Policy(arms=(Arm(5, 100),), fallback=1, timeout_ms=100))
+    answer = await ask(served, 1000.0)
+    assert answer.version == 1 and answer.fallback is not None
+    assert answer.fallback.reason == "timeout"
+    assert "timed out after 100 ms" in answer.fallback.detail
     assert answer.latency_s < 0.3
 
 
 async def test_without_a_fallback_errors_and_timeouts_reach_the_caller(
-    pipeline: Pipeline,
+    served: Serving,
 ) -> None:
-    apply(pipeline, Policy(arms=(Arm(3, 100),)))
+    apply(served, Policy(arms=(Arm(3, 100),)))
     with pytest.raises(ModelFailed):
-        await ask(pipeline, 1017.0)
-    apply(pipeline, Policy(arms=(Arm(5, 100),), timeout_ms=50))
+        await ask(served, 1017.0)
+    apply(served, Policy(arms=(Arm(5, 100),), timeout_ms=50))
     with pytest.raises(ModelTimeout, match="50 ms"):
-        await ask(pipeline, 1000.0)
+        await ask(served, 1000.0)
 
 
-async def test_breaker_opens_after_failures_and_probes_after_the_pause(pipeline: Pipeline) -> None:
-    apply(
-        pipeline, Policy(arms=(Arm(3, 100),), fallback=1, breaker_failures=3, breaker_pause_s=0.2)
-    )
+async def test_breaker_opens_after_failures_and_probes_after_the_pause(served: Serving) -> None:
+    apply(served, Policy(arms=(Arm(3, 100),), fallback=1, breaker_failures=3, breaker_pause_s=0.2))
     for _ in range(3):
-        assert (await ask(pipeline, 1007.0)).extra["fallback"]["reason"] == "raised ValueError"
+        fallback = (await ask(served, 1007.0)).fallback
+        assert fallback is not None and fallback.detail == "raised ValueError"
     # Open: even a good input is not sent to version 3.
-    assert (await ask(pipeline, 1008.0)).extra["fallback"]["reason"] == "circuit open"
+    open_ = (await ask(served, 1008.0)).fallback
+    assert open_ is not None and (open_.reason, open_.detail) == ("circuit_open", "circuit open")
     await asyncio.sleep(0.25)
-    probe = await ask(pipeline, 1008.0)  # the probe succeeds and closes the breaker
+    probe = await ask(served, 1008.0)  # the probe succeeds and closes the breaker
     assert probe.version == 3 and probe.role == "primary"
-    assert pipeline.breakers[("m", 3)].state == "closed"
+    assert served.pipeline.breakers[("m", 3)].state == "closed"
 
 
 async def test_a_shadow_changes_no_response_and_its_agreement_is_recorded(
-    pipeline: Pipeline,
+    served: Serving,
 ) -> None:
-    apply(pipeline, Policy(arms=(Arm(1, 100),)))
-    plain = [(await ask(pipeline, float(1000 + i))).outputs.predictions for i in range(10)]
-    apply(pipeline, Policy(arms=(Arm(1, 100),), shadows=(Shadow(6), Shadow(5))))
-    shadowed = [await ask(pipeline, float(1000 + i)) for i in range(10)]
+    apply(served, Policy(arms=(Arm(1, 100),)))
+    plain = [(await ask(served, float(1000 + i))).outputs.predictions for i in range(10)]
+    apply(served, Policy(arms=(Arm(1, 100),), shadows=(Shadow(6), Shadow(5))))
+    shadowed = [await ask(served, float(1000 + i)) for i in range(10)]
     assert [a.outputs.predictions for a in shadowed] == plain
     assert all(a.version == 1 and a.latency_s < 0.1 for a in shadowed)  # v5 sleeps 0.3 s
-    assert pipeline.shadows is not None
-    while pipeline.shadows.queue.qsize() or pipeline.shadows.done + pipeline.shadows.dropped < 20:
+    shadows = served.pipeline.shadows
+    assert shadows is not None
+    while shadows.queue.qsize() or shadows.done + shadows.dropped < 20:
         await asyncio.sleep(0.05)
-    pipeline.stats.flush(pipeline.project.engine)
-    route = pipeline.catalog.routes["m"]
-    cells = window(pipeline.project.engine, "m", [route.revision])
+    served.pipeline.stats.flush(served.project.engine)
+    route = served.catalog.snapshot.routes["m"]
+    cells = window(served.project.engine, "m", [route.revision])
     assert cells[(6, "shadow")].compared == 10 and cells[(6, "shadow")].agreed == 0
     assert cells[(5, "shadow")].compared == 10 and cells[(5, "shadow")].agreement == 1.0
 
 
-async def test_a_full_shadow_queue_drops_and_counts(pipeline: Pipeline) -> None:
-    pipeline.shadows = ShadowQueue(2, pipeline._run_shadow)  # nobody drains it
-    apply(pipeline, Policy(arms=(Arm(1, 100),), shadows=(Shadow(5),)))
-    for i in range(10):
-        assert (await ask(pipeline, float(1000 + i))).version == 1
-    assert pipeline.shadows.dropped == 8
+async def test_a_full_shadow_queue_drops_and_counts(family: Project) -> None:
+    async with serving(family, shadow_drain=False) as served:  # nobody drains it
+        served.pipeline.shadows = ShadowQueue(2)
+        apply(served, Policy(arms=(Arm(1, 100),), shadows=(Shadow(5),)))
+        for i in range(10):
+            assert (await ask(served, float(1000 + i))).version == 1
+        assert served.pipeline.shadows.dropped == 8
 
 
-async def drive_canary(pipeline: Pipeline, candidate: int, requests: int) -> str:
-    routes = pipeline.project.routes
+async def drive_canary(served: Serving, candidate: int, requests: int) -> str:
+    routes = served.project.routes
     routes.start_canary("m", candidate, [20, 50, 100], "test", hold_requests=40, hold_s=0)
-    pipeline.refresh_now()
+    served.catalog.refresh()
     for i in range(requests):
         with contextlib.suppress(ModelFailed):  # no fallback here: the caller sees errors
-            await ask(pipeline, float(1000 + i))
+            await ask(served, float(1000 + i))
         if i % 25 == 24:
-            pipeline.stats.flush(pipeline.project.engine)
-            if pipeline.canary.tick():
-                pipeline.refresh_now()
-            canary = pipeline.catalog.routes["m"].policy.canary
+            served.pipeline.stats.flush(served.project.engine)
+            if served.canary.tick():
+                served.catalog.refresh()
+            canary = served.catalog.snapshot.routes["m"].policy.canary
             if canary is None or not canary.is_running:
                 break
-    canary = pipeline.catalog.routes["m"].policy.canary
+    canary = served.catalog.snapshot.routes["m"].policy.canary
     assert canary is not None
     return f"{canary.state}: {canary.reason}"
 
 
-async def test_canary_advances_a_healthy_candidate_to_sole_primary(pipeline: Pipeline) -> None:
-    apply(pipeline, Policy(arms=(Arm(1, 100),), fallback=6))
-    outcome = await drive_canary(pipeline, 2, 2000)
+async def test_canary_advances_a_healthy_candidate_to_sole_primary(served: Serving) -> None:
+    apply(served, Policy(arms=(Arm(1, 100),), fallback=6))
+    outcome = await drive_canary(served, 2, 2000)
     assert outcome.startswith("promoted"), outcome
-    route = pipeline.catalog.routes["m"]
+    route = served.catalog.snapshot.routes["m"]
     assert route.policy.arms == (Arm(2, 100),) and route.policy.fallback == 6
-    reasons = [r.reason for r in pipeline.project.routes.history("m")]
+    reasons = [r.reason for r in served.project.routes.history("m")]
     assert any("advanced to 50 %" in r for r in reasons)
 
 
-async def test_canary_rolls_back_a_candidate_erroring_on_10_percent(pipeline: Pipeline) -> None:
-    apply(pipeline, Policy(arms=(Arm(1, 100),)))
-    outcome = await drive_canary(pipeline, 3, 2000)
+async def test_canary_rolls_back_a_candidate_erroring_on_10_percent(served: Serving) -> None:
+    apply(served, Policy(arms=(Arm(1, 100),)))
+    outcome = await drive_canary(served, 3, 2000)
     assert outcome.startswith("rolled_back: error rate"), outcome
-    assert pipeline.catalog.routes["m"].policy.arms == (Arm(1, 100),)
+    assert served.catalog.snapshot.routes["m"].policy.arms == (Arm(1, 100),)
 
 
-async def test_canary_rolls_back_a_candidate_5x_slower(pipeline: Pipeline) -> None:
-    apply(pipeline, Policy(arms=(Arm(1, 100),)))
-    outcome = await drive_canary(pipeline, 4, 2000)
+async def test_canary_rolls_back_a_candidate_5x_slower(served: Serving) -> None:
+    apply(served, Policy(arms=(Arm(1, 100),)))
+    outcome = await drive_canary(served, 4, 2000)
     assert outcome.startswith("rolled_back: p99"), outcome

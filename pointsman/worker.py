@@ -1,0 +1,159 @@
+"""Every periodic job of one server process, listed in `Worker.jobs`.
+
+Each job runs on its own fixed-cadence task, each call in a thread of the worker's pool, so
+that a slow job (a store outage, a big drift window) never delays another. Cancelling a task
+does not stop a thread already running its job: `close` waits for the pool before the store
+is closed, so no query is cut off and no connection left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from pointsman.alerts import Dispatcher, Evaluator, RuleBook, record_event
+from pointsman.auth import KeyCache
+from pointsman.catalog import Catalog, LoadFailed
+from pointsman.monitoring import metrics
+from pointsman.monitoring.monitor import DriftMonitor
+from pointsman.pipeline import Pipeline
+from pointsman.project import Project
+from pointsman.routing.canary import CanaryController
+
+log = logging.getLogger("pointsman.worker")
+
+Job = tuple[str, float, Callable[[], object]]  # name, interval in seconds, work
+
+
+class Worker:
+    """The background of one server process: route changes, stats, canaries, keys, the
+    prediction log's shipping, drift and alerts."""
+
+    def __init__(
+        self, project: Project, catalog: Catalog, pipeline: Pipeline, keys: KeyCache | None
+    ) -> None:
+        self.project = project
+        self.settings = settings = project.settings
+        self.catalog = catalog
+        self.pipeline = pipeline
+        self.keys = keys
+        holder = pipeline.stats.worker
+        self.canary = CanaryController(project.engine, project.routes, holder)
+        self.alerts = Evaluator(
+            project.engine,
+            project.routes,
+            RuleBook(project.engine, settings.alerts),
+            Dispatcher(project.engine, settings),
+            holder,
+            interval_s=settings.alerts_interval_s,
+            history_days=settings.alerts_history_days,
+        )
+        self.drift = DriftMonitor(project, holder) if pipeline.log is not None else None
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pointsman-bg")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._counted: dict[str, int] = {}  # totals already added to counters (deltas)
+        metrics.WORKERS.set(1)  # this process serves (a live gauge: summed over workers)
+
+    def jobs(self) -> list[Job]:
+        """Every periodic job of this process, with its cadence."""
+        s = self.settings
+        jobs: list[Job] = [
+            ("route poll", s.refresh_interval_s, self.poll_routes),
+            ("stats and canary", 1.0, self.flush_stats),
+            ("alerts", s.alerts_interval_s, self.alerts.tick),
+        ]
+        if self.keys is not None:
+            jobs.append(("API-key poll", s.refresh_interval_s, self.keys.refresh))
+        if self.pipeline.log is not None:
+            jobs.append(("log shipping", s.log_ship_interval_s, self.pipeline.log.ship))
+        if self.drift is not None:
+            # Drift reads the log: checked every few seconds, run every drift_interval_s.
+            drift = self.drift
+            tick = lambda: drift.tick(time.monotonic())  # noqa: E731
+            jobs.append(("drift", min(s.drift_interval_s, 10.0), tick))
+        return jobs
+
+    def start(self) -> None:
+        """Start every job (and the shadow queue's drain) on the running event loop."""
+        self._tasks = [asyncio.create_task(self._every(*job)) for job in self.jobs()]
+        shadows = self.pipeline.shadows
+        if shadows is not None:
+            self._tasks.append(asyncio.create_task(shadows.drain_forever(self.pipeline.run_shadow)))
+
+    async def stop(self) -> None:
+        """Cancel every job, then wait for the threads still running one."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)  # no query left in flight
+        self.alerts.close()
+
+    async def _every(self, name: str, interval_s: float, work: Callable[[], object]) -> None:
+        """Run `work` in a thread on a fixed cadence: a slow run does not push the next back."""
+        deadline = time.monotonic()
+        while True:
+            deadline += interval_s
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._pool, work)
+            except Exception:  # the store may be down for a while: keep serving
+                log.exception("%s failed; serving with what is already loaded", name)
+            deadline = max(deadline, time.monotonic() - interval_s)  # no burst after a stall
+
+    # -- the jobs -------------------------------------------------------------------
+    def poll_routes(self) -> None:
+        """Refresh the catalog when the store's change counter moved."""
+        if self.catalog.is_stale():
+            self.catalog.refresh()
+
+    def flush_stats(self) -> None:
+        """Write this process's stats, sample the metrics, tick the canaries."""
+        stats = self.pipeline.stats
+        stats.flush(self.project.engine)
+        in_force = {m: r.revision for m, r in self.catalog.snapshot.routes.items()}
+        stats.keep_only(in_force, time.monotonic(), 2 * self.settings.request_timeout_s)
+        self.sample_metrics()
+        if self.canary.tick():
+            self.catalog.refresh()
+
+    def sample_metrics(self) -> None:
+        """Bring the sampled metrics up to date: process, breakers, spool, shadow drops."""
+        metrics.sample_process()
+        pipeline = self.pipeline
+        for (model, number), breaker in list(pipeline.breakers.items()):
+            metrics.BREAKER_OPEN.labels(model, str(number)).set(breaker.state != "closed")
+        if pipeline.log is not None:
+            spool = pipeline.log.spool
+            metrics.SPOOL_BYTES.set(spool.used_bytes)
+            metrics.SPOOL_BUDGET.set(spool.budget_bytes)
+            self._add_delta("log_dropped", spool.dropped, metrics.LOG_DROPPED)
+        if pipeline.shadows is not None:
+            self._add_delta("shadow_dropped", pipeline.shadows.dropped, metrics.SHADOW_DROPPED)
+
+    def _add_delta(self, name: str, total: int, counter: Any) -> None:
+        before = self._counted.get(name, 0)
+        if total > before:
+            counter.inc(total - before)
+            self._counted[name] = total
+
+
+def record_load_failures(engine: Engine) -> LoadFailed:
+    """Tell the alert evaluator (maybe in another process) of a version failing to load."""
+
+    def failed(model: str, number: int, error: str) -> None:
+        try:
+            record_event(engine, "version_load_failed", model, f"version {number}: {error}")
+        except Exception:  # the store may be down: the catalog's log line still says it
+            log.warning("could not record the load failure of %s version %s", model, number)
+
+    return failed
