@@ -13,8 +13,7 @@ from pointsman.alerts import RuleBook, build_rule, read_history, read_states
 from pointsman.alerts.dispatch import send_test
 from pointsman.alerts.metrics import METRICS
 from pointsman.alerts.rules import Rule
-from pointsman.api.admin import ErrorOut, User, who
-from pointsman.api.common import pipeline_of
+from pointsman.api.admin import ErrorOut, User, project_of, who
 
 router = APIRouter(
     prefix="/v1/admin/alerts",
@@ -48,12 +47,12 @@ class RuleIn(BaseModel):
 
 
 def _book(request: Request) -> RuleBook:
-    project = pipeline_of(request).project
+    project = project_of(request)
     return RuleBook(project.engine, project.settings.alerts)
 
 
 def _with_states(rules: list[Rule], request: Request) -> list[dict[str, Any]]:
-    states = read_states(pipeline_of(request).project.engine)
+    states = read_states(project_of(request).engine)
     return [
         {**r.to_json(), "states": [s for (n, _), s in sorted(states.items()) if n == r.name]}
         for r in rules
@@ -97,7 +96,7 @@ def history(
     since: Annotated[datetime | None, Query(description="ISO time; default: all.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[dict[str, Any]]:
-    return read_history(pipeline_of(request).project.engine, rule, model, since, limit)
+    return read_history(project_of(request).engine, rule, model, since, limit)
 
 
 @router.get("/{name}", summary="One alert rule with each model's state")
@@ -112,7 +111,7 @@ def remove_rule(request: Request, name: str, user: User = None) -> dict[str, Any
 
 @router.post("/{name}/test", summary="Send a test notification to each channel of a rule")
 def test_rule(request: Request, name: str) -> list[dict[str, Any]]:
-    project = pipeline_of(request).project
+    project = project_of(request)
     outcomes = send_test(project.engine, project.settings, _book(request).get(name))
     return [{"channel": label, "sent": o.is_sent, "detail": o.detail} for label, o in outcomes]
 

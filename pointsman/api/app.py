@@ -43,6 +43,7 @@ def build_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         project = await anyio.to_thread.run_sync(open_project, settings)
         pipeline = Pipeline(project)
+        app.state.project = project
         await anyio.to_thread.run_sync(pipeline.start)
         app.state.pipeline = pipeline
         await anyio.to_thread.run_sync(access.open_gate, gate, project)

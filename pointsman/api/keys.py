@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
-from pointsman.api.admin import ErrorOut, User, who
-from pointsman.api.common import pipeline_of
+from pointsman.api.admin import ErrorOut, User, project_of, who
 from pointsman.auth import KeyBook, read_audit
 
 router = APIRouter(
@@ -36,7 +35,7 @@ class KeyIn(BaseModel):
 
 
 def _book(request: Request) -> KeyBook:
-    return KeyBook(pipeline_of(request).project.engine)
+    return KeyBook(project_of(request).engine)
 
 
 @router.get("/keys", summary="List API keys (never the keys themselves)")
@@ -65,7 +64,7 @@ def audit(
     target: Annotated[str | None, Query(description="model:churn, key:ci, …")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
-    engine = pipeline_of(request).project.engine
+    engine = project_of(request).engine
     return [e.to_json() for e in read_audit(engine, since, action, target, limit)]
 
 

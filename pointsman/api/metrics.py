@@ -15,10 +15,11 @@ from pointsman.monitoring.exposition import scrape
 async def metrics(request: Request, rid: str) -> Response:
     """Every family in the Prometheus text format 0.0.4 (what every scraper reads)."""
     pipeline = pipeline_of(request)
+    engine = request.app.state.project.engine
 
     def collect() -> bytes:
         pipeline.sample_metrics()  # this worker's sampled figures, fresh
-        return scrape(lambda: pipeline.catalog.routes, pipeline.project.engine)
+        return scrape(lambda: pipeline.catalog.routes, engine)
 
     body = await anyio.to_thread.run_sync(collect)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

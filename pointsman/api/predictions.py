@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.routing import BaseRoute
 
-from pointsman.api.admin import ErrorOut
-from pointsman.api.common import pipeline_of
+from pointsman.api.admin import ErrorOut, project_of
 from pointsman.logstore import LogQuery, find_predictions
 from pointsman.logstore.query import MAX_LIMIT, TIME_FORMS, parse_time
 
@@ -49,7 +48,7 @@ def list_predictions(
         request_id=request_id,
         has_error=has_error,
     )
-    page = find_predictions(pipeline_of(request).project.engine, query, limit, cursor)
+    page = find_predictions(project_of(request).engine, query, limit, cursor)
     return {"predictions": page.records, "cursor": page.cursor}
 
 

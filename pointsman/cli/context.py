@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from pointsman.errors import PointsmanError
+from pointsman.project import Project, open_project
 from pointsman.settings import Settings, load_settings
 
 console = Console(highlight=False)
@@ -19,12 +20,17 @@ err_console = Console(stderr=True, highlight=False)
 class Context:
     """What every command gets: where the project is, and whether to show tracebacks."""
 
-    def __init__(self, project: Path | None, debug: bool) -> None:
-        self.project = project
+    def __init__(self, folder: Path | None, debug: bool) -> None:
+        self.folder = folder
         self.debug = debug
 
     def settings(self, **overrides: Any) -> Settings:
-        return load_settings(self.project, **overrides)
+        """The settings of the project folder (`--project`), with `overrides` on top."""
+        return load_settings(self.folder, **overrides)
+
+    def project(self) -> Project:
+        """The project, open until the command ends; closed then even if the command fails."""
+        return click.get_current_context().with_resource(open_project(self.settings()))
 
 
 pass_context = click.make_pass_decorator(Context)

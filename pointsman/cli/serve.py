@@ -49,12 +49,10 @@ def serve(
         tls_redirect_port=tls_redirect_port,
     )
     tls = tls_files(settings)
-    project = open_project(settings)  # fail here, readably, rather than inside a worker
-    try:
+    # Fail here, readably, rather than inside a worker; closed before serving starts.
+    with open_project(settings) as project:
         RuleBook(project.engine, settings.alerts)  # and on a bad [[alerts]] table
         deployed = sorted(project.routes.all_current())
-    finally:
-        project.close()
     base = f"{'https' if tls['certfile'] else 'http'}://{settings.host}:{settings.port}"
     console.print(f"pointsman serving {', '.join(deployed) or 'no deployed model yet'} on {base}")
     for model in deployed:

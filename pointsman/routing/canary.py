@@ -128,15 +128,13 @@ class CanaryController:
             verdict = judge(canary, window(self.engine, route.model, [route.revision]), held_s)
             try:
                 if verdict.action == "advance":
-                    written.append(
-                        self.routes.advance_canary(route.model, "canary", route.revision)
-                    )
+                    change = self.routes.advance_canary(route.model, "canary", route.revision)
+                    written.append(change.after)
                 elif verdict.action == "rollback":
-                    written.append(
-                        self.routes.end_canary(
-                            route.model, "rolled_back", verdict.reason, "canary", route.revision
-                        )
+                    change = self.routes.end_canary(
+                        route.model, "rolled_back", verdict.reason, "canary", route.revision
                     )
+                    written.append(change.after)
             except RouteConflict as exc:  # someone changed the route meanwhile: look again
                 log.info("canary of %s: %s", route.model, exc.message)
             except Exception:
