@@ -10,9 +10,9 @@ from rich.markup import escape
 
 from pointsman.cli.context import Context, console, pass_context
 from pointsman.cli.output import print_json, table
-from pointsman.cli.rerun import Rerunner
 from pointsman.errors import BadLogQuery, CannotRerun
 from pointsman.logstore import LogQuery, find_predictions
+from pointsman.logstore.rerun import Rerunner
 
 ROLE_ORDER = {"primary": 0, "fallback": 1, "shadow": 2}
 

@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from pointsman.cli.context import Context, console, err_console, pass_context
 from pointsman.cli.log import filter_options, query_of
 from pointsman.cli.output import print_json, table
-from pointsman.cli.rerun import Rerunner
 from pointsman.errors import PointsmanError
 from pointsman.logstore import iter_predictions
 from pointsman.logstore.query import count_predictions, iter_sample
+from pointsman.logstore.rerun import Rerunner
 
 
 @click.command()
