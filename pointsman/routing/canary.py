@@ -17,7 +17,7 @@ from pointsman.errors import RouteConflict
 from pointsman.routing.policy import Canary
 from pointsman.routing.revisions import Route, RouteBook
 from pointsman.routing.stats import Counts, window
-from pointsman.store.leases import hold_lease, lease_holder
+from pointsman.store.leases import hold_lease
 
 log = logging.getLogger("pointsman.canary")
 
@@ -146,6 +146,3 @@ class CanaryController:
     def hold_lease(self) -> bool:
         """Take or renew the controller lease; False if another process holds it."""
         return hold_lease(self.engine, LEASE, self.holder, self.lease_s)
-
-    def holder_now(self) -> str | None:
-        return lease_holder(self.engine, LEASE)
