@@ -10,8 +10,8 @@ from pointsman.alerts import RuleBook, build_rule, read_history, read_states
 from pointsman.alerts.dispatch import send_test
 from pointsman.alerts.metrics import METRICS
 from pointsman.alerts.rules import SEVERITIES, format_duration, parse_duration
-from pointsman.cli.context import Context, console, err_console, pass_context
-from pointsman.cli.output import print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, err_console, print_json, table
 from pointsman.project import Project
 from pointsman.registry.lineage import current_user
 

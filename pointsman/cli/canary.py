@@ -9,8 +9,8 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import cell, print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import cell, console, print_json, table
 from pointsman.cli.routes import items_of, number_of, print_change
 from pointsman.project import Project
 from pointsman.registry.lineage import current_user

@@ -12,7 +12,8 @@ import uvicorn
 
 from pointsman.api.app import build_app
 from pointsman.auth import KeyBook
-from pointsman.cli.context import Context, console, pass_context
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console
 from pointsman.demo.churn import TARGET, train_versions
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission

@@ -9,8 +9,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import print_json
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, print_json
 from pointsman.logstore.query import parse_span
 from pointsman.monitoring.drift import Thresholds
 from pointsman.monitoring.monitor import (

@@ -8,8 +8,8 @@ import click
 import orjson
 from rich.markup import escape
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, print_json, table
 from pointsman.errors import BadLogQuery, CannotRerun
 from pointsman.logstore import LogQuery, find_predictions
 from pointsman.logstore.rerun import Rerunner

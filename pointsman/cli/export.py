@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from pointsman.cli.context import Context, console, pass_context
+from pointsman.cli.context import Context, pass_context
 from pointsman.cli.log import filter_options, query_of
+from pointsman.cli.output import console
 from pointsman.logstore import iter_predictions
 from pointsman.logstore.export import FORMATS, export_records, format_of
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from pointsman.auth import KeyBook, KeyRecord
-from pointsman.cli.context import Context, console, err_console, pass_context
-from pointsman.cli.output import print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, err_console, print_json, table
 from pointsman.registry.lineage import current_user
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import click
 import orjson
 
-from pointsman.cli.context import Context, console, err_console, pass_context
-from pointsman.cli.output import print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, err_console, print_json, table
 from pointsman.errors import BadLogQuery
 from pointsman.logstore import LogQuery, find_predictions
 from pointsman.logstore.query import MAX_LIMIT, ROLES, parse_span, parse_time, prune_predictions

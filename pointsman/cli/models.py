@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from pointsman.cli.context import Context, console, err_console, pass_context
-from pointsman.cli.output import cell, print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import cell, console, err_console, print_json, table
 from pointsman.errors import InvalidArtifact
 from pointsman.registry import Submission, VersionRecord
 from pointsman.registry.lineage import current_user

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from pointsman.auth import KeyBook
-from pointsman.cli.context import Context, console, pass_context
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry.lineage import current_user
 

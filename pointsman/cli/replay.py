@@ -10,9 +10,9 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from pointsman.cli.context import Context, console, err_console, pass_context
+from pointsman.cli.context import Context, pass_context
 from pointsman.cli.log import filter_options, query_of
-from pointsman.cli.output import print_json, table
+from pointsman.cli.output import console, err_console, print_json, table
 from pointsman.errors import PointsmanError
 from pointsman.logstore import iter_predictions
 from pointsman.logstore.query import count_predictions, iter_sample

@@ -9,8 +9,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import cell, print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import cell, console, print_json, table
 from pointsman.registry.lineage import current_user
 from pointsman.routing import Arm, Policy, Route, RouteChange, Shadow, history_json
 from pointsman.routing.changes import arms_text, shadow_text

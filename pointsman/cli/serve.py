@@ -13,7 +13,8 @@ from pointsman.alerts import RuleBook
 from pointsman.api.access import BANNER
 from pointsman.api.app import build_app
 from pointsman.api.redirect import start_redirect_server
-from pointsman.cli.context import Context, console, pass_context
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console
 from pointsman.errors import ConfigError
 from pointsman.monitoring.exposition import prepare_multiprocess_dir, remove_multiprocess_dir
 from pointsman.project import open_project

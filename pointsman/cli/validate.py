@@ -11,8 +11,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import cell, print_json
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import cell, console, print_json
 from pointsman.project import Project
 from pointsman.registry import VersionRecord
 from pointsman.registry.profiles import is_parquet, read_training_data
