@@ -13,10 +13,15 @@ import pytest
 
 from pointsman.cli import main
 from pointsman.cli.main import TABLE, cli
+from pointsman.project import init_project, open_project
+from pointsman.settings import load_settings
+from tests.conftest import register_iris
 
 CLI_FOLDER = Path(main.__file__).parent
 # What `pointsman --help` must not load: the server, the data and model libraries.
 HEAVY = ("pandas", "sklearn", "numpy", "scipy", "fastapi", "uvicorn", "pyarrow", "onnxruntime")
+# What commands that only read the store must not load (numpy comes with pointsman.types).
+NOT_FOR_READING = (*(m for m in HEAVY if m != "numpy"), "alembic", "prometheus_client", "httpx")
 
 
 def real_commands() -> dict[str, click.Command]:
@@ -79,3 +84,20 @@ def test_help_loads_no_command_and_none_of_the_heavy_libraries() -> None:
     assert [m for m in modules if m.split(".")[0] in HEAVY] == []
     commands = {f"pointsman.cli.{spec.partition(':')[0]}" for spec, _ in TABLE.values()}
     assert sorted(commands & set(modules)) == []
+
+
+@pytest.fixture
+def deployed(tmp_path: Path, iris_files: tuple[Path, Path]) -> Path:
+    """A project (SQLite) with iris version 1 deployed, its schema already at head."""
+    folder, _ = init_project(tmp_path / "project")
+    with open_project(load_settings(folder)) as project:
+        project.routes.deploy("iris", register_iris(project, iris_files), "test")
+    return folder
+
+
+@pytest.mark.parametrize("args", [["models"], ["route", "iris"], ["route", "iris", "--history"]])
+def test_reading_commands_load_neither_the_server_nor_pandas_nor_alembic(
+    deployed: Path, args: list[str]
+) -> None:
+    modules = loaded_modules("--project", str(deployed), *args)
+    assert [m for m in modules if m.split(".")[0] in NOT_FOR_READING] == []
