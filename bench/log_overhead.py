@@ -133,7 +133,7 @@ def over_http(project: Path, args: argparse.Namespace, tmp: Path) -> dict[str, A
     for side in SIDES:
         env = {
             **os.environ,
-            "POINTSMAN_LOG_LEVEL": "warning",
+            "POINTSMAN_SERVER_LOG_LEVEL": "warning",
             "POINTSMAN_AUTH": "false",
             "POINTSMAN_LOG_PREDICTIONS": "true" if side == "on" else "false",
         }

@@ -169,7 +169,11 @@ def build_servers(
     project: Path, model_file: Path, workers: int, logs: Path, key: str, core: bool = False
 ) -> list[Server]:
     """pointsman serve and the minimal app, same worker count, same log level."""
-    env = {**os.environ, "POINTSMAN_LOG_LEVEL": "warning", "BENCH_MODEL_PATH": str(model_file)}
+    env = {
+        **os.environ,
+        "POINTSMAN_SERVER_LOG_LEVEL": "warning",
+        "BENCH_MODEL_PATH": str(model_file),
+    }
     pm_env = {**env, **(CORE_ENV if core else {})}
     pm_port, min_port = free_port(), free_port()
     pointsman = Server(

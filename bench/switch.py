@@ -235,7 +235,7 @@ def alternate_deploys(project: Project, tl: Timeline, count: int, every_s: float
     for i in range(count):
         sleep_until(written + every_s)
         version = 2 if i % 2 == 0 else 1
-        route = project.routes.deploy(MODEL, version, USER)
+        route = project.routes.deploy(MODEL, version, USER).after
         tl.wrote(route, f"deploy {version}")
         written = route.created_at.timestamp()
     sleep_until(written + every_s)
@@ -246,8 +246,8 @@ def wait_canary(project: Project, tl: Timeline, goal: str, bound_s: float) -> Ro
     start = time.time()
     seen = -1
     while True:
-        route = project.routes.current(MODEL)
-        assert route is not None and route.policy.canary is not None
+        route = project.routes.get(MODEL)
+        assert route.policy.canary is not None
         if route.revision != seen:
             seen = route.revision
             tl.note(f"controller: revision {route.revision} {describe(route.policy)}")
@@ -267,9 +267,9 @@ def wait_canary(project: Project, tl: Timeline, goal: str, bound_s: float) -> Ro
 
 def end_running_canary(project: Project, tl: Timeline) -> None:
     """After a missed canary wait: stop it, so the next phase can run."""
-    route = project.routes.current(MODEL)
+    route = project.routes.find(MODEL)
     if route is not None and route.policy.canary is not None and route.policy.canary.is_running:
-        tl.wrote(project.routes.end_canary(MODEL, "aborted", "bench bound", USER), "abort")
+        tl.wrote(project.routes.end_canary(MODEL, "aborted", "bench bound", USER).after, "abort")
 
 
 def register_flaky(project: Project, demo: Path, tl: Timeline) -> int:
@@ -296,31 +296,30 @@ def run_switches(project: Project, demo: Path, flags: Flags, tl: Timeline) -> No
         alternate_deploys(project, tl, 10, 1.5)
     with tl.phase("ab"):
         policy = Policy(arms=(Arm(1, 50), Arm(2, 50)))
-        tl.wrote(routes.apply(MODEL, policy, USER, "ab"), "A/B")
+        tl.wrote(routes.apply(MODEL, policy, USER, "ab").after, "A/B")
         time.sleep(3.0)
     with tl.phase("canary_promote"):
-        tl.wrote(routes.deploy(MODEL, 1, USER, "bench: canary baseline"), "deploy 1")
+        tl.wrote(routes.deploy(MODEL, 1, USER, "bench: canary baseline").after, "deploy 1")
         time.sleep(1.0)
         started = routes.start_canary(MODEL, 2, [20, 50, 100], USER, hold_requests=100, hold_s=2)
-        tl.wrote(started, "canary 2")
+        tl.wrote(started.after, "canary 2")
         ended = wait_canary(project, tl, "promoted", CANARY_BOUND_S).policy.canary
         if ended is None or ended.state != "promoted":
             end_running_canary(project, tl)
-            tl.wrote(routes.deploy(MODEL, 2, USER), "deploy 2")
+            tl.wrote(routes.deploy(MODEL, 2, USER).after, "deploy 2")
         time.sleep(1.0)
     with tl.phase("canary_rollback"):
         flaky = register_flaky(project, demo, tl)
-        current = routes.current(MODEL)
-        assert current is not None
+        current = routes.get(MODEL)
         policy = dataclasses.replace(current.policy, fallback=1)
-        tl.wrote(routes.apply(MODEL, policy, USER, "bench: fallback"), "fallback 1")
+        tl.wrote(routes.apply(MODEL, policy, USER, "bench: fallback").after, "fallback 1")
         time.sleep(1.0)
         flags.bad_rows.set()
         tl.note(f"clients: {BAD_SHARE:.0%} of rows now have support_calls >= 5")
         started = routes.start_canary(
             MODEL, flaky, [20, 50, 100], USER, hold_requests=200, hold_s=5
         )
-        tl.wrote(started, f"canary {flaky}")
+        tl.wrote(started.after, f"canary {flaky}")
         wait_canary(project, tl, "rolled_back", CANARY_BOUND_S)
         end_running_canary(project, tl)
         time.sleep(2.0)

@@ -196,7 +196,7 @@ def over_http(
 ) -> dict[str, Any]:
     port = free_port()
     body = json.dumps({"rows": [row]})
-    env = {**os.environ, "POINTSMAN_LOG_LEVEL": "warning"}
+    env = {**os.environ, "POINTSMAN_SERVER_LOG_LEVEL": "warning"}
     argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "serve"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     key = predict_key(project)

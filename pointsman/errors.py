@@ -14,6 +14,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── UnsupportedMediaType            415
 ├── PayloadTooLarge                 413
 ├── InvalidInput                    422, one entry per bad field
+│   └── InputRejected               422, refused by the route's validation policy, per row
 ├── ModelFailed                     500, the model raised; carries the request id
 ├── InvalidRoute                    422, a traffic policy that cannot be served
 ├── RouteConflict                   409, e.g. a canary while one is running
@@ -28,6 +29,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── RequestTimedOut                 504, past request_timeout_s
 ├── UnsafeArtifact                  400, a format or type that runs code, not trusted
 ├── PlainHttpRefused                400, plain HTTP sent to a TLS-only server
+├── CannotRerun                     409, a logged input cannot run again (redacted, missing)
 ├── InvalidAlertRule                422, an alert rule that cannot be evaluated (names why)
 ├── AlertRuleNotFound               404, lists the known rules
 └── AlertRuleConflict               409, the name is taken, or the rule is read-only (file)
@@ -194,15 +196,20 @@ class FieldProblem:
         return out
 
 
+def _first(items: list[str], limit: int, sep: str = "; ") -> str:
+    """The first `limit` items joined, then how many more there are: `a; b; and 3 more`."""
+    more = [f"and {len(items) - limit} more"] if len(items) > limit else []
+    return sep.join([*items[:limit], *more])
+
+
 class InvalidInput(PointsmanError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid_input"
 
-    def __init__(self, problems: list[FieldProblem]) -> None:
+    def __init__(self, problems: list[FieldProblem], message: str = "") -> None:
         self.problems = problems
-        shown = "; ".join(p.describe() for p in problems[:20])
-        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(f"Input does not match the model's signature: {shown}{more}.")
+        shown = _first([p.describe() for p in problems], 20)
+        super().__init__(message or f"Input does not match the model's signature: {shown}.")
 
     def to_json(self) -> dict[str, Any]:
         body = super().to_json()
@@ -227,19 +234,15 @@ class InputRejected(InvalidInput):
             )
             for f in findings
         ]
-        rows = sorted({f.row for f in findings})
-        shown_rows = ", ".join(map(str, rows[:50])) + (" …" if len(rows) > 50 else "")
-        shown = "; ".join(p.describe() for p in problems[:20])
-        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
-        rules = sorted({(f.feature, f.rule) for f in findings})
-        example = rules[0][0]
-        PointsmanError.__init__(
-            self,
-            f"Input refused by model {model!r}'s validation policy (rows {shown_rows}): "
-            f"{shown}{more}. Fix the input, or change the policy, e.g. "
+        rows = _first([str(row) for row in sorted({f.row for f in findings})], 50, ", ")
+        shown = _first([p.describe() for p in problems], 20)
+        example = min(f.feature for f in findings)
+        super().__init__(
+            problems,
+            f"Input refused by model {model!r}'s validation policy (rows {rows}): "
+            f"{shown}. Fix the input, or change the policy, e.g. "
             f"`pointsman route {model} --validation-feature {example}=flag`.",
         )
-        self.problems = problems
 
     def to_json(self) -> dict[str, Any]:
         body = super().to_json()

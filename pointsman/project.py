@@ -28,6 +28,12 @@ class Project:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def open_project(settings: Settings, *, must_exist: bool = True) -> Project:
     """Open the project the settings point at, applying pending migrations."""
@@ -39,8 +45,7 @@ def open_project(settings: Settings, *, must_exist: bool = True) -> Project:
     artifacts = settings.artifact_path()
     artifacts.mkdir(parents=True, exist_ok=True)
     registry = Registry(engine, ArtifactStore(artifacts))
-    routes = RouteBook(engine, registry)
-    routes.preflight = partial(preflight, registry)
+    routes = RouteBook(engine, registry, partial(preflight, registry))
     return Project(settings, engine, registry, routes)
 
 

@@ -7,10 +7,11 @@ Read once by the CLI (or `build_app`) from, in order of precedence: command-line
 from __future__ import annotations
 
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pointsman.errors import ConfigError
@@ -276,7 +277,30 @@ class Settings(BaseSettings):
         description="With TLS on: also listen for plain HTTP on this port and redirect every "
         "request (308) to HTTPS. 0: no plain HTTP listener at all.",
     )
-    log_level: str = Field(default="info", description="Server log level.")
+    server_log_level: str = Field(
+        default="info",
+        description="Log level of `pointsman serve` (uvicorn's): critical, error, warning, info, "
+        "debug or trace.",
+    )
+    log_level: str | None = Field(
+        default=None,
+        description="Deprecated old name of server_log_level: still read (when "
+        "server_log_level is not set), with a warning.",
+    )
+
+    @model_validator(mode="after")
+    def _deprecated_names(self) -> Settings:
+        # Renamed: log_level read like one of the prediction-log options (log_*).
+        if self.log_level is not None:
+            warnings.warn(
+                "The setting log_level (POINTSMAN_LOG_LEVEL) is now server_log_level "
+                "(POINTSMAN_SERVER_LOG_LEVEL); the old name will stop working.",
+                FutureWarning,
+                stacklevel=1,  # pydantic's frames are all above: point at this line
+            )
+            if "server_log_level" not in self.model_fields_set:
+                self.server_log_level = self.log_level
+        return self
 
     def project_path(self) -> Path:
         return self.project.expanduser().resolve()

@@ -51,8 +51,9 @@ def cli_md() -> str:
         **cli.context_settings,
     )
     lines += ["```", cli.get_help(ctx), "```", ""]
-    for name in sorted(cli.commands):
-        command = cli.commands[name]
+    for name in cli.list_commands(ctx):  # the lazy group imports each command here
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
         sub = click.Context(command, info_name=name, parent=ctx)
         lines += [f"## pointsman {name}", "", "```", command.get_help(sub), "```", ""]
     return "\n".join(lines)

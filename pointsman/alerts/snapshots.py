@@ -74,7 +74,3 @@ class Snapshots:
             raise NotCovered
         zero = Counts()
         return minus(newest.get((model, role), zero), base.get((model, role), zero))
-
-    def covered_s(self) -> float:
-        """How far back the readings reach."""
-        return self.ring[-1][0] - self.ring[0][0] if self.ring else 0.0

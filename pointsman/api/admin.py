@@ -14,11 +14,8 @@ from starlette.routing import BaseRoute
 
 from pointsman.api.access import client_of
 from pointsman.api.common import project_of
-from pointsman.errors import NotDeployed
-from pointsman.project import Project
-from pointsman.routing import Arm, Policy, Route, Shadow
+from pointsman.routing import Arm, Policy, Shadow, history_json
 from pointsman.routing.canary import canary_status
-from pointsman.routing.changes import describe_changes, history_json
 from pointsman.validation.policy import ValidationPolicy
 
 
@@ -135,33 +132,15 @@ class CanaryIn(Body):
     hold_s: float = Field(120.0, ge=0)
 
 
-def _project(request: Request) -> Project:
-    return project_of(request)
-
-
-def _route_in_force(project: Project, model: str) -> Route:
-    route = project.routes.current(model)
-    if route is None:
-        versions = project.registry.version_numbers(model)  # ModelNotFound first
-        raise NotDeployed(model, [str(v) for v in versions])
-    return route
-
-
-def _changed(before: Route | None, after: Route) -> dict[str, Any]:
-    """The new revision, with what changed against the one it replaced."""
-    changes = describe_changes(before.policy if before else None, after.policy)
-    return {**after.to_json(), "changes": changes}
-
-
 @router.get("", summary="List models, their versions and what is deployed")
 def list_models(request: Request) -> list[dict[str, Any]]:
-    return [s.to_json() for s in _project(request).registry.list_models()]
+    return [s.to_json() for s in project_of(request).registry.list_models()]
 
 
 @router.get("/{model}/versions", summary="List the versions of a model")
 def list_versions(request: Request, model: str) -> list[dict[str, Any]]:
     out = []
-    for record in _project(request).registry.list_versions(model):
+    for record in project_of(request).registry.list_versions(model):
         data = record.to_json()
         data.pop("profile", None)
         data.pop("input_example", None)
@@ -171,13 +150,13 @@ def list_versions(request: Request, model: str) -> list[dict[str, Any]]:
 
 @router.get("/{model}/route", summary="The route revision in force")
 def get_route(request: Request, model: str) -> dict[str, Any]:
-    return _route_in_force(_project(request), model).to_json()
+    return project_of(request).routes.get(model).to_json()
 
 
 @router.put("/{model}/route", summary="Replace the traffic policy (a new route revision)")
 def put_route(request: Request, model: str, body: PolicyIn, user: User = None) -> dict[str, Any]:
-    project = _project(request)
-    before = project.routes.current(model)
+    routes = project_of(request).routes
+    in_force = routes.find(model)
     policy = Policy(
         arms=tuple(Arm(a.version, a.weight) for a in body.arms),
         key=body.key,
@@ -188,48 +167,42 @@ def put_route(request: Request, model: str, body: PolicyIn, user: User = None) -
         breaker_pause_s=body.breaker_pause_s,
         validation=body.validation.policy(),
         # An ended canary stays on record; a running one makes `apply` refuse.
-        canary=before.policy.canary if before else None,
+        canary=in_force.policy.canary if in_force else None,
     )
-    after = project.routes.apply(
+    change = routes.apply(
         model, policy, who(request, user), body.reason, expect_revision=body.expect_revision
     )
-    return _changed(before, after)
+    return change.to_json()
 
 
 @router.get("/{model}/route/history", summary="Every route revision, with what changed")
 def route_history(request: Request, model: str) -> list[dict[str, Any]]:
-    return history_json(_project(request).routes.history(model))
+    return history_json(project_of(request).routes.history(model))
 
 
 @router.post("/{model}/deploy", summary="Make one version the sole primary")
 def deploy(request: Request, model: str, body: VersionIn, user: User = None) -> dict[str, Any]:
-    routes = _project(request).routes
-    before = routes.current(model)
-    return _changed(before, routes.deploy(model, body.version, who(request, user), body.reason))
+    routes = project_of(request).routes
+    return routes.deploy(model, body.version, who(request, user), body.reason).to_json()
 
 
 @router.post("/{model}/promote", summary="Make a version the sole primary, ending its canary")
 def promote(request: Request, model: str, body: VersionIn, user: User = None) -> dict[str, Any]:
-    routes = _project(request).routes
-    before = routes.current(model)
-    return _changed(before, routes.promote(model, body.version, who(request, user), body.reason))
+    routes = project_of(request).routes
+    return routes.promote(model, body.version, who(request, user), body.reason).to_json()
 
 
 @router.post("/{model}/rollback", summary="Put the previous route revision back in force")
 def rollback(
     request: Request, model: str, body: ReasonIn | None = None, user: User = None
 ) -> dict[str, Any]:
-    routes = _project(request).routes
-    before = routes.current(model)
     reason = body.reason if body else ""
-    return _changed(before, routes.rollback(model, who(request, user), reason))
+    return project_of(request).routes.rollback(model, who(request, user), reason).to_json()
 
 
 @router.post("/{model}/canary", summary="Start a canary of a version")
 def start_canary(request: Request, model: str, body: CanaryIn, user: User = None) -> dict[str, Any]:
-    routes = _project(request).routes
-    before = routes.current(model)
-    after = routes.start_canary(
+    change = project_of(request).routes.start_canary(
         model,
         body.version,
         body.steps,
@@ -237,13 +210,13 @@ def start_canary(request: Request, model: str, body: CanaryIn, user: User = None
         hold_requests=body.hold_requests,
         hold_s=body.hold_s,
     )
-    return _changed(before, after)
+    return change.to_json()
 
 
 @router.get("/{model}/canary", summary="The canary: state, step, window figures per arm")
 def get_canary(request: Request, model: str) -> dict[str, Any]:
-    project = _project(request)
-    route = _route_in_force(project, model)
+    project = project_of(request)
+    route = project.routes.get(model)
     return {"model": model, "revision": route.revision, **canary_status(project.engine, route)}
 
 
@@ -254,10 +227,9 @@ def abort_canary(
     reason: Annotated[str, Query(description="Why, kept in the route history.")] = "",
     user: User = None,
 ) -> dict[str, Any]:
-    routes = _project(request).routes
-    before = routes.current(model)
     by = who(request, user)
-    return _changed(before, routes.end_canary(model, "aborted", reason or f"aborted by {by}", by))
+    routes = project_of(request).routes
+    return routes.end_canary(model, "aborted", reason or f"aborted by {by}", by).to_json()
 
 
 def routes() -> list[BaseRoute]:

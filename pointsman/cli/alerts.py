@@ -10,9 +10,9 @@ from pointsman.alerts import RuleBook, build_rule, read_history, read_states
 from pointsman.alerts.dispatch import send_test
 from pointsman.alerts.metrics import METRICS
 from pointsman.alerts.rules import SEVERITIES, format_duration, parse_duration
-from pointsman.cli.context import Context, console, err_console, pass_context
-from pointsman.cli.output import print_json, table
-from pointsman.project import Project, open_project
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, err_console, print_json, table
+from pointsman.project import Project
 from pointsman.registry.lineage import current_user
 
 
@@ -69,16 +69,13 @@ def add(
     as_json: bool,
 ) -> None:
     """Add alert rule NAME (stored; every server picks it up at its next tick)."""
-    project = open_project(ctx.settings())
-    try:
-        user = current_user()
-        rule = build_rule(
-            name, when=when, model=model, window=window, for_=for_, severity=severity,
-            notify=notify, cooldown=cooldown, description=description, created_by=user,
-        )  # fmt: skip
-        rule = rule_book(project).add(rule, user)
-    finally:
-        project.close()
+    project = ctx.project()
+    user = current_user()
+    rule = build_rule(
+        name, when=when, model=model, window=window, for_=for_, severity=severity,
+        notify=notify, cooldown=cooldown, description=description, created_by=user,
+    )  # fmt: skip
+    rule = rule_book(project).add(rule, user)
     if as_json:
         print_json(rule.to_json())
         return
@@ -96,12 +93,9 @@ def add(
 @pass_context
 def list_rules(ctx: Context, as_json: bool) -> None:
     """List rules (from pointsman.toml and the store) and where each stands."""
-    project = open_project(ctx.settings())
-    try:
-        rules = rule_book(project).list_rules()
-        states = read_states(project.engine)
-    finally:
-        project.close()
+    project = ctx.project()
+    rules = rule_book(project).list_rules()
+    states = read_states(project.engine)
     if as_json:
         print_json(
             [
@@ -130,11 +124,8 @@ def list_rules(ctx: Context, as_json: bool) -> None:
 @pass_context
 def remove(ctx: Context, name: str) -> None:
     """Remove stored rule NAME (its history stays)."""
-    project = open_project(ctx.settings())
-    try:
-        rule = rule_book(project).remove(name, current_user())
-    finally:
-        project.close()
+    project = ctx.project()
+    rule = rule_book(project).remove(name, current_user())
     console.print(f"Removed alert rule {rule.name}.", markup=False)
 
 
@@ -152,11 +143,8 @@ def history(
     start = None
     if since:
         start = datetime.now(UTC) - timedelta(seconds=parse_duration(since, "--since", "history"))
-    project = open_project(ctx.settings())
-    try:
-        entries = read_history(project.engine, rule, model, start, limit)
-    finally:
-        project.close()
+    project = ctx.project()
+    entries = read_history(project.engine, rule, model, start, limit)
     if as_json:
         print_json(entries)
         return
@@ -176,16 +164,12 @@ def history(
 @pass_context
 def test(ctx: Context, name: str) -> None:
     """Send a test notification of rule NAME to each of its channels now."""
-    settings = ctx.settings()
-    project = open_project(settings)
-    try:
-        rule = rule_book(project).get(name)
-        if not rule.channels:
-            err_console.print(f"Alert rule {name} has no channel to test; add one with --notify.")
-            raise SystemExit(1)
-        outcomes = send_test(project.engine, settings, rule)
-    finally:
-        project.close()
+    project = ctx.project()
+    rule = rule_book(project).get(name)
+    if not rule.channels:
+        err_console.print(f"Alert rule {name} has no channel to test; add one with --notify.")
+        raise SystemExit(1)
+    outcomes = send_test(project.engine, project.settings, rule)
     for label, outcome in outcomes:
         mark = "sent" if outcome.is_sent else "FAILED"
         console.print(f"{mark:6}  {label}  {outcome.detail}", markup=False)

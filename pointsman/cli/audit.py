@@ -12,7 +12,6 @@ from pointsman.auth.keys import parse_span
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import print_json, table
 from pointsman.errors import BadRequest
-from pointsman.project import open_project
 
 
 def parse_since(text: str) -> datetime:
@@ -61,11 +60,8 @@ def audit(
 ) -> None:
     """Every admin action: register, deploy, route changes, promote, rollback, keys."""
     start = parse_since(since) if since else datetime.now(UTC) - timedelta(days=3650)
-    project = open_project(ctx.settings())
-    try:
-        entries = read_audit(project.engine, start, action, target, limit)
-    finally:
-        project.close()
+    project = ctx.project()
+    entries = read_audit(project.engine, start, action, target, limit)
     if as_json:
         print_json([e.to_json() for e in entries])
         return

@@ -9,10 +9,10 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import cell, print_json, table
-from pointsman.cli.routes import items_of, number_of, print_change, route_in_force
-from pointsman.project import Project, open_project
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import cell, console, print_json, table
+from pointsman.cli.routes import items_of, number_of, print_change
+from pointsman.project import Project
 from pointsman.registry.lineage import current_user
 from pointsman.routing import Route
 from pointsman.routing.canary import canary_status
@@ -105,36 +105,32 @@ def canary(
             "--abort without one."
         )
     user = current_user()
-    project = open_project(ctx.settings())
-    try:
-        if status:
-            _print_status(model, canary_report(project, model), as_json)
-            return
-        before = project.routes.current(model)
-        if abort:
-            why = reason or f"aborted by {user}"
-            after = project.routes.end_canary(model, "aborted", why, user)
-        else:
-            requests, seconds = hold
-            after = project.routes.start_canary(
-                model, str(version), steps, user, hold_requests=requests, hold_s=seconds
-            )
-    finally:
-        project.close()
+    project = ctx.project()
+    if status:
+        _print_status(model, canary_report(project, model), as_json)
+        return
+    if abort:
+        why = reason or f"aborted by {user}"
+        change = project.routes.end_canary(model, "aborted", why, user)
+    else:
+        requests, seconds = hold
+        change = project.routes.start_canary(
+            model, str(version), steps, user, hold_requests=requests, hold_s=seconds
+        )
     if as_json:
-        print_change(model, before, after, as_json)
+        print_change(model, change, as_json)
     elif abort:
         console.print(
-            f"Canary of [bold]{model}[/bold] aborted: version {after.primary} answers all "
-            f"traffic again (route revision {after.revision})."
+            f"Canary of [bold]{model}[/bold] aborted: version {change.after.primary} answers "
+            f"all traffic again (route revision {change.after.revision})."
         )
     else:
-        _print_started(model, after)
+        _print_started(model, change.after)
 
 
 def canary_report(project: Project, model: str) -> dict[str, Any]:
     """The canary of the route in force (state `none` if it has none), with its window."""
-    route = route_in_force(project, model)
+    route = project.routes.get(model)
     return {"model": model, "revision": route.revision, **canary_status(project.engine, route)}
 
 

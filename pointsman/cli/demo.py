@@ -12,7 +12,8 @@ import uvicorn
 
 from pointsman.api.app import build_app
 from pointsman.auth import KeyBook
-from pointsman.cli.context import Context, console, pass_context
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console
 from pointsman.demo.churn import TARGET, train_versions
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission
@@ -36,37 +37,40 @@ def demo(ctx: Context, folder: Path, port: int, host: str, no_serve: bool) -> No
     """Create FOLDER with a churn model in two versions, deploy v1 and serve it."""
     path, _ = init_project(folder)
     settings = Context(path, ctx.debug).settings(host=host, port=port)
-    project = open_project(settings)
-    try:
-        with console.status("Training two churn models on synthetic data…"):
-            trained = train_versions(path / "models")
-        user = current_user()
-        numbers = []
-        for t in trained:
-            record, _created = project.registry.register(
-                Submission(
-                    model="churn",
-                    path=t.path,
-                    training_data=t.training_data,
-                    target=TARGET,
-                    params=t.params,
-                    metrics=t.metrics,
-                    note=t.note,
-                    user=user,
-                )
-            )
-            numbers.append(record.number)
-            metrics = ", ".join(f"{k}={v}" for k, v in t.metrics.items())
-            console.print(f"Registered churn version {record.number}: {t.note} ({metrics})")
-        route = project.routes.deploy("churn", numbers[0], user, "demo: start with the baseline")
-        console.print(f"Deployed churn version {route.primary} (route revision {route.revision})")
-        key = _demo_key(project, user)
-    finally:
-        project.close()
+    with open_project(settings) as project:  # closed before serving starts
+        numbers, key = _set_up(project, path)
     _print_calls(path, host, port, numbers, key, serving=not no_serve)
     if no_serve:
         return
     uvicorn.run(build_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+def _set_up(project: Project, path: Path) -> tuple[list[int], str]:
+    """Register the two churn versions, deploy the first; their numbers and the demo key."""
+    with console.status("Training two churn models on synthetic data…"):
+        trained = train_versions(path / "models")
+    user = current_user()
+    numbers = []
+    for t in trained:
+        record, _created = project.registry.register(
+            Submission(
+                model="churn",
+                path=t.path,
+                training_data=t.training_data,
+                target=TARGET,
+                params=t.params,
+                metrics=t.metrics,
+                note=t.note,
+                user=user,
+            )
+        )
+        numbers.append(record.number)
+        metrics = ", ".join(f"{k}={v}" for k, v in t.metrics.items())
+        console.print(f"Registered churn version {record.number}: {t.note} ({metrics})")
+    route = project.routes.deploy("churn", numbers[0], user, "demo: start with the baseline").after
+    console.print(f"Deployed churn version {route.primary} (route revision {route.revision})")
+    key = _demo_key(project, user)
+    return numbers, key
 
 
 def _program() -> str:

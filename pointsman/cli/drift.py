@@ -9,8 +9,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import print_json
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, print_json
 from pointsman.logstore.query import parse_span
 from pointsman.monitoring.drift import Thresholds
 from pointsman.monitoring.monitor import (
@@ -20,7 +20,6 @@ from pointsman.monitoring.monitor import (
     routed_versions,
     store_report,
 )
-from pointsman.project import open_project
 
 SPARKS = "▁▂▃▄▅▆▇█"
 GRADE_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red", "too_small": "dim"}
@@ -62,30 +61,25 @@ def drift(
     """
     span = parse_span("--window", window)
     back = parse_span("--history", past)
-    project = open_project(ctx.settings())
-    try:
-        settings = project.settings
-        thresholds = Thresholds(
-            settings.drift_warn_psi, settings.drift_alert_psi, settings.drift_min_rows
-        )
-        if version is not None:
-            versions = [project.registry.get_version(model, version).number]
-        else:
-            versions = routed_versions(project, model)
-            if not versions:
-                project.registry.version_numbers(model)  # ModelNotFound names the models
-                raise click.ClickException(
-                    f"{model} is not deployed: give --version, or deploy it first."
-                )
-        reports = []
-        for number in versions:
-            report = drift_report(project, model, number, span, thresholds)
-            store_report(project.engine, report)
-            reports.append(
-                (report, history(project.engine, model, number, report.window_end - back))
+    project = ctx.project()
+    settings = project.settings
+    thresholds = Thresholds(
+        settings.drift_warn_psi, settings.drift_alert_psi, settings.drift_min_rows
+    )
+    if version is not None:
+        versions = [project.registry.get_version(model, version).number]
+    else:
+        versions = routed_versions(project, model)
+        if not versions:
+            project.registry.version_numbers(model)  # ModelNotFound names the models
+            raise click.ClickException(
+                f"{model} is not deployed: give --version, or deploy it first."
             )
-    finally:
-        project.close()
+    reports = []
+    for number in versions:
+        report = drift_report(project, model, number, span, thresholds)
+        store_report(project.engine, report)
+        reports.append((report, history(project.engine, model, number, report.window_end - back)))
     if as_json:
         print_json([r.to_json() for r, _ in reports])
         return

@@ -8,12 +8,11 @@ import click
 import orjson
 from rich.markup import escape
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import print_json, table
-from pointsman.cli.rerun import Rerunner
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, print_json, table
 from pointsman.errors import BadLogQuery, CannotRerun
 from pointsman.logstore import LogQuery, find_predictions
-from pointsman.project import open_project
+from pointsman.logstore.rerun import Rerunner
 
 ROLE_ORDER = {"primary": 0, "pinned": 0, "fallback": 1, "shadow": 2}
 
@@ -25,21 +24,18 @@ ROLE_ORDER = {"primary": 0, "pinned": 0, "fallback": 1, "shadow": 2}
 @pass_context
 def explain(ctx: Context, request_id: str, no_rerun: bool, as_json: bool) -> None:
     """What a request got, from which exact version, and whether that version still says so."""
-    project = open_project(ctx.settings())
-    try:
-        page = find_predictions(project.engine, LogQuery(request_id=request_id), 100)
-        if not page.records:
-            raise BadLogQuery(
-                "request id",
-                request_id,
-                "no prediction record has it (records reach the store a second or two after "
-                "the answer; check the id with `pointsman log MODEL`)",
-            )
-        records = sorted(page.records, key=lambda r: ROLE_ORDER.get(r["role"], 9))
-        rerunner = Rerunner(project.registry)
-        explained = [_explain(project.registry, rerunner, r, not no_rerun) for r in records]
-    finally:
-        project.close()
+    project = ctx.project()
+    page = find_predictions(project.engine, LogQuery(request_id=request_id), 100)
+    if not page.records:
+        raise BadLogQuery(
+            "request id",
+            request_id,
+            "no prediction record has it (records reach the store a second or two after "
+            "the answer; check the id with `pointsman log MODEL`)",
+        )
+    records = sorted(page.records, key=lambda r: ROLE_ORDER.get(r["role"], 9))
+    rerunner = Rerunner(project.registry)
+    explained = [_explain(project.registry, rerunner, r, not no_rerun) for r in records]
     if as_json:
         print_json(explained)
         return

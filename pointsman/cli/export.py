@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from pointsman.cli.context import Context, console, pass_context
+from pointsman.cli.context import Context, pass_context
 from pointsman.cli.log import filter_options, query_of
+from pointsman.cli.output import console
 from pointsman.logstore import iter_predictions
 from pointsman.logstore.export import FORMATS, export_records, format_of
-from pointsman.project import open_project
 
 
 @click.command()
@@ -37,11 +37,8 @@ def export(
             param_hint="--output",
         )
     query = query_of(model, version, role, since, until, None, None)
-    project = open_project(ctx.settings())
-    try:
-        count = export_records(iter_predictions(project.engine, query), output, chosen)
-    finally:
-        project.close()
+    project = ctx.project()
+    count = export_records(iter_predictions(project.engine, query), output, chosen)
     console.print(f"wrote {count} prediction records of {model} to {output} ({chosen})")
 
 

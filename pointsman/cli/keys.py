@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from pointsman.auth import KeyBook, KeyRecord
-from pointsman.cli.context import Context, console, err_console, pass_context
-from pointsman.cli.output import print_json, table
-from pointsman.project import open_project
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, err_console, print_json, table
 from pointsman.registry.lineage import current_user
 
 
@@ -54,14 +53,11 @@ def create(
     as_json: bool,
 ) -> None:
     """Create key NAME (the client's name in every record) and print it once."""
-    project = open_project(ctx.settings())
-    try:
-        items = [s.strip() for v in scopes for s in v.split(",") if s.strip()]
-        key, record = KeyBook(project.engine).create(
-            name, items, current_user(), rate=rate, expires=expires
-        )
-    finally:
-        project.close()
+    project = ctx.project()
+    items = [s.strip() for v in scopes for s in v.split(",") if s.strip()]
+    key, record = KeyBook(project.engine).create(
+        name, items, current_user(), rate=rate, expires=expires
+    )
     show_new_key(key, record, as_json)
 
 
@@ -71,11 +67,8 @@ def create(
 @pass_context
 def list_keys(ctx: Context, show_all: bool, as_json: bool) -> None:
     """List keys: name, prefix, scopes, rate, expiry and state (never the key)."""
-    project = open_project(ctx.settings())
-    try:
-        records = KeyBook(project.engine).list_keys(include_revoked=show_all)
-    finally:
-        project.close()
+    project = ctx.project()
+    records = KeyBook(project.engine).list_keys(include_revoked=show_all)
     if as_json:
         print_json([r.to_json() for r in records])
         return
@@ -91,11 +84,8 @@ def list_keys(ctx: Context, show_all: bool, as_json: bool) -> None:
 @pass_context
 def revoke(ctx: Context, name: str) -> None:
     """Revoke key NAME: every server refuses it within a second."""
-    project = open_project(ctx.settings())
-    try:
-        record = KeyBook(project.engine).revoke(name, current_user())
-    finally:
-        project.close()
+    project = ctx.project()
+    record = KeyBook(project.engine).revoke(name, current_user())
     console.print(f"Revoked key {record.name} ({record.prefix}…).", markup=False)
 
 
@@ -105,11 +95,8 @@ def revoke(ctx: Context, name: str) -> None:
 @pass_context
 def rotate(ctx: Context, name: str, as_json: bool) -> None:
     """Give key NAME a new secret (same scopes, rate, expiry); the old one stops working."""
-    project = open_project(ctx.settings())
-    try:
-        key, record = KeyBook(project.engine).rotate(name, current_user())
-    finally:
-        project.close()
+    project = ctx.project()
+    key, record = KeyBook(project.engine).rotate(name, current_user())
     show_new_key(key, record, as_json)
 
 

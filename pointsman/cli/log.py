@@ -9,12 +9,11 @@ from typing import Any
 import click
 import orjson
 
-from pointsman.cli.context import Context, console, err_console, pass_context
-from pointsman.cli.output import print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console, err_console, print_json, table
 from pointsman.errors import BadLogQuery
 from pointsman.logstore import LogQuery, find_predictions
 from pointsman.logstore.query import MAX_LIMIT, ROLES, parse_span, parse_time, prune_predictions
-from pointsman.project import open_project
 
 CSV_COLUMNS = [
     "time", "request_id", "model", "version", "role", "route_revision", "client", "n_rows",
@@ -99,11 +98,8 @@ def show(
 ) -> None:
     """A model's prediction records, newest first."""
     query = query_of(model, version, role, since, until, request_id, errors)
-    project = open_project(ctx.settings())
-    try:
-        page = find_predictions(project.engine, query, limit, cursor)
-    finally:
-        project.close()
+    project = ctx.project()
+    page = find_predictions(project.engine, query, limit, cursor)
     if as_json:
         print_json({"predictions": page.records, "cursor": page.cursor})
     elif as_csv:
@@ -160,11 +156,8 @@ def prune(ctx: Context, older_than: str) -> None:
         span = parse_span("--older-than", older_than)
     except BadLogQuery as exc:
         raise click.BadParameter(exc.message) from None
-    project = open_project(ctx.settings())
-    try:
-        count = prune_predictions(project.engine, span)
-    finally:
-        project.close()
+    project = ctx.project()
+    count = prune_predictions(project.engine, span)
     console.print(f"deleted {count} prediction records older than {older_than}")
 
 

@@ -1,35 +1,159 @@
-"""The `pointsman` command: global options and the command table."""
+"""The `pointsman` command: global options, error handling and the table of commands.
+
+Each command's module is imported only when that command runs: `pointsman --help` lists them
+from the table below, so that it answers at once instead of loading the server, pandas and
+scikit-learn first (click's "lazily loading subcommands").
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from pointsman import __version__
-from pointsman.cli import (
-    alerts,
-    audit,
-    canary,
-    demo,
-    drift,
-    explain,
-    export,
-    keys,
-    log,
-    models,
-    predict,
-    project,
-    replay,
-    routes,
-    serve,
-    validate,
-)
-from pointsman.cli.context import Context, Group
+from pointsman.cli.output import err_console
+from pointsman.errors import PointsmanError
+
+# name: ("module:attribute", the first paragraph of its docstring, for --help).
+# tests/cli/test_main.py checks these against the commands themselves.
+TABLE: dict[str, tuple[str, str]] = {
+    "alerts": (
+        "alerts:alerts",
+        "Alert rules: a metric over a window, a severity, and who to tell.",
+    ),
+    "audit": (
+        "audit:audit",
+        "Every admin action: register, deploy, route changes, promote, rollback, keys.",
+    ),
+    "canary": (
+        "canary:canary",
+        "Move VERSION of MODEL through traffic steps while its gates hold against the baseline.",
+    ),
+    "demo": (
+        "demo:demo",
+        "Create FOLDER with a churn model in two versions, deploy v1 and serve it.",
+    ),
+    "deploy": (
+        "routes:deploy",
+        "Make VERSION the version that answers MODEL (a new route revision).",
+    ),
+    "drift": (
+        "drift:drift",
+        "Compare MODEL's recent inputs and predictions with each version's training data.",
+    ),
+    "explain": (
+        "explain:explain",
+        "What a request got, from which exact version, and whether that version still says so.",
+    ),
+    "export": (
+        "export:export",
+        "Write a model's prediction records, oldest first, one row per request and role.",
+    ),
+    "init": (
+        "project:init",
+        "Create a project in FOLDER (default: --project or the current folder).",
+    ),
+    "keys": ("keys:keys", "API keys: who may call which model, and how often."),
+    "log": (
+        "log:log",
+        "The prediction log: `pointsman log MODEL [filters]`, `pointsman log prune`.",
+    ),
+    "models": ("models:list_models", "List models, their versions and what is deployed."),
+    "predict": (
+        "predict:predict",
+        'Predict with MODEL on PAYLOAD ({"rows": [...]} or {"columns": [...], "data": [...]}).',
+    ),
+    "profile": (
+        "validate:profile",
+        "Show the reference profile of MODEL VERSION (default: the routed one).",
+    ),
+    "promote": (
+        "routes:promote",
+        "Make VERSION the sole primary of MODEL; a running canary of it ends as promoted.",
+    ),
+    "register": ("models:register", "Store ARTIFACT as a new version of MODEL."),
+    "replay": (
+        "replay:replay",
+        "Run logged inputs on version --to; report agreement, changed labels, probability and "
+        "latency differences (answered records only; shadows unless --role says otherwise).",
+    ),
+    "rollback": (
+        "routes:rollback",
+        "Put MODEL's previous route revision back in force (as a new revision).",
+    ),
+    "route": (
+        "routes:route",
+        "Show or change MODEL's traffic policy; options not given keep their current values.",
+    ),
+    "serve": (
+        "serve:serve",
+        "Serve every deployed model over HTTP (HTTPS with --tls-cert and --tls-key).",
+    ),
+    "show": ("models:show", "Show one version: signature, profile, lineage."),
+    "validate": (
+        "validate:validate",
+        "Check every row of DATA (CSV or Parquet) as the server checks requests to MODEL.",
+    ),
+    "versions": ("models:list_versions", "List the versions of MODEL."),
+}
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands imported when they run; every error turned into one readable line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(TABLE)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in TABLE:
+            return None
+        module, _, attribute = TABLE[cmd_name][0].partition(":")
+        command = getattr(importlib.import_module(f"pointsman.cli.{module}"), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"pointsman.cli.{module}.{attribute} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of --help, from the table: no command module is imported."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        # A stand-in per command shortens the text exactly as click shortens the real ones.
+        rows = [(n, click.Command(n, help=TABLE[n][1]).get_short_help_str(limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except PointsmanError as exc:
+            if _debug(ctx):
+                raise
+            err_console.print(f"[red]error:[/red] {exc.message}")
+            sys.exit(1)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            err_console.print(
+                f"[red]unexpected error:[/red] {type(exc).__name__}: {exc} "
+                "(run with --debug for the traceback)"
+            )
+            sys.exit(1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("debug"))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--project",
     type=click.Path(file_okay=False, path_type=Path),
@@ -38,33 +162,9 @@ from pointsman.cli.context import Context, Group
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="pointsman")
-@click.pass_context
-def cli(ctx: click.Context, project: Path | None, debug: bool) -> None:
+def cli(project: Path | None, debug: bool) -> None:
     """pointsman: run trained models in production, one stable endpoint per model."""
-    ctx.obj = Context(project, debug)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
-
-
-for _module in (
-    project,
-    models,
-    routes,
-    canary,
-    serve,
-    predict,
-    demo,
-    validate,
-    keys,
-    audit,
-    log,
-    explain,
-    replay,
-    export,
-    alerts,
-    drift,
-):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 def main() -> None:

@@ -7,10 +7,9 @@ from typing import Any
 
 import click
 
-from pointsman.cli.context import Context, console, err_console, pass_context
-from pointsman.cli.output import cell, print_json, table
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import cell, console, err_console, print_json, table
 from pointsman.errors import InvalidArtifact
-from pointsman.project import open_project
 from pointsman.registry import Submission, VersionRecord
 from pointsman.registry.lineage import current_user
 from pointsman.registry.register import split_entrypoint
@@ -97,11 +96,8 @@ def register(
         user=current_user(),
         trusted_types=trust,
     )
-    project = open_project(ctx.settings())
-    try:
-        record, created = project.registry.register(sub)
-    finally:
-        project.close()
+    project = ctx.project()
+    record, created = project.registry.register(sub)
     if as_json:
         print_json({**record.to_json(), "created": created})
         return
@@ -123,11 +119,8 @@ def register(
 @pass_context
 def list_models(ctx: Context, as_json: bool) -> None:
     """List models, their versions and what is deployed."""
-    project = open_project(ctx.settings())
-    try:
-        summaries = project.registry.list_models()
-    finally:
-        project.close()
+    project = ctx.project()
+    summaries = project.registry.list_models()
     if as_json:
         print_json([s.to_json() for s in summaries])
         return
@@ -147,12 +140,9 @@ def list_models(ctx: Context, as_json: bool) -> None:
 @pass_context
 def list_versions(ctx: Context, model: str, as_json: bool) -> None:
     """List the versions of MODEL."""
-    project = open_project(ctx.settings())
-    try:
-        records = project.registry.list_versions(model)
-        route = project.routes.current(model)
-    finally:
-        project.close()
+    project = ctx.project()
+    records = project.registry.list_versions(model)
+    route = project.routes.find(model)
     if as_json:
         print_json([_summary(r) for r in records])
         return
@@ -196,11 +186,8 @@ def _metrics(r: VersionRecord) -> str:
 @pass_context
 def show(ctx: Context, model: str, version: str, as_json: bool) -> None:
     """Show one version: signature, profile, lineage."""
-    project = open_project(ctx.settings())
-    try:
-        r = project.registry.get_version(model, version)
-    finally:
-        project.close()
+    project = ctx.project()
+    r = project.registry.get_version(model, version)
     if as_json:
         print_json(r.to_json())
         return

@@ -1,4 +1,4 @@
-"""Printing for the CLI: rich tables for people, JSON for scripts."""
+"""Printing for the CLI: the consoles, rich tables for people, JSON for scripts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from rich.console import Console
 from rich.table import Table
 
-from pointsman.cli.context import console
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 
 def print_json(data: Any) -> None:

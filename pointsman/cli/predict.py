@@ -15,7 +15,6 @@ from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import print_json, table
 from pointsman.errors import BadRequest, PointsmanError
 from pointsman.pipeline import build_pipeline
-from pointsman.project import open_project
 from pointsman.protocols import Payload, native
 from pointsman.registry.profiles import read_training_data, to_records
 from pointsman.types import Outcome, Prediction
@@ -62,7 +61,7 @@ def _remote(
 
 
 def _local(ctx: Context, model: str, version: str | None, body: bytes) -> dict[str, Any]:
-    project = open_project(ctx.settings())
+    project = ctx.project()
     catalog = Catalog(project)
     catalog.refresh(load_routed=False)  # the one version this call needs loads on first use
     pipeline = build_pipeline(catalog, project.settings)
@@ -75,8 +74,7 @@ def _local(ctx: Context, model: str, version: str | None, body: bytes) -> dict[s
 
         return native.encode(asyncio.run(run()))
     finally:
-        pipeline.close()
-        project.close()
+        pipeline.close()  # ships the record of this call
 
 
 @click.command()

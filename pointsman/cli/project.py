@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from pointsman.auth import KeyBook
-from pointsman.cli.context import Context, console, pass_context
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry.lineage import current_user
 
@@ -24,15 +25,12 @@ from pointsman.registry.lineage import current_user
 @pass_context
 def init(ctx: Context, folder: Path | None, database_url: str) -> None:
     """Create a project in FOLDER (default: --project or the current folder)."""
-    target = folder or ctx.project or Path(".")
+    target = folder or ctx.folder or Path(".")
     path, created = init_project(target, database_url)
     settings = Context(path, ctx.debug).settings(database_url=database_url or None)
-    project = open_project(settings)  # creates the schema now, so errors show at init
-    url = project.engine.url.render_as_string(hide_password=True)
-    try:
+    with open_project(settings) as project:  # creates the schema now, so errors show at init
+        url = project.engine.url.render_as_string(hide_password=True)
         admin_key = first_admin_key(project)
-    finally:
-        project.close()
     state = "Created" if created else "Already a project:"
     console.print(f"{state} [bold]{path}[/bold]")
     console.print(f"  store      {url}")

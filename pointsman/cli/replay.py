@@ -10,14 +10,13 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from pointsman.cli.context import Context, console, err_console, pass_context
+from pointsman.cli.context import Context, pass_context
 from pointsman.cli.log import filter_options, query_of
-from pointsman.cli.output import print_json, table
-from pointsman.cli.rerun import Rerunner
+from pointsman.cli.output import console, err_console, print_json, table
 from pointsman.errors import PointsmanError
 from pointsman.logstore import iter_predictions
 from pointsman.logstore.query import count_predictions, iter_sample
-from pointsman.project import open_project
+from pointsman.logstore.rerun import Rerunner
 
 
 @click.command()
@@ -43,37 +42,32 @@ def replay(
     """Run logged inputs on version --to; report agreement, changed labels, probability and
     latency differences (answered records only; shadows unless --role says otherwise)."""
     query = query_of(model, version, role, since, until, None, False)
-    project = open_project(ctx.settings())
-    try:
-        target = project.registry.get_version(model, to_version)
-        total = count_predictions(project.engine, query)
-        picked = (
-            set(random.Random(seed).sample(range(total), sample))
-            if sample and sample < total
-            else None
+    project = ctx.project()
+    target = project.registry.get_version(model, to_version)
+    total = count_predictions(project.engine, query)
+    picked = (
+        set(random.Random(seed).sample(range(total), sample)) if sample and sample < total else None
+    )
+    todo = len(picked) if picked is not None else total
+    report = Report(model, to_version)
+    rerunner = Rerunner(project.registry)
+    rerunner.runtime(target)  # load (and fail) before the progress bar
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=err_console, transient=True, disable=as_json,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(f"replaying on version {to_version}", total=todo)
+        records = (
+            iter_predictions(project.engine, query)
+            if picked is None
+            else iter_sample(project.engine, query, picked)
         )
-        todo = len(picked) if picked is not None else total
-        report = Report(model, to_version)
-        rerunner = Rerunner(project.registry)
-        rerunner.runtime(target)  # load (and fail) before the progress bar
-        with Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=err_console, transient=True, disable=as_json,
-        ) as progress:  # fmt: skip
-            task = progress.add_task(f"replaying on version {to_version}", total=todo)
-            records = (
-                iter_predictions(project.engine, query)
-                if picked is None
-                else iter_sample(project.engine, query, picked)
-            )
-            for record in records:
-                if role is None and record["role"] == "shadow":
-                    progress.advance(task)
-                    continue
-                report.add(rerunner, target, record)
+        for record in records:
+            if role is None and record["role"] == "shadow":
                 progress.advance(task)
-    finally:
-        project.close()
+                continue
+            report.add(rerunner, target, record)
+            progress.advance(task)
     result = report.to_json()
     if as_json:
         print_json(result)

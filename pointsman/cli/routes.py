@@ -9,13 +9,11 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import cell, print_json, table
-from pointsman.errors import NotDeployed
-from pointsman.project import Project, open_project
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import cell, console, print_json, table
 from pointsman.registry.lineage import current_user
-from pointsman.routing import Arm, Policy, Route, Shadow
-from pointsman.routing.changes import arms_text, describe_changes, history_json, shadow_text
+from pointsman.routing import Arm, Policy, Route, RouteChange, Shadow, history_json
+from pointsman.routing.changes import arms_text, shadow_text
 from pointsman.validation.policy import ValidationPolicy
 
 
@@ -71,26 +69,16 @@ def parse_shadows(
 
 
 # -- shared -----------------------------------------------------------------------------
-def print_change(model: str, before: Route | None, route: Route, as_json: bool) -> None:
+def print_change(model: str, change: RouteChange, as_json: bool) -> None:
     """The new revision and what changed, as a sentence or JSON (with `changes`)."""
-    changes = describe_changes(before.policy if before else None, route.policy)
     if as_json:
-        print_json({**route.to_json(), "changes": changes})
+        print_json(change.to_json())
         return
     console.print(
-        f"[bold]{model}[/bold] route revision [bold]{route.revision}[/bold]: "
-        f"{escape('; '.join(changes))}. "
+        f"[bold]{model}[/bold] route revision [bold]{change.after.revision}[/bold]: "
+        f"{escape('; '.join(change.changes))}. "
         "Running servers switch within a second."
     )
-
-
-def route_in_force(project: Project, model: str) -> Route:
-    """The revision in force; NotDeployed (or ModelNotFound) says what to do if none."""
-    route = project.routes.current(model)
-    if route is None:
-        versions = project.registry.version_numbers(model)  # ModelNotFound first
-        raise NotDeployed(model, [str(v) for v in versions])
-    return route
 
 
 @click.command()
@@ -101,11 +89,8 @@ def route_in_force(project: Project, model: str) -> Route:
 @pass_context
 def deploy(ctx: Context, model: str, version: str, reason: str, as_json: bool) -> None:
     """Make VERSION the version that answers MODEL (a new route revision)."""
-    project = open_project(ctx.settings())
-    try:
-        route = project.routes.deploy(model, version, current_user(), reason)
-    finally:
-        project.close()
+    project = ctx.project()
+    route = project.routes.deploy(model, version, current_user(), reason).after
     if as_json:
         print_json(route.to_json())
         return
@@ -267,19 +252,15 @@ def route(
     changing = _is_change(options)
     if history and changing:
         raise click.UsageError("--history only shows revisions; give it without changes.")
-    project = open_project(ctx.settings())
-    try:
-        if history:
-            _print_history(model, project.routes.history(model), as_json)
-        elif not changing:
-            _print_route(route_in_force(project, model), as_json)
-        else:
-            before = project.routes.current(model)
-            policy = changed_policy(before.policy if before else Policy(arms=()), options)
-            after = project.routes.apply(model, policy, current_user(), reason)
-            print_change(model, before, after, as_json)
-    finally:
-        project.close()
+    project = ctx.project()
+    if history:
+        _print_history(model, project.routes.history(model), as_json)
+    elif not changing:
+        _print_route(project.routes.get(model), as_json)
+    else:
+        in_force = project.routes.find(model)
+        policy = changed_policy(in_force.policy if in_force else Policy(arms=()), options)
+        print_change(model, project.routes.apply(model, policy, current_user(), reason), as_json)
 
 
 def _print_history(model: str, revisions: list[Route], as_json: bool) -> None:
@@ -346,13 +327,8 @@ def _canary_line(route: Route) -> str:
 @pass_context
 def promote(ctx: Context, model: str, version: str, reason: str, as_json: bool) -> None:
     """Make VERSION the sole primary of MODEL; a running canary of it ends as promoted."""
-    project = open_project(ctx.settings())
-    try:
-        before = project.routes.current(model)
-        after = project.routes.promote(model, version, current_user(), reason)
-    finally:
-        project.close()
-    print_change(model, before, after, as_json)
+    project = ctx.project()
+    print_change(model, project.routes.promote(model, version, current_user(), reason), as_json)
 
 
 @click.command("rollback")
@@ -362,13 +338,8 @@ def promote(ctx: Context, model: str, version: str, reason: str, as_json: bool) 
 @pass_context
 def rollback(ctx: Context, model: str, reason: str, as_json: bool) -> None:
     """Put MODEL's previous route revision back in force (as a new revision)."""
-    project = open_project(ctx.settings())
-    try:
-        before = project.routes.current(model)
-        after = project.routes.rollback(model, current_user(), reason)
-    finally:
-        project.close()
-    print_change(model, before, after, as_json)
+    project = ctx.project()
+    print_change(model, project.routes.rollback(model, current_user(), reason), as_json)
 
 
 COMMANDS = [deploy, route, promote, rollback]

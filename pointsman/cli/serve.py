@@ -13,7 +13,8 @@ from pointsman.alerts import RuleBook
 from pointsman.api.access import BANNER
 from pointsman.api.app import build_app
 from pointsman.api.redirect import start_redirect_server
-from pointsman.cli.context import Context, console, pass_context
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import console
 from pointsman.errors import ConfigError
 from pointsman.monitoring.exposition import prepare_multiprocess_dir, remove_multiprocess_dir
 from pointsman.project import open_project
@@ -49,12 +50,10 @@ def serve(
         tls_redirect_port=tls_redirect_port,
     )
     tls = tls_files(settings)
-    project = open_project(settings)  # fail here, readably, rather than inside a worker
-    try:
+    # Fail here, readably, rather than inside a worker; closed before serving starts.
+    with open_project(settings) as project:
         RuleBook(project.engine, settings.alerts)  # and on a bad [[alerts]] table
         deployed = sorted(project.routes.all_current())
-    finally:
-        project.close()
     base = f"{'https' if tls['certfile'] else 'http'}://{settings.host}:{settings.port}"
     console.print(f"pointsman serving {', '.join(deployed) or 'no deployed model yet'} on {base}")
     for model in deployed:
@@ -78,7 +77,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
             build_app(settings),
             host=settings.host,
             port=settings.port,
-            log_level=settings.log_level,
+            log_level=settings.server_log_level,
             access_log=False,
             ssl_certfile=tls["certfile"],
             ssl_keyfile=tls["keyfile"],
@@ -103,7 +102,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_level=settings.log_level,
+        log_level=settings.server_log_level,
         access_log=False,
         ssl_certfile=tls["certfile"],
         ssl_keyfile=tls["keyfile"],

@@ -11,9 +11,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pointsman.cli.context import Context, console, pass_context
-from pointsman.cli.output import cell, print_json
-from pointsman.project import Project, open_project
+from pointsman.cli.context import Context, pass_context
+from pointsman.cli.output import cell, console, print_json
+from pointsman.project import Project
 from pointsman.registry import VersionRecord
 from pointsman.registry.profiles import is_parquet, read_training_data
 from pointsman.validation.policy import ValidationPolicy
@@ -27,7 +27,7 @@ def version_of(project: Project, model: str, version: str | None) -> VersionReco
     """The given version, else the one the route answers with, else the newest."""
     if version is not None:
         return project.registry.get_version(model, version)
-    route = project.routes.current(model)
+    route = project.routes.find(model)
     if route is not None:
         return project.registry.get_version(model, route.primary)
     numbers = project.registry.version_numbers(model)  # ModelNotFound names the models
@@ -46,12 +46,9 @@ def validate(ctx: Context, model: str, data: Path, version: str | None, as_json:
     Uses the version's reference profile and the validation policy of MODEL's route (or the
     defaults). Exits with 1 when a server would refuse some rows, so it can gate a pipeline.
     """
-    project = open_project(ctx.settings())
-    try:
-        record = version_of(project, model, version)
-        route = project.routes.current(model)
-    finally:
-        project.close()
+    project = ctx.project()
+    record = version_of(project, model, version)
+    route = project.routes.find(model)
     policy = route.policy.validation if route else ValidationPolicy()
     frame = read_training_data(data)
     text = not is_parquet(data)
@@ -105,11 +102,8 @@ def profile(ctx: Context, model: str, version: str | None, as_json: bool) -> Non
     Ranges, moments and null rates, histograms of the quantile bins and category shares as
     text bars: what every request is checked against.
     """
-    project = open_project(ctx.settings())
-    try:
-        record = version_of(project, model, version)
-    finally:
-        project.close()
+    project = ctx.project()
+    record = version_of(project, model, version)
     if as_json:
         print_json({"model": model, "version": record.number, "profile": record.profile})
         return

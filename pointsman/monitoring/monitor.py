@@ -107,7 +107,7 @@ def drift_report(
 
 def routed_versions(project: Project, model: str) -> list[int]:
     """The versions answering `model` (arms with weight > 0, and the fallback)."""
-    route = project.routes.current(model)
+    route = project.routes.find(model)
     if route is None:
         return []
     arms = [a.version for a in route.policy.arms if a.weight > 0]

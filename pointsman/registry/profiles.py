@@ -1,16 +1,22 @@
-"""Signature inference and reference profiles from a training sample."""
+"""Signature inference and reference profiles from a training sample.
+
+pandas is imported where a function needs it, not with the module: the registry (and so
+every CLI command that opens a project) imports this module, and most never read a sample.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from pointsman.errors import InvalidArtifact
 from pointsman.types import ColumnSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 N_BINS = 10
 N_QUANTILES = 101
@@ -19,6 +25,8 @@ MAX_CATEGORIES = 100_000
 
 def read_training_data(path: Path) -> pd.DataFrame:
     """A CSV or Parquet training sample as a DataFrame."""
+    import pandas as pd
+
     if not path.exists():
         raise InvalidArtifact(f"Training data {path} does not exist.")
     try:
@@ -50,6 +58,8 @@ def fingerprint(path: Path, frame: pd.DataFrame) -> dict[str, Any]:
 
 def column_type(series: pd.Series) -> str:
     """The signature type of a training column."""
+    import pandas as pd
+
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
@@ -84,6 +94,8 @@ def build_profile(features: pd.DataFrame, columns: list[ColumnSpec]) -> dict[str
 
 def numeric_profile(series: pd.Series) -> dict[str, Any]:
     """Range, moments, null rate and quantile bins of a numeric feature."""
+    import pandas as pd
+
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
     finite = values[np.isfinite(values)]
     null_rate = float(np.mean(np.isnan(values))) if len(values) else 0.0
@@ -125,6 +137,8 @@ def categorical_profile(series: pd.Series) -> dict[str, Any]:
 
 def output_profile(predictions: list[Any]) -> dict[str, Any]:
     """Distribution of the model's outputs on the training sample (for prediction drift)."""
+    import pandas as pd
+
     values = pd.Series(predictions)
     if pd.api.types.is_float_dtype(values.dtype):
         return {"predictions": numeric_profile(values)}

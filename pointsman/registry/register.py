@@ -6,15 +6,16 @@ import importlib.util
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from pointsman.errors import InvalidArtifact
 from pointsman.registry import lineage, profiles
 from pointsman.runtimes import FORMATS, Runtime, detect_format, load_runtime
 from pointsman.types import ColumnSpec, Signature
 from pointsman.validation import build_frame, records_to_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EXAMPLE_ROWS = 5

@@ -28,10 +28,6 @@ class VersionRecord:
     created_by: str
 
     @property
-    def has_profile(self) -> bool:
-        return bool(self.profile and self.profile.get("features"))
-
-    @property
     def platform(self) -> str:
         return str(self.lineage.get("platform") or self.format)
 

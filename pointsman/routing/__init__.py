@@ -1,7 +1,7 @@
 """Route revisions, traffic policies and the decisions made from them."""
 
 from pointsman.routing.policy import Arm, Canary, Gates, Policy, Shadow, check_policy
-from pointsman.routing.revisions import Route, RouteBook, canary_policy
+from pointsman.routing.revisions import Route, RouteBook, RouteChange, canary_policy, history_json
 
 __all__ = [
     "Arm",
@@ -10,7 +10,9 @@ __all__ = [
     "Policy",
     "Route",
     "RouteBook",
+    "RouteChange",
     "Shadow",
     "canary_policy",
     "check_policy",
+    "history_json",
 ]

@@ -17,7 +17,7 @@ from pointsman.errors import RouteConflict
 from pointsman.routing.policy import Canary
 from pointsman.routing.revisions import Route, RouteBook
 from pointsman.routing.stats import Counts, window
-from pointsman.store.leases import hold_lease, lease_holder
+from pointsman.store.leases import hold_lease
 
 log = logging.getLogger("pointsman.canary")
 
@@ -128,15 +128,13 @@ class CanaryController:
             verdict = judge(canary, window(self.engine, route.model, [route.revision]), held_s)
             try:
                 if verdict.action == "advance":
-                    written.append(
-                        self.routes.advance_canary(route.model, "canary", route.revision)
-                    )
+                    change = self.routes.advance_canary(route.model, "canary", route.revision)
+                    written.append(change.after)
                 elif verdict.action == "rollback":
-                    written.append(
-                        self.routes.end_canary(
-                            route.model, "rolled_back", verdict.reason, "canary", route.revision
-                        )
+                    change = self.routes.end_canary(
+                        route.model, "rolled_back", verdict.reason, "canary", route.revision
                     )
+                    written.append(change.after)
             except RouteConflict as exc:  # someone changed the route meanwhile: look again
                 log.info("canary of %s: %s", route.model, exc.message)
             except Exception:
@@ -148,6 +146,3 @@ class CanaryController:
     def hold_lease(self) -> bool:
         """Take or renew the controller lease; False if another process holds it."""
         return hold_lease(self.engine, LEASE, self.holder, self.lease_s)
-
-    def holder_now(self) -> str | None:
-        return lease_holder(self.engine, LEASE)

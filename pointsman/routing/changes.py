@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pointsman.routing.policy import Arm, Canary, Policy, Shadow
-from pointsman.routing.revisions import Route
 from pointsman.validation.policy import ValidationPolicy
 
 
@@ -38,15 +35,6 @@ def describe_changes(before: Policy | None, after: Policy) -> list[str]:
     if before.validation != after.validation:
         out.append(f"validation {before.validation.describe()} → {after.validation.describe()}")
     return out or ["no change"]
-
-
-def history_json(revisions: list[Route]) -> list[dict[str, Any]]:
-    """Each revision as JSON plus `changes`: what differs from the revision before it."""
-    out = []
-    for i, revision in enumerate(revisions):
-        before = revisions[i - 1].policy if i else None
-        out.append({**revision.to_json(), "changes": describe_changes(before, revision.policy)})
-    return out
 
 
 def _describe_new(policy: Policy) -> list[str]:

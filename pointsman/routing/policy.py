@@ -6,7 +6,7 @@ message saying what to change; nothing here touches the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pointsman.errors import InvalidRoute
@@ -163,9 +163,6 @@ class Policy:
             canary=None if canary is None else Canary.from_json(canary),
             validation=ValidationPolicy.from_json(data.get("validation")),
         )
-
-    def with_arms(self, arms: tuple[Arm, ...], **changes: Any) -> Policy:
-        return replace(self, arms=arms, **changes)
 
 
 def check_policy(

@@ -10,8 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pointsman.errors import InvalidRoute, RouteConflict
+from pointsman.errors import InvalidRoute, NotDeployed, RouteConflict
 from pointsman.registry import Registry, bump_changes
+from pointsman.routing.changes import describe_changes
 from pointsman.routing.policy import Arm, Canary, Gates, Policy, check_policy
 from pointsman.routing.stats import window
 from pointsman.store.audit import write_audit
@@ -64,16 +65,51 @@ class Route:
         return cls(model, row.revision, policy, created, row.created_by, row.reason)
 
 
+@dataclass(frozen=True)
+class RouteChange:
+    """What one route write did: the revision in force before it (None if first), and after."""
+
+    before: Route | None
+    after: Route
+
+    @property
+    def changes(self) -> list[str]:
+        """What differs from the revision before, as phrases (`describe_changes`)."""
+        return describe_changes(self.before.policy if self.before else None, self.after.policy)
+
+    def to_json(self) -> dict[str, Any]:
+        """The new revision as JSON, plus `changes`."""
+        return {**self.after.to_json(), "changes": self.changes}
+
+
+def history_json(revisions: list[Route]) -> list[dict[str, Any]]:
+    """Each revision as JSON plus `changes`: what differs from the revision before it."""
+    return [
+        RouteChange(revisions[i - 1] if i else None, revision).to_json()
+        for i, revision in enumerate(revisions)
+    ]
+
+
 class RouteBook:
     """Reads and writes route revisions; every write is checked, numbered and audited."""
 
-    def __init__(self, engine: Engine, registry: Registry) -> None:
+    def __init__(
+        self, engine: Engine, registry: Registry, preflight: Preflight | None = None
+    ) -> None:
         self.engine = engine
         self.registry = registry
-        self.preflight: Preflight | None = None
+        self.preflight = preflight
 
     # -- reads ----------------------------------------------------------------------
-    def current(self, model: str) -> Route | None:
+    def get(self, model: str) -> Route:
+        """The revision in force for `model`; ModelNotFound, or NotDeployed if it has none."""
+        route = self.find(model)
+        if route is None:
+            versions = self.registry.version_numbers(model)  # ModelNotFound first
+            raise NotDeployed(model, [str(v) for v in versions])
+        return route
+
+    def find(self, model: str) -> Route | None:
         """The revision in force for `model`, or None if it was never deployed."""
         return self.all_current().get(model)
 
@@ -115,7 +151,7 @@ class RouteBook:
         expect_revision: int | None = None,
         allow_canary_change: bool = False,
         action: str = "route",
-    ) -> Route:
+    ) -> RouteChange:
         """Check `policy`, load and warm its versions, then write it as a new revision."""
         known = self.registry.version_numbers(model)
         features = None
@@ -125,7 +161,7 @@ class RouteBook:
                 {n for v in routed for n in self.registry.get_version(model, v).signature.names}
             )
         check_policy(policy, model, known, features)
-        current = self.current(model)
+        current = self.find(model)
         running = current.policy.canary if current else None
         if running and running.is_running and not allow_canary_change:
             raise RouteConflict(
@@ -138,7 +174,7 @@ class RouteBook:
             self.preflight(model, fresh)
         return self._append(model, policy.to_json(), user, reason, expect_revision, action)
 
-    def deploy(self, model: str, version: int | str, user: str, reason: str = "") -> Route:
+    def deploy(self, model: str, version: int | str, user: str, reason: str = "") -> RouteChange:
         """Make `version` the sole primary, keeping key, timeout and compatible extras."""
         record = self.registry.get_version(model, version)
         return self.apply(
@@ -149,10 +185,10 @@ class RouteBook:
             action="deploy",
         )
 
-    def promote(self, model: str, version: int | str, user: str, reason: str = "") -> Route:
+    def promote(self, model: str, version: int | str, user: str, reason: str = "") -> RouteChange:
         """Make `version` the sole primary; a running canary of it ends as promoted."""
         record = self.registry.get_version(model, version)
-        current = self.current(model)
+        current = self.find(model)
         canary = current.policy.canary if current else None
         ended = None
         if canary is not None and canary.is_running:
@@ -167,7 +203,7 @@ class RouteBook:
             action="promote",
         )
 
-    def rollback(self, model: str, user: str, reason: str = "") -> Route:
+    def rollback(self, model: str, user: str, reason: str = "") -> RouteChange:
         """Re-apply the revision before the one in force, as a new revision."""
         history = self.history(model)
         if len(history) < 2:
@@ -196,10 +232,10 @@ class RouteBook:
         hold_requests: int = 500,
         hold_s: float = 120.0,
         gates: Gates | None = None,
-    ) -> Route:
+    ) -> RouteChange:
         """Send the first step's share to `candidate`, the rest to the current primary."""
         record = self.registry.get_version(model, candidate)
-        current = self.current(model)
+        current = self.find(model)
         if current is None:
             raise RouteConflict(
                 f"Model {model!r} is not deployed; deploy a baseline first with "
@@ -237,9 +273,9 @@ class RouteBook:
 
     def end_canary(
         self, model: str, state: str, reason: str, user: str, expect_revision: int | None = None
-    ) -> Route:
+    ) -> RouteChange:
         """Stop the running canary: the baseline takes all traffic again (rolled back/aborted)."""
-        current = self.current(model)
+        current = self.find(model)
         canary = current.policy.canary if current else None
         if current is None or canary is None or not canary.is_running:
             raise RouteConflict(f"Model {model!r} has no canary running.")
@@ -254,9 +290,9 @@ class RouteBook:
             action=f"canary.{state}"[:32],
         )
 
-    def advance_canary(self, model: str, user: str, expect_revision: int) -> Route:
+    def advance_canary(self, model: str, user: str, expect_revision: int) -> RouteChange:
         """Move the running canary to its next step; the last step promotes the candidate."""
-        current = self.current(model)
+        current = self.find(model)
         canary = current.policy.canary if current else None
         if current is None or canary is None or not canary.is_running:
             raise RouteConflict(f"Model {model!r} has no canary running.")
@@ -283,7 +319,7 @@ class RouteBook:
         )
 
     def _sole(self, model: str, version: int, canary: Canary | None) -> Policy:
-        current = self.current(model)
+        current = self.find(model)
         base = current.policy if current else Policy(arms=())
         shadows = tuple(s for s in base.shadows if s.version != version)
         fallback = None if base.fallback == version else base.fallback
@@ -299,7 +335,7 @@ class RouteBook:
         reason: str,
         expect_revision: int | None,
         action: str = "route",
-    ) -> Route:
+    ) -> RouteChange:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             model_id = self.registry.model_id(conn, model)
@@ -327,22 +363,25 @@ class RouteBook:
                     created_by=user,
                 )
             )
-            before = conn.execute(
-                sa.select(routes.c.spec).where(
+            # The revision this one replaces, read under the lock: what the change is against.
+            row = conn.execute(
+                sa.select(routes).where(
                     (routes.c.model_id == model_id) & (routes.c.revision == latest)
                 )
-            ).scalar()
+            ).first()
+            before = Route.from_row(model, row) if row is not None else None
             write_audit(
                 conn,
                 user,
                 action,
                 f"model:{model}",
-                {"revision": latest, **before} if before else None,
+                {"revision": latest, **row.spec} if row is not None else None,
                 {"revision": latest + 1, **spec},
                 reason,
             )
             bump_changes(conn)
-        return Route(model, latest + 1, Policy.from_json(spec), now, user, reason)
+        after = Route(model, latest + 1, Policy.from_json(spec), now, user, reason)
+        return RouteChange(before, after)
 
 
 def canary_policy(base: Policy, canary: Canary) -> Policy:

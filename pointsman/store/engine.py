@@ -1,4 +1,9 @@
-"""Engines for SQLite (WAL) and PostgreSQL, and migrations applied on start."""
+"""Engines for SQLite (WAL) and PostgreSQL, and migrations applied on start.
+
+Every command opens the store, so a store already at the newest schema is recognised
+without loading Alembic: its revision is read from `alembic_version` and compared with the
+newest migration file's (files are named after their revision, `0007_spool_usage.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from pointsman.errors import ConfigError, StoreUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version"
 
 
 def connect(url: str) -> Engine:
@@ -46,15 +50,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Apply every pending migration (idempotent)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    """Apply every pending migration (idempotent); Alembic runs only when one is pending."""
     try:
         with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            if stored_revisions(connection) != {head_revision()}:
+                _alembic_upgrade(connection)
     except OperationalError as exc:
         raise StoreUnavailable(_safe_url(engine), str(exc.orig).strip().splitlines()[0]) from exc
+
+
+def head_revision() -> str:
+    """The newest migration's revision: the number its file name starts with."""
+    return max(path.name.partition("_")[0] for path in (MIGRATIONS / "versions").glob("*_*.py"))
+
+
+def stored_revisions(connection: Connection) -> set[str]:
+    """The revisions the store is at (none for a new store)."""
+    if not sa.inspect(connection).has_table(VERSION_TABLE):
+        return set()
+    rows = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}"))
+    return {str(row[0]) for row in rows}
+
+
+def _alembic_upgrade(connection: Connection) -> None:
+    # Alembic (with Mako) takes longer to import than a command takes to run: loaded only
+    # when a migration is pending.
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
 
 
 def _safe_url(engine: Engine) -> str:

@@ -21,8 +21,7 @@ GOOD = churn_rows(3)
 
 def with_validation(project: Project, **changes: Any) -> None:
     """A new route revision for churn with this validation policy, taken by the app at once."""
-    route = project.routes.current("churn")
-    assert route is not None
+    route = project.routes.get("churn")
     policy = route.policy.__class__(
         **{**route.policy.__dict__, "validation": ValidationPolicy(**changes)}
     )
@@ -163,8 +162,7 @@ async def test_flagged_and_refused_requests_are_counted_for_the_canary_gate(
     await predict(client, [{**GOOD[0], "age": "x41"}])  # schema error: not a validation count
     await predict(client, [{**GOOD[0], "age": "41"}])  # coerced, refused
     pipeline.stats.flush(served.engine)
-    route = served.routes.current("churn")
-    assert route is not None
+    route = served.routes.get("churn")
     cells = window(served.engine, "churn", [route.revision])
     counts = cells[(route.primary, "primary")]
     assert (counts.requests, counts.invalid) == (3, 2)

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from pointsman.auth import KeyBook, KeyCache, hash_key
-from pointsman.auth import guard as guard_module
+from pointsman.auth import keycache as keycache_module
 from pointsman.errors import BadRequest, Unauthorized
 from pointsman.store import connect, upgrade_to_head
 from pointsman.store.tables import api_keys
@@ -48,7 +48,7 @@ def test_known_and_unknown_keys_go_through_one_constant_time_comparison(
         calls.append((a, b))
         return compare(a, b)
 
-    monkeypatch.setattr(guard_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(keycache_module.hmac, "compare_digest", spy)
     assert cache.authenticate(key, 0.0).name == "app"
     with pytest.raises(Unauthorized, match="not valid"):
         cache.authenticate(key[:-1] + ("A" if key[-1] != "A" else "B"), 0.0)

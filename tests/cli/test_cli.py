@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
+from pointsman.cli import context as cli_context
 from pointsman.cli.main import cli
+from pointsman.project import Project
+from pointsman.settings import Settings
 from tests.conftest import IRIS_COLUMNS, churn_rows
 
 
@@ -96,6 +99,35 @@ def test_errors_are_one_line_without_traceback(
     result = run("--project", str(project_dir), *args, ok=False)
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["models"], 0), (["route", "nope"], 1), (["canary", "nope", "--status"], 1)],
+)
+def test_the_project_a_command_opens_is_closed_when_it_ends_or_fails(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int
+) -> None:
+    opened: list[Project] = []
+    closed: list[Project] = []
+    real_open, real_close = cli_context.open_project, Project.close
+
+    def open_project(settings: Settings) -> Project:
+        opened.append(real_open(settings))
+        return opened[-1]
+
+    def close(self: Project) -> None:
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(cli_context, "open_project", open_project)
+    monkeypatch.setattr(Project, "close", close)
+    result = run("--project", str(project_dir), *args, ok=False)
+    assert result.exit_code == code, result.output
+    if code:
+        assert result.output.startswith("error: Model 'nope' not found")
+        assert "Traceback" not in result.output
+    assert len(opened) == 1 and closed == opened
 
 
 def test_commands_outside_a_project_say_how_to_make_one(tmp_path: Path) -> None:

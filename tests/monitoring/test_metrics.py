@@ -143,7 +143,7 @@ async def test_requests_latency_findings_and_state_by_model_version_role(
         delta(findings, feature="tenure_months", rule="coerced", action="reject", **churn_v1) == 1
     )
     # State read at scrape time: the route in force and its weights, what is loaded.
-    revision = project.routes.current("churn").revision
+    revision = project.routes.get("churn").revision
     assert value(after, "pointsman_route_revision", model_name="churn") == revision
     assert value(after, "pointsman_route_weight", **churn_v1) == 1.0
     assert value(after, "pointsman_model_loaded", **churn_v1) == 1

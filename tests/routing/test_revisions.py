@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pointsman.errors import ModelNotFound, VersionNotFound
+from pointsman.errors import ModelNotFound, NotDeployed, VersionNotFound
 from pointsman.project import Project
 from pointsman.registry import read_change_counter
 from tests.api.conftest import register_churn
@@ -17,8 +17,8 @@ def test_every_deploy_is_a_new_numbered_revision(
 ) -> None:
     register_churn(project, churn_files)
     before = read_change_counter(project.engine)
-    first = project.routes.deploy("churn", 1, "ann")
-    second = project.routes.deploy("churn", "2", "bob", "challenger won")
+    first = project.routes.deploy("churn", 1, "ann").after
+    second = project.routes.deploy("churn", "2", "bob", "challenger won").after
     assert (first.revision, first.primary) == (1, 1)
     assert (second.revision, second.primary, second.created_by) == (2, 2, "bob")
     assert read_change_counter(project.engine) == before + 2
@@ -27,7 +27,8 @@ def test_every_deploy_is_a_new_numbered_revision(
         (1, [1], "deploy version 1"),
         (2, [2], "challenger won"),
     ]
-    assert project.routes.current("churn") == second
+    assert project.routes.find("churn") == second
+    assert project.routes.get("churn") == second
     assert project.registry.list_models()[0].deployed == [2]
 
 
@@ -39,4 +40,37 @@ def test_deploy_refuses_unknown_model_and_version(
         project.routes.deploy("nope", 1, "ann")
     with pytest.raises(VersionNotFound, match="versions: 1, 2"):
         project.routes.deploy("churn", 9, "ann")
-    assert project.routes.current("churn") is None
+    assert project.routes.find("churn") is None
+
+
+def test_get_raises_what_find_answers_with_none(
+    project: Project, churn_files: list[tuple[Path, Path]]
+) -> None:
+    with pytest.raises(ModelNotFound):
+        project.routes.get("churn")  # no such model: that first, not "not deployed"
+    assert project.routes.find("churn") is None
+    register_churn(project, churn_files)
+    with pytest.raises(NotDeployed, match="pointsman deploy churn 2"):
+        project.routes.get("churn")
+    assert project.routes.find("churn") is None
+
+
+def test_every_write_returns_the_revision_it_replaced_and_what_changed(
+    project: Project, churn_files: list[tuple[Path, Path]]
+) -> None:
+    register_churn(project, churn_files)
+    first = project.routes.deploy("churn", 1, "ann")
+    assert first.before is None
+    assert first.changes == ["first revision", "arms 1=100"]
+    canary = project.routes.start_canary("churn", 2, [10, 50], "ann")
+    assert canary.before == first.after
+    assert canary.changes[0] == "arms 1=100 → 1=90, 2=10"
+    assert canary.to_json() == {**canary.after.to_json(), "changes": canary.changes}
+    ended = project.routes.end_canary("churn", "aborted", "enough", "bob")
+    assert ended.before == canary.after
+    assert (ended.after.revision, ended.after.primary) == (3, 1)
+    back = project.routes.rollback("churn", "bob")
+    assert back.before == ended.after and back.after.revision == 4
+    promoted = project.routes.promote("churn", 2, "bob")
+    assert promoted.before == back.after and promoted.changes[0] == "arms 1=100 → 2=100"
+    assert project.routes.find("churn") == promoted.after

@@ -6,11 +6,21 @@ from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.command import downgrade
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from pointsman.errors import ConfigError, StoreUnavailable
 from pointsman.store import connect, metadata, upgrade_to_head
+from pointsman.store.engine import MIGRATIONS, head_revision, stored_revisions
 from pointsman.store.tables import changes
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
 def test_migrations_match_tables_and_are_idempotent(database_url: str) -> None:
@@ -41,3 +51,30 @@ def test_unreachable_store_names_the_url_and_the_fix() -> None:
         upgrade_to_head(engine)
     with pytest.raises(ConfigError, match="not supported"):
         connect("mysql://root@127.0.0.1/test")
+
+
+def test_each_migration_file_is_named_after_its_revision_and_the_newest_is_head() -> None:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    for script in scripts.walk_revisions():
+        assert Path(script.path).name.startswith(f"{script.revision}_"), script.path
+    assert scripts.get_heads() == [head_revision()]
+
+
+def test_a_store_behind_head_is_upgraded_one_at_head_is_left_alone(database_url: str) -> None:
+    engine = connect(database_url)
+    try:
+        with engine.connect() as conn:
+            assert stored_revisions(conn) == set()
+        upgrade_to_head(engine)
+        config = alembic_config()
+        with engine.begin() as conn:
+            assert stored_revisions(conn) == {head_revision()}
+            config.attributes["connection"] = conn
+            downgrade(config, "-1")
+            assert stored_revisions(conn) != {head_revision()}
+        upgrade_to_head(engine)
+        with engine.connect() as conn:
+            assert stored_revisions(conn) == {head_revision()}
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        engine.dispose()
