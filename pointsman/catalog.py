@@ -1,59 +1,40 @@
-"""What this process has routed and loaded: versions, routes, runtimes, readiness.
+"""What this process routes and where its versions run: versions, routes, runners, readiness.
 
 The request path reads a `Snapshot` replaced whole on every refresh, so it never touches the
-store and never meets a half-updated catalog. A refresh loads and warms every newly routed
-version *before* the new routes are taken; a route whose versions fail to load is not taken.
+store and never meets a half-updated catalog. Versions run in runner processes (see
+pointsman/runners), never here: the catalog holds a `RunnerPool` per version and reads the
+supervisor's published state. A changed route is taken only once its new versions have a
+warm runner; until then the revision in force keeps answering. At start, with nothing in
+force yet, routes are taken at once: a version still loading is not ready, the rest serve.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-import anyio.to_thread
 
 from pointsman.errors import (
     BadRequest,
     ModelNotFound,
     ModelNotReady,
     NotDeployed,
-    PointsmanError,
     VersionNotFound,
 )
 from pointsman.monitoring import metrics
 from pointsman.project import Project
 from pointsman.registry import VersionRecord, read_change_counter
-from pointsman.registry.loading import load_and_warm
 from pointsman.routing import Route
-from pointsman.runtimes import Runtime
+from pointsman.runners import RunDir, RunnerPool, RunnerSpec
 from pointsman.types import Signature
 
 log = logging.getLogger("pointsman.catalog")
 
-DRAIN_S = 60.0  # a version no longer routed stays loaded this long for requests in flight
-RETRY_LOAD_S = 10.0  # a version that failed to load is not tried again sooner than this
-
-# Told (model, version number, error) when a version fails to load: the worker records it
-# as a store event that the alert evaluator, perhaps in another process, reads.
-LoadFailed = Callable[[str, int, str], None]
-
-
-@dataclass
-class Loaded:
-    """A version loaded in this process, or the reason it could not be."""
-
-    version: VersionRecord
-    runtime: Runtime | None = None
-    error: str | None = None
-    loaded_at: float = field(default_factory=time.time)
-
-    @property
-    def is_ready(self) -> bool:
-        return self.runtime is not None
+STATE_TTL_S = 0.2  # the supervisor's state is read at most this often
+WANT_EVERY_S = 5.0  # a pinned version no route holds is asked for again this often
 
 
 @dataclass(frozen=True)
@@ -62,6 +43,7 @@ class Snapshot:
 
     versions: dict[str, dict[int, VersionRecord]] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
+    specs: dict[tuple[str, int], RunnerSpec] = field(default_factory=dict)
     counter: int = -1
 
 
@@ -77,19 +59,22 @@ class Target:
 
 
 class Catalog:
-    """The routes and versions of one project, and the runtimes this process loaded."""
+    """The routes and versions of one project, and this process's links to their runners."""
 
-    def __init__(self, project: Project, on_load_failed: LoadFailed | None = None) -> None:
+    def __init__(self, project: Project, run_dir: RunDir) -> None:
         self.project = project
+        self.run_dir = run_dir
         self.snapshot = Snapshot()
-        self.loaded: dict[tuple[str, int], Loaded] = {}
-        self.on_load_failed = on_load_failed
-        self._load_lock = threading.Lock()
+        self.pools: dict[tuple[str, int], RunnerPool] = {}
+        self.pending: dict[str, Route] = {}  # revisions waiting for warm runners
         self._refresh_lock = threading.Lock()
+        self._state: tuple[float, dict[str, Any]] = (0.0, {})
+        self._wanted_at: dict[tuple[str, int], float] = {}
+        self._refused: set[tuple[str, int]] = set()  # revisions already logged as refused
 
     # -- refreshing ------------------------------------------------------------------
-    def refresh(self, load_routed: bool = True) -> None:
-        """Read versions and routes; load routed versions first (blocking)."""
+    def refresh(self) -> None:
+        """Read versions, routes and runner specs; take each route once it can answer."""
         with self._refresh_lock:  # the route poll and the canary tick may both refresh
             counter = read_change_counter(self.project.engine)
             registry = self.project.registry
@@ -97,69 +82,77 @@ class Catalog:
                 name: {v.number: v for v in registry.list_versions(name)}
                 for name in registry.model_names()
             }
-            routes = self.project.routes.all_current()
-            if load_routed:
-                routes = {m: self._taken(route, versions[m]) for m, route in routes.items()}
-            self.snapshot = Snapshot(versions, routes, counter)
-            self.unload_unrouted()
-            for (model, number), loaded in list(self.loaded.items()):
-                metrics.MODEL_LOADED.labels(model, str(number)).set(loaded.is_ready)
+            latest = self.project.routes.all_current()
+            wanted = sorted({(m, n) for m, r in latest.items() for n in r.versions})
+            wanted += [k for k in self.snapshot.specs if k not in wanted]
+            specs = self.project.runners.specs(wanted)
+            routes = {m: self._taken(route) for m, route in latest.items()}
+            self.snapshot = Snapshot(versions, routes, specs, counter)
+            self._link(specs)
 
     def is_stale(self) -> bool:
-        """Whether the store changed since the last refresh (one cheap read)."""
+        """Whether the store changed since the last refresh, or a new route is waiting."""
+        if self.pending and any(self._warm(r) is None for r in self.pending.values()):
+            return True
         return read_change_counter(self.project.engine) != self.snapshot.counter
 
-    def _taken(self, route: Route, versions: dict[int, VersionRecord]) -> Route:
-        """`route` once its versions are loaded, else the revision in force (if any)."""
-        loads = [self.ensure_loaded(versions[n]) for n in route.versions]
-        failed = [f"{x.version.number}: {x.error}" for x in loads if not x.is_ready]
+    def _taken(self, route: Route) -> Route:
+        """`route` once each of its versions has a warm runner, else the one in force."""
         old = self.snapshot.routes.get(route.model)
-        if failed and old is not None and old.revision != route.revision:
+        if old is None or old.revision == route.revision:
+            self.pending.pop(route.model, None)
+            return route
+        problem = self._warm(route)
+        if problem is None:
+            self.pending.pop(route.model, None)
+            return route
+        self.pending[route.model] = route
+        if problem != "loading" and (route.model, route.revision) not in self._refused:
+            self._refused.add((route.model, route.revision))
             log.error(
-                "%s revision %s not taken, its versions failed to load (%s); revision %s "
-                "stays in force",
-                route.model, route.revision, "; ".join(failed), old.revision,
+                "%s revision %s not taken (%s); revision %s stays in force",
+                route.model, route.revision, problem, old.revision,
             )  # fmt: skip
-            return old
-        return route
+        return old
 
-    def unload_unrouted(self) -> None:
-        """Drop versions no route needs any more, once they have drained."""
-        routed = {(m, v) for m, r in self.snapshot.routes.items() for v in r.versions}
-        for key in list(self.loaded):
-            if key not in routed and time.time() - self.loaded[key].loaded_at > DRAIN_S:
-                self.loaded.pop(key, None)
-                metrics.MODEL_LOADED.labels(key[0], str(key[1])).set(0)
+    def _warm(self, route: Route) -> str | None:
+        """None when every version of `route` has a ready runner; else why not."""
+        for number in route.versions:
+            state = self.runner_state(route.model, number)
+            runners = state.get("runners") or []
+            if any(r.get("state") == "ready" for r in runners):
+                continue
+            failed = [r for r in runners if r.get("state") == "failed"]
+            if failed and len(failed) == len(runners):
+                return f"version {number} failed to load: {failed[0].get('error')}"
+            return "loading"
+        return None
 
-    def ensure_loaded(self, version: VersionRecord) -> Loaded:
-        """The loaded version, loading it now if needed (blocking; retried after a while)."""
-        key = (version.model, version.number)
-        with self._load_lock:
-            found = self.loaded.get(key)
-            fresh = found is not None and time.time() - found.loaded_at < RETRY_LOAD_S
-            if found is not None and (found.is_ready or fresh):
-                if found.is_ready:
-                    found.loaded_at = time.time()  # routed again: restart its drain clock
-                return found
-            loaded = self._load(version)
-            self.loaded[key] = loaded
-            return loaded
+    def _link(self, specs: dict[tuple[str, int], RunnerSpec]) -> None:
+        """A pool per version with a spec; pools of versions gone are closed."""
+        for key, spec in specs.items():
+            paths = self.run_dir.sockets(*key, spec.replicas + 1)  # + the surge runner's
+            pool = self.pools.get(key)
+            if pool is None:
+                self.pools[key] = RunnerPool(paths)
+            elif [r.path for r in pool.replicas] != paths:
+                pool.resize(paths)
+        for key in [k for k in self.pools if k not in specs]:
+            self.pools.pop(key).close()
 
-    def _load(self, version: VersionRecord) -> Loaded:
-        try:
-            runtime = load_and_warm(self.project.registry, version)
-        except Exception as exc:
-            if isinstance(exc, PointsmanError):
-                error = exc.message
-                log.error("cannot load %s version %s: %s", version.model, version.number, error)
-            else:
-                error = f"{type(exc).__name__}: {exc}"
-                log.exception("cannot load %s version %s", version.model, version.number)
-            if self.on_load_failed is not None:
-                self.on_load_failed(version.model, version.number, error)
-            return Loaded(version, error=error)
-        log.info("loaded %s version %s (%s)", version.model, version.number, version.format)
-        return Loaded(version, runtime)
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+        self.pools.clear()
+
+    def runner_state(self, model: str, number: int) -> dict[str, Any]:
+        """What the supervisor published about a version's runners (read at most 5x/s)."""
+        at, state = self._state
+        if time.monotonic() - at > STATE_TTL_S:
+            state = self.run_dir.read_state()
+            self._state = (time.monotonic(), state)
+        found = state.get("versions", {}).get(f"{model}:{number}")
+        return found if isinstance(found, dict) else {}
 
     # -- where a request goes ---------------------------------------------------------
     def model_names(self) -> list[str]:
@@ -220,33 +213,96 @@ class Catalog:
             f"({', '.join(deployed)}); call /v1/models/{{model}}/invocations or set default_model."
         )
 
-    async def runtime_of(self, version: VersionRecord) -> Runtime:
-        """The loaded runtime of a version, loading a pinned unrouted one on first use."""
-        loaded = self.loaded.get((version.model, version.number))
-        if loaded is None:
-            loaded = await anyio.to_thread.run_sync(self.ensure_loaded, version)
-        if loaded.runtime is None:
-            raise ModelNotReady(version.model, str(version.number), loaded.error or "not loaded")
-        return loaded.runtime
+    def spec_of(self, version: VersionRecord) -> RunnerSpec:
+        key = (version.model, version.number)
+        return self.snapshot.specs.get(key) or self.project.runners.spec(*key)
+
+    async def pool_of(self, version: VersionRecord) -> RunnerPool:
+        """The runners of a version; a pinned one no route holds is asked for on first use."""
+        key = (version.model, version.number)
+        pool = self.pools.get(key)
+        if pool is None:
+            spec = self.spec_of(version)
+            pool = self.pools[key] = RunnerPool(self.run_dir.sockets(*key, spec.replicas + 1))
+            self.snapshot.specs.setdefault(key, spec)
+        route = self.snapshot.routes.get(key[0])
+        routed = route is not None and key[1] in route.versions
+        last = self._wanted_at.get(key)
+        if not routed and (last is None or time.monotonic() - last >= WANT_EVERY_S):
+            self._wanted_at[key] = time.monotonic()
+            self.run_dir.want(*key)
+        return pool
+
+    async def wait_warm(self, version: VersionRecord, timeout_s: float) -> RunnerPool:
+        """The version's pool once connected, or ModelNotReady with why after `timeout_s`."""
+        pool = await self.pool_of(version)
+        deadline = time.monotonic() + timeout_s
+        while not pool.is_ready:
+            await pool.connect()
+            if pool.is_ready:
+                break
+            state = self.runner_state(version.model, version.number)
+            runners = state.get("runners") or []
+            if runners and all(r.get("state") == "failed" for r in runners):
+                raise ModelNotReady(version.model, str(version.number), runners[0].get("error"))
+            if time.monotonic() > deadline:
+                raise ModelNotReady(version.model, str(version.number), "its runner is not up")
+            await asyncio.sleep(0.05)
+        return pool
+
+    async def connect(self) -> None:
+        """Open links to runners that came up (a background job on the event loop)."""
+        await asyncio.gather(*(p.connect() for p in list(self.pools.values()) if not p.is_ready))
 
     # -- health ---------------------------------------------------------------------
     def readiness(self) -> dict[str, Any]:
-        """Every routed version and whether it is loaded and answered its example."""
+        """Every routed version and whether a runner of it is up and warm (or why not)."""
         report: dict[str, Any] = {}
+        runners: dict[str, Any] = {}
         ready = True
         for model, route in self.snapshot.routes.items():
             for number in route.versions:
-                loaded = self.loaded.get((model, number))
-                ok = loaded is not None and loaded.is_ready
+                state = self.runner_state(model, number)
+                up = [r for r in state.get("runners") or [] if r.get("state") == "ready"]
+                ok = bool(up)
                 ready &= ok
-                report[f"{model}:{number}"] = (
-                    "ready" if ok else (loaded.error if loaded and loaded.error else "not loaded")
-                )
-        return {"ready": ready, "versions": report}
+                metrics.MODEL_LOADED.labels(model, str(number)).set(ok)
+                report[f"{model}:{number}"] = "ready" if ok else _why_not(state)
+                runners[f"{model}:{number}"] = state.get("runners") or []
+        return {"ready": ready, "versions": report, "runners": runners}
+
+    def why_not_ready(self, version: VersionRecord) -> str:
+        """Why a version's runners cannot answer, as the supervisor last said."""
+        return _why_not(self.runner_state(version.model, version.number))
+
+    def has_failed(self) -> bool:
+        """Whether every routed version that is not ready failed to load (no use waiting)."""
+        for model, route in self.snapshot.routes.items():
+            for number in route.versions:
+                runners = self.runner_state(model, number).get("runners") or []
+                if any(r.get("state") == "ready" for r in runners):
+                    continue
+                if not runners or any(r.get("state") != "failed" for r in runners):
+                    return False
+        return True
 
     def is_version_ready(self, version: VersionRecord) -> bool:
-        loaded = self.loaded.get((version.model, version.number))
-        return loaded is not None and loaded.is_ready
+        pool = self.pools.get((version.model, version.number))
+        if pool is not None and pool.is_ready:  # connected: warm (the state file may lag)
+            return True
+        state = self.runner_state(version.model, version.number)
+        return any(r.get("state") == "ready" for r in state.get("runners") or [])
+
+
+def _why_not(state: dict[str, Any]) -> str:
+    runners = state.get("runners") or []
+    if not runners:
+        return "no runner started yet"
+    errors = [r.get("error") for r in runners if r.get("error")]
+    states = sorted({str(r.get("state")) for r in runners})
+    if errors:
+        return str(errors[0])
+    return f"its runners are {' and '.join(states)}"
 
 
 def with_key(signature: Signature, route: Route) -> Signature:

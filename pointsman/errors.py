@@ -19,6 +19,9 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── InvalidRoute                    422, a traffic policy that cannot be served
 ├── RouteConflict                   409, e.g. a canary while one is running
 ├── ModelTimeout                    504, past the route's timeout with no fallback
+├── RunnerFailed                    503, a runner crashed or hit its memory or disk limit
+├── RunnerTimeout                   504, a call past the runner's hard time limit (replaced)
+├── QueueFull                       503, the version's runner queue is full; Retry-After
 ├── BadLogQuery                     400, a prediction-log query that cannot be read
 ├── SpoolFull                       503, the log spool is past its disk budget (policy refuse)
 ├── Unauthorized                    401, no key, or an invalid, revoked or expired one
@@ -60,6 +63,13 @@ class PointsmanError(Exception):
 class ConfigError(PointsmanError):
     status = HTTPStatus.INTERNAL_SERVER_ERROR
     code = "config_error"
+
+
+class InvalidRunnerSpec(ConfigError):
+    """Runner settings that cannot hold: refused at start (pointsman.toml) or on change (422)."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_runner_spec"
 
 
 class StoreUnavailable(PointsmanError):
@@ -284,6 +294,46 @@ class ModelTimeout(PointsmanError):
         super().__init__(
             f"Model {model!r} version {version} took longer than the route's {timeout_ms} ms "
             f"(request id {request_id}). Configure a fallback version or raise the timeout."
+        )
+
+
+class RunnerFailed(PointsmanError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "runner_failed"
+
+    def __init__(self, model: str, version: str, what: str, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(
+            f"Model {model!r} version {version}: its runner {what} while answering (request id "
+            f"{request_id}); a fresh runner is being started. Retry, configure a fallback "
+            f"version, or raise its limits with `pointsman runners {model} ...`."
+        )
+
+
+class RunnerTimeout(PointsmanError):
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    code = "runner_timeout"
+
+    def __init__(self, model: str, version: str, limit_s: float, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(
+            f"Model {model!r} version {version} took longer than its runner time limit of "
+            f"{limit_s:g} s (request id {request_id}); that runner is stopped and replaced. "
+            f"Configure a fallback version, or raise the limit with `pointsman runners {model} "
+            "--timeout ...`."
+        )
+
+
+class QueueFull(PointsmanError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "queue_full"
+
+    def __init__(self, model: str, version: str, queue: int, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"Model {model!r} version {version} has {queue} requests waiting in each runner, its "
+            f"queue limit: retry after {retry_after_s:g} s (see Retry-After), or give it more "
+            f"runners with `pointsman runners {model} --replicas N`."
         )
 
 

@@ -8,16 +8,12 @@ metrics read. Routes and versions come from the `Catalog`; nothing here touches 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-
-import anyio.to_thread
 
 from pointsman.catalog import Catalog, Target, with_key
 from pointsman.errors import (
@@ -26,6 +22,9 @@ from pointsman.errors import (
     ModelNotReady,
     ModelTimeout,
     PointsmanError,
+    QueueFull,
+    RunnerFailed,
+    RunnerTimeout,
 )
 from pointsman.logstore import PredictionLog
 from pointsman.monitoring import metrics
@@ -36,6 +35,7 @@ from pointsman.routing.assign import choose_arm
 from pointsman.routing.breaker import Breaker
 from pointsman.routing.shadow import ShadowJob, ShadowQueue, compare
 from pointsman.routing.stats import StatsRecorder
+from pointsman.runners import RunnerFault, RunnerSpec
 from pointsman.settings import Settings
 from pointsman.types import FailureReason, Fallback, Frame, Outcome, Outputs, Prediction, Role
 from pointsman.validation.checks import ProfileChecks
@@ -50,25 +50,42 @@ class ArmFailure:
 
     reason: FailureReason
     detail: str  # for people, e.g. "timed out after 200 ms", "raised ValueError"
-    cause: str = ""  # the exception's type name (error) or why it is not ready (not_ready)
+    cause: str = ""  # the exception's type name (error), why not ready, the limit hit
+    limit_s: float | None = None  # the runner's time limit, when that is what was hit
 
     @classmethod
-    def of(cls, exc: Exception, timeout_ms: int | None) -> ArmFailure:
-        if isinstance(exc, TimeoutError):
-            return cls("timeout", f"timed out after {timeout_ms} ms")
+    def of(cls, exc: Exception, timeout_ms: int | None, spec: RunnerSpec) -> ArmFailure:
         if isinstance(exc, ModelNotReady):
             return cls("not_ready", f"not ready: {exc.reason}", exc.reason)
-        return cls("error", f"raised {type(exc).__name__}", type(exc).__name__)
+        if not isinstance(exc, RunnerFault):
+            return cls("error", f"raised {type(exc).__name__}", type(exc).__name__)
+        code = exc.code
+        if code == "timeout":
+            if timeout_ms is not None and timeout_ms / 1000 <= spec.timeout_s:
+                return cls("timeout", f"timed out after {timeout_ms} ms")
+            limit = spec.timeout_s
+            return cls("timeout", f"ran past its runner time limit of {limit:g} s", "", limit)
+        if code == "model_error":
+            return cls("error", f"raised {exc.kind or 'an error'}", exc.kind or "an error")
+        if code in ("memory", "disk"):
+            return cls("limit", exc.message, exc.message)
+        if code == "crashed":
+            return cls("crashed", "its runner crashed", "crashed")
+        return cls("not_ready", f"not ready: {exc.message}", exc.message)
 
     def to_error(
         self, version: VersionRecord, request_id: str, timeout_ms: int | None
     ) -> Exception:
         """The error the caller gets when no fallback can answer."""
         model, number = version.model, str(version.number)
+        if self.reason == "timeout" and self.limit_s is not None:
+            return RunnerTimeout(model, number, self.limit_s, request_id)
         if self.reason == "timeout":
             return ModelTimeout(model, number, timeout_ms or 0, request_id)
         if self.reason == "error":
             return ModelFailed(model, number, request_id, self.cause)
+        if self.reason in ("crashed", "limit"):
+            return RunnerFailed(model, number, self.cause, request_id)
         return ModelNotReady(model, number, self.cause or self.detail)
 
 
@@ -92,14 +109,9 @@ class Pipeline:
         self.breakers: dict[tuple[str, int], Breaker] = {}
         self.rng = random.Random()
         self._checks: dict[tuple[str, int, float], ProfileChecks] = {}
-        # Timed calls run here so a call past its timeout can be abandoned, not awaited.
-        self._timed = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pointsman-timed")
-        self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pointsman-shadow")
 
     def close(self) -> None:
-        """Abandon calls past their timeout; ship what the log spooled (after the worker)."""
-        self._timed.shutdown(wait=False, cancel_futures=True)
-        self._shadow_pool.shutdown(wait=False, cancel_futures=True)
+        """Ship what the log spooled (after the worker stopped)."""
         if self.log is not None:
             self.log.close()
 
@@ -156,6 +168,7 @@ class Pipeline:
         """A version the caller chose: validated under the route's policy, no fallback."""
         version = target.version
         outcome.version, outcome.role = version.number, "pinned"
+        await self.catalog.wait_warm(version, self.catalog.spec_of(version).load_timeout_s)
         in_force = self.catalog.snapshot.routes.get(target.model)
         rules = in_force.policy.validation if in_force else ValidationPolicy()
         findings, _ = self._validate(version, frame, rules, None)
@@ -223,12 +236,12 @@ class Pipeline:
         start = time.perf_counter()
         try:
             outputs = await self._run(version, frame, policy.timeout_ms, outcome)
+        except QueueFull:
+            self._book(version, route, "primary", invalid=invalid, queue_full=True)
+            raise  # load shedding: neither the fallback's load nor the breaker's business
         except Exception as exc:
-            failure = ArmFailure.of(exc, policy.timeout_ms)
-            if failure.reason == "error":
-                log.exception("model %s version %s failed on request %s",
-                              version.model, version.number, outcome.request_id)  # fmt: skip
             breaker.failure(time.monotonic(), policy.breaker_failures)
+            failure = self._arm_failed(exc, version, policy.timeout_ms, outcome)
             self._book(
                 version, route, "primary", latency_s=time.perf_counter() - start, failed=True,
                 timed_out=failure.reason == "timeout", invalid=invalid, fell_back=can_fall_back,
@@ -239,6 +252,16 @@ class Pipeline:
             version, route, "primary", latency_s=time.perf_counter() - start, invalid=invalid
         )
         return outputs
+
+    def _arm_failed(
+        self, exc: Exception, version: VersionRecord, timeout_ms: int | None, outcome: Outcome
+    ) -> ArmFailure:
+        """The failure as a value; an unexpected exception is logged with its traceback."""
+        failure = ArmFailure.of(exc, timeout_ms, self.catalog.spec_of(version))
+        if failure.reason == "error" and not isinstance(exc, RunnerFault):
+            log.exception("model %s version %s failed on request %s",
+                          version.model, version.number, outcome.request_id)  # fmt: skip
+        return failure
 
     def _failed(self, version: VersionRecord, route: Route, failure: ArmFailure) -> ArmFailure:
         if route.policy.fallback is not None:
@@ -281,28 +304,33 @@ class Pipeline:
             outcome.model_s = time.perf_counter() - start
 
     async def _call(self, version: VersionRecord, frame: Frame, timeout_ms: int | None) -> Outputs:
-        runtime = await self.catalog.runtime_of(version)
-        if timeout_ms is not None:
-            future = asyncio.get_running_loop().run_in_executor(self._timed, runtime.predict, frame)
-            return await asyncio.wait_for(future, timeout_ms / 1000)
-        if frame.n_rows <= self.settings.inline_max_rows:
-            return runtime.predict(frame)  # a thread hop costs more than a small call
-        return await anyio.to_thread.run_sync(runtime.predict, frame)
+        """The version's runners' answer, within the route's timeout and the runner's limit."""
+        spec = self.catalog.spec_of(version)
+        wait_s = spec.timeout_s if timeout_ms is None else min(timeout_ms / 1000, spec.timeout_s)
+        pool = await self.catalog.pool_of(version)
+        try:
+            return await pool.predict(frame, wait_s)
+        except RunnerFault as fault:
+            if fault.code == "not_ready":
+                raise ModelNotReady(
+                    version.model, str(version.number), self.catalog.why_not_ready(version)
+                ) from None
+            if fault.code != "queue_full":
+                raise
+            metrics.QUEUE_FULL.labels(version.model, str(version.number)).inc()
+            raise QueueFull(version.model, str(version.number), spec.queue, 1.0) from None
 
     async def _run_or_raise(
         self, version: VersionRecord, frame: Frame, outcome: Outcome
     ) -> Outputs:
-        """Run a version; the model raising becomes ModelFailed (traceback to the log only)."""
+        """Run a version outside any route's timeout (pinned, fallback); errors for callers."""
         try:
             return await self._run(version, frame, None, outcome)
         except PointsmanError:
             raise
         except Exception as exc:
-            log.exception("model %s version %s failed on request %s",
-                          version.model, version.number, outcome.request_id)  # fmt: skip
-            raise ModelFailed(
-                version.model, str(version.number), outcome.request_id, type(exc).__name__
-            ) from exc
+            failure = self._arm_failed(exc, version, None, outcome)
+            raise failure.to_error(version, outcome.request_id, None) from exc
 
     # -- shadows ----------------------------------------------------------------------
     def _queue_shadows(
@@ -324,10 +352,9 @@ class Pipeline:
         start = time.perf_counter()
         frame, outputs, failure = job.frame, None, None
         try:
-            runtime = await self.catalog.runtime_of(version)
             frame = reframe(frame, version.signature)
-            loop = asyncio.get_running_loop()
-            outputs = await loop.run_in_executor(self._shadow_pool, runtime.predict, frame)
+            pool = await self.catalog.pool_of(version)
+            outputs = await pool.predict(frame, self.catalog.spec_of(version).timeout_s)
         except Exception as exc:
             failure = exc
             raise

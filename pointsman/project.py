@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import ConfigError, ProjectNotFound
-from pointsman.registry import ArtifactStore, Registry
-from pointsman.registry.loading import preflight
+from pointsman.registry import ArtifactStore, Registry, Submission
+from pointsman.registry.register import Prepared, prepare_json
 from pointsman.routing import RouteBook
+from pointsman.routing.revisions import Preflight
+from pointsman.runners import RunnerBook, limits
 from pointsman.settings import SETTINGS_FILE, Settings, write_settings_file
 from pointsman.store import connect, upgrade_to_head
 
@@ -24,6 +25,8 @@ class Project:
     engine: Engine
     registry: Registry
     routes: RouteBook
+    runners: RunnerBook
+    enforcement: limits.Enforcement
 
     def close(self) -> None:
         self.engine.dispose()
@@ -35,18 +38,46 @@ class Project:
         self.close()
 
 
-def open_project(settings: Settings, *, must_exist: bool = True) -> Project:
-    """Open the project the settings point at, applying pending migrations."""
+def open_project(
+    settings: Settings, *, must_exist: bool = True, preflight: Preflight | None = None
+) -> Project:
+    """Open the project the settings point at, applying pending migrations.
+
+    `preflight` loads versions about to be routed; by default in runners of this command's
+    own (a server passes one that asks its supervisor, which then keeps them running).
+    """
     folder = settings.project_path()
     if must_exist and not (folder / SETTINGS_FILE).exists():
         raise ProjectNotFound(str(folder))
     engine = connect(settings.resolved_database_url())
-    upgrade_to_head(engine)
+    try:
+        upgrade_to_head(engine)
+        runners = RunnerBook(engine, settings.runners)
+    except BaseException:
+        engine.dispose()
+        raise
     artifacts = settings.artifact_path()
     artifacts.mkdir(parents=True, exist_ok=True)
-    registry = Registry(engine, ArtifactStore(artifacts))
-    routes = RouteBook(engine, registry, partial(preflight, registry))
-    return Project(settings, engine, registry, routes)
+    enforcement = limits.detect(settings.runner_cgroup)
+
+    def checked(sub: Submission, stored: Path) -> Prepared:
+        """Load and smoke-test a new version in a process under its model's runner limits."""
+        from pointsman.runners.oneoff import run_limited  # the forkserver: not for reading
+
+        spec = runners.spec(sub.model)
+        reply = run_limited(prepare_json, (sub, stored), spec, spec.load_timeout_s)
+        return Prepared.from_json(reply)
+
+    registry = Registry(engine, ArtifactStore(artifacts), checked)
+
+    def in_runners(model: str, numbers: list[int]) -> None:
+        from pointsman.runners import session  # the supervisor: only for route changes
+
+        wanted = [(registry.get_version(model, n), runners.spec(model, n)) for n in numbers]
+        session.preflight(artifacts, enforcement, wanted)
+
+    routes = RouteBook(engine, registry, preflight or in_runners)
+    return Project(settings, engine, registry, routes, runners, enforcement)
 
 
 def init_project(folder: Path, database_url: str = "") -> tuple[Path, bool]:

@@ -45,6 +45,23 @@ class AlertRuleConfig(BaseModel):
     description: str = ""
 
 
+class RunnerConfig(BaseModel):
+    """One `[runners.MODEL]` (or `[runners."MODEL:VERSION"]`, `[runners."*"]`) table of
+    pointsman.toml: where and under which limits a model's runners run. Fields left out
+    keep their defaults; `pointsman runners` changes made in the store win over these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int | None = None
+    cpu: float | str | None = None  # CPUs, or "none"
+    memory: str | int | None = None  # "1GiB", "512MiB", bytes, or "none"
+    disk: str | int | None = None
+    timeout: str | float | None = None  # "2s", "500ms" or seconds
+    queue: int | None = None
+    max_batch_rows: int | None = None
+    max_wait_ms: float | None = None
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Every field is documented in docs/settings.md."""
 
@@ -74,12 +91,6 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024,
         ge=1024,
         description="Largest request body accepted; larger bodies get 413.",
-    )
-    inline_max_rows: int = Field(
-        default=64,
-        ge=0,
-        description="Batches up to this many rows run on the event loop; larger ones in a "
-        "thread, so one big batch cannot stall small requests.",
     )
     refresh_interval_s: float = Field(
         default=0.5,
@@ -276,6 +287,38 @@ class Settings(BaseSettings):
         le=65535,
         description="With TLS on: also listen for plain HTTP on this port and redirect every "
         "request (308) to HTTPS. 0: no plain HTTP listener at all.",
+    )
+    runners: dict[str, RunnerConfig] = Field(
+        default_factory=dict,
+        description="Placement and limits of runners per model, as `[runners.MODEL]` tables "
+        '(`[runners."MODEL:VERSION"]` for one version, `[runners."*"]` for every model): '
+        "replicas, cpu, memory, disk, timeout, queue, max_batch_rows, max_wait_ms. See "
+        "docs/runners.md; `pointsman runners` overrides them in the store.",
+    )
+    runner_cgroup: str = Field(
+        default="",
+        description="A cgroup v2 folder this server may write (delegated to it, with the memory "
+        "and cpu controllers): runners get child cgroups there with memory.max and cpu.max. "
+        "Empty: resource limits (RLIMIT_DATA, RLIMIT_FSIZE, CPU affinity and nice).",
+    )
+    runner_dir: str = Field(
+        default="",
+        description="Folder of the runners' sockets and state, set by `pointsman serve` for "
+        "its HTTP workers. Empty: the app starts and supervises runners of its own.",
+    )
+    runner_drain_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long the runners of a version no longer routed keep taking calls "
+        "(while every worker picks up the new route) before they finish what they hold and "
+        "stop.",
+    )
+    startup_wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long a starting server waits for its routed versions to be warm "
+        "before it serves anyway (versions still loading answer 503 until warm). 0: serve at "
+        "once; a slow version never holds up the start or the others.",
     )
     server_log_level: str = Field(
         default="info",

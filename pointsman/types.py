@@ -15,7 +15,7 @@ import numpy as np
 Role = Literal["primary", "fallback", "pinned", "shadow"]
 
 # Why a routed arm did not answer (the fallback's reason, and a metric label).
-FailureReason = Literal["timeout", "not_ready", "error", "circuit_open"]
+FailureReason = Literal["timeout", "not_ready", "error", "circuit_open", "crashed", "limit"]
 
 # Column types, named as MLflow names them so its signatures map one to one.
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})

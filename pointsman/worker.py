@@ -15,11 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from pointsman.alerts import Dispatcher, Evaluator, RuleBook, record_event
+from pointsman.alerts import Dispatcher, Evaluator, RuleBook
 from pointsman.auth import KeyCache
-from pointsman.catalog import Catalog, LoadFailed
+from pointsman.catalog import Catalog
 from pointsman.monitoring import metrics
 from pointsman.monitoring.monitor import DriftMonitor
 from pointsman.pipeline import Pipeline
@@ -29,6 +27,8 @@ from pointsman.routing.canary import CanaryController
 log = logging.getLogger("pointsman.worker")
 
 Job = tuple[str, float, Callable[[], object]]  # name, interval in seconds, work
+LINK_S = 0.1  # how soon a runner that came up gets this worker's connection
+STOP_WAIT_S = 1.0  # how long stop waits for cancelled jobs before cancelling again
 
 
 class Worker:
@@ -82,15 +82,18 @@ class Worker:
     def start(self) -> None:
         """Start every job (and the shadow queue's drain) on the running event loop."""
         self._tasks = [asyncio.create_task(self._every(*job)) for job in self.jobs()]
+        self._tasks.append(asyncio.create_task(self._link_runners()))
         shadows = self.pipeline.shadows
         if shadows is not None:
             self._tasks.append(asyncio.create_task(shadows.drain_forever(self.pipeline.run_shadow)))
 
     async def stop(self) -> None:
         """Cancel every job, then wait for the threads still running one."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:  # a job that swallowed one cancellation gets another
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_WAIT_S)
         self._tasks = []
         self.close()
 
@@ -109,6 +112,15 @@ class Worker:
             except Exception:  # the store may be down for a while: keep serving
                 log.exception("%s failed; serving with what is already loaded", name)
             deadline = max(deadline, time.monotonic() - interval_s)  # no burst after a stall
+
+    async def _link_runners(self) -> None:
+        """On the event loop: connect to runners that came up (or came back)."""
+        while True:
+            try:
+                await self.catalog.connect()
+            except Exception:
+                log.exception("connecting to runners failed; retrying")
+            await asyncio.sleep(LINK_S)
 
     # -- the jobs -------------------------------------------------------------------
     def poll_routes(self) -> None:
@@ -145,15 +157,3 @@ class Worker:
         if total > before:
             counter.inc(total - before)
             self._counted[name] = total
-
-
-def record_load_failures(engine: Engine) -> LoadFailed:
-    """Tell the alert evaluator (maybe in another process) of a version failing to load."""
-
-    def failed(model: str, number: int, error: str) -> None:
-        try:
-            record_event(engine, "version_load_failed", model, f"version {number}: {error}")
-        except Exception:  # the store may be down: the catalog's log line still says it
-            log.warning("could not record the load failure of %s version %s", model, number)
-
-    return failed

@@ -76,6 +76,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def project(tmp_path: Path, database_url: str) -> Iterator[Project]:
     """An empty project on each store."""
     folder, _ = init_project(tmp_path / "project", database_url)
+    # Apps started by the tests wait for their versions' runners, so a test's first request
+    # meets a warm version (a server's default is to serve at once; see startup_wait_s).
+    with (folder / "pointsman.toml").open("a") as toml:
+        toml.write("startup_wait_s = 30\n")
     opened = open_project(load_settings(folder))
     yield opened
     opened.close()
@@ -133,7 +137,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`pointsman serve` in a subprocess on 127.0.0.1, polled until ready."""
+    """`pointsman serve` in a subprocess on 127.0.0.1, polled until its versions are warm."""
 
     def __init__(
         self,
@@ -162,21 +166,24 @@ class Server:
         self.wait_ready()
 
     def wait_ready(self, timeout_s: float = 60) -> None:
+        """Until /readyz answers 200: every routed version has a warm runner."""
         deadline = time.monotonic() + timeout_s
+        answer = "no answer"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log.read_text()}")
             try:
-                if (
-                    httpx.get(self.url + "/healthz", timeout=1, verify=self.verify).status_code
-                    == 200
-                ):
+                r = httpx.get(self.url + "/readyz", timeout=1, verify=self.verify)
+                if r.status_code == 200:
                     return
+                answer = r.text
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server not up after {timeout_s} s:\n{self.log.read_text()}")
+        raise RuntimeError(
+            f"server not ready after {timeout_s} s ({answer}):\n{self.log.read_text()}"
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -1,4 +1,4 @@
-"""A project served in-process as a server wires it: catalog, pipeline, shadow drain, canary."""
+"""A project served in-process as a server wires it: runners, catalog, pipeline, canary."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from pointsman.api.app import wait_ready
 from pointsman.catalog import Catalog
 from pointsman.pipeline import Pipeline, build_pipeline
 from pointsman.project import Project
 from pointsman.protocols import FramePayload
-from pointsman.routing import Policy
+from pointsman.routing import Policy, RouteBook
 from pointsman.routing.canary import CanaryController
+from pointsman.runners import RunDir
+from pointsman.runners.directory import new_run_dir
+from pointsman.runners.serving import build_supervisor
 from pointsman.types import Frame, Outcome, Prediction
 
 
@@ -44,18 +48,18 @@ class Serving:
             target, FramePayload(frame), outcome or Outcome("test"), request_id=request_id
         )
 
-    async def drained(self) -> None:
-        """Wait until every queued shadow copy ran (or was dropped)."""
-        shadows = self.pipeline.shadows
-        assert shadows is not None
-        await shadows.queue.join()
-
 
 @asynccontextmanager
 async def serving(project: Project, shadow_drain: bool = True) -> AsyncIterator[Serving]:
     """`project` served in this event loop; the shadow queue drained unless told not to."""
-    catalog = Catalog(project)
+    run_dir = RunDir(new_run_dir())
+    # Route changes wait for the new versions' runners, as they do through a server.
+    project.routes = RouteBook(project.engine, project.registry, run_dir.preflight)
+    supervisor = build_supervisor(project, run_dir)
+    supervisor.start()
+    catalog = Catalog(project, run_dir)
     catalog.refresh()
+    await wait_ready(catalog, 60)  # as a server started with startup_wait_s does
     pipeline = build_pipeline(catalog, project.settings)
     canary = CanaryController(project.engine, project.routes, pipeline.stats.worker)
     drain = None
@@ -67,3 +71,6 @@ async def serving(project: Project, shadow_drain: bool = True) -> AsyncIterator[
         if drain is not None:
             drain.cancel()
         pipeline.close()
+        catalog.close()
+        await asyncio.to_thread(supervisor.stop)
+        run_dir.remove()

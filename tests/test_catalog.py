@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import joblib
 import pytest
 
 from pointsman.catalog import Catalog, not_ready_message
-from pointsman.errors import BadRequest, ModelNotFound, ModelNotReady, NotDeployed, VersionNotFound
+from pointsman.errors import BadRequest, ModelNotFound, NotDeployed, VersionNotFound
 from pointsman.project import Project
 from pointsman.routing import Arm, Policy
+from pointsman.runners import RunDir
+from pointsman.runners.directory import new_run_dir
+from pointsman.runners.serving import build_supervisor
 from tests.conftest import register_iris
 
 
@@ -23,11 +28,36 @@ def iris(project: Project, iris_files: tuple[Path, Path]) -> Project:
     return project
 
 
-def test_refresh_takes_the_route_once_its_versions_are_loaded(iris: Project) -> None:
-    catalog = Catalog(iris)
-    catalog.refresh()
+@pytest.fixture
+def runners(iris: Project) -> Iterator[tuple[RunDir, list[tuple[str, int, str, str]]]]:
+    """A supervisor running what the store routes; the events it reported."""
+    run_dir = RunDir(new_run_dir())
+    supervisor = build_supervisor(iris, run_dir)
+    events: list[tuple[str, int, str, str]] = []
+    supervisor.on_event = lambda *event: events.append(event)
+    supervisor.start()
+    yield run_dir, events
+    supervisor.stop()
+    run_dir.remove()
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_route_is_taken_at_start_and_ready_once_its_runner_is_warm(
+    iris: Project, runners: tuple[RunDir, list[Any]]
+) -> None:
+    catalog = Catalog(iris, runners[0])
+    catalog.refresh()  # nothing in force yet: taken at once, not ready until warm
     assert catalog.deployed_models() == ["iris"] and catalog.model_names() == ["iris"]
-    assert catalog.readiness() == {"ready": True, "versions": {"iris:1": "ready"}}
+    wait_for(lambda: catalog.readiness()["ready"])
+    report = catalog.readiness()
+    assert report["versions"] == {"iris:1": "ready"}
+    assert [r["state"] for r in report["runners"]["iris:1"]] == ["ready"]
     assert catalog.is_version_ready(catalog.get_version("iris")) and not catalog.is_stale()
     iris.routes.apply("iris", Policy(arms=(Arm(1),), timeout_ms=50), "t", "t")
     assert catalog.is_stale()
@@ -36,30 +66,34 @@ def test_refresh_takes_the_route_once_its_versions_are_loaded(iris: Project) -> 
 
 
 def test_a_revision_whose_version_fails_to_load_is_not_taken(
-    iris: Project, iris_files: tuple[Path, Path], tmp_path: Path
+    iris: Project,
+    runners: tuple[RunDir, list[tuple[str, int, str, str]]],
+    iris_files: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
-    failures: list[tuple[str, int, str]] = []
-    catalog = Catalog(iris, on_load_failed=lambda *failure: failures.append(failure))
+    run_dir, events = runners
+    catalog = Catalog(iris, run_dir)
     catalog.refresh()
+    wait_for(lambda: catalog.readiness()["ready"])
     in_force = catalog.get_route("iris").revision
     model_file, data = iris_files
     other = tmp_path / "iris-again.joblib"  # the same model, other bytes: a second version
     joblib.dump(joblib.load(model_file), other, compress=3)
     second = register_iris(iris, (other, data))
-    iris.routes.apply("iris", Policy(arms=(Arm(second),)), "t", "to v2")
+    iris.routes.apply("iris", Policy(arms=(Arm(second),)), "t", "to v2")  # it loads here
     stored = iris.registry.artifacts.path_of(iris.registry.get_version("iris", second).artifact)
     stored.write_bytes(stored.read_bytes()[:-1] + b"\1")  # changed on disk after the deploy
+    wait_for(lambda: any(e[2] == "load_failed" for e in events))
     catalog.refresh()
     assert catalog.get_route("iris").revision == in_force  # v1 still answers
-    assert [(m, n) for m, n, _ in failures] == [("iris", second)]
-    assert "sha256" in failures[0][2]
-    with pytest.raises(ModelNotReady, match="sha256"):
-        asyncio.run(catalog.runtime_of(iris.registry.get_version("iris", second)))
+    assert catalog.pending["iris"].revision == in_force + 1
+    failed = next(e for e in events if e[2] == "load_failed")
+    assert failed[:2] == ("iris", second) and "sha256" in failed[3]
 
 
-def test_lookups_say_what_is_missing(iris: Project) -> None:
-    catalog = Catalog(iris)
-    catalog.refresh(load_routed=False)
+def test_lookups_say_what_is_missing(iris: Project, tmp_path: Path) -> None:
+    catalog = Catalog(iris, RunDir(tmp_path))
+    catalog.refresh()
     with pytest.raises(ModelNotFound, match="iris"):
         catalog.get_route("nope")
     with pytest.raises(VersionNotFound, match="versions: 1"):
@@ -71,10 +105,10 @@ def test_lookups_say_what_is_missing(iris: Project) -> None:
 
 
 def test_an_undeployed_model_is_named_with_its_versions(
-    project: Project, iris_files: tuple[Path, Path]
+    project: Project, iris_files: tuple[Path, Path], tmp_path: Path
 ) -> None:
     register_iris(project, iris_files)
-    catalog = Catalog(project)
+    catalog = Catalog(project, RunDir(tmp_path))
     catalog.refresh()
     with pytest.raises(NotDeployed, match="pointsman deploy iris"):
         catalog.get_route("iris")
@@ -82,20 +116,20 @@ def test_an_undeployed_model_is_named_with_its_versions(
         catalog.default_model()
 
 
-def test_readiness_names_the_versions_that_are_not_ready(iris: Project) -> None:
-    catalog = Catalog(iris)
-    catalog.refresh(load_routed=False)  # nothing loaded yet
-    report = catalog.readiness()
-    assert report == {"ready": False, "versions": {"iris:1": "not loaded"}}
-    assert not_ready_message(report) == "Not ready: iris:1 (not loaded)"
+def test_readiness_names_the_versions_that_are_not_ready(iris: Project, tmp_path: Path) -> None:
+    catalog = Catalog(iris, RunDir(tmp_path))
+    catalog.refresh()  # nothing loaded yet
+    report = catalog.readiness()  # no supervisor publishes anything in this folder
+    assert (report["ready"], report["versions"]) == (False, {"iris:1": "no runner started yet"})
+    assert not_ready_message(report) == "Not ready: iris:1 (no runner started yet)"
 
 
 def test_default_model_is_refused_when_several_are_deployed(
-    iris: Project, iris_files: tuple[Path, Path]
+    iris: Project, iris_files: tuple[Path, Path], tmp_path: Path
 ) -> None:
     register_iris(iris, iris_files, name="iris2")
     iris.routes.deploy("iris2", 1, "t")
-    catalog = Catalog(iris)
-    catalog.refresh(load_routed=False)
+    catalog = Catalog(iris, RunDir(tmp_path))
+    catalog.refresh()
     with pytest.raises(BadRequest, match="2 are deployed"):
         catalog.default_model()

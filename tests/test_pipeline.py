@@ -7,12 +7,20 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from pointsman.errors import InputRejected, ModelFailed, ModelNotReady, ModelTimeout
+from pointsman.errors import (
+    InputRejected,
+    ModelFailed,
+    ModelNotReady,
+    ModelTimeout,
+    RunnerFailed,
+    RunnerTimeout,
+)
 from pointsman.pipeline import ArmFailure
 from pointsman.project import Project
 from pointsman.protocols import Payload, native
 from pointsman.registry import VersionRecord
 from pointsman.routing import Arm, Policy
+from pointsman.runners import RunnerFault, RunnerSpec
 from pointsman.types import ColumnSpec, Outcome, Signature
 from pointsman.validation.policy import ValidationPolicy
 from tests.routing.test_traffic import family, frame_of
@@ -33,23 +41,42 @@ async def served(family: Project) -> AsyncIterator[Serving]:
         yield served
 
 
+SPEC = RunnerSpec(timeout_s=2.0)
+
+
 @pytest.mark.parametrize(
-    ("exc", "reason", "detail", "error", "says"),
+    ("exc", "timeout_ms", "reason", "detail", "error", "says"),
     [
-        (TimeoutError(), "timeout", "timed out after 200 ms", ModelTimeout, "200 ms"),
-        (ValueError("x"), "error", "raised ValueError", ModelFailed, "raised ValueError"),
-        (ModelNotReady("m", "3", "gone"), "not_ready", "not ready: gone", ModelNotReady, "gone"),
+        (RunnerFault("timeout", "late"), 200, "timeout", "timed out after 200 ms", ModelTimeout,
+         "200 ms"),
+        (RunnerFault("timeout", "late"), None, "timeout", "ran past its runner time limit of 2 s",
+         RunnerTimeout, "time limit of 2 s"),
+        (RunnerFault("model_error", "boom", "ValueError"), None, "error", "raised ValueError",
+         ModelFailed, "raised ValueError"),
+        (RunnerFault("memory", "ran out of memory (limit 1 GiB)"), None, "limit",
+         "ran out of memory (limit 1 GiB)", RunnerFailed, "limit 1 GiB"),
+        (RunnerFault("crashed", "gone"), None, "crashed", "its runner crashed", RunnerFailed,
+         "crashed"),
+        (RunnerFault("not_ready", "no runner is up yet"), None, "not_ready",
+         "not ready: no runner is up yet", ModelNotReady, "no runner is up yet"),
+        (ModelNotReady("m", "3", "gone"), None, "not_ready", "not ready: gone", ModelNotReady,
+         "gone"),
     ],
-)
+)  # fmt: skip
 def test_an_arm_failure_is_a_value_and_becomes_the_callers_error(
-    exc: Exception, reason: str, detail: str, error: type[Exception], says: str
+    exc: Exception,
+    timeout_ms: int | None,
+    reason: str,
+    detail: str,
+    error: type[Exception],
+    says: str,
 ) -> None:
-    failure = ArmFailure.of(exc, 200)
+    failure = ArmFailure.of(exc, timeout_ms, SPEC)
     assert (failure.reason, failure.detail) == (reason, detail)
     version = VersionRecord.__new__(VersionRecord)
     object.__setattr__(version, "model", "m")
     object.__setattr__(version, "number", 3)
-    raised = failure.to_error(version, "req-1", 200)
+    raised = failure.to_error(version, "req-1", timeout_ms)
     assert isinstance(raised, error) and says in str(raised)
     assert str(raised).count("not ready") <= 1  # never "not ready: not ready: …"
 

@@ -108,6 +108,9 @@ metric("timeout_rate", "ratio", "Primary requests past the route's timeout / req
 metric("fallback_rate", "ratio", "Requests a fallback version answered / requests.")(
     _rate("fallbacks")
 )
+metric("queue_full_rate", "ratio", "Requests refused (503) because runners' queues were full.")(
+    _rate("queue_full")
+)
 metric("validation_flag_rate", "ratio", "Requests validation flagged or refused / requests.")(
     _rate("invalid")
 )
@@ -145,18 +148,29 @@ def canary_rolled_back(ctx: MetricContext, model: str, window_s: float) -> float
     return 0.0
 
 
-@metric(
+def _events(kind: str) -> MetricFn:
+    def fn(ctx: MetricContext, model: str, window_s: float) -> float | None:
+        since = ctx.now - timedelta(seconds=window_s)
+        query = sa.select(sa.func.count()).where(
+            (alert_events.c.kind == kind)
+            & (alert_events.c.model == model)
+            & (alert_events.c.at >= since)
+        )
+        with ctx.engine.connect() as conn:
+            return float(conn.execute(query).scalar() or 0)
+
+    return fn
+
+
+metric(
     "version_load_failed", "count", "Times a version of the model failed to load in the window."
-)
-def version_load_failed(ctx: MetricContext, model: str, window_s: float) -> float | None:
-    since = ctx.now - timedelta(seconds=window_s)
-    query = sa.select(sa.func.count()).where(
-        (alert_events.c.kind == "version_load_failed")
-        & (alert_events.c.model == model)
-        & (alert_events.c.at >= since)
-    )
-    with ctx.engine.connect() as conn:
-        return float(conn.execute(query).scalar() or 0)
+)(_events("version_load_failed"))
+metric(
+    "runner_restarts",
+    "count",
+    "Runners of the model's versions restarted in the window (crash, out of memory or disk, "
+    "past the time limit, killed).",
+)(_events("runner_restart"))
 
 
 @metric(

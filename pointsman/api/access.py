@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pointsman.api.errors import error_response_for, request_id_of
 from pointsman.auth import Client, KeyBook, KeyCache, RateLimiter
-from pointsman.auth.ratelimit import retry_after_header
 from pointsman.errors import PointsmanError, RateLimited, Unauthorized
 from pointsman.monitoring import metrics
 from pointsman.project import Project
@@ -132,7 +131,10 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/predictions"): Access("read", query_model),
     # the catalogue entry of one model; every change is admin
     ("GET", ADMIN_MODELS): ADMIN,
+    ("GET", ADMIN_MODELS + "/{model}"): READ,
     ("GET", ADMIN_MODELS + "/{model}/versions"): READ,
+    ("GET", ADMIN_MODELS + "/{model}/runners"): READ,
+    ("PUT", ADMIN_MODELS + "/{model}/runners"): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}/route"): READ,
     ("GET", ADMIN_MODELS + "/{model}/route/history"): READ,
     ("GET", ADMIN_MODELS + "/{model}/canary"): READ,
@@ -264,8 +266,6 @@ def refusal(scope: Scope, exc: PointsmanError, access: Access) -> Any:
     if isinstance(exc, Unauthorized):
         error = "" if exc.reason == "missing" else ', error="invalid_token"'
         response.headers["WWW-Authenticate"] = f'Bearer realm="pointsman"{error}'
-    if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = retry_after_header(exc.retry_after_s)
     return response
 
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pointsman.auth.ratelimit import retry_after_header
 from pointsman.errors import FieldProblem, PointsmanError
 from pointsman.protocols import Codec
 
@@ -33,7 +34,11 @@ def error_response_for(
 ) -> Response:
     """A PointsmanError in the shape the endpoint's protocol answers errors with."""
     status, body = codec.error(exc) if codec is not None else (int(exc.status), exc.to_json())
-    return error_response(status, body, request_id)
+    response = error_response(status, body, request_id)
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = retry_after_header(retry_after_s)
+    return response
 
 
 def request_id_of(request: Request) -> str:

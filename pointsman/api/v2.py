@@ -45,8 +45,8 @@ async def model_ready(request: Request, rid: str) -> Response:
     catalog = catalog_of(request)
     params = request.path_params
     version = catalog.get_version(params["model"], params.get("version"))
-    if params.get("version"):
-        await catalog.runtime_of(version)  # a pinned version is loaded on first use
+    if params.get("version"):  # a pinned version no route holds is started on first use
+        await catalog.wait_warm(version, catalog.spec_of(version).load_timeout_s)
     if not catalog.is_version_ready(version):
         raise ModelNotReady(version.model, str(version.number), "not loaded")
     return json_response({"name": version.model, "ready": True}, rid, version.number)

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import console, print_json, table
+from pointsman.cli.running import runner_session
 from pointsman.errors import BadLogQuery, CannotRerun
 from pointsman.logstore import LogQuery, find_predictions
 from pointsman.logstore.rerun import Rerunner
@@ -34,7 +35,7 @@ def explain(ctx: Context, request_id: str, no_rerun: bool, as_json: bool) -> Non
             "the answer; check the id with `pointsman log MODEL`)",
         )
     records = sorted(page.records, key=lambda r: ROLE_ORDER.get(r["role"], 9))
-    rerunner = Rerunner(project.registry)
+    rerunner = Rerunner(runner_session(project))
     explained = [_explain(project.registry, rerunner, r, not no_rerun) for r in records]
     if as_json:
         print_json(explained)

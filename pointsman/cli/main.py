@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "routes:route",
         "Show or change MODEL's traffic policy; options not given keep their current values.",
     ),
+    "runners": (
+        "runners:runners",
+        "Show or change the runner processes of MODEL: replicas, CPU, memory, time per call.",
+    ),
     "serve": (
         "serve:serve",
         "Serve every deployed model over HTTP (HTTPS with --tls-cert and --tls-key).",
@@ -139,6 +144,9 @@ class LazyGroup(click.Group):
             sys.exit(1)
         except KeyboardInterrupt:
             sys.exit(130)
+        except BrokenPipeError:  # `pointsman ... | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as exc:
             if _debug(ctx):
                 raise

@@ -13,6 +13,7 @@ import orjson
 from pointsman.catalog import Catalog
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import print_json, table
+from pointsman.cli.running import runner_session
 from pointsman.errors import BadRequest, PointsmanError
 from pointsman.pipeline import build_pipeline
 from pointsman.protocols import Payload, native
@@ -61,16 +62,26 @@ def _remote(
 
 
 def _local(ctx: Context, model: str, version: str | None, body: bytes) -> dict[str, Any]:
+    """In this process, with the models in runners of this command's own (same limits)."""
     project = ctx.project()
-    catalog = Catalog(project)
-    catalog.refresh(load_routed=False)  # the one version this call needs loads on first use
+    session = runner_session(project)
+    catalog = Catalog(project, session.run_dir)
+    catalog.refresh()
+    target = catalog.target(model, version)
+    numbers = [target.version.number] if target.route is None else target.route.versions
+    registry = project.registry
+    session.start(
+        [(registry.get_version(model, n), project.runners.spec(model, n)) for n in numbers]
+    )
     pipeline = build_pipeline(catalog, project.settings)
     try:
-        target = catalog.target(model, version)
         payload = Payload(native.CODEC, body, {})
 
         async def run() -> Prediction:
-            return await pipeline.predict(target, payload, Outcome("cli"))
+            try:
+                return await pipeline.predict(target, payload, Outcome("cli"))
+            finally:
+                catalog.close()
 
         return native.encode(asyncio.run(run()))
     finally:

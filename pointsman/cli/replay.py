@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.log import filter_options, query_of
 from pointsman.cli.output import console, err_console, print_json, table
+from pointsman.cli.running import runner_session
 from pointsman.errors import PointsmanError
 from pointsman.logstore import iter_predictions
 from pointsman.logstore.query import count_predictions, iter_sample
@@ -50,8 +51,8 @@ def replay(
     )
     todo = len(picked) if picked is not None else total
     report = Report(model, to_version)
-    rerunner = Rerunner(project.registry)
-    rerunner.runtime(target)  # load (and fail) before the progress bar
+    rerunner = Rerunner(runner_session(project))
+    rerunner.warm(target)  # load (and fail) before the progress bar
     with Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=err_console, transient=True, disable=as_json,

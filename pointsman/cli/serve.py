@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -16,8 +18,12 @@ from pointsman.api.redirect import start_redirect_server
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import console
 from pointsman.errors import ConfigError
+from pointsman.monitoring import metrics
 from pointsman.monitoring.exposition import prepare_multiprocess_dir, remove_multiprocess_dir
 from pointsman.project import open_project
+from pointsman.runners import RunDir
+from pointsman.runners.directory import new_run_dir
+from pointsman.runners.serving import build_supervisor
 from pointsman.settings import Settings
 
 
@@ -54,10 +60,12 @@ def serve(
     with open_project(settings) as project:
         RuleBook(project.engine, settings.alerts)  # and on a bad [[alerts]] table
         deployed = sorted(project.routes.all_current())
+        enforcement = project.enforcement.describe()
     base = f"{'https' if tls['certfile'] else 'http'}://{settings.host}:{settings.port}"
     console.print(f"pointsman serving {', '.join(deployed) or 'no deployed model yet'} on {base}")
     for model in deployed:
         console.print(f"  POST {base}/v1/models/{model}/predict")
+    console.print(f"  model runners: limits enforced by {enforcement}")
     if not settings.auth:
         console.print(f"[bold red]{BANNER}[/bold red] (auth = false in the settings)")
     if tls["certfile"] and settings.tls_redirect_port:
@@ -65,9 +73,32 @@ def serve(
         console.print(f"  plain HTTP on port {settings.tls_redirect_port} redirects to HTTPS")
     metrics_dir = prepare_multiprocess_dir(settings.workers)  # summed over workers on a scrape
     try:
-        run(settings, tls)
+        if settings.workers == 1:
+            run(settings, tls)  # the app supervises its runners itself
+        else:
+            with supervised_runners(settings):
+                run(settings, tls)
     finally:
         remove_multiprocess_dir(metrics_dir)
+
+
+@contextlib.contextmanager
+def supervised_runners(settings: Settings) -> Iterator[None]:
+    """The runners of every worker, supervised from this process; workers find them by the
+    folder in POINTSMAN_RUNNER_DIR."""
+    metrics.use_multiprocess_values()  # the supervisor's metrics summed with the workers'
+    project = open_project(settings)
+    run_dir = RunDir(new_run_dir())
+    supervisor = build_supervisor(project, run_dir)
+    supervisor.start()
+    os.environ["POINTSMAN_RUNNER_DIR"] = str(run_dir.root)
+    try:
+        yield
+    finally:
+        os.environ.pop("POINTSMAN_RUNNER_DIR", None)
+        supervisor.stop()
+        run_dir.remove()
+        project.close()
 
 
 def run(settings: Settings, tls: dict[str, str | None]) -> None:
@@ -86,7 +117,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
     # Worker processes rebuild the app from the environment, so hand the settings over there.
     os.environ["POINTSMAN_PROJECT"] = str(settings.project_path())
     names = (
-        "database_url", "default_model", "max_body_bytes", "inline_max_rows", "auth",
+        "database_url", "default_model", "max_body_bytes", "auth", "startup_wait_s",
         "metrics_open",
     )  # fmt: skip
     for name in names:

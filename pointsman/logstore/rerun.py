@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from pointsman.errors import CannotRerun
-from pointsman.registry import Registry, VersionRecord
-from pointsman.registry.loading import load_and_warm
-from pointsman.runtimes import Runtime
-from pointsman.types import Outputs
+from pointsman.registry import VersionRecord
+from pointsman.types import Frame, Outputs
 from pointsman.validation import build_frame
 
 
@@ -53,18 +51,23 @@ class Rerun:
         return deltas
 
 
+class Runs(Protocol):
+    """Where versions run (a runner session of the command): started once, then called."""
+
+    def warm(self, version: VersionRecord) -> None: ...
+
+    def predict(self, version: VersionRecord, frame: Frame) -> Outputs: ...
+
+
 class Rerunner:
-    """Loads each version once and runs logged inputs on it."""
+    """Runs logged inputs on versions, each in its own runner (loaded once)."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self._loaded: dict[tuple[str, int], Runtime] = {}
+    def __init__(self, runs: Runs) -> None:
+        self.runs = runs
 
-    def runtime(self, version: VersionRecord) -> Runtime:
-        key = (version.model, version.number)
-        if key not in self._loaded:
-            self._loaded[key] = load_and_warm(self.registry, version)
-        return self._loaded[key]
+    def warm(self, version: VersionRecord) -> None:
+        """Load `version` now (and fail now, before any progress bar, if it cannot)."""
+        self.runs.warm(version)
 
     def run(self, version: VersionRecord, record: dict[str, Any]) -> Rerun:
         """Run `record`'s logged inputs on `version`; CannotRerun when they are not all there."""
@@ -85,9 +88,8 @@ class Rerunner:
             )
         columns = {name: inputs[name] for name in version.signature.names}
         frame = build_frame(version.signature, columns, int(record["n_rows"]))
-        runtime = self.runtime(version)
         start = time.perf_counter()
-        outputs = runtime.predict(frame)
+        outputs = self.runs.predict(version, frame)
         return Rerun(record, outputs, (time.perf_counter() - start) * 1000)
 
 

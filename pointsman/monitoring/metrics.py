@@ -161,12 +161,58 @@ AUTH_REFUSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+RUNNER_RESTARTS = Counter(
+    "pointsman_runner_restarts",
+    "Runner processes restarted, by reason: crash, oom, disk, timeout (a call past its time "
+    "limit), cpu (the same, spinning), killed, load_failed, load_timeout.",
+    ["model_name", "model_version", "reason"],
+    registry=REGISTRY,
+)
+RUNNERS_READY = Gauge(
+    "pointsman_runners_ready",
+    "Runner processes of a version that are up and warm.",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+RUNNERS_BUSY = Gauge(
+    "pointsman_runners_busy",
+    "Runner processes of a version running the model right now.",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+RUNNER_QUEUE = Gauge(
+    "pointsman_runner_queue_depth",
+    "Requests waiting in a version's runners (summed over its replicas).",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+RUNNER_MEMORY = Gauge(
+    "pointsman_runner_resident_memory_bytes",
+    "Resident memory of each runner process.",
+    ["model_name", "model_version", "replica"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+QUEUE_FULL = Counter(
+    "pointsman_queue_full",
+    "Requests refused with 503 because a version's runner queue was full (load shedding).",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+)
 WORKERS = Gauge(
     "pointsman_workers",
     "Live worker processes.",
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
+
+
+def use_multiprocess_values() -> None:
+    """Record values from now on in PROMETHEUS_MULTIPROC_DIR's files (set after import)."""
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def is_multiprocess() -> bool:

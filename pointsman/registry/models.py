@@ -13,7 +13,13 @@ from sqlalchemy.exc import IntegrityError
 
 from pointsman.errors import ModelNotFound, VersionNotFound
 from pointsman.registry.artifacts import ArtifactStore
-from pointsman.registry.register import Submission, audit_detail, check_model_name, prepare
+from pointsman.registry.register import (
+    Prepare,
+    Submission,
+    audit_detail,
+    check_model_name,
+    prepare,
+)
 from pointsman.registry.versions import VersionRecord
 from pointsman.store.audit import write_audit
 from pointsman.store.tables import changes, models, routes, versions
@@ -55,9 +61,12 @@ def read_change_counter(engine: Engine) -> int:
 class Registry:
     """Models, versions and their artifacts."""
 
-    def __init__(self, engine: Engine, artifacts: ArtifactStore) -> None:
+    def __init__(
+        self, engine: Engine, artifacts: ArtifactStore, prepare: Prepare = prepare
+    ) -> None:
         self.engine = engine
         self.artifacts = artifacts
+        self.prepare = prepare  # loads and smoke-tests a submission (in a runner's limits)
 
     def model_names(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -158,7 +167,7 @@ class Registry:
         existing = self._find_by_sha(sub.model, sha)
         if existing is not None:
             return existing, False
-        prepared = prepare(sub, self.artifacts.path_of(rel))
+        prepared = self.prepare(sub, self.artifacts.path_of(rel))
         now = datetime.now(UTC)
         for _attempt in range(5):
             try:

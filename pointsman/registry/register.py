@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,22 @@ class Prepared:
     profile: dict[str, Any] | None
     lineage: dict[str, Any]
     input_example: list[dict[str, Any]] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "signature": self.signature.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Prepared:
+        return cls(**{**data, "signature": Signature.from_json(data["signature"])})
+
+
+# Where `prepare` runs: in this process, or in a child under a runner's limits.
+Prepare = Callable[[Submission, Path], Prepared]
+
+
+def prepare_json(sub: Submission, stored_path: Path) -> dict[str, Any]:
+    """`prepare`, as JSON (what a child process sends back)."""
+    return prepare(sub, stored_path).to_json()
 
 
 def check_model_name(name: str) -> None:

@@ -43,7 +43,16 @@ BUCKETS_MS = (
     2000,
     5000,
 )
-COUNTERS = ("requests", "errors", "timeouts", "fallbacks", "invalid", "compared", "agreed")
+COUNTERS = (
+    "requests",
+    "errors",
+    "timeouts",
+    "fallbacks",
+    "invalid",
+    "compared",
+    "agreed",
+    "queue_full",
+)
 
 
 @dataclass
@@ -57,6 +66,7 @@ class Counts:
     invalid: int = 0  # requests refused or flagged by validation
     compared: int = 0  # shadow answers compared with the primary's (rows)
     agreed: int = 0  # ... that gave the same label
+    queue_full: int = 0  # requests refused because the runners' queue was full
     prob_diff_max: float = 0.0
     latency: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_MS) + 1))
 
@@ -174,6 +184,7 @@ class StatsRecorder:
         timed_out: bool = False,
         invalid: bool = False,
         fell_back: bool = False,
+        queue_full: bool = False,
     ) -> Counts:
         """Count one run of a version: a request, and what became of it."""
         cell = self.cell(model, revision, version, role)
@@ -182,6 +193,7 @@ class StatsRecorder:
         cell.timeouts += timed_out
         cell.invalid += invalid  # refused or flagged by validation
         cell.fallbacks += fell_back  # it failed and a fallback version answered
+        cell.queue_full += queue_full  # refused: the runners' queue was full
         if latency_s is not None:
             cell.observe(latency_s)
         return cell

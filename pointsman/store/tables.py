@@ -253,3 +253,15 @@ spool_usage = sa.Table(
     sa.Column("budget_bytes", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# -- runners: placement and limits per model (version 0) or per version --------------------
+runner_specs = sa.Table(
+    "runner_specs",
+    metadata,
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),  # 0: every version of the model
+    sa.Column("spec", sa.JSON, nullable=False),  # only the fields set here
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+)

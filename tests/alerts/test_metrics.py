@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,12 +12,13 @@ import pytest
 
 from pointsman.alerts.metrics import METRICS, MetricContext, format_value, get_metric
 from pointsman.alerts.snapshots import NotCovered, Snapshots
-from pointsman.catalog import Catalog
 from pointsman.errors import InvalidAlertRule
 from pointsman.project import Project
 from pointsman.routing.stats import StatsRecorder
+from pointsman.runners import RunDir
+from pointsman.runners.directory import new_run_dir
+from pointsman.runners.serving import build_supervisor
 from pointsman.store.tables import drift_results
-from pointsman.worker import record_load_failures
 from tests.api.conftest import register_churn
 from tests.conftest import register_iris
 
@@ -40,6 +43,7 @@ def test_route_stat_metrics_are_deltas_over_the_window(project: Project) -> None
     worker2 = StatsRecorder()
     other = worker2.cell("churn", 2, 2, "primary")
     other.requests, other.errors, other.fallbacks, other.invalid = 200, 10, 4, 30
+    other.queue_full = 6
     for _ in range(196):
         other.observe(0.004)
     for _ in range(4):
@@ -55,6 +59,7 @@ def test_route_stat_metrics_are_deltas_over_the_window(project: Project) -> None
         "timeout_rate": 0.0,
         "fallback_rate": 4 / 200,
         "validation_flag_rate": 30 / 200,
+        "queue_full_rate": 6 / 200,
         "p99_ms": 750.0,
         "request_rate": 200 / 60,
         "shadow_agreement": 0.9,
@@ -89,13 +94,47 @@ def test_a_version_failing_to_load_is_an_event_the_evaluator_sees(
     record = project.registry.get_version("iris", 1)
     stored = project.registry.artifacts.path_of(record.artifact)
     stored.write_bytes(stored.read_bytes()[:-1] + b"\1")
-    catalog = Catalog(project, on_load_failed=record_load_failures(project.engine))
-    catalog.refresh()  # the load fails in this "worker"
-    assert not catalog.is_version_ready(record)
+    run_dir = RunDir(new_run_dir())
+    supervisor = build_supervisor(project, run_dir)
+    supervisor.start()  # the load fails in this server's runner
+    try:
+        deadline = time.monotonic() + 30
+        while "sha256" not in (run_dir.wait_warm("iris", 1, 0.1) or ""):
+            assert time.monotonic() < deadline, run_dir.read_state()
+    finally:
+        supervisor.stop()
+        run_dir.remove()
     ctx = context(project, Snapshots(), time.time())
     assert METRICS["version_load_failed"].fn(ctx, "iris", 300) == 1.0
     ctx.now += timedelta(minutes=10)
     assert METRICS["version_load_failed"].fn(ctx, "iris", 300) == 0.0
+
+
+def test_a_killed_runner_is_restarted_and_counted_as_an_event(
+    project: Project, iris_files: tuple[Path, Path]
+) -> None:
+    project.routes.deploy("iris", register_iris(project, iris_files), "t")
+    run_dir = RunDir(new_run_dir())
+    supervisor = build_supervisor(project, run_dir)
+    supervisor.start()
+    try:
+        assert run_dir.wait_warm("iris", 1, 60) is None
+        (runner,) = (run_dir.version_state("iris", 1) or {})["runners"]
+        os.kill(runner["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            (now,) = (run_dir.version_state("iris", 1) or {})["runners"]
+            if now["state"] == "ready" and now["pid"] != runner["pid"]:
+                break
+            assert time.monotonic() < deadline, now
+            time.sleep(0.05)
+        assert now["restarts"] == 1
+    finally:
+        supervisor.stop()
+        run_dir.remove()
+    ctx = context(project, Snapshots(), time.time())
+    assert METRICS["runner_restarts"].fn(ctx, "iris", 300) == 1.0
+    assert METRICS["runner_restarts"].fn(ctx, "churn", 300) == 0.0
 
 
 def test_unknown_metric_lists_the_known_ones() -> None:

@@ -50,3 +50,42 @@ async def client(served: Project) -> AsyncIterator[httpx.AsyncClient]:
             transport=transport, base_url="http://pointsman", headers=headers
         ) as c:
             yield c
+
+
+FLAKY = '''
+import os
+import joblib
+
+class Flaky:
+    """Churn v1's estimator, raising whenever the switch file exists."""
+
+    def __init__(self):
+        self.inner = joblib.load({model!r})
+        self.classes_ = list(self.inner.classes_)
+
+    def predict(self, frame):
+        self._check()
+        return self.inner.predict(frame)
+
+    def predict_proba(self, frame):
+        self._check()
+        return self.inner.predict_proba(frame)
+
+    def _check(self):
+        if os.path.exists({switch!r}):
+            raise RuntimeError("the model fell over")
+'''
+
+
+def register_flaky_churn(project: Project, files: list[tuple[Path, Path]], switch: Path) -> int:
+    """A churn version that answers as v1 does, and raises while `switch` exists."""
+    model, data = files[0]
+    source = switch.parent / "flaky_churn.py"
+    source.write_text(FLAKY.format(model=str(model), switch=str(switch)))
+    record, _ = project.registry.register(
+        Submission(
+            model="churn", path=source, entrypoint="Flaky", training_data=data,
+            target="churned", user="t",
+        )
+    )  # fmt: skip
+    return record.number

@@ -48,7 +48,6 @@ async def limited(served: Project, tmp_path: Path) -> AsyncIterator[httpx.AsyncC
         served.settings.project_path(),
         max_rows_per_request=3,
         request_timeout_s=0.3,
-        inline_max_rows=0,  # in a thread: the event loop stays free to answer the 504
     )
     app = build_app(settings)
     headers = admin_headers(served)

@@ -146,4 +146,7 @@ async def test_bare_invocations_needs_one_model_or_the_setting(client: httpx.Asy
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = (await client.get("/readyz")).json()
-    assert ready == {"ready": True, "versions": {"iris:1": "ready", "churn:1": "ready"}}
+    assert (ready["ready"], ready["versions"]) == (True, {"iris:1": "ready", "churn:1": "ready"})
+    for name in ("iris:1", "churn:1"):  # each version's runners, as the supervisor sees them
+        (runner,) = ready["runners"][name]
+        assert runner["state"] == "ready" and runner["pid"] > 0 and runner["memory_bytes"] > 0

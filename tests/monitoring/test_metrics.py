@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
@@ -20,12 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pointsman.api.app import build_app
 from pointsman.auth import KeyBook
+from pointsman.catalog import Catalog
 from pointsman.logstore.query import LogQuery, find_predictions
 from pointsman.monitoring.drift import Thresholds
 from pointsman.monitoring.monitor import drift_report, store_report
 from pointsman.project import Project
 from pointsman.routing.policy import Arm, Policy, Shadow
-from tests.api.conftest import register_churn
+from tests.api.conftest import register_churn, register_flaky_churn
 from tests.conftest import IRIS_COLUMNS, Server, admin_headers, churn_rows, register_iris
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -180,27 +182,26 @@ async def _wait_for_shadows(client: httpx.AsyncClient, before: Samples, n: int) 
 
 @pytest.mark.anyio
 async def test_fallbacks_and_the_breaker(
-    client: httpx.AsyncClient, project: Project, churn_files: list[tuple[Path, Path]]
+    client: httpx.AsyncClient,
+    project: Project,
+    churn_files: list[tuple[Path, Path]],
+    tmp_path: Path,
 ) -> None:
     """A version that fails: each failure is a fallback, and the breaker opens after three."""
-    policy = Policy(arms=(Arm(1),), fallback=2, breaker_failures=3, breaker_pause_s=600)
+    switch = tmp_path / "broken"
+    flaky = register_flaky_churn(project, churn_files, switch)
+    policy = Policy(arms=(Arm(flaky),), fallback=2, breaker_failures=3, breaker_pause_s=600)
     project.routes.apply("churn", policy, "t", "metrics test")
     app = client._transport.app  # type: ignore[attr-defined]
-    catalog = app.state.catalog
-    await _refresh(catalog)
-    runtime = catalog.loaded[("churn", 1)].runtime
-
-    def broken(frame: object) -> object:
-        raise RuntimeError("the model fell over")
-
-    runtime.predict = broken
+    await _refresh(app.state.catalog)
+    switch.touch()
     before, _ = await scrape(client)
     for _ in range(5):
         answer = await client.post("/v1/models/churn/predict", json={"rows": churn_rows(1)})
         assert answer.status_code == 200 and answer.json()["version"] == 2
     after, _ = await scrape(client)
     fallbacks = "pointsman_fallbacks_total"
-    churn_v1 = {"model_name": "churn", "model_version": "1"}
+    churn_v1 = {"model_name": "churn", "model_version": str(flaky)}
     assert (
         value(after, fallbacks, reason="error", **churn_v1)
         - value(before, fallbacks, reason="error", **churn_v1)
@@ -220,10 +221,14 @@ async def test_fallbacks_and_the_breaker(
     )
 
 
-async def _refresh(catalog: object) -> None:
-    import anyio.to_thread
-
-    await anyio.to_thread.run_sync(catalog.refresh)  # type: ignore[attr-defined]
+async def _refresh(catalog: Catalog) -> None:
+    """Refresh until the newest route is in force (its versions' runners are warm)."""
+    deadline = time.monotonic() + 60
+    await anyio.to_thread.run_sync(catalog.refresh)
+    while catalog.pending:
+        assert time.monotonic() < deadline, catalog.pending
+        await anyio.sleep(0.05)
+        await anyio.to_thread.run_sync(catalog.refresh)
 
 
 @pytest.mark.anyio
@@ -238,8 +243,6 @@ async def test_drift_scores_per_feature_come_from_the_store(
         assert (await client.post("/v1/models/churn/predict", json={"rows": shifted})).is_success
     app = client._transport.app  # type: ignore[attr-defined]
     log = app.state.pipeline.log
-    import anyio.to_thread
-
     await anyio.to_thread.run_sync(log.ship)
     report = drift_report(project, "churn", 1, timedelta(hours=1), Thresholds(0.1, 0.25, 100))
     store_report(project.engine, report)
@@ -367,7 +370,10 @@ def test_one_worker_with_a_multiprocess_folder_of_its_own_counts_alone(
 
 @pytest.mark.anyio
 async def test_each_prediction_record_has_the_labels_of_its_metric_samples(
-    client: httpx.AsyncClient, project: Project
+    client: httpx.AsyncClient,
+    project: Project,
+    churn_files: list[tuple[Path, Path]],
+    tmp_path: Path,
 ) -> None:
     """Routed, shadowed, pinned and fallback requests: record (version, role) = metric labels."""
     app = client._transport.app  # type: ignore[attr-defined]
@@ -399,11 +405,9 @@ async def test_each_prediction_record_has_the_labels_of_its_metric_samples(
     assert (
         await labels_of("/v1/models/churn/versions/2/predict", "pinned") == ({(2, "pinned")},) * 2
     )
-    project.routes.apply("churn", Policy(arms=(Arm(1),), fallback=2), "t", "fallback test")
+    switch = tmp_path / "broken"
+    flaky = register_flaky_churn(project, churn_files, switch)
+    project.routes.apply("churn", Policy(arms=(Arm(flaky),), fallback=2), "t", "fallback test")
     await _refresh(catalog)
-
-    def broken(frame: object) -> object:
-        raise RuntimeError("the model fell over")
-
-    catalog.loaded[("churn", 1)].runtime.predict = broken
+    switch.touch()
     assert await labels_of("/v1/models/churn/predict", "fell") == ({(2, "fallback")},) * 2

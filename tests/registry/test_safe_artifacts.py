@@ -49,13 +49,13 @@ def test_skops_types_are_trusted_only_when_an_admin_lists_them(
     sub.trusted_types = (CUSTOM,)
     record, _ = project.registry.register(sub)
     assert record.lineage["trusted_types"] == [CUSTOM]
-    load_and_warm(project.registry, record)
+    load_and_warm(project.registry.artifacts, record)
     # The trust is enforced at every load, from what was stored at registration.
     with project.engine.begin() as conn:
         conn.execute(versions.update().values(lineage={**record.lineage, "trusted_types": []}))
     stored = project.registry.get_version("custom", record.number)
     with pytest.raises(UnsafeArtifact, match=CUSTOM):
-        load_and_warm(project.registry, stored)
+        load_and_warm(project.registry.artifacts, stored)
 
 
 def test_the_sha256_is_checked_at_every_load(
@@ -65,11 +65,11 @@ def test_the_sha256_is_checked_at_every_load(
     sub = Submission(model="custom", path=path, training_data=data, target="y", user="t")
     sub.trusted_types = (CUSTOM,)
     record, _ = project.registry.register(sub)
-    load_and_warm(project.registry, record)
+    load_and_warm(project.registry.artifacts, record)
     stored = project.registry.artifacts.path_of(record.artifact)
     stored.write_bytes(stored.read_bytes() + b"\0")
     with pytest.raises(ArtifactTampered, match="changed after registration"):
-        load_and_warm(project.registry, record)
+        load_and_warm(project.registry.artifacts, record)
 
 
 @pytest.mark.parametrize("field", ["pickled_model", "input_example"])

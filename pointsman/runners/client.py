@@ -1,0 +1,218 @@
+"""The HTTP worker's side of the runners: one connection per runner, many calls in flight.
+
+A `RunnerPool` holds the connections to one version's runners, sends each call to the
+replica with the fewest calls in flight, and turns what comes back (or what does not) into
+a `RunnerFault` that says which limit was hit. A connection that closes fails every call
+waiting on it at once: a runner that dies never leaves a caller hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import time
+from pathlib import Path
+from typing import cast
+
+from pointsman.runners import wire
+from pointsman.types import Frame, Outputs
+
+RETRY_CONNECT_S = 0.2  # a replica that refused a connection is tried again after this
+_ids = itertools.count(1)
+
+
+class RunnerFault(Exception):
+    """A call a runner did not answer: why (code) and in words.
+
+    code: model_error (the model raised), memory, disk (a limit), crashed (the runner
+    died), timeout (past its time limit), queue_full, not_ready, draining.
+    """
+
+    def __init__(self, code: str, message: str, kind: str = "") -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.kind = kind  # the exception's type name, for model_error
+
+
+class RunnerLink(asyncio.Protocol):
+    """One connection to one runner, multiplexed by request id."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.pending: dict[int, asyncio.Future[Outputs]] = {}
+        self.buffer = bytearray()
+        self.draining = False  # the runner said it is stopping: answers come, calls go elsewhere
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing() and not self.draining
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        try:
+            for kind, request_id, payload in wire.split(self.buffer):
+                if kind == wire.DRAIN:  # the runner is stopping: hang up once answered
+                    self.draining = True
+                    self.hang_up_if_idle()
+                    continue
+                future = self.pending.pop(request_id, None)
+                if future is None or future.done():
+                    continue  # the caller gave up (its deadline passed)
+                if kind == wire.RESULT:
+                    future.set_result(wire.decode_outputs(payload))
+                elif kind == wire.ERROR:
+                    error = wire.decode_error(payload)
+                    future.set_exception(
+                        RunnerFault(error["code"], error["message"], error["kind"])
+                    )
+        except wire.WireError as exc:
+            self._fail_all(RunnerFault("crashed", f"the runner broke the protocol ({exc})"))
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._fail_all(RunnerFault("crashed", "the runner stopped while answering"))
+
+    def hang_up_if_idle(self) -> None:
+        if self.draining and not self.pending and self.transport is not None:
+            self.transport.close()
+
+    def _fail_all(self, fault: RunnerFault) -> None:
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(fault)
+
+    async def call(self, frame: Frame, timeout_s: float) -> Outputs:
+        if self.transport is None:
+            raise RunnerFault("crashed", "the connection to the runner is closed")
+        request_id = next(_ids)
+        future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
+        self.pending[request_id] = future
+        self.transport.write(wire.message(wire.PREDICT, request_id, wire.encode_frame(frame)))
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # arrives as the answer does, and a cancelled caller would carry on.
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError:
+            raise RunnerFault("timeout", f"no answer within {timeout_s:g} s") from None
+        finally:
+            self.pending.pop(request_id, None)
+            self.hang_up_if_idle()
+
+
+class Replica:
+    """One runner socket and this process's connection to it (if any)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.link: RunnerLink | None = None
+        self.next_try = 0.0
+        self._connecting: asyncio.Task[None] | None = None
+
+    @property
+    def is_connected(self) -> bool:
+        return self.link is not None and self.link.is_open
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.link.pending) if self.link is not None else 0
+
+    async def connect(self, now: bool = False) -> None:
+        """Try once (unless tried a moment ago, and not `now`); a runner not listening yet is
+        not an error."""
+        if self.is_connected or (time.monotonic() < self.next_try and not now):
+            return
+        self.next_try = time.monotonic() + RETRY_CONNECT_S
+        loop = asyncio.get_running_loop()
+        try:
+            _, link = await loop.create_unix_connection(RunnerLink, str(self.path))
+        except OSError:
+            return
+        self.link = link
+
+
+class RunnerPool:
+    """The runners of one version, as seen from one HTTP worker."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.replicas = [Replica(p) for p in paths]
+
+    def resize(self, paths: list[Path]) -> None:
+        """Another replica count: links kept where the path stays; a dropped one's calls in
+        flight still get their answers (its runner drains before it stops)."""
+        kept = {r.path: r for r in self.replicas}
+        self.replicas = [kept.pop(p) if p in kept else Replica(p) for p in paths]
+        for gone in kept.values():
+            if gone.link is not None:
+                gone.link.draining = True
+                gone.link.hang_up_if_idle()
+
+    @property
+    def is_ready(self) -> bool:
+        return any(r.is_connected for r in self.replicas)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(r.in_flight for r in self.replicas)
+
+    async def connect(self, now: bool = False) -> None:
+        """Connect to every replica that is listening and not connected yet."""
+        await asyncio.gather(*(r.connect(now) for r in self.replicas if not r.is_connected))
+
+    async def predict(self, frame: Frame, timeout_s: float) -> Outputs:
+        """The runners' answer; RunnerFault when none gives one."""
+        for _ in range(len(self.replicas) + 1):
+            connected = [r for r in self.replicas if r.is_connected]
+            if not connected:
+                await self.connect(now=True)  # a runner may have come back a moment ago
+                connected = [r for r in self.replicas if r.is_connected]
+                if not connected:
+                    raise RunnerFault("not_ready", "no runner is up yet (loading, or restarting)")
+            link = min(connected, key=lambda r: r.in_flight).link
+            assert link is not None
+            try:
+                return await link.call(frame, timeout_s)
+            except RunnerFault as fault:
+                if fault.code != "draining":
+                    raise
+                link.draining = True  # stopping (new limits, or unrouted): ask another one
+        raise RunnerFault("not_ready", "every runner of the version is stopping")
+
+    def close(self) -> None:
+        for replica in self.replicas:
+            if replica.link is not None and replica.link.transport is not None:
+                replica.link.transport.close()
+
+
+def call_once(path: Path, frame: Frame, timeout_s: float) -> Outputs:
+    """A blocking call on one runner, for commands run from a terminal (no event loop)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(str(path))
+            sock.sendall(wire.message(wire.PREDICT, 1, wire.encode_frame(frame)))
+            buffer = bytearray()
+            while True:
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    raise RunnerFault("crashed", "the runner stopped while answering")
+                buffer += chunk
+                for kind, _, payload in wire.split(buffer):
+                    if kind == wire.DRAIN:
+                        continue  # the answer (or a "draining" error) still comes
+                    if kind == wire.RESULT:
+                        return wire.decode_outputs(payload)
+                    error = wire.decode_error(payload)
+                    raise RunnerFault(error["code"], error["message"], error["kind"])
+        except TimeoutError:
+            raise RunnerFault("timeout", f"no answer within {timeout_s:g} s") from None
+        except (ConnectionError, FileNotFoundError) as exc:
+            raise RunnerFault("not_ready", f"cannot reach the runner: {exc}") from None
