@@ -196,6 +196,19 @@ RUNNER_MEMORY = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livemax",
 )
+RUNNER_REQUESTS = Counter(
+    "pointsman_runner_requests",
+    "Requests a version's runners answered (with a prediction or an error).",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+)
+RUNNER_CALLS = Counter(
+    "pointsman_runner_model_calls",
+    "Calls a version's runners made to the model: fewer than pointsman_runner_requests when "
+    "requests were batched (their ratio is the mean batch, in requests).",
+    ["model_name", "model_version"],
+    registry=REGISTRY,
+)
 QUEUE_FULL = Counter(
     "pointsman_queue_full",
     "Requests refused with 503 because a version's runner queue was full (load shedding).",

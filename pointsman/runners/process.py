@@ -1,14 +1,14 @@
 """A runner process: loads one version once, then answers "predict this frame" on a socket.
 
 It binds its socket only once the version is loaded and has answered its input example, so
-a runner that accepts connections is warm. Requests are read on the event loop while the
-model runs in its own thread; a bounded queue sits between them. What the supervisor needs
-to watch (busy since, CPU at the start of the call, queue length) is in a small shared slot.
+a runner that accepts connections is warm. One thread reads requests and runs the model:
+what arrived while the model was busy is answered by one batched call next. What the
+supervisor needs to watch (busy since, CPU at the start of the call, queue length, requests
+and model calls) is in a small shared slot.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import ctypes
@@ -16,32 +16,34 @@ import gc
 import logging
 import mmap
 import os
+import selectors
 import signal
+import socket
 import struct
 import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from pathlib import Path
-from typing import cast
 
 import orjson
 
 from pointsman.registry.artifacts import ArtifactStore
 from pointsman.registry.loading import load_and_warm
 from pointsman.registry.versions import VersionRecord
-from pointsman.runners import limits, wire
+from pointsman.runners import batching, limits, wire
 from pointsman.runners.spec import RunnerSpec
 from pointsman.runtimes import Runtime
-from pointsman.types import Frame
+from pointsman.types import Frame, Outputs
 
 log = logging.getLogger("pointsman.runner")
 
-# busy since (monotonic s, 0 = idle), process CPU s at that moment, queued requests, served
-SLOT = struct.Struct("<ddII")
+# busy since (monotonic s, 0 = idle), process CPU s at that moment, queued requests,
+# requests answered, model calls made (fewer than requests when calls were batched)
+SLOT = struct.Struct("<ddIQQ")
 HANG_UP_S = 2.0  # how long a drained runner waits for its callers to hang up
+SEND_TIMEOUT_S = 5.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -75,125 +77,182 @@ def main(args: RunnerArgs) -> None:
         sys.stderr.flush()
         os._exit(limits.EXIT_LOAD)
     gc.freeze()  # the loaded model lives as long as the runner: no full collection walks it
-    server = RunnerServer(args, runtime)
-    try:
-        import uvloop
-
-        uvloop.run(server.serve())
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        asyncio.run(server.serve())
+    RunnerServer(args, runtime).serve()
     os._exit(0)
 
 
 @dataclass
 class Job:
-    connection: RunnerConnection
+    connection: Connection
     request_id: int
     frame: Frame
 
 
 class RunnerServer:
-    """The socket side (event loop thread) and the model side (one thread) of a runner."""
+    """One thread: read what the callers sent, run it as one model call, answer, repeat.
+
+    Calls that arrive while the model runs wait in the sockets' buffers; the next read takes
+    them all, and those of the same columns become one batch (up to `max_batch_rows`). An
+    idle runner answers a lone call at once: no thread hand-off, no waiting."""
 
     def __init__(self, args: RunnerArgs, runtime: Runtime) -> None:
         self.args = args
         self.spec = args.spec
         self.runtime = runtime
         self.jobs: collections.deque[Job] = collections.deque()
-        self.ready = threading.Condition()
         self.draining = False
         self.served = 0
+        self.calls = 0
         fd = os.open(args.slot_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.ftruncate(fd, SLOT.size)  # all zeros: idle
         self.slot = mmap.mmap(fd, SLOT.size)
         os.close(fd)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.listener: asyncio.AbstractServer | None = None
-        self.connections: set[RunnerConnection] = set()
-        self.done = asyncio.Event()
+        self.selector = selectors.DefaultSelector()
+        self.connections: set[Connection] = set()
+        self.listener: socket.socket | None = None
 
-    async def serve(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        if self.args.socket_path.exists():
-            self.args.socket_path.unlink()
-        server = self.listener = await self.loop.create_unix_server(
-            lambda: RunnerConnection(self), str(self.args.socket_path)
-        )
-        threading.Thread(target=self._model_loop, name="pointsman-model", daemon=True).start()
-        self.loop.add_signal_handler(signal.SIGTERM, self._drain)
+    def serve(self) -> None:
+        path = self.args.socket_path
+        path.unlink(missing_ok=True)
+        listener = self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(64)
+        listener.setblocking(False)
+        self.selector.register(listener, selectors.EVENT_READ, None)
+        wake_r, wake_w = socket.socketpair()  # SIGTERM wakes the select below
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno())
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.selector.register(wake_r, selectors.EVENT_READ, wake_r)
         _write_status(self.args.status_path, {"state": "ready", "pid": os.getpid()})
-        await self.done.wait()
-        server.close()
+        hang_up_by: float | None = None
+        while True:
+            wait: float | None = None  # idle: sleep until a caller writes (or SIGTERM)
+            if self.jobs:
+                wait = 0.0
+            elif hang_up_by is not None:
+                wait = max(0.0, hang_up_by - _now())
+            self._read(wait)
+            if self.draining and self.listener is not None:
+                self._drain()
+            if self.jobs:
+                self._run(self._batch())
+            elif self.draining:  # nothing left: go once every caller hung up, or after a while
+                hang_up_by = hang_up_by or _now() + HANG_UP_S
+                if not self.connections or _now() >= hang_up_by:
+                    return
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self.draining = True
+
+    def _read(self, timeout: float | None) -> None:
+        """Accept callers and queue every complete request they sent (waits up to `timeout`)."""
+        for key, _ in self.selector.select(timeout):
+            if key.data is None:
+                self._accept()
+            elif isinstance(key.data, Connection):
+                key.data.receive()
+            else:  # the wake-up socket
+                with contextlib.suppress(OSError):
+                    key.data.recv(4096)
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                sock, _ = self.listener.accept()
+                connection = Connection(self, sock)
+                self.connections.add(connection)
+                self.selector.register(sock, selectors.EVENT_READ, connection)
 
     def _drain(self) -> None:
-        """SIGTERM: take no new connection or request, answer the queued ones, then exit.
+        """Take no new caller or request, answer the queued ones, then exit.
 
         Callers are told at once (DRAIN), so they send new calls elsewhere; one already on
         the wire gets a "draining" error, never a closed connection."""
-        self.draining = True
-        if self.listener is not None:
-            self.listener.close()
-        for connection in self.connections:
-            connection.write(wire.message(wire.DRAIN, 0))
-        with self.ready:
-            self.ready.notify()
+        assert self.listener is not None
+        self.selector.unregister(self.listener)
+        self.listener.close()
+        self.listener = None
+        for connection in list(self.connections):
+            connection.send(wire.message(wire.DRAIN, 0))
 
-    async def _hang_up(self) -> None:
-        """Queue empty while draining: exit once every caller hung up (or after a while)."""
-        deadline = time.monotonic() + HANG_UP_S
-        while self.connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        self.done.set()
-
-    def submit(self, connection: RunnerConnection, request_id: int, payload: bytes) -> None:
+    def submit(self, connection: Connection, request_id: int, payload: bytes) -> None:
         if self.draining:
             connection.error(request_id, "draining", "", "the runner is stopping")
             return
         if len(self.jobs) >= self.spec.queue:
             connection.error(request_id, "queue_full", "", f"{self.spec.queue} waiting")
             return
-        frame = wire.decode_frame(payload)
-        with self.ready:
-            self.jobs.append(Job(connection, request_id, frame))
-            self._note(queued=len(self.jobs))
-            self.ready.notify()
+        self.jobs.append(Job(connection, request_id, wire.decode_frame(payload)))
 
-    def _model_loop(self) -> None:
-        while True:
-            with self.ready:
-                while not self.jobs and not self.draining:
-                    self.ready.wait()
-                if not self.jobs:  # draining and nothing left
-                    assert self.loop is not None
-                    asyncio.run_coroutine_threadsafe(self._hang_up(), self.loop)
-                    return
-                job = self.jobs.popleft()
-                self._note(queued=len(self.jobs))
-            self._run(job)
+    def _batch(self) -> list[Job]:
+        batch = [self.jobs.popleft()]
+        rows = batching.fill(self.jobs, batch, self.spec.max_batch_rows)
+        if self.spec.max_wait_ms and len(batch) > 1:  # calls arrive together: let it fill
+            deadline = _now() + self.spec.max_wait_ms / 1000
+            while rows < self.spec.max_batch_rows and not self.draining:
+                left = deadline - _now()
+                if left <= 0:
+                    break
+                self._read(left)
+                rows = batching.fill(self.jobs, batch, self.spec.max_batch_rows)
+        self._note(queued=len(self.jobs))
+        return batch
 
-    def _run(self, job: Job) -> None:
+    def _run(self, batch: list[Job]) -> None:
+        """One model call for the batch; if it fails, one call per request, so that a bad
+        request fails alone."""
+        try:
+            outputs = self._call(batching.merge([job.frame for job in batch]))
+            parts = batching.split(outputs, [job.frame.n_rows for job in batch])
+        except BaseException as exc:
+            if len(batch) == 1 or limits.limit_hit(exc, self.spec) is not None:
+                self._failed(batch, exc)
+                return
+            parts = None
+        if parts is None:  # outside the except: a retry's failure is not chained to this one
+            for job in batch:
+                self._run([job])
+            return
+        self.served += len(batch)
+        self._note()
+        for job, part in zip(batch, parts, strict=True):
+            job.connection.send(
+                wire.message(wire.RESULT, job.request_id, wire.encode_outputs(part))
+            )
+
+    def _call(self, frame: Frame) -> Outputs:
+        """The model on `frame`, watched by the supervisor (busy since, CPU at the start)."""
         self._note(busy_since=time.monotonic(), cpu=time.process_time())
         try:
-            outputs = self.runtime.predict(job.frame)
-        except BaseException as exc:
+            return self.runtime.predict(frame)
+        finally:
+            self.calls += 1
             self._note(busy_since=0.0)
-            self._failed(job, exc)
-            return
-        self._note(busy_since=0.0)
-        self.served += 1
-        job.connection.reply(job.request_id, wire.RESULT, wire.encode_outputs(outputs))
 
-    def _failed(self, job: Job, exc: BaseException) -> None:
+    def _failed(self, batch: list[Job], exc: BaseException) -> None:
         hit = limits.limit_hit(exc, self.spec)
         if hit is None:
             log.error("model failed on a request:\n%s", "".join(traceback.format_exception(exc)))
-            job.connection.error(job.request_id, "model_error", type(exc).__name__, str(exc))
+            self.served += len(batch)
+            for job in batch:
+                job.connection.error(job.request_id, "model_error", type(exc).__name__, str(exc))
             return
+        # A limit was hit: tell every caller of the batch, then stop (the supervisor starts
+        # a fresh runner).
         code, words = hit
-        exit_code = limits.EXIT_MEMORY if code == "memory" else limits.EXIT_DISK
-        assert self.loop is not None
         payload = wire.encode_error(code, type(exc).__name__, words)
-        self.loop.call_soon_threadsafe(job.connection.fatal, job.request_id, payload, exit_code)
+        for job in batch:
+            job.connection.send(wire.message(wire.ERROR, job.request_id, payload))
+        os._exit(limits.EXIT_MEMORY if code == "memory" else limits.EXIT_DISK)
+
+    def forget(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(connection.sock)
+        connection.sock.close()
 
     def _note(
         self,
@@ -210,22 +269,29 @@ class RunnerServer:
             old[1] if cpu is None else cpu,
             old[2] if queued is None else queued,
             self.served,
+            self.calls,
         )
 
 
-class RunnerConnection(asyncio.Protocol):
+class Connection:
     """One HTTP worker's connection: many requests in flight, answered as they finish."""
 
-    def __init__(self, server: RunnerServer) -> None:
+    def __init__(self, server: RunnerServer, sock: socket.socket) -> None:
         self.server = server
+        self.sock = sock
         self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
+        # Reads happen only when select says so; a write blocks at most this long on a caller
+        # that stopped reading, which is then dropped.
+        sock.settimeout(SEND_TIMEOUT_S)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.server.connections.add(self)
-
-    def data_received(self, data: bytes) -> None:
+    def receive(self) -> None:
+        try:
+            data = self.sock.recv(1 << 20)
+        except OSError:
+            data = b""
+        if not data:
+            self.server.forget(self)
+            return
         self.buffer += data
         try:
             for kind, request_id, payload in wire.split(self.buffer):
@@ -233,34 +299,23 @@ class RunnerConnection(asyncio.Protocol):
                     self.server.submit(self, request_id, payload)
         except wire.WireError as exc:
             log.warning("closing a connection that broke the protocol: %s", exc)
-            if self.transport is not None:
-                self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.server.connections.discard(self)
-
-    def reply(self, request_id: int, kind: int, payload: bytes) -> None:
-        """Called from the model thread: the write happens on the event loop."""
-        loop = self.server.loop
-        assert loop is not None
-        loop.call_soon_threadsafe(self.write, wire.message(kind, request_id, payload))
+            self.server.forget(self)
 
     def error(self, request_id: int, code: str, kind: str, message: str) -> None:
-        payload = wire.encode_error(code, kind, message)
-        if threading.current_thread() is threading.main_thread():
-            self.write(wire.message(wire.ERROR, request_id, payload))
-        else:
-            self.reply(request_id, wire.ERROR, payload)
+        self.send(wire.message(wire.ERROR, request_id, wire.encode_error(code, kind, message)))
 
-    def fatal(self, request_id: int, payload: bytes, exit_code: int) -> None:
-        """A limit was hit: tell the caller, then stop (the supervisor starts a fresh one)."""
-        self.write(wire.message(wire.ERROR, request_id, payload))
-        os._exit(exit_code)
+    def send(self, data: bytes) -> None:
+        if self not in self.server.connections:
+            return  # the caller hung up: nobody is waiting for this answer
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            log.warning("dropping a caller that does not read its answers: %s", exc)
+            self.server.forget(self)
 
-    def write(self, data: bytes) -> None:
-        if self.transport is not None:
-            self.transport.write(data)
+
+def _now() -> float:
+    return time.monotonic()
 
 
 def _write_status(path: Path, status: dict[str, object]) -> None:

@@ -99,6 +99,8 @@ class Runner:
     memory_bytes: int = 0
     busy: bool = False
     queued: int = 0
+    served: int = 0  # requests answered and model calls made, as last read from its slot
+    calls: int = 0
     retired_at: float = 0.0
     surge: bool = False  # the extra runner that answers while the others take new limits
 
@@ -274,6 +276,7 @@ class Supervisor:
         process.start()
         runner.process, runner.state, runner.started_at = process, "starting", now
         runner.killed_for, runner.slot = "", None
+        runner.served = runner.calls = 0
 
     def _check_started(self, runner: Runner, now: float) -> None:
         status = _read_json(self.run_dir.status(runner.name))
@@ -295,7 +298,7 @@ class Supervisor:
             runner.failures = 0
         if runner.slot is None:
             return
-        busy_since, cpu_at_start, _, _ = SLOT.unpack_from(runner.slot, 0)
+        busy_since, cpu_at_start, *_ = SLOT.unpack_from(runner.slot, 0)
         if busy_since and now - busy_since > runner.spec.timeout_s + 0.05:
             used = _process_cpu_s(runner.process.pid if runner.process else None)
             # A stuck call (sleep, a lock, I/O) uses next to no CPU; a spinning one as much as
@@ -362,10 +365,14 @@ class Supervisor:
             pid = runner.process.pid if runner.process is not None else None
             runner.memory_bytes = _resident_bytes(pid) if pid else 0
             runner.busy, runner.queued = False, 0
-            if runner.slot is not None:
-                busy_since, _, queued, _ = SLOT.unpack_from(runner.slot, 0)
-                runner.busy, runner.queued = bool(busy_since), queued
             model, number = runner.key
+            if runner.slot is not None:
+                busy_since, _, queued, served, calls = SLOT.unpack_from(runner.slot, 0)
+                runner.busy, runner.queued = bool(busy_since), queued
+                # Counters in the slot start at 0 with each process: count what is new.
+                metrics.RUNNER_REQUESTS.labels(model, str(number)).inc(served - runner.served)
+                metrics.RUNNER_CALLS.labels(model, str(number)).inc(calls - runner.calls)
+                runner.served, runner.calls = served, calls
             metrics.RUNNER_MEMORY.labels(model, str(number), str(runner.index)).set(
                 runner.memory_bytes
             )
