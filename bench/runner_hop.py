@@ -1,0 +1,154 @@
+"""What the hop to a runner process costs: the same single-row predict in-process and through
+a runner, side by side in one run.
+
+A fresh demo project's churn version 1 is loaded twice: in this process (what an HTTP worker
+did before runners) and in a runner started by the real supervisor. At each concurrency,
+`c` asyncio tasks call `runtime.predict(frame)` directly, then `c` tasks await
+`RunnerPool.predict(frame)`, in alternating rounds; the script prints median p50, p99 and
+calls per second of each, and the added p50 of the hop. See bench/README.md.
+
+    .venv/bin/python bench/runner_hop.py [--concurrency 1,8,64] [--calls 2000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from serve_vs_minimal import ROW, make_demo
+
+from pointsman.project import open_project
+from pointsman.registry.artifacts import ArtifactStore
+from pointsman.registry.loading import load_and_warm
+from pointsman.runners import RunDir
+from pointsman.runners.client import RunnerPool
+from pointsman.runners.directory import new_run_dir
+from pointsman.runners.serving import build_supervisor
+from pointsman.settings import load_settings
+from pointsman.types import Frame
+from pointsman.validation.signature import build_frame, records_to_columns
+
+MODEL = "churn"
+TARGET_ADDED_P50_MS = 0.15  # the issue's target for one row at concurrency 1
+
+
+async def timed(call: Callable[[], Awaitable[object]], concurrency: int, calls: int) -> dict:
+    """p50/p99 (ms) of `calls` calls made by `concurrency` tasks, and calls per second."""
+    latencies: list[float] = []
+    left = calls
+
+    async def user() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            start = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(user() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1e3,
+        "rps": calls / elapsed,
+    }
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+async def bench(frame: Frame, runtime: object, pool: RunnerPool, args: argparse.Namespace) -> list:
+    async def direct() -> object:
+        return runtime.predict(frame)  # type: ignore[attr-defined]
+
+    async def hop() -> object:
+        return await pool.predict(frame, 10.0)
+
+    same = (await direct()).predictions == (await hop()).predictions  # type: ignore[attr-defined]
+    assert same, "the runner and the in-process model disagree"
+    rows = []
+    for concurrency in args.concurrency:
+        results: dict[str, list[dict]] = {"in-process": [], "runner": []}
+        for _ in range(args.rounds):
+            for name, call in (("in-process", direct), ("runner", hop)):
+                await timed(call, concurrency, args.calls // 10)  # warm-up
+                results[name].append(await timed(call, concurrency, args.calls))
+        base, hop_ = results["in-process"], results["runner"]
+        row = {
+            "concurrency": concurrency,
+            **{f"in_process_{k}": median_of(base, k) for k in ("p50_ms", "p99_ms", "rps")},
+            **{f"runner_{k}": median_of(hop_, k) for k in ("p50_ms", "p99_ms", "rps")},
+        }
+        row["added_p50_ms"] = row["runner_p50_ms"] - row["in_process_p50_ms"]
+        row["rps_ratio"] = row["runner_rps"] / row["in_process_rps"]
+        rows.append(row)
+        print(
+            f"c={concurrency:>3}  in-process p50 {row['in_process_p50_ms']:.3f} ms "
+            f"p99 {row['in_process_p99_ms']:.3f} ms {row['in_process_rps']:.0f}/s | runner p50 "
+            f"{row['runner_p50_ms']:.3f} ms p99 {row['runner_p99_ms']:.3f} ms "
+            f"{row['runner_rps']:.0f}/s | added p50 {row['added_p50_ms']:.3f} ms, "
+            f"throughput ratio {row['rps_ratio']:.2f}",
+            flush=True,
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", default="1,8,64",
+                        type=lambda s: [int(c) for c in s.split(",")])  # fmt: skip
+    parser.add_argument("--calls", type=int, default=2000, help="calls per round and side")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pm-hop-") as tmp:
+        project = open_project(load_settings(make_demo(Path(tmp) / "demo")))
+        version = project.registry.get_version(MODEL, 1)
+        signature = version.signature
+        columns, n, problems = records_to_columns([ROW], signature)
+        frame = build_frame(signature, columns, n, problems)
+        runtime = load_and_warm(ArtifactStore(project.settings.artifact_path()), version)
+        run_dir = RunDir(new_run_dir())
+        supervisor = build_supervisor(project, run_dir)
+        supervisor.start()
+        try:
+            problem = run_dir.wait_warm(MODEL, 1, 120)
+            if problem is not None:
+                print(f"the runner did not start: {problem}", file=sys.stderr)
+                return 1
+
+            async def run() -> list:
+                pool = RunnerPool(run_dir.sockets(MODEL, 1, 1))
+                await pool.connect(now=True)
+                try:
+                    return await bench(frame, runtime, pool, args)
+                finally:
+                    pool.close()
+
+            rows = asyncio.run(run())
+        finally:
+            supervisor.stop()
+            run_dir.remove()
+            project.close()
+    first = next((r for r in rows if r["concurrency"] == 1), None)
+    ok = first is None or first["added_p50_ms"] <= TARGET_ADDED_P50_MS
+    if first is not None:
+        print(f"{'PASS' if ok else 'FAIL'}: added p50 at c=1 {first['added_p50_ms']:.3f} ms "
+              f"(target ≤ {TARGET_ADDED_P50_MS} ms)")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
