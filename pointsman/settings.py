@@ -86,7 +86,12 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `pointsman serve` binds to.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port `pointsman serve` binds.")
-    workers: int = Field(default=1, ge=1, le=64, description="Worker processes for serve.")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="HTTP worker processes for serve; 0: one per CPU the server may use.",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,

@@ -24,13 +24,14 @@ from pointsman.project import open_project
 from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
 from pointsman.runners.serving import build_supervisor
+from pointsman.runners.spec import usable_cpus
 from pointsman.settings import Settings
 
 
 @click.command()
 @click.option("--host", help="Address to bind (default 127.0.0.1; 0.0.0.0 for all).")
 @click.option("--port", type=int, help="Port (default 8080).")
-@click.option("--workers", type=int, help="Worker processes (default 1).")
+@click.option("--workers", type=int, help="HTTP worker processes (default: one per CPU).")
 @click.option("--tls-cert", help="PEM certificate file: serve HTTPS only (with --tls-key).")
 @click.option("--tls-key", help="PEM private key file of --tls-cert.")
 @click.option(
@@ -55,6 +56,8 @@ def serve(
         tls_key=tls_key,
         tls_redirect_port=tls_redirect_port,
     )
+    if not settings.workers:  # the default: use the machine
+        settings = settings.model_copy(update={"workers": usable_cpus()})
     tls = tls_files(settings)
     # Fail here, readably, rather than inside a worker; closed before serving starts.
     with open_project(settings) as project:
@@ -65,7 +68,8 @@ def serve(
     console.print(f"pointsman serving {', '.join(deployed) or 'no deployed model yet'} on {base}")
     for model in deployed:
         console.print(f"  POST {base}/v1/models/{model}/predict")
-    console.print(f"  model runners: limits enforced by {enforcement}")
+    console.print(f"  {settings.workers} HTTP worker{'s' if settings.workers > 1 else ''}; "
+                  f"model runners: limits enforced by {enforcement}")  # fmt: skip
     if not settings.auth:
         console.print(f"[bold red]{BANNER}[/bold red] (auth = false in the settings)")
     if tls["certfile"] and settings.tls_redirect_port:

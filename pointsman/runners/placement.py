@@ -1,6 +1,7 @@
 """Runner specs per model and version: pointsman.toml, then changes made in the store.
 
-Resolution for one version, each layer changing only the fields it sets: the defaults,
+Resolution for one version, each layer changing only the fields it sets: the defaults
+(replicas: half the CPUs, at least one),
 `[runners."*"]`, `[runners.MODEL]`, `[runners."MODEL:VERSION"]` in pointsman.toml, then the
 store's row for the model (version 0) and for the version (`pointsman runners`, the admin
 API). Every store change is audited and bumps the change counter, so servers pick it up.
@@ -19,6 +20,7 @@ from pointsman.errors import ConfigError
 from pointsman.registry import bump_changes
 from pointsman.runners.spec import (
     RunnerSpec,
+    default_replicas,
     parse_bytes,
     parse_cpu,
     parse_memory,
@@ -55,6 +57,7 @@ class RunnerBook:
 
     def __init__(self, engine: Engine, configured: dict[str, RunnerConfig]) -> None:
         self.engine = engine
+        self.base = RunnerSpec(replicas=default_replicas())
         self.layers = {key: from_config(c, f"[runners.{key}]") for key, c in configured.items()}
         for key in self.layers:  # refuse a bad table at start, not at the first load
             self.spec(*_split_key(key), rows={})
@@ -65,7 +68,7 @@ class RunnerBook:
         """The spec in force for `version` of `model` (for the model when version is None)."""
         if rows is None:
             rows = self._rows(model)
-        spec = RunnerSpec()
+        spec = self.base
         layers = [self.layers.get("*"), self.layers.get(model), rows.get((model, 0))]
         if version is not None:
             layers.insert(2, self.layers.get(f"{model}:{version}"))

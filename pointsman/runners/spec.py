@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -29,7 +30,7 @@ class RunnerSpec:
     killed and replaced rather than left running.
     """
 
-    replicas: int = 1
+    replicas: int = 1  # RunnerBook's base sets default_replicas(): half the CPUs
     cpu: float | None = None  # CPUs: cgroup cpu.max, else an affinity of ceil(cpu) cores
     memory_bytes: int | None = None  # cgroup memory.max, else RLIMIT_DATA
     disk_bytes: int = 256 * MIB  # RLIMIT_FSIZE on every file the runner writes
@@ -104,6 +105,20 @@ class RunnerSpec:
         if self.max_wait_ms:
             parts.append(f"waiting up to {self.max_wait_ms:g} ms")
         return ", ".join(parts)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_replicas() -> int:
+    """Runners per version when nothing says: half the CPUs, the other half for the HTTP
+    workers (batching keeps each runner's core busy under load)."""
+    return max(1, usable_cpus() // 2)
 
 
 UNLIMITED = ("none", "unlimited", "off")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -82,3 +83,15 @@ def test_bad_runner_settings_are_refused_with_the_fix(
         toml.write('\n[runners."churn:x"]\nreplicas = 2\n')
     result = run(*p, "runners", ok=False)
     assert "write MODEL or MODEL:VERSION" in flat(result.output), result.output
+
+
+def test_replicas_default_to_half_the_cpus_the_server_may_use(
+    tmp_path: Path, database_url: str, churn_files: list[tuple[Path, Path]]
+) -> None:
+    folder = tmp_path / "proj"
+    run("init", str(folder), "--database-url", database_url)
+    p = ["--project", str(folder)]
+    path, data = churn_files[0]
+    run(*p, "register", "churn", str(path), "--training-data", str(data), "--target", TARGET)
+    (model,) = json.loads(run(*p, "runners", "churn", "--json").output)
+    assert model["spec"]["replicas"] == max(1, len(os.sched_getaffinity(0)) // 2)
