@@ -104,7 +104,10 @@ class RunnerLink(asyncio.Protocol):
         except TimeoutError:
             raise RunnerFault("timeout", f"no answer within {timeout_s:g} s") from None
         finally:
-            self.pending.pop(request_id, None)
+            # Still pending: no answer came (a timeout, or our caller went away), so the
+            # runner may drop the call if it has not started it.
+            if self.pending.pop(request_id, None) is not None and self.transport is not None:
+                self.transport.write(wire.message(wire.CANCEL, request_id))
             self.hang_up_if_idle()
 
 

@@ -187,6 +187,13 @@ class RunnerServer:
             return
         self.jobs.append(Job(connection, request_id, wire.decode_frame(payload)))
 
+    def cancel(self, connection: Connection, request_id: int) -> None:
+        """The caller gave up on a call: drop it if it has not run yet."""
+        for job in self.jobs:
+            if job.request_id == request_id and job.connection is connection:
+                self.jobs.remove(job)
+                return
+
     def _batch(self) -> list[Job]:
         batch = [self.jobs.popleft()]
         rows = batching.fill(self.jobs, batch, self.spec.max_batch_rows)
@@ -249,7 +256,10 @@ class RunnerServer:
         os._exit(limits.EXIT_MEMORY if code == "memory" else limits.EXIT_DISK)
 
     def forget(self, connection: Connection) -> None:
+        """A caller hung up: its calls not yet run are dropped, nobody waits for them."""
         self.connections.discard(connection)
+        if any(job.connection is connection for job in self.jobs):
+            self.jobs = collections.deque(j for j in self.jobs if j.connection is not connection)
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(connection.sock)
         connection.sock.close()
@@ -297,6 +307,8 @@ class Connection:
             for kind, request_id, payload in wire.split(self.buffer):
                 if kind == wire.PREDICT:
                     self.server.submit(self, request_id, payload)
+                elif kind == wire.CANCEL:
+                    self.server.cancel(self, request_id)
         except wire.WireError as exc:
             log.warning("closing a connection that broke the protocol: %s", exc)
             self.server.forget(self)

@@ -3,6 +3,8 @@
 Every message is `u32 length | u8 kind | u64 request id | payload`, many requests in flight
 on one connection. A runner told to stop sends DRAIN (request id 0) on every connection; it
 answers what reaches it after that with a "draining" error until the caller hangs up.
+A caller that gives up on a call (its deadline passed, its own caller went away) sends
+CANCEL with that call's id: a runner that has not started it drops it unanswered.
 Frames travel as typed column blocks (numbers as raw little-endian arrays, text columns as
 JSON lists); outputs as JSON labels plus a raw probability block.
 Nothing read from the wire is ever unpickled: a runner may run untrusted code, and behind
@@ -21,7 +23,7 @@ import orjson
 from pointsman.types import Frame, Outputs
 
 HEADER = struct.Struct("<IBQ")  # length of what follows the length, kind, request id
-PREDICT, RESULT, ERROR, DRAIN = 1, 2, 3, 5
+PREDICT, RESULT, ERROR, CANCEL, DRAIN = 1, 2, 3, 4, 5
 MAX_MESSAGE = 1 << 31
 
 _ROWS = struct.Struct("<IH")  # rows, columns

@@ -18,6 +18,7 @@ from pointsman.project import Project
 from pointsman.registry import Submission
 from pointsman.registry.loading import load_and_warm
 from pointsman.runners import batching
+from pointsman.runners.client import RunnerFault
 from pointsman.runners.directory import runner_name
 from pointsman.runners.process import SLOT
 from pointsman.types import Frame
@@ -179,3 +180,20 @@ async def test_a_poisoned_request_fails_alone(project: Project, tmp_path: Path) 
         answered, calls = counters(served, number)
         # the blocker, the batch of 5 that failed, then its 5 requests one by one
         assert (answered, calls) == (6, 1 + 1 + 5)
+
+
+async def test_a_call_its_caller_gave_up_on_is_never_run(project: Project, tmp_path: Path) -> None:
+    number = register_doubler(project, tmp_path)
+    project.routes.deploy("doubler", number, "t")
+    async with serving(project) as served:
+        pool = served.catalog.pools["doubler", number]
+        blocker = asyncio.create_task(pool.predict(x_frame(served, 1.0), 5.0))
+        await asyncio.sleep(0.01)  # the model is busy with the blocker for 30 ms
+        late = [pool.predict(x_frame(served, float(x)), 0.005) for x in range(5)]
+        faults = await asyncio.gather(*late, return_exceptions=True)
+        assert all(isinstance(f, RunnerFault) and f.code == "timeout" for f in faults), faults
+        assert (await blocker).predictions == [2.0]
+        await asyncio.sleep(0.1)  # time enough to run the five, had they stayed queued
+        assert counters(served, number) == (1, 1)
+        # The runner still answers.
+        assert (await pool.predict(x_frame(served, 3.0), 5.0)).predictions == [6.0]
