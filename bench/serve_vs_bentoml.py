@@ -143,7 +143,7 @@ def build_servers(
         "BENCH_WORKERS": str(workers),
         "BENTOML_DO_NOT_TRACK": "True",
     }
-    servers = []
+    servers: list[Server] = []
     for name, folder in ((POINTSMAN, project), (NOBATCH, nobatch)):
         port = free_port()
         argv = [str(VENV_BIN / "pointsman"), "--project", str(folder), "serve"]
@@ -318,7 +318,9 @@ class Cell:
         }
 
 
-def bench(args: argparse.Namespace, servers: list[Server], tmp: Path, rows: list[Any]) -> list:
+def bench(
+    args: argparse.Namespace, servers: list[Server], tmp: Path, rows: list[Any]
+) -> list[Cell]:
     cells = []
     for n_rows, concurrency in args.cells:
         script = tmp / f"post-{n_rows}.lua"
