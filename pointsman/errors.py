@@ -14,8 +14,9 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── UnsupportedMediaType            415
 ├── PayloadTooLarge                 413
 ├── InvalidInput                    422, one entry per bad field
-│   └── InputRejected               422, refused by the route's validation policy, per row
-├── ModelFailed                     500, the model raised; carries the request id
+│   ├── InputRejected               422, refused by the route's validation policy, per row
+│   └── InputNotComputable          422, the model raised on rows unlike its training data
+├── ModelFailed                     500, the model raised on clean input; carries the request id
 ├── InvalidRoute                    422, a traffic policy that cannot be served
 ├── RouteConflict                   409, e.g. a canary while one is running
 ├── ModelTimeout                    504, past the route's timeout with no fallback
@@ -227,6 +228,24 @@ class InvalidInput(PointsmanError):
         return body
 
 
+def _finding_problems(findings: list[Any]) -> list[FieldProblem]:
+    """Validation findings as field problems: feature, rule (and hint), allowed, value, row."""
+    return [
+        FieldProblem(
+            f.feature,
+            f"{f.rule.replace('_', ' ')}" + (f", {f.hint}" if f.hint else ""),
+            expected=f.allowed,
+            received=f.value,
+            row=f.row,
+        )
+        for f in findings
+    ]
+
+
+def _rows_of(findings: list[Any]) -> str:
+    return _first([str(row) for row in sorted({f.row for f in findings})], 50, ", ")
+
+
 class InputRejected(InvalidInput):
     """Findings the route's validation policy refuses: each with its row, feature and rule."""
 
@@ -234,22 +253,12 @@ class InputRejected(InvalidInput):
 
     def __init__(self, model: str, findings: list[Any]) -> None:
         self.findings = findings
-        problems = [
-            FieldProblem(
-                f.feature,
-                f"{f.rule.replace('_', ' ')}" + (f", {f.hint}" if f.hint else ""),
-                expected=f.allowed,
-                received=f.value,
-                row=f.row,
-            )
-            for f in findings
-        ]
-        rows = _first([str(row) for row in sorted({f.row for f in findings})], 50, ", ")
+        problems = _finding_problems(findings)
         shown = _first([p.describe() for p in problems], 20)
         example = min(f.feature for f in findings)
         super().__init__(
             problems,
-            f"Input refused by model {model!r}'s validation policy (rows {rows}): "
+            f"Input refused by model {model!r}'s validation policy (rows {_rows_of(findings)}): "
             f"{shown}. Fix the input, or change the policy, e.g. "
             f"`pointsman route {model} --validation-feature {example}=flag`.",
         )
@@ -258,6 +267,41 @@ class InputRejected(InvalidInput):
         body = super().to_json()
         body["findings"] = [f.to_json() for f in self.findings]
         body["rows"] = sorted({f.row for f in self.findings})
+        return body
+
+
+class InputNotComputable(InvalidInput):
+    """The model raised on rows carrying findings (or computed NaN/inf from finite input):
+    the caller's input, not the version, is at fault, so it is the caller's 422."""
+
+    code = "input_not_computable"
+
+    def __init__(
+        self, model: str, version: str, findings: list[Any], kind: str, request_id: str
+    ) -> None:
+        self.findings = findings
+        self.request_id = request_id
+        problems = _finding_problems(findings)
+        shown = _first([p.describe() for p in problems], 20)
+        feature = next((f.feature for f in findings if f.feature != "(row)"), None)
+        fix = (
+            f", or refuse such input up front with `pointsman route {model} "
+            f"--validation-feature {feature}=reject`"
+            if feature is not None
+            else ""
+        )
+        super().__init__(
+            problems,
+            f"Model {model!r} version {version} cannot compute an answer for this input: it "
+            f"raised {kind} on rows unlike its training data (rows {_rows_of(findings)}): "
+            f"{shown}. Send values within the training range{fix} (request id {request_id}).",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        body = super().to_json()
+        body["findings"] = [f.to_json() for f in self.findings]
+        body["rows"] = sorted({f.row for f in self.findings})
+        body["request_id"] = self.request_id
         return body
 
 

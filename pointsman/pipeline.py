@@ -17,6 +17,7 @@ from typing import Any
 
 from pointsman.catalog import Catalog, Target, with_key
 from pointsman.errors import (
+    InputNotComputable,
     InputRejected,
     ModelFailed,
     ModelNotReady,
@@ -38,7 +39,7 @@ from pointsman.routing.stats import StatsRecorder
 from pointsman.runners import RunnerFault, RunnerSpec
 from pointsman.settings import Settings
 from pointsman.types import FailureReason, Fallback, Frame, Outcome, Outputs, Prediction, Role
-from pointsman.validation.checks import ProfileChecks
+from pointsman.validation.faults import InputFaults
 from pointsman.validation.policy import ROW_FEATURE, ValidationPolicy
 
 log = logging.getLogger("pointsman.pipeline")
@@ -72,6 +73,11 @@ class ArmFailure:
         if code == "crashed":
             return cls("crashed", "its runner crashed", "crashed")
         return cls("not_ready", f"not ready: {exc.message}", exc.message)
+
+    @property
+    def error_kind(self) -> str | None:
+        """What the model raised, when it raised (not a timeout, a limit, a crash)."""
+        return (self.cause or "an error") if self.reason == "error" else None
 
     def to_error(
         self, version: VersionRecord, request_id: str, timeout_ms: int | None
@@ -108,7 +114,9 @@ class Pipeline:
         self.request_metrics = metrics.RequestRecorder()
         self.breakers: dict[tuple[str, int], Breaker] = {}
         self.rng = random.Random()
-        self._checks: dict[tuple[str, int, float], ProfileChecks] = {}
+        self.faults = InputFaults()
+        self.shadow_runs = ShadowRuns(catalog, stats, log, self.request_metrics, self.faults)
+        self.run_shadow = self.shadow_runs.run
 
     def close(self) -> None:
         """Ship what the log spooled (after the worker stopped)."""
@@ -171,8 +179,8 @@ class Pipeline:
         await self.catalog.wait_warm(version, self.catalog.spec_of(version).load_timeout_s)
         in_force = self.catalog.snapshot.routes.get(target.model)
         rules = in_force.policy.validation if in_force else ValidationPolicy()
-        findings, _ = self._validate(version, frame, rules, None)
-        outputs = await self._run_or_raise(version, frame, outcome)
+        findings, flagged = self._validate(version, frame, rules, None)
+        outputs = await self._run_or_raise(version, frame, outcome, rules, flagged)
         return Prediction(
             target.model, version.number, outcome.request_id, outputs, findings=findings,
             client=outcome.client,
@@ -201,7 +209,7 @@ class Pipeline:
         """The findings the policy flags (JSON) and whether any; InputRejected for refusals."""
         findings = frame.findings
         if rules.checks_profile:
-            found = self._checks_of(version, rules.tolerance).check(frame)
+            found = self.faults.checks_of(version, rules.tolerance).check(frame)
             findings = findings + found if findings else found
         if not findings:
             return [], False
@@ -213,14 +221,6 @@ class Pipeline:
                 self._book(version, route, "primary", invalid=True)
             raise InputRejected(version.model, refused)
         return [f.to_json() for f in flagged], bool(flagged)
-
-    def _checks_of(self, version: VersionRecord, tolerance: float) -> ProfileChecks:
-        key = (version.model, version.number, tolerance)
-        checks = self._checks.get(key)
-        if checks is None:
-            checks = ProfileChecks.build(version.signature, version.profile, tolerance)
-            self._checks[key] = checks
-        return checks
 
     async def _attempt(
         self, version: VersionRecord, frame: Frame, route: Route, outcome: Outcome, invalid: bool
@@ -235,23 +235,40 @@ class Pipeline:
             return self._failed(version, route, ArmFailure("circuit_open", "circuit open"))
         start = time.perf_counter()
         try:
-            outputs = await self._run(version, frame, policy.timeout_ms, outcome)
+            outputs = await self._run(version, frame, policy.timeout_ms, outcome, flagged=invalid)
         except QueueFull:
             self._book(version, route, "primary", invalid=invalid, queue_full=True)
             raise  # load shedding: neither the fallback's load nor the breaker's business
         except Exception as exc:
-            breaker.failure(time.monotonic(), policy.breaker_failures)
-            failure = self._arm_failed(exc, version, policy.timeout_ms, outcome)
-            self._book(
-                version, route, "primary", latency_s=time.perf_counter() - start, failed=True,
-                timed_out=failure.reason == "timeout", invalid=invalid, fell_back=can_fall_back,
-            )  # fmt: skip
-            return self._failed(version, route, failure)
+            latency_s = time.perf_counter() - start
+            return self._arm_error(exc, version, frame, route, outcome, breaker, latency_s, invalid)
         breaker.success()
         self._book(
             version, route, "primary", latency_s=time.perf_counter() - start, invalid=invalid
         )
         return outputs
+
+    def _arm_error(
+        self, exc: Exception, version: VersionRecord, frame: Frame, route: Route,
+        outcome: Outcome, breaker: Breaker, latency_s: float, invalid: bool,
+    ) -> ArmFailure:  # fmt: skip
+        """Book a failed arm run: the version's failure, or (raised) the caller's input's."""
+        policy = route.policy
+        failure = self._arm_failed(exc, version, policy.timeout_ms, outcome)
+        fault = self.faults.of(
+            version, frame, policy.validation, failure.error_kind, outcome.request_id
+        )
+        if fault is not None:  # the caller's input: not the version's error, nor the breaker's
+            breaker.release()
+            self._book(version, route, "primary", invalid=True)  # nor its latency
+            raise fault from None
+        breaker.failure(time.monotonic(), policy.breaker_failures)
+        can_fall_back = policy.fallback is not None and policy.fallback != version.number
+        self._book(
+            version, route, "primary", latency_s=latency_s, failed=True,
+            timed_out=failure.reason == "timeout", invalid=invalid, fell_back=can_fall_back,
+        )  # fmt: skip
+        return self._failed(version, route, failure)
 
     def _arm_failed(
         self, exc: Exception, version: VersionRecord, timeout_ms: int | None, outcome: Outcome
@@ -280,36 +297,43 @@ class Pipeline:
     async def _run_fallback(
         self, version: VersionRecord, frame: Frame, route: Route, outcome: Outcome
     ) -> Outputs:
-        start, failed = time.perf_counter(), True
+        start, what = time.perf_counter(), {"failed": True}
         try:
-            outputs = await self._run_or_raise(version, frame, outcome)
-            failed = False
+            outputs = await self._run_or_raise(version, frame, outcome, route.policy.validation)
+            what = {}
             return outputs
+        except InputNotComputable:
+            what = {"invalid": True}
+            raise
         finally:
             latency_s = time.perf_counter() - start
-            self._book(version, route, "fallback", latency_s=latency_s, failed=failed)
+            self._book(version, route, "fallback", latency_s=latency_s, **what)
 
     def _book(self, version: VersionRecord, route: Route, role: str, **what: Any) -> None:
         self.stats.book(version.model, route.revision, version.number, role, **what)
 
     # -- running a version ----------------------------------------------------------
     async def _run(
-        self, version: VersionRecord, frame: Frame, timeout_ms: int | None, outcome: Outcome
-    ) -> Outputs:
-        """Run `version` on `frame`, noting the model time on the outcome."""
+        self, version: VersionRecord, frame: Frame, timeout_ms: int | None, outcome: Outcome,
+        *, flagged: bool = False,
+    ) -> Outputs:  # fmt: skip
+        """Run `version` on `frame`, noting the model time on the outcome; `flagged` rows (with
+        findings) are the suspects should the runner's batch fail."""
         start = time.perf_counter()
         try:
-            return await self._call(version, frame, timeout_ms)
+            return await self._call(version, frame, timeout_ms, flagged)
         finally:
             outcome.model_s = time.perf_counter() - start
 
-    async def _call(self, version: VersionRecord, frame: Frame, timeout_ms: int | None) -> Outputs:
+    async def _call(
+        self, version: VersionRecord, frame: Frame, timeout_ms: int | None, flagged: bool
+    ) -> Outputs:
         """The version's runners' answer, within the route's timeout and the runner's limit."""
         spec = self.catalog.spec_of(version)
         wait_s = spec.timeout_s if timeout_ms is None else min(timeout_ms / 1000, spec.timeout_s)
         pool = await self.catalog.pool_of(version)
         try:
-            return await pool.predict(frame, wait_s)
+            return await pool.predict(frame, wait_s, flagged)
         except RunnerFault as fault:
             if fault.code == "not_ready":
                 raise ModelNotReady(
@@ -321,15 +345,19 @@ class Pipeline:
             raise QueueFull(version.model, str(version.number), spec.queue, 1.0) from None
 
     async def _run_or_raise(
-        self, version: VersionRecord, frame: Frame, outcome: Outcome
-    ) -> Outputs:
+        self, version: VersionRecord, frame: Frame, outcome: Outcome, rules: ValidationPolicy,
+        flagged: bool = False,
+    ) -> Outputs:  # fmt: skip
         """Run a version outside any route's timeout (pinned, fallback); errors for callers."""
         try:
-            return await self._run(version, frame, None, outcome)
+            return await self._run(version, frame, None, outcome, flagged=flagged)
         except PointsmanError:
             raise
         except Exception as exc:
             failure = self._arm_failed(exc, version, None, outcome)
+            fault = self.faults.of(version, frame, rules, failure.error_kind, outcome.request_id)
+            if fault is not None:
+                raise fault from None
             raise failure.to_error(version, outcome.request_id, None) from exc
 
     # -- shadows ----------------------------------------------------------------------
@@ -346,23 +374,44 @@ class Pipeline:
                 )  # fmt: skip
                 self.shadows.offer(job)  # a full queue drops the copy and counts it
 
-    async def run_shadow(self, job: ShadowJob) -> None:
+
+class ShadowRuns:
+    """Runs the shadow copies of answered requests, records them, compares them."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        stats: StatsRecorder,
+        log: PredictionLog | None,
+        request_metrics: metrics.RequestRecorder,
+        faults: InputFaults,
+    ) -> None:
+        self.catalog = catalog
+        self.stats = stats
+        self.log = log
+        self.request_metrics = request_metrics
+        self.faults = faults
+
+    async def run(self, job: ShadowJob) -> None:
         """Run one shadow copy (after the answer), record it and compare it with the primary."""
         version = self.catalog.snapshot.versions[job.model][job.version]
         start = time.perf_counter()
         frame, outputs, failure = job.frame, None, None
+        fault: InputNotComputable | None = None
         try:
             frame = reframe(frame, version.signature)
             pool = await self.catalog.pool_of(version)
             outputs = await pool.predict(frame, self.catalog.spec_of(version).timeout_s)
         except Exception as exc:
             failure = exc
+            fault = self._fault(exc, version, frame, job)
             raise
         finally:
             elapsed = time.perf_counter() - start
-            self.stats.book(job.model, job.revision, job.version, "shadow",
-                            latency_s=elapsed, failed=failure is not None)  # fmt: skip
-            self._record_shadow(job, frame, outputs, elapsed, failure)
+            self.stats.book(job.model, job.revision, job.version, "shadow", latency_s=elapsed,
+                            failed=failure is not None and fault is None,
+                            invalid=fault is not None)  # fmt: skip
+            self._record(job, frame, outputs, elapsed, fault or failure)
         cell = self.stats.cell(job.model, job.revision, job.version, "shadow")
         compared, agreed = cell.compared, cell.agreed
         compare(job.primary, outputs, cell)
@@ -370,7 +419,16 @@ class Pipeline:
         metrics.SHADOW_COMPARED.labels(job.model, number).inc(cell.compared - compared)
         metrics.SHADOW_AGREED.labels(job.model, number).inc(cell.agreed - agreed)
 
-    def _record_shadow(
+    def _fault(
+        self, exc: Exception, version: VersionRecord, frame: Frame, job: ShadowJob
+    ) -> InputNotComputable | None:
+        """The shadow's failure as the input's fault (not counted as its error), if it is."""
+        failure = ArmFailure.of(exc, None, self.catalog.spec_of(version))
+        route = self.catalog.snapshot.routes.get(job.model)
+        rules = route.policy.validation if route is not None else ValidationPolicy()
+        return self.faults.of(version, frame, rules, failure.error_kind, job.request_id)
+
+    def _record(
         self,
         job: ShadowJob,
         frame: Frame,
@@ -379,7 +437,8 @@ class Pipeline:
         failure: Exception | None,
     ) -> None:
         self.request_metrics.answered(
-            job.model, str(job.version), "shadow", job.protocol, 500 if failure else 200,
+            job.model, str(job.version), "shadow", job.protocol,
+            200 if failure is None else _status_of(failure),
             elapsed, elapsed, frame.n_rows,
         )  # fmt: skip
         if self.log is not None:
@@ -395,6 +454,10 @@ def build_pipeline(catalog: Catalog, settings: Settings) -> Pipeline:
     log = PredictionLog(settings, catalog.project.engine) if settings.log_predictions else None
     shadows = ShadowQueue(settings.shadow_queue_size)
     return Pipeline(catalog, StatsRecorder(), log, shadows, settings)
+
+
+def _status_of(failure: Exception) -> int:
+    return int(failure.status) if isinstance(failure, PointsmanError) else 500
 
 
 def _count_findings(version: VersionRecord, findings: list[Any], action: str) -> None:

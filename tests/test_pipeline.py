@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from pointsman.errors import (
+    InputNotComputable,
     InputRejected,
     ModelFailed,
     ModelNotReady,
@@ -119,10 +120,13 @@ async def test_each_arm_run_is_booked_once(served: Serving) -> None:
     text = Payload(native.CODEC, orjson.dumps({"rows": [{"x": "5"}]}), {})
     with pytest.raises(InputRejected):  # a number sent as text: coerce=reject refuses it
         await served.pipeline.predict(target, text, Outcome("test"))
-    await served.predict("m", frame_of(1007.0))  # out of range (flagged); v3 raises: v1 answers
+    await served.predict("m", frame_of(6000.0))  # out of range (flagged), answered
+    await served.predict("m", frame_of(1007.0))  # v3 raises on clean input: v1 answers
+    with pytest.raises(InputNotComputable):  # v3 raises on a flagged row: the caller's fault
+        await served.predict("m", frame_of(9007.0))
     await served.predict("m", frame_of(12.0))
     primary = stats.cells[("m", revision, 3, "primary")]
     fallback = stats.cells[("m", revision, 1, "fallback")]
-    assert (primary.requests, primary.invalid, primary.errors, primary.fallbacks) == (3, 2, 1, 1)
+    assert (primary.requests, primary.invalid, primary.errors, primary.fallbacks) == (5, 3, 1, 1)
     assert (fallback.requests, fallback.errors) == (1, 0)
-    assert sum(primary.latency) == 2  # the refused request never ran
+    assert sum(primary.latency) == 3  # neither the refused request nor the input's fault

@@ -33,6 +33,11 @@ class Breaker:
         self.opened_at = None
         self.probing = False
 
+    def release(self) -> None:
+        """The request let through proved nothing (the caller's input was at fault): if it
+        was the probe, the next request probes instead; the count of failures stands."""
+        self.probing = False
+
     def failure(self, now: float, threshold: int) -> None:
         self.failures += 1
         if self.probing or self.failures >= threshold:

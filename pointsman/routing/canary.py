@@ -7,6 +7,7 @@ step in force (the stats of its route revision, summed over every worker) and de
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,9 @@ LEASE = "canary-controller"
 # Latency differences under this many milliseconds never fail the p99 gate: on tiny models
 # the bucket edges alone would otherwise make 1 ms vs 2 ms look like "twice as slow".
 P99_SLACK_MS = 5.0
+# A rate gate fails only when the candidate's excess is this many standard errors past
+# zero as well as past the gate: about 1 in 700 for two arms that really are alike.
+NOISE_Z = 3.0
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,27 @@ def gate_failures(canary: Canary, candidate: Counts, baseline: Counts) -> list[s
         ("invalid", "validation-failure rate", g.max_validation_rate_delta),
     ):
         c, b = candidate.rate(name), baseline.rate(name)
-        if c - b > limit:
+        if c - b > limit and _beyond_noise(candidate, baseline, name):
             failures.append(f"{label} {c:.1%} vs baseline {b:.1%} (allowed +{limit:.1%})")
     c99, b99 = candidate.percentile_ms(0.99), baseline.percentile_ms(0.99)
     if c99 is not None and b99 is not None and c99 > g.max_p99_ratio * b99 + P99_SLACK_MS:
         failures.append(f"p99 {c99:g} ms vs baseline {b99:g} ms (allowed {g.max_p99_ratio:g}x)")
     return failures
+
+
+def _beyond_noise(candidate: Counts, baseline: Counts, name: str) -> bool:
+    """Whether the candidate's higher rate of `name` is more than the luck of the split.
+
+    A two-proportion z-test: requests go to an arm at random, so a client sending bad input
+    at a high rate raises both arms' validation rates by about as much, and the difference
+    between two samples of a few hundred is noise of several points.
+    """
+    n, m = candidate.requests, baseline.requests
+    if not n or not m:
+        return True
+    pooled = (getattr(candidate, name) + getattr(baseline, name)) / (n + m)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
+    return spread == 0 or (candidate.rate(name) - baseline.rate(name)) / spread > NOISE_Z
 
 
 def judge(canary: Canary, cells: dict[tuple[int, str], Counts], held_s: float) -> Verdict:

@@ -89,13 +89,14 @@ class RunnerLink(asyncio.Protocol):
             if not future.done():
                 future.set_exception(fault)
 
-    async def call(self, frame: Frame, timeout_s: float) -> Outputs:
+    async def call(self, frame: Frame, timeout_s: float, flagged: bool = False) -> Outputs:
         if self.transport is None:
             raise RunnerFault("crashed", "the connection to the runner is closed")
         request_id = next(_ids)
         future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
-        self.transport.write(wire.message(wire.PREDICT, request_id, wire.encode_frame(frame)))
+        kind = wire.PREDICT_FLAGGED if flagged else wire.PREDICT
+        self.transport.write(wire.message(kind, request_id, wire.encode_frame(frame)))
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
             # arrives as the answer does, and a cancelled caller would carry on.
@@ -170,8 +171,9 @@ class RunnerPool:
         """Connect to every replica that is listening and not connected yet."""
         await asyncio.gather(*(r.connect(now) for r in self.replicas if not r.is_connected))
 
-    async def predict(self, frame: Frame, timeout_s: float) -> Outputs:
-        """The runners' answer; RunnerFault when none gives one."""
+    async def predict(self, frame: Frame, timeout_s: float, flagged: bool = False) -> Outputs:
+        """The runners' answer; RunnerFault when none gives one. `flagged`: its rows carry
+        validation findings (the suspects when its batch fails)."""
         for _ in range(len(self.replicas) + 1):
             connected = [r for r in self.replicas if r.is_connected]
             if not connected:
@@ -182,7 +184,7 @@ class RunnerPool:
             link = min(connected, key=lambda r: r.in_flight).link
             assert link is not None
             try:
-                return await link.call(frame, timeout_s)
+                return await link.call(frame, timeout_s, flagged)
             except RunnerFault as fault:
                 if fault.code != "draining":
                     raise

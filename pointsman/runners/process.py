@@ -86,6 +86,7 @@ class Job:
     connection: Connection
     request_id: int
     frame: Frame
+    flagged: bool = False  # its rows carry validation findings: suspect when a batch fails
 
 
 class RunnerServer:
@@ -178,14 +179,16 @@ class RunnerServer:
         for connection in list(self.connections):
             connection.send(wire.message(wire.DRAIN, 0))
 
-    def submit(self, connection: Connection, request_id: int, payload: bytes) -> None:
+    def submit(
+        self, connection: Connection, request_id: int, payload: bytes, flagged: bool = False
+    ) -> None:
         if self.draining:
             connection.error(request_id, "draining", "", "the runner is stopping")
             return
         if len(self.jobs) >= self.spec.queue:
             connection.error(request_id, "queue_full", "", f"{self.spec.queue} waiting")
             return
-        self.jobs.append(Job(connection, request_id, wire.decode_frame(payload)))
+        self.jobs.append(Job(connection, request_id, wire.decode_frame(payload), flagged))
 
     def cancel(self, connection: Connection, request_id: int) -> None:
         """The caller gave up on a call: drop it if it has not run yet."""
@@ -210,7 +213,7 @@ class RunnerServer:
 
     def _run(self, batch: list[Job]) -> None:
         """One model call for the batch; if it fails, one call per request, so that a bad
-        request fails alone."""
+        request fails alone (the calls without findings first, together, as `_retry` says)."""
         try:
             outputs = self._call(batching.merge([job.frame for job in batch]))
             parts = batching.split(outputs, [job.frame.n_rows for job in batch])
@@ -220,8 +223,7 @@ class RunnerServer:
                 return
             parts = None
         if parts is None:  # outside the except: a retry's failure is not chained to this one
-            for job in batch:
-                self._run([job])
+            self._retry(batch)
             return
         self.served += len(batch)
         self._note()
@@ -229,6 +231,16 @@ class RunnerServer:
             job.connection.send(
                 wire.message(wire.RESULT, job.request_id, wire.encode_outputs(part))
             )
+
+    def _retry(self, batch: list[Job]) -> None:
+        """A failed batch again: the calls without validation findings as one batch (most
+        likely fine: one call, not one each), then each flagged call alone."""
+        clean = [job for job in batch if not job.flagged]
+        if clean and len(clean) < len(batch):
+            self._run(clean)
+            batch = [job for job in batch if job.flagged]
+        for job in batch:
+            self._run([job])
 
     def _call(self, frame: Frame) -> Outputs:
         """The model on `frame`, watched by the supervisor (busy since, CPU at the start)."""
@@ -305,8 +317,8 @@ class Connection:
         self.buffer += data
         try:
             for kind, request_id, payload in wire.split(self.buffer):
-                if kind == wire.PREDICT:
-                    self.server.submit(self, request_id, payload)
+                if kind in (wire.PREDICT, wire.PREDICT_FLAGGED):
+                    self.server.submit(self, request_id, payload, kind == wire.PREDICT_FLAGGED)
                 elif kind == wire.CANCEL:
                     self.server.cancel(self, request_id)
         except wire.WireError as exc:

@@ -5,6 +5,9 @@ on one connection. A runner told to stop sends DRAIN (request id 0) on every con
 answers what reaches it after that with a "draining" error until the caller hangs up.
 A caller that gives up on a call (its deadline passed, its own caller went away) sends
 CANCEL with that call's id: a runner that has not started it drops it unanswered.
+PREDICT_FLAGGED is a PREDICT whose rows carry validation findings: batched like any other,
+but when a batch fails, the runner retries the calls without findings together first, so
+that garbage from one client costs the clean callers one model call, not one each.
 Frames travel as typed column blocks (numbers as raw little-endian arrays, text columns as
 JSON lists); outputs as JSON labels plus a raw probability block.
 Nothing read from the wire is ever unpickled: a runner may run untrusted code, and behind
@@ -23,7 +26,7 @@ import orjson
 from pointsman.types import Frame, Outputs
 
 HEADER = struct.Struct("<IBQ")  # length of what follows the length, kind, request id
-PREDICT, RESULT, ERROR, CANCEL, DRAIN = 1, 2, 3, 4, 5
+PREDICT, RESULT, ERROR, CANCEL, DRAIN, PREDICT_FLAGGED = 1, 2, 3, 4, 5, 6
 MAX_MESSAGE = 1 << 31
 
 _ROWS = struct.Struct("<IH")  # rows, columns

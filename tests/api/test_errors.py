@@ -123,16 +123,17 @@ async def test_unknown_path_and_method_answer_json(client: httpx.AsyncClient) ->
 
 @pytest.fixture
 async def failing(project: Project, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """A model that raises on x == 999, and a model that is registered but not deployed."""
+    """A model that raises on x == 3 (within its training range) and on x == 999 (outside
+    it), and a model that is registered but not deployed."""
     data = tmp_path / "x.csv"
-    pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}).to_csv(data, index=False)
+    pd.DataFrame({"x": [1.0, 2.0, 4.0, 5.0], "y": [0, 1, 0, 1]}).to_csv(data, index=False)
     source = tmp_path / "fragile.py"
     source.write_text(
         textwrap.dedent(
             """
             class Fragile:
                 def predict(self, frame):
-                    if (frame["x"] == 999).any():
+                    if frame["x"].isin([3, 999]).any():
                         raise ValueError("secret internal detail")
                     return frame["x"] * 2
             """
@@ -161,13 +162,26 @@ async def test_model_raising_is_500_with_request_id_and_no_traceback(
     ok = await failing.post("/v1/models/fragile/predict", json={"rows": [{"x": 2.0}]})
     assert ok.json()["predictions"] == [4.0]
     r = await failing.post(
-        "/v1/models/fragile/predict", json={"rows": [{"x": 999.0}]}, headers={"X-Request-ID": "r9"}
+        "/v1/models/fragile/predict", json={"rows": [{"x": 3.0}]}, headers={"X-Request-ID": "r9"}
     )
     assert r.status_code == 500
     body = r.json()
     assert body["code"] == "model_failed" and "r9" in body["error"]
     assert "secret internal detail" not in r.text and "Traceback" not in r.text
     assert r.headers["x-request-id"] == "r9"
+
+
+async def test_model_raising_on_input_unlike_its_training_data_is_the_callers_422(
+    failing: httpx.AsyncClient,
+) -> None:
+    r = await failing.post(
+        "/v1/models/fragile/predict", json={"rows": [{"x": 999.0}]}, headers={"X-Request-ID": "r8"}
+    )
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "input_not_computable" and body["request_id"] == "r8"
+    assert "'x'" in body["error"] and "999" in body["error"] and "training 1 to 5" in body["error"]
+    assert "secret internal detail" not in r.text and "Traceback" not in r.text
 
 
 async def test_registered_but_not_deployed_is_503_saying_how(failing: httpx.AsyncClient) -> None:

@@ -28,6 +28,11 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=12,
 )
+# Finite numbers past what float32 (or a scaler's arithmetic) can hold: the demo's gradient
+# boosting version raises on them, which must be the caller's 4xx, never a 500.
+EXTREMES = st.sampled_from([1e308, -1e308, 1e300, -1e300, 1.7976931348623157e308, 3.5e38]) | (
+    st.floats(min_value=1e38, max_value=1e308) | st.floats(min_value=-1e308, max_value=-1e38)
+)
 COLUMNS = list(churn_rows(1)[0])
 FIELD = st.sampled_from(COLUMNS)
 FUZZ = settings(
@@ -54,6 +59,18 @@ class SyncClient:
 
 @pytest.fixture
 def http(served: Project) -> Iterator[SyncClient]:
+    """The app answering churn with the demo's v1 (logistic regression)."""
+    yield from sync_client(served)
+
+
+@pytest.fixture
+def gbm_http(served: Project) -> Iterator[SyncClient]:
+    """The app answering churn with the demo's v2 (gradient boosting, float32 inside)."""
+    served.routes.deploy("churn", 2, "fuzz")
+    yield from sync_client(served)
+
+
+def sync_client(served: Project) -> Iterator[SyncClient]:
     app = build_app(served.settings)
     headers = admin_headers(served)
     with (
@@ -66,9 +83,9 @@ def http(served: Project) -> Iterator[SyncClient]:
         portal.call(client.aclose)
 
 
-def bodies(field: str, value: Any) -> list[tuple[str, Any]]:
-    """The same poisoned row in every protocol's shape."""
-    row = {**churn_rows(1)[0], field: value}
+def bodies(field: str, value: Any, more: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
+    """The same poisoned row (`field`, and `more` fields) in every protocol's shape."""
+    row = {**churn_rows(1)[0], **(more or {}), field: value}
     values = [row[c] for c in COLUMNS]
     return [
         ("/v1/models/churn/predict", {"rows": [row]}),
@@ -131,6 +148,32 @@ def test_any_value_under_any_validation_policy_is_answered_or_refused_naming_it(
         http.catalog.refresh()
     for i, (path, body) in enumerate(bodies(field, value)):
         check_answer(http.post(path, json=body), path, body, field, names_field=i < 6)
+
+
+@FUZZ
+@given(
+    field=FIELD,
+    value=EXTREMES | JSON_VALUES,
+    mode=st.sampled_from(["reject", "flag", "allow"]),
+    more=st.lists(st.tuples(FIELD, EXTREMES), max_size=3),
+)
+def test_finite_extremes_under_any_policy_are_answered_or_refused_never_a_5xx(
+    gbm_http: SyncClient,
+    served: Project,
+    field: str,
+    value: Any,
+    mode: str,
+    more: list[tuple[str, float]],
+) -> None:
+    route = served.routes.get("churn")
+    if route.policy.validation.mode != mode:
+        rules = ValidationPolicy(mode=mode, coerce=mode)
+        served.routes.apply("churn", replace(route.policy, validation=rules), "fuzz", "fuzz")
+        gbm_http.catalog.refresh()
+    for i, (path, body) in enumerate(bodies(field, value, dict(more))):
+        check_answer(
+            gbm_http.post(path, json=body), path, body, field, names_field=i < 6 and not more
+        )
 
 
 @FUZZ

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pointsman.errors import ModelFailed
+from pointsman.errors import InputNotComputable
 from pointsman.project import Project
 from pointsman.registry import Submission
 from pointsman.registry.loading import load_and_warm
@@ -171,8 +171,8 @@ async def test_a_poisoned_request_fails_alone(project: Project, tmp_path: Path) 
         )
         assert (await blocker).outputs.predictions == [2.0]
         for x, result in zip(xs, results, strict=True):
-            if x == 13.0:
-                assert isinstance(result, ModelFailed), result
+            if x == 13.0:  # outside the training range (0 to 1): the caller's input, a 422
+                assert isinstance(result, InputNotComputable), result
                 assert "raised ValueError" in str(result)
             else:
                 assert not isinstance(result, BaseException), (x, result)
@@ -180,6 +180,31 @@ async def test_a_poisoned_request_fails_alone(project: Project, tmp_path: Path) 
         answered, calls = counters(served, number)
         # the blocker, the batch of 5 that failed, then its 5 requests one by one
         assert (answered, calls) == (6, 1 + 1 + 5)
+
+
+async def test_a_failed_batch_runs_its_calls_without_findings_again_together(
+    project: Project, tmp_path: Path
+) -> None:
+    number = register_doubler(project, tmp_path)
+    project.routes.deploy("doubler", number, "t")
+    async with serving(project) as served:
+        pool = served.catalog.pools["doubler", number]
+        blocker = asyncio.create_task(pool.predict(x_frame(served, 0.1), 5.0))
+        await asyncio.sleep(0.01)  # the model is busy: what follows queues into one batch
+        xs = [0.2, 0.3, 13.0, 0.4]
+        results = await asyncio.gather(
+            *(pool.predict(x_frame(served, x), 5.0, flagged=x == 13.0) for x in xs),
+            return_exceptions=True,
+        )
+        assert (await blocker).predictions == [0.2]
+        for x, result in zip(xs, results, strict=True):
+            if x == 13.0:
+                assert isinstance(result, RunnerFault) and result.code == "model_error", result
+            else:
+                assert not isinstance(result, BaseException), (x, result)
+                assert result.predictions == [2 * x]
+        # the blocker, the batch of 4 that failed, the 3 clean calls as one, the flagged one
+        assert counters(served, number)[1] == 1 + 1 + 1 + 1
 
 
 async def test_a_call_its_caller_gave_up_on_is_never_run(project: Project, tmp_path: Path) -> None:
