@@ -19,6 +19,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── ModelFailed                     500, the model raised on clean input; carries the request id
 ├── InvalidRoute                    422, a traffic policy that cannot be served
 ├── RouteConflict                   409, e.g. a canary while one is running
+├── IncompatibleSignature           409, a version that does not take the primary's inputs
 ├── ModelTimeout                    504, past the route's timeout with no fallback
 ├── RunnerFailed                    503, a runner crashed or hit its memory or disk limit
 ├── RunnerTimeout                   504, a call past the runner's hard time limit (replaced)
@@ -328,6 +329,26 @@ class InvalidRoute(PointsmanError):
 class RouteConflict(PointsmanError):
     status = HTTPStatus.CONFLICT
     code = "route_conflict"
+
+
+class IncompatibleSignature(PointsmanError):
+    """A route change would send callers of the primary to a version that refuses their input."""
+
+    status = HTTPStatus.CONFLICT
+    code = "incompatible_signature"
+
+    def __init__(self, model: str, version: int, primary: int, diff: list[str]) -> None:
+        self.diff = diff
+        lines = "\n".join(f"  {line}" for line in diff)
+        super().__init__(
+            f"Version {version} of {model!r} does not take the inputs of version {primary}, "
+            f"the primary:\n{lines}\nCallers sending what version {primary} takes would get "
+            f"422 from version {version}. Give --allow-signature-change (API: "
+            '"allow_signature_change": true; audited) if the callers are ready for it.'
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "diff": self.diff}
 
 
 class ModelTimeout(PointsmanError):

@@ -17,8 +17,10 @@ from typing import Any
 
 from pointsman.catalog import Catalog, Target, with_key
 from pointsman.errors import (
+    BadRequest,
     InputNotComputable,
     InputRejected,
+    InvalidInput,
     ModelFailed,
     ModelNotReady,
     ModelTimeout,
@@ -200,7 +202,12 @@ class Pipeline:
     ) -> Frame:
         """The payload decoded for `version` (the same frame when its inputs are the same)."""
         outcome.version, outcome.role, outcome.route_revision = version.number, role, route.revision
-        outcome.frame = payload.frame_for(with_key(version.signature, route))
+        try:
+            outcome.frame = payload.frame_for(with_key(version.signature, route))
+        except (InvalidInput, BadRequest):
+            # Its signature refuses what the primary's took: counted, so its gates see it.
+            self._book(version, route, role, invalid=True)
+            raise
         return outcome.frame
 
     def _validate(

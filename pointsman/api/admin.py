@@ -93,6 +93,12 @@ class ValidationIn(Body):
         )
 
 
+SIGNATURE_CHANGE = (
+    "Bring in a version whose inputs differ from the primary's (otherwise refused with 409 "
+    "incompatible_signature and the diff); recorded in the audit log."
+)
+
+
 class PolicyIn(Body):
     """A whole traffic policy: a field left out is cleared or takes its default."""
 
@@ -105,6 +111,7 @@ class PolicyIn(Body):
     breaker_pause_s: float = 30.0
     validation: ValidationIn = ValidationIn()
     reason: str = ""
+    allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
     expect_revision: int | None = Field(
         None, description="Refuse (409) unless this is the revision in force."
     )
@@ -115,6 +122,7 @@ class VersionIn(Body):
 
     version: int
     reason: str = ""
+    allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
 
 
 class ReasonIn(Body):
@@ -130,6 +138,7 @@ class CanaryIn(Body):
     steps: list[int] = [5, 25, 50, 100]
     hold_requests: int = Field(500, ge=0)
     hold_s: float = Field(120.0, ge=0)
+    allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
 
 
 @router.get("", summary="List models, their versions and what is deployed")
@@ -170,8 +179,9 @@ def put_route(request: Request, model: str, body: PolicyIn, user: User = None) -
         canary=in_force.policy.canary if in_force else None,
     )
     change = routes.apply(
-        model, policy, who(request, user), body.reason, expect_revision=body.expect_revision
-    )
+        model, policy, who(request, user), body.reason, expect_revision=body.expect_revision,
+        allow_signature_change=body.allow_signature_change,
+    )  # fmt: skip
     return change.to_json()
 
 
@@ -183,13 +193,20 @@ def route_history(request: Request, model: str) -> list[dict[str, Any]]:
 @router.post("/{model}/deploy", summary="Make one version the sole primary")
 def deploy(request: Request, model: str, body: VersionIn, user: User = None) -> dict[str, Any]:
     routes = project_of(request).routes
-    return routes.deploy(model, body.version, who(request, user), body.reason).to_json()
+    allow = body.allow_signature_change
+    by = who(request, user)
+    return routes.deploy(
+        model, body.version, by, body.reason, allow_signature_change=allow
+    ).to_json()
 
 
 @router.post("/{model}/promote", summary="Make a version the sole primary, ending its canary")
 def promote(request: Request, model: str, body: VersionIn, user: User = None) -> dict[str, Any]:
     routes = project_of(request).routes
-    return routes.promote(model, body.version, who(request, user), body.reason).to_json()
+    allow = body.allow_signature_change
+    by = who(request, user)
+    change = routes.promote(model, body.version, by, body.reason, allow_signature_change=allow)
+    return change.to_json()
 
 
 @router.post("/{model}/rollback", summary="Put the previous route revision back in force")
@@ -209,6 +226,7 @@ def start_canary(request: Request, model: str, body: CanaryIn, user: User = None
         who(request, user),
         hold_requests=body.hold_requests,
         hold_s=body.hold_s,
+        allow_signature_change=body.allow_signature_change,
     )
     return change.to_json()
 

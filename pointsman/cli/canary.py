@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import cell, console, print_json, table
-from pointsman.cli.routes import items_of, number_of, print_change
+from pointsman.cli.routes import allow_signature_change, items_of, number_of, print_change
 from pointsman.project import Project
 from pointsman.registry.lineage import current_user
 from pointsman.routing import Route
@@ -80,6 +80,7 @@ def duration(seconds: float) -> str:
 @click.option("--abort", is_flag=True, help="Stop the canary; the baseline takes all traffic.")
 @click.option("--reason", default="", help="Why (with --abort), kept in the route history.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@allow_signature_change
 @pass_context
 def canary(
     ctx: Context,
@@ -91,6 +92,7 @@ def canary(
     abort: bool,
     reason: str,
     as_json: bool,
+    allow_signature_change: bool,
 ) -> None:
     """Move VERSION of MODEL through traffic steps while its gates hold against the baseline.
 
@@ -115,8 +117,9 @@ def canary(
     else:
         requests, seconds = hold
         change = project.routes.start_canary(
-            model, str(version), steps, user, hold_requests=requests, hold_s=seconds
-        )
+            model, str(version), steps, user, hold_requests=requests, hold_s=seconds,
+            allow_signature_change=allow_signature_change,
+        )  # fmt: skip
     if as_json:
         print_change(model, change, as_json)
     elif abort:

@@ -69,6 +69,14 @@ def parse_shadows(
 
 
 # -- shared -----------------------------------------------------------------------------
+allow_signature_change = click.option(
+    "--allow-signature-change",
+    is_flag=True,
+    help="Bring in a version whose inputs differ from the primary's (missing, new, retyped "
+    "or reordered), which would refuse callers of the primary; recorded in the audit log.",
+)
+
+
 def print_change(model: str, change: RouteChange, as_json: bool) -> None:
     """The new revision and what changed, as a sentence or JSON (with `changes`)."""
     if as_json:
@@ -86,11 +94,16 @@ def print_change(model: str, change: RouteChange, as_json: bool) -> None:
 @click.argument("version")
 @click.option("--reason", default="", help="Why, kept in the route history.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new route revision as JSON.")
+@allow_signature_change
 @pass_context
-def deploy(ctx: Context, model: str, version: str, reason: str, as_json: bool) -> None:
+def deploy(
+    ctx: Context, model: str, version: str, reason: str, as_json: bool, allow_signature_change: bool
+) -> None:
     """Make VERSION the version that answers MODEL (a new route revision)."""
     project = ctx.project()
-    route = project.routes.deploy(model, version, current_user(), reason).after
+    route = project.routes.deploy(
+        model, version, current_user(), reason, allow_signature_change=allow_signature_change
+    ).after
     if as_json:
         print_json(route.to_json())
         return
@@ -240,9 +253,17 @@ def _is_change(options: dict[str, Any]) -> bool:
 @click.option("--reason", default="", help="Why, kept in the route history.")
 @click.option("--history", is_flag=True, help="Every revision: who, when, what changed, why.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@allow_signature_change
 @pass_context
 def route(
-    ctx: Context, /, model: str, reason: str, history: bool, as_json: bool, **options: Any
+    ctx: Context,
+    /,
+    model: str,
+    reason: str,
+    history: bool,
+    as_json: bool,
+    allow_signature_change: bool,
+    **options: Any,
 ) -> None:
     """Show or change MODEL's traffic policy; options not given keep their current values.
 
@@ -260,7 +281,10 @@ def route(
     else:
         in_force = project.routes.find(model)
         policy = changed_policy(in_force.policy if in_force else Policy(arms=()), options)
-        print_change(model, project.routes.apply(model, policy, current_user(), reason), as_json)
+        change = project.routes.apply(
+            model, policy, current_user(), reason, allow_signature_change=allow_signature_change
+        )
+        print_change(model, change, as_json)
 
 
 def _print_history(model: str, revisions: list[Route], as_json: bool) -> None:
@@ -324,11 +348,17 @@ def _canary_line(route: Route) -> str:
 @click.argument("version")
 @click.option("--reason", default="", help="Why, kept in the route history.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new route revision as JSON.")
+@allow_signature_change
 @pass_context
-def promote(ctx: Context, model: str, version: str, reason: str, as_json: bool) -> None:
+def promote(
+    ctx: Context, model: str, version: str, reason: str, as_json: bool, allow_signature_change: bool
+) -> None:
     """Make VERSION the sole primary of MODEL; a running canary of it ends as promoted."""
     project = ctx.project()
-    print_change(model, project.routes.promote(model, version, current_user(), reason), as_json)
+    change = project.routes.promote(
+        model, version, current_user(), reason, allow_signature_change=allow_signature_change
+    )
+    print_change(model, change, as_json)
 
 
 @click.command("rollback")

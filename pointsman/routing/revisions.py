@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from pointsman.errors import InvalidRoute, NotDeployed, RouteConflict
 from pointsman.registry import Registry, bump_changes
 from pointsman.routing.changes import describe_changes
+from pointsman.routing.compat import SignatureChange, audit_signature_changes, check_signatures
 from pointsman.routing.policy import Arm, Canary, Gates, Policy, check_policy
 from pointsman.routing.stats import window
 from pointsman.store.audit import write_audit
@@ -142,39 +143,32 @@ class RouteBook:
 
     # -- writes ---------------------------------------------------------------------
     def apply(
-        self,
-        model: str,
-        policy: Policy,
-        user: str,
-        reason: str,
-        *,
-        expect_revision: int | None = None,
-        allow_canary_change: bool = False,
-        action: str = "route",
-    ) -> RouteChange:
-        """Check `policy`, load and warm its versions, then write it as a new revision."""
-        known = self.registry.version_numbers(model)
-        features = None
-        if policy.validation.features:
-            routed = [v for v in policy.versions if v in known]
-            features = sorted(
-                {n for v in routed for n in self.registry.get_version(model, v).signature.names}
-            )
-        check_policy(policy, model, known, features)
+        self, model: str, policy: Policy, user: str, reason: str, *,
+        expect_revision: int | None = None, allow_canary_change: bool = False,
+        action: str = "route", allow_signature_change: bool = False, signatures: bool = True,
+    ) -> RouteChange:  # fmt: skip
+        """Check `policy`, load and warm its versions, then write it as a new revision.
+
+        Versions it brings in must take the primary's inputs unless
+        `allow_signature_change`, which is audited (a version already routed was checked when
+        it came in); rollbacks and the canary controller's moves pass `signatures=False`.
+        """
         current = self.find(model)
-        running = current.policy.canary if current else None
-        if running and running.is_running and not allow_canary_change:
-            raise RouteConflict(
-                f"Model {model!r} has a canary of version {running.candidate} running; finish it "
-                f"first with `pointsman promote {model} {running.candidate}` or "
-                f"`pointsman canary {model} --abort`."
+        _check_change(self.registry, model, policy, current, allow_canary_change)
+        fresh = [v for v in policy.versions if current is None or v not in current.versions]
+        allowed: list[SignatureChange] = []
+        if signatures and current is not None:
+            allowed = check_signatures(
+                self.registry, model, current.primary, fresh, allow_signature_change
             )
         if self.preflight is not None:
-            fresh = [v for v in policy.versions if current is None or v not in current.versions]
             self.preflight(model, fresh)
-        return self._append(model, policy.to_json(), user, reason, expect_revision, action)
+        return self._append(model, policy.to_json(), user, reason, expect_revision, action, allowed)
 
-    def deploy(self, model: str, version: int | str, user: str, reason: str = "") -> RouteChange:
+    def deploy(
+        self, model: str, version: int | str, user: str, reason: str = "", *,
+        allow_signature_change: bool = False,
+    ) -> RouteChange:  # fmt: skip
         """Make `version` the sole primary, keeping key, timeout and compatible extras."""
         record = self.registry.get_version(model, version)
         return self.apply(
@@ -182,10 +176,13 @@ class RouteBook:
             self._sole(model, record.number, None),
             user,
             reason or f"deploy version {record.number}",
-            action="deploy",
-        )
+            action="deploy", allow_signature_change=allow_signature_change,
+        )  # fmt: skip
 
-    def promote(self, model: str, version: int | str, user: str, reason: str = "") -> RouteChange:
+    def promote(
+        self, model: str, version: int | str, user: str, reason: str = "", *,
+        allow_signature_change: bool = False,
+    ) -> RouteChange:  # fmt: skip
         """Make `version` the sole primary; a running canary of it ends as promoted."""
         record = self.registry.get_version(model, version)
         current = self.find(model)
@@ -199,9 +196,9 @@ class RouteBook:
             self._sole(model, record.number, ended),
             user,
             reason or f"promote version {record.number}",
-            allow_canary_change=True,
-            action="promote",
-        )
+            allow_canary_change=True, action="promote",
+            allow_signature_change=allow_signature_change,
+        )  # fmt: skip
 
     def rollback(self, model: str, user: str, reason: str = "") -> RouteChange:
         """Re-apply the revision before the one in force, as a new revision."""
@@ -220,6 +217,7 @@ class RouteBook:
             reason or f"rollback from revision {current.revision} to {previous.revision}",
             allow_canary_change=True,
             action="rollback",
+            signatures=False,  # back to what was in force: never refused
         )
 
     def start_canary(
@@ -232,6 +230,7 @@ class RouteBook:
         hold_requests: int = 500,
         hold_s: float = 120.0,
         gates: Gates | None = None,
+        allow_signature_change: bool = False,
     ) -> RouteChange:
         """Send the first step's share to `candidate`, the rest to the current primary."""
         record = self.registry.get_version(model, candidate)
@@ -269,7 +268,10 @@ class RouteBook:
         )
         policy = canary_policy(current.policy, canary)
         reason = f"canary of version {record.number} at {steps[0]} %"
-        return self.apply(model, policy, user, reason, action="canary.start")
+        return self.apply(
+            model, policy, user, reason, action="canary.start",
+            allow_signature_change=allow_signature_change,
+        )  # fmt: skip
 
     def end_canary(
         self, model: str, state: str, reason: str, user: str, expect_revision: int | None = None
@@ -288,6 +290,7 @@ class RouteBook:
             expect_revision=expect_revision,
             allow_canary_change=True,
             action=f"canary.{state}"[:32],
+            signatures=False,  # back to the baseline
         )
 
     def advance_canary(self, model: str, user: str, expect_revision: int) -> RouteChange:
@@ -306,6 +309,7 @@ class RouteBook:
                 expect_revision=expect_revision,
                 allow_canary_change=True,
                 action="canary.promoted",
+                signatures=False,  # the candidate was checked when its canary started
             )
         following = replace(canary, step=canary.step + 1)
         return self.apply(
@@ -316,6 +320,7 @@ class RouteBook:
             expect_revision=expect_revision,
             allow_canary_change=True,
             action="canary.advance",
+            signatures=False,
         )
 
     def _sole(self, model: str, version: int, canary: Canary | None) -> Policy:
@@ -335,6 +340,7 @@ class RouteBook:
         reason: str,
         expect_revision: int | None,
         action: str = "route",
+        signature_changes: list[SignatureChange] | None = None,
     ) -> RouteChange:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
@@ -379,9 +385,31 @@ class RouteBook:
                 {"revision": latest + 1, **spec},
                 reason,
             )
+            audit_signature_changes(conn, user, model, latest + 1, signature_changes or [])
             bump_changes(conn)
         after = Route(model, latest + 1, Policy.from_json(spec), now, user, reason)
         return RouteChange(before, after)
+
+
+def _check_change(
+    registry: Registry, model: str, policy: Policy, current: Route | None, canary_change: bool
+) -> None:
+    """InvalidRoute for a policy that cannot be served; RouteConflict while a canary runs."""
+    known = registry.version_numbers(model)
+    features = None
+    if policy.validation.features:
+        routed = [v for v in policy.versions if v in known]
+        features = sorted(
+            {n for v in routed for n in registry.get_version(model, v).signature.names}
+        )
+    check_policy(policy, model, known, features)
+    running = current.policy.canary if current else None
+    if running and running.is_running and not canary_change:
+        raise RouteConflict(
+            f"Model {model!r} has a canary of version {running.candidate} running; finish it "
+            f"first with `pointsman promote {model} {running.candidate}` or "
+            f"`pointsman canary {model} --abort`."
+        )
 
 
 def canary_policy(base: Policy, canary: Canary) -> Policy:
