@@ -55,6 +55,7 @@ class ArmFailure:
     detail: str  # for people, e.g. "timed out after 200 ms", "raised ValueError"
     cause: str = ""  # the exception's type name (error), why not ready, the limit hit
     limit_s: float | None = None  # the runner's time limit, when that is what was hit
+    non_finite: bool = False  # it raised, and computes infinity or NaN from this input
 
     @classmethod
     def of(cls, exc: Exception, timeout_ms: int | None, spec: RunnerSpec) -> ArmFailure:
@@ -68,8 +69,9 @@ class ArmFailure:
                 return cls("timeout", f"timed out after {timeout_ms} ms")
             limit = spec.timeout_s
             return cls("timeout", f"ran past its runner time limit of {limit:g} s", "", limit)
-        if code == "model_error":
-            return cls("error", f"raised {exc.kind or 'an error'}", exc.kind or "an error")
+        if code in ("model_error", "non_finite"):
+            kind = exc.kind or "an error"
+            return cls("error", f"raised {kind}", kind, non_finite=code == "non_finite")
         if code in ("memory", "disk"):
             return cls("limit", exc.message, exc.message)
         if code == "crashed":
@@ -262,9 +264,8 @@ class Pipeline:
         """Book a failed arm run: the version's failure, or (raised) the caller's input's."""
         policy = route.policy
         failure = self._arm_failed(exc, version, policy.timeout_ms, outcome)
-        fault = self.faults.of(
-            version, frame, policy.validation, failure.error_kind, outcome.request_id
-        )
+        rid, rules = outcome.request_id, policy.validation
+        fault = self.faults.of(version, frame, rules, failure.error_kind, rid, failure.non_finite)
         if fault is not None:  # the caller's input: not the version's error, nor the breaker's
             breaker.release()
             self._book(version, route, "primary", invalid=True)  # nor its latency
@@ -362,7 +363,9 @@ class Pipeline:
             raise
         except Exception as exc:
             failure = self._arm_failed(exc, version, None, outcome)
-            fault = self.faults.of(version, frame, rules, failure.error_kind, outcome.request_id)
+            fault = self.faults.of(
+                version, frame, rules, failure.error_kind, outcome.request_id, failure.non_finite
+            )
             if fault is not None:
                 raise fault from None
             raise failure.to_error(version, outcome.request_id, None) from exc
@@ -433,7 +436,9 @@ class ShadowRuns:
         failure = ArmFailure.of(exc, None, self.catalog.spec_of(version))
         route = self.catalog.snapshot.routes.get(job.model)
         rules = route.policy.validation if route is not None else ValidationPolicy()
-        return self.faults.of(version, frame, rules, failure.error_kind, job.request_id)
+        return self.faults.of(
+            version, frame, rules, failure.error_kind, job.request_id, failure.non_finite
+        )
 
     def _record(
         self,

@@ -25,7 +25,8 @@ _ids = itertools.count(1)
 class RunnerFault(Exception):
     """A call a runner did not answer: why (code) and in words.
 
-    code: model_error (the model raised), memory, disk (a limit), crashed (the runner
+    code: model_error (the model raised), non_finite (it raised, and computes infinity or
+    NaN from this finite input: the input's fault), memory, disk (a limit), crashed (the runner
     died), timeout (past its time limit), queue_full, not_ready, draining.
     """
 

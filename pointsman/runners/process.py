@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from multiprocessing import forkserver
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from pointsman.registry.artifacts import ArtifactStore
@@ -254,10 +255,20 @@ class RunnerServer:
     def _failed(self, batch: list[Job], exc: BaseException) -> None:
         hit = limits.limit_hit(exc, self.spec)
         if hit is None:
-            log.error("model failed on a request:\n%s", "".join(traceback.format_exception(exc)))
+            if all(job.flagged for job in batch):  # its findings blame the input: one line
+                log.warning("model raised %s on a call with validation findings: %s",
+                            type(exc).__name__, str(exc)[:200])  # fmt: skip
+            else:
+                log.error(
+                    "model failed on a request:\n%s", "".join(traceback.format_exception(exc))
+                )
             self.served += len(batch)
+            code = "model_error"
+            # A flagged call's findings already blame the input: only a clean one is re-run.
+            if len(batch) == 1 and not batch[0].flagged and self._overflows(batch[0].frame):
+                code = "non_finite"  # the input's doing: the front answers 422, not 500
             for job in batch:
-                job.connection.error(job.request_id, "model_error", type(exc).__name__, str(exc))
+                job.connection.error(job.request_id, code, type(exc).__name__, str(exc))
             return
         # A limit was hit: tell every caller of the batch, then stop (the supervisor starts
         # a fresh runner).
@@ -266,6 +277,21 @@ class RunnerServer:
         for job in batch:
             job.connection.send(wire.message(wire.ERROR, job.request_id, payload))
         os._exit(limits.EXIT_MEMORY if code == "memory" else limits.EXIT_DISK)
+
+    def _overflows(self, frame: Frame) -> bool:
+        """Whether the model computes infinity or NaN from this finite input: it runs once
+        more with numpy's floating-point errors raised. Only after it failed on the input."""
+        for column in frame.columns.values():
+            if column.dtype.kind == "f" and not np.isfinite(column).all():
+                return False  # infinity or null sent: validation's business, not ours
+        try:
+            with np.errstate(over="raise", invalid="raise"):
+                self._call(frame)
+        except FloatingPointError:
+            return True
+        except Exception:
+            return False
+        return False
 
     def forget(self, connection: Connection) -> None:
         """A caller hung up: its calls not yet run are dropped, nobody waits for them."""

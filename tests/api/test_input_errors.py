@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
+from pointsman.api.app import build_app
 from pointsman.project import Project
-from tests.conftest import churn_rows
+from pointsman.registry import Submission
+from tests.conftest import admin_headers, churn_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +113,47 @@ async def test_the_422_is_a_client_error_in_the_metrics_and_not_the_versions(
     after = await requests_by_status(client)
     assert after.get("4xx", 0) - before.get("4xx", 0) == 3
     assert after.get("5xx", 0) == before.get("5xx", 0)
+
+
+MULTIPLIER = """
+import numpy as np
+
+
+class Multiplier:
+    def predict(self, frame):
+        product = frame["x"].to_numpy() * frame["y"].to_numpy()
+        if not np.isfinite(product).all():
+            raise ValueError("cannot use an infinite product")
+        return product.tolist()
+"""
+
+
+async def test_infinity_computed_from_finite_values_in_range_is_a_422(
+    project: Project, tmp_path: Path
+) -> None:
+    """Both values lie within the training range; their product overflows: the input's."""
+    source, data = tmp_path / "multiplier.py", tmp_path / "xy.csv"
+    source.write_text(MULTIPLIER)
+    pd.DataFrame({"x": [1e200, 1.0, 3.0], "y": [1.0, 1e200, 2.0], "z": [0, 1, 0]}).to_csv(
+        data, index=False
+    )
+    project.registry.register(
+        Submission(model="mul", path=source, entrypoint="Multiplier", training_data=data,
+                   target="z", user="t")
+    )  # fmt: skip
+    project.routes.deploy("mul", 1, "t")
+    headers = admin_headers(project)
+    app = build_app(project.settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", headers=headers
+        ) as client,
+    ):
+        ok = await client.post("/v1/models/mul/predict", json={"rows": [{"x": 2.0, "y": 3.0}]})
+        assert ok.json()["predictions"] == [6.0]
+        r = await client.post("/v1/models/mul/predict", json={"rows": [{"x": 1e200, "y": 5e199}]})
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert body["code"] == "input_not_computable" and "'x'" in body["error"], body
+        assert body["findings"][0]["rule"] == "not_computable"

@@ -178,7 +178,8 @@ async def test_a_poisoned_request_fails_alone(project: Project, tmp_path: Path) 
                 assert not isinstance(result, BaseException), (x, result)
                 assert result.outputs.predictions == [2 * x]
         answered, calls = counters(served, number)
-        # the blocker, the batch of 5 that failed, then its 5 requests one by one
+        # the blocker, the batch of 5 that failed, then its 5 requests one by one (all flagged,
+        # out of the training range: the poisoned one is not run again to see if it overflows)
         assert (answered, calls) == (6, 1 + 1 + 5)
 
 
