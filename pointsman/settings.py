@@ -62,7 +62,39 @@ class RunnerConfig(BaseModel):
     max_wait_ms: float | None = None
 
 
-class Settings(BaseSettings):
+class ReplicaSettings(BaseSettings):
+    """What several replicas on one PostgreSQL share: pushed changes, rate limits
+    (docs/replicas.md). `Settings` holds these too; docs/settings.md lists them last."""
+
+    refresh_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often a server polls the store for changed routes, versions, "
+        "runner specs and keys when nothing pushes them: on SQLite, and on PostgreSQL while "
+        "its listening connection is down.",
+    )
+    listen_for_changes: bool = Field(
+        default=True,
+        description="On PostgreSQL, hold one LISTEN connection per server process, so that "
+        "route, version, runner, key and alert-rule changes reach it at once (NOTIFY on "
+        "commit). Off: poll every refresh_interval_s, as on SQLite.",
+    )
+    listen_poll_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="While a server listens for pushed changes, it still polls this often, "
+        "as a safety net (never more often than refresh_interval_s).",
+    )
+    rate_limit_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas behind a load balancer, each with its own rate-limit counters: "
+        "each allows this share (rate / replicas) of a key's rate. Workers of one server "
+        "share their counters and count as one.",
+    )
+
+
+class Settings(ReplicaSettings):
     """Everything an operator can set. Every field is documented in docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
@@ -96,11 +128,6 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024,
         ge=1024,
         description="Largest request body accepted; larger bodies get 413.",
-    )
-    refresh_interval_s: float = Field(
-        default=0.5,
-        gt=0,
-        description="How often a server checks the store's change counter for new routes.",
     )
     shadow_queue_size: int = Field(
         default=1000,
@@ -174,13 +201,6 @@ class Settings(BaseSettings):
         default=False,
         description="Serve /metrics without an API key (a scraper inside a private network). "
         "Otherwise it needs a key with read:* (or admin) like any other read.",
-    )
-    rate_limit_replicas: int = Field(
-        default=1,
-        ge=1,
-        description="Replicas behind a load balancer, each with its own rate-limit counters: "
-        "each allows this share (rate / replicas) of a key's rate. Workers of one server "
-        "share their counters and count as one.",
     )
     max_rows_per_request: int = Field(
         default=100_000,
@@ -396,6 +416,8 @@ def write_settings_file(folder: Path, values: dict[str, Any]) -> Path:
         if isinstance(value, str):
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
             lines.append(f'{key} = "{escaped}"')
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
         else:
             lines.append(f"{key} = {value}")
     path = folder / SETTINGS_FILE

@@ -29,7 +29,8 @@ def settings_md() -> str:
         "| setting | environment variable | default | meaning |",
         "| --- | --- | --- | --- |",
     ]
-    for name, field in Settings.model_fields.items():
+    own = Settings.__annotations__  # Settings' own fields first, then those it inherits
+    for name, field in sorted(Settings.model_fields.items(), key=lambda f: f[0] not in own):
         default = field.get_default(call_default_factory=True)
         shown = f"`{default}`" if default not in ("", None, [], {}) else "(empty)"
         lines.append(f"| `{name}` | `POINTSMAN_{name.upper()}` | {shown} | {field.description} |")

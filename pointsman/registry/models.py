@@ -22,6 +22,7 @@ from pointsman.registry.register import (
 )
 from pointsman.registry.versions import VersionRecord
 from pointsman.store.audit import write_audit
+from pointsman.store.changes import notify_change
 from pointsman.store.tables import changes, models, routes, versions
 from pointsman.types import as_utc
 
@@ -48,9 +49,10 @@ class ModelSummary:
         }
 
 
-def bump_changes(conn: Connection) -> None:
-    """Tell every server that routes or versions changed."""
+def bump_changes(conn: Connection, kind: str) -> None:
+    """Tell every server that routes, versions or runner specs changed (on commit)."""
     conn.execute(changes.update().where(changes.c.id == 1).values(counter=changes.c.counter + 1))
+    notify_change(conn, kind)  # PostgreSQL: pushed now; the counter stays for pollers
 
 
 def read_change_counter(engine: Engine) -> int:
@@ -212,7 +214,7 @@ class Registry:
                         },
                         audit_detail(prepared.format),
                     )
-                    bump_changes(conn)
+                    bump_changes(conn, "versions")
                 break
             except IntegrityError:
                 # Another registration took the number (or stored the same bytes): look again.

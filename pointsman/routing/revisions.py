@@ -379,7 +379,7 @@ class RouteBook:
                 {"revision": latest + 1, **spec},
                 reason,
             )
-            bump_changes(conn)
+            bump_changes(conn, "routes")
         after = Route(model, latest + 1, Policy.from_json(spec), now, user, reason)
         return RouteChange(before, after)
 

@@ -114,7 +114,7 @@ class RunnerBook:
             update_or_insert(conn, runner_specs, key, values)
             target = f"runners:{model}" + (f":{version}" if version else "")
             write_audit(conn, user, "runners", target, before, merged, reason)
-            bump_changes(conn)
+            bump_changes(conn, "runners")
         return self.spec(model, version)
 
     def _rows(self, model: str | None) -> dict[tuple[str, int], Changes]:
