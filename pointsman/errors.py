@@ -27,6 +27,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── Unauthorized                    401, no key, or an invalid, revoked or expired one
 ├── Forbidden                       403, the key lacks the scope (named)
 ├── RateLimited                     429, past the key's rate; carries Retry-After
+├── RateLimiterUnavailable          503, the shared limiter (Redis) is down (policy closed)
 ├── KeyNotFound                     404, no active key of that name
 ├── TooManyRows                     422, more rows than max_rows_per_request
 ├── RequestTimedOut                 504, past request_timeout_s
@@ -397,6 +398,19 @@ class RateLimited(PointsmanError):
         super().__init__(
             f"The API key {client!r} is past its rate of {rate}; retry after "
             f"{retry_after_s:.2f} s (see Retry-After), or ask an admin for a higher rate."
+        )
+
+
+class RateLimiterUnavailable(PointsmanError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "rate_limiter_unavailable"
+
+    def __init__(self, client: str, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"The API key {client!r} has a rate limit, and the shared rate limiter (Redis) "
+            f"cannot be reached, so the request is refused (redis_down_policy = closed); "
+            f"retry after {retry_after_s:.0f} s."
         )
 
 

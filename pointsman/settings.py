@@ -63,7 +63,7 @@ class RunnerConfig(BaseModel):
 
 
 class ReplicaSettings(BaseSettings):
-    """What several replicas on one PostgreSQL share: pushed changes, rate limits
+    """What several replicas on one PostgreSQL share: pushed changes, rate limits in Redis
     (docs/replicas.md). `Settings` holds these too; docs/settings.md lists them last."""
 
     refresh_interval_s: float = Field(
@@ -85,12 +85,30 @@ class ReplicaSettings(BaseSettings):
         description="While a server listens for pushed changes, it still polls this often, "
         "as a safety net (never more often than refresh_interval_s).",
     )
+    redis_url: str = Field(
+        default="",
+        description="Redis shared by every replica (redis://host:6379/0; rediss:// for TLS): "
+        "a key's rate limit is then one token bucket across all of them, kept in Redis. "
+        "Empty: each machine counts alone (see rate_limit_replicas).",
+    )
+    redis_key_prefix: str = Field(
+        default="pointsman:",
+        description="Prefix of every Redis key pointsman writes (buckets expire on their "
+        "own); give each project sharing one Redis its own.",
+    )
     rate_limit_replicas: int = Field(
         default=1,
         ge=1,
         description="Replicas behind a load balancer, each with its own rate-limit counters: "
         "each allows this share (rate / replicas) of a key's rate. Workers of one server "
-        "share their counters and count as one.",
+        "share their counters and count as one. Not used with redis_url (one shared bucket), "
+        "except by redis_down_policy `local`.",
+    )
+    redis_down_policy: Literal["local", "open", "closed"] = Field(
+        default="local",
+        description="While Redis cannot be reached: `local` counts in this machine's own "
+        "bucket (rate / rate_limit_replicas) and warns once per outage, `open` admits every "
+        "request of a valid key, `closed` refuses them with 503.",
     )
 
 

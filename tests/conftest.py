@@ -17,6 +17,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 import sqlalchemy as sa
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -30,6 +31,7 @@ from pointsman.settings import load_settings
 PG_ADMIN_URL = os.environ.get(
     "POINTSMAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("POINTSMAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
@@ -62,6 +64,22 @@ def fresh_postgres_database(request: pytest.FixtureRequest) -> str:
 
     request.addfinalizer(drop)
     return str(sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the local Redis; its keys are deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
+    prefix = f"pointsman-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
+    client.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

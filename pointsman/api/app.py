@@ -88,7 +88,7 @@ def build_app(settings: Settings) -> FastAPI:
             await worker.stop()
             pipeline.close()
             catalog.close()
-            access.close_gate(gate)
+            await access.close_gate(gate)
             if supervisor is not None:
                 await anyio.to_thread.run_sync(supervisor.stop)
                 run_dir.remove()
