@@ -86,6 +86,7 @@ class SharedRateLimiter:
         self.down_policy = down_policy
         self.local = local
         self.replicas = replicas
+        self.script, self.script_sha = SCRIPT, SCRIPT_SHA
         self.is_down = False
         self._retry_at = 0.0
         self.redis_calls = 0  # requests counted in Redis (tests and metrics read it)
@@ -114,9 +115,9 @@ class SharedRateLimiter:
         expiry_ms = math.ceil(capacity / rate_per_s * 1000) + 1000  # full again by then
         args = (self.bucket(key_hash), rate_per_s, capacity, expiry_ms)
         try:
-            reply = await self.redis.evalsha(SCRIPT_SHA, 1, *args)
+            reply = await self.redis.evalsha(self.script_sha, 1, *args)
         except NoScriptError:  # a Redis that restarted, or never saw it: send it whole
-            reply = await self.redis.eval(SCRIPT, 1, *args)
+            reply = await self.redis.eval(self.script, 1, *args)
         self.redis_calls += 1
         return float(reply)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ import pytest
 import redis
 
 from pointsman.auth import RateLimiter, SharedRateLimiter, hash_key
-from pointsman.auth.sharedlimit import RETRY_S, SCRIPT_SHA, DownPolicy
+from pointsman.auth.sharedlimit import RETRY_S, SCRIPT, DownPolicy
 from pointsman.errors import ConfigError, RateLimiterUnavailable
 from tests.conftest import REDIS_URL, free_port
 
@@ -66,11 +67,14 @@ async def test_two_replicas_draw_from_one_bucket(redis_prefix: str) -> None:
 @pytest.mark.anyio
 async def test_the_script_is_sent_whole_when_redis_does_not_know_it(redis_prefix: str) -> None:
     shared = limiter(REDIS_URL, redis_prefix)
+    # The same script, made new to this Redis (as after a restart) without flushing the
+    # script cache that others share.
+    shared.script = f"{SCRIPT}-- {redis_prefix}\n"
+    shared.script_sha = hashlib.sha1(shared.script.encode()).hexdigest()
     try:
-        await shared.redis.script_flush()  # as after a Redis restart
-        assert await shared.redis.script_exists(SCRIPT_SHA) == [False]
+        assert await shared.redis.script_exists(shared.script_sha) == [False]
         assert await shared.take(KEY, 10.0, "k") == 0.0  # EVALSHA failed, EVAL did it
-        assert await shared.redis.script_exists(SCRIPT_SHA) == [True]
+        assert await shared.redis.script_exists(shared.script_sha) == [True]
         assert await shared.take(KEY, 10.0, "k") == 0.0  # by its sha1 from now on
         assert shared.redis_calls == 2
     finally:
