@@ -200,6 +200,8 @@ class Worker:
     def sample_metrics(self) -> None:
         """Bring the sampled metrics up to date: process, breakers, spool, shadow drops."""
         metrics.sample_process()
+        if self.listener is not None:
+            metrics.CHANGES_LISTENING.set(1 if self.listener.is_listening else 0)
         pipeline = self.pipeline
         for (model, number), breaker in list(pipeline.breakers.items()):
             metrics.BREAKER_OPEN.labels(model, str(number)).set(breaker.state != "closed")

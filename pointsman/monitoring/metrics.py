@@ -215,6 +215,12 @@ QUEUE_FULL = Counter(
     ["model_name", "model_version"],
     registry=REGISTRY,
 )
+CHANGES_LISTENING = Gauge(
+    "pointsman_changes_listening",
+    "1 while every worker listens for pushed changes (PostgreSQL); 0 while one polls.",
+    registry=REGISTRY,
+    multiprocess_mode="livemin",
+)
 WORKERS = Gauge(
     "pointsman_workers",
     "Live worker processes.",

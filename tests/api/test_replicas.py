@@ -18,6 +18,7 @@ from pointsman.alerts import RuleBook
 from pointsman.alerts.rules import build_rule
 from pointsman.api.app import build_app
 from pointsman.auth import KeyBook
+from pointsman.monitoring import metrics
 from pointsman.project import Project
 from pointsman.routing.policy import Arm, Policy
 from pointsman.settings import write_settings_file
@@ -183,12 +184,16 @@ async def test_a_server_polls_while_its_listener_is_down_and_hears_every_kind_af
         terminate(listener.backend_pid)
         await until(lambda: not listener.is_listening)
         assert worker.interval_of(route_poll) == 0.2
+        worker.sample_metrics()
+        assert metrics.REGISTRY.get_sample_value("pointsman_changes_listening") == 0
         revision = change_weights(project, 70)
         await until(lambda: catalog.snapshot.routes["churn"].revision == revision, 5.0)
         # Back: listening again, and the poll relaxes.
         listener.url = live_url
         await until(lambda: listener.is_listening, 15.0)
         assert worker.interval_of(route_poll) == POLL_S
+        worker.sample_metrics()
+        assert metrics.REGISTRY.get_sample_value("pointsman_changes_listening") == 1
         revision = change_weights(project, 60)
         await until(lambda: catalog.snapshot.routes["churn"].revision == revision, 1.0)
         # A new alert rule runs the alerts tick at once (not in 60 s): its first evaluation.
