@@ -47,6 +47,7 @@ class Job(NamedTuple):
 CATALOG_KINDS = frozenset({"routes", "versions", "runners"})
 LINK_S = 0.1  # how soon a runner that came up gets this worker's connection
 STOP_WAIT_S = 1.0  # how long stop waits for cancelled jobs before cancelling again
+PENDING_WAKE_S = 1.0  # at most this often, a route held back for its runners wakes the poll
 
 
 class Worker:
@@ -171,11 +172,16 @@ class Worker:
             deadline = min(max(deadline, time.monotonic() - interval_s), time.monotonic())
 
     async def _link_runners(self) -> None:
-        """On the event loop: connect to runners that came up (or came back)."""
+        """On the event loop: connect to runners that came up (or came back); wake the route
+        poll when a route held back for its runners can be taken (again a second later if
+        it is still held back, say with the store down)."""
+        woken_at = -PENDING_WAKE_S
         while True:
             try:
                 await self.catalog.connect()
-                if self.catalog.has_warm_pending():  # a held-back route can be taken now
+                now = time.monotonic()
+                if now - woken_at >= PENDING_WAKE_S and self.catalog.has_warm_pending():
+                    woken_at = now
                     self.wake("route poll")
             except Exception:
                 log.exception("connecting to runners failed; retrying")
