@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import ConfigError, ProjectNotFound
-from pointsman.registry import ArtifactStore, Registry, Submission
+from pointsman.registry import Registry, Submission, build_artifact_store
 from pointsman.registry.register import Prepared, prepare_json
 from pointsman.routing import RouteBook
 from pointsman.routing.revisions import Preflight
@@ -56,8 +56,11 @@ def open_project(
     except BaseException:
         engine.dispose()
         raise
-    artifacts = settings.artifact_path()
-    artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        artifacts = build_artifact_store(settings)
+    except BaseException:
+        engine.dispose()
+        raise
     enforcement = limits.detect(settings.runner_cgroup)
 
     def checked(sub: Submission, stored: Path) -> Prepared:
@@ -68,7 +71,7 @@ def open_project(
         reply = run_limited(prepare_json, (sub, stored), spec, spec.load_timeout_s)
         return Prepared.from_json(reply)
 
-    registry = Registry(engine, ArtifactStore(artifacts), checked)
+    registry = Registry(engine, artifacts, checked)
 
     def in_runners(model: str, numbers: list[int]) -> None:
         from pointsman.runners import session  # the supervisor: only for route changes

@@ -29,6 +29,7 @@ from pointsman.api import (
     mlflow,
     predictions,
     runners,
+    uploads,
     v1,
     v2,
 )
@@ -101,6 +102,7 @@ def build_app(settings: Settings) -> FastAPI:
         v2,
         mlflow,
         admin,
+        uploads,
         runners,
         keys,
         predictions,

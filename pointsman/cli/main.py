@@ -27,6 +27,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "alerts:alerts",
         "Alert rules: a metric over a window, a severity, and who to tell.",
     ),
+    "artifacts": (
+        "artifacts:artifacts",
+        "Stored artifacts: check them against the sha256 each version recorded.",
+    ),
     "audit": (
         "audit:audit",
         "Every admin action: register, deploy, route changes, promote, rollback, keys.",

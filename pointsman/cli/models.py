@@ -54,6 +54,16 @@ def _pairs(values: tuple[str, ...], option: str, numeric: bool) -> dict[str, Any
     help="A type in a .skops file that skops does not trust by default and you do "
     "(the refusal lists them); kept with the version and enforced at every load.",
 )
+@click.option(
+    "--url",
+    help="Register through the server at this URL (e.g. https://pointsman.example): the "
+    "files are uploaded, and the server stores and checks them (no access to the store needed).",
+)
+@click.option(
+    "--key",
+    envvar="POINTSMAN_KEY",
+    help="API key for --url with register:MODEL or admin (default: $POINTSMAN_KEY).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
 @pass_context
 def register(
@@ -67,6 +77,8 @@ def register(
     param: tuple[str, ...],
     note: str,
     trust: tuple[str, ...],
+    url: str | None,
+    key: str | None,
     as_json: bool,
 ) -> None:
     """Store ARTIFACT as a new version of MODEL.
@@ -96,22 +108,30 @@ def register(
         user=current_user(),
         trusted_types=trust,
     )
-    project = ctx.project()
-    record, created = project.registry.register(sub)
+    if url:
+        # httpx and the packing only for --url: `pointsman models` stays light to start.
+        from pointsman.cli.upload import register_remote
+
+        data, created = register_remote(url, key, sub)
+    else:
+        record, created = ctx.project().registry.register(sub)
+        data = record.to_json()
     if as_json:
-        print_json({**record.to_json(), "created": created})
+        print_json({**data, "created": created})
         return
+    number, sha = data["version"], str(data["sha256"])
+    where = f" on {url}" if url else ""
     if created:
         console.print(
-            f"Registered [bold]{model}[/bold] version [bold]{record.number}[/bold] "
-            f"({record.format}, sha256 {record.sha256[:12]})"
+            f"Registered [bold]{model}[/bold] version [bold]{number}[/bold]{where} "
+            f"({data['format']}, sha256 {sha[:12]})"
         )
     else:
         console.print(
-            f"Same artifact as [bold]{model}[/bold] version [bold]{record.number}[/bold] "
-            f"(sha256 {record.sha256[:12]}); nothing new stored."
+            f"Same artifact as [bold]{model}[/bold] version [bold]{number}[/bold]{where} "
+            f"(sha256 {sha[:12]}); nothing new stored."
         )
-    console.print(f"Deploy it with: pointsman deploy {model} {record.number}")
+    console.print(f"Deploy it with: pointsman deploy {model} {number}")
 
 
 @click.command("models")

@@ -1,4 +1,4 @@
-"""The registry: models and their versions in the store, artifacts in the artifact folder."""
+"""The registry: models and their versions in the store, artifacts in the artifact store."""
 
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ class Registry:
         return found
 
     def artifact_path(self, version: VersionRecord) -> Path:
-        """The verified local path of a version's artifact."""
+        """The verified local path of a version's artifact (downloaded first if need be)."""
         return self.artifacts.verified(version.artifact, version.sha256)
 
     def register(self, sub: Submission) -> tuple[VersionRecord, bool]:
@@ -168,6 +168,9 @@ class Registry:
         if existing is not None:
             return existing, False
         prepared = self.prepare(sub, self.artifacts.path_of(rel))
+        # Only a version that loaded is uploaded; before its row exists, so no row ever
+        # names an artifact that other servers cannot fetch.
+        self.artifacts.publish(rel)
         now = datetime.now(UTC)
         for _attempt in range(5):
             try:

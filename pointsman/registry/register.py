@@ -45,6 +45,8 @@ class Submission:
     note: str = ""
     user: str = ""
     trusted_types: tuple[str, ...] = ()  # skops types the admin accepts (--trust)
+    # Lineage the uploading client captured (its git commit), over this process's own.
+    client_lineage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,6 +127,7 @@ def prepare(sub: Submission, stored_path: Path) -> Prepared:
     if profile is not None and outputs_profile is not None:
         profile["outputs"] = outputs_profile
     env = lineage.capture(runtime.info.framework or {}, Path.cwd())
+    env.update(sub.client_lineage)
     env.update(
         {
             "training_data": data_lineage,

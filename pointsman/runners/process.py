@@ -53,7 +53,7 @@ class RunnerArgs:
 
     name: str
     version: VersionRecord
-    artifacts: Path
+    artifacts: ArtifactStore  # pickled: the folder, or the bucket and its local cache
     spec: RunnerSpec
     socket_path: Path
     slot_path: Path
@@ -71,7 +71,7 @@ def main(args: RunnerArgs) -> None:
     os.chdir(args.scratch)
     os.environ["TMPDIR"] = str(args.scratch)
     try:
-        runtime = load_and_warm(ArtifactStore(args.artifacts), args.version)
+        runtime = load_and_warm(args.artifacts, args.version)
     except BaseException as exc:
         _write_status(args.status_path, {"state": "failed", "error": _reason(exc, args.spec)})
         sys.stderr.flush()

@@ -66,7 +66,7 @@ def build_supervisor(project: Project, run_dir: RunDir) -> Supervisor:
 
     return Supervisor(
         run_dir,
-        project.settings.artifact_path(),
+        project.registry.artifacts,
         StoreWanted(project, run_dir),
         project.enforcement,
         drain_s=project.settings.runner_drain_s,
