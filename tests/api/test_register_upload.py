@@ -127,15 +127,20 @@ def test_keys_without_the_register_scope_are_refused(
 
 
 def upload(
-    remote: Remote, body: bytes, digest: str | None = None, **headers: str
+    remote: Remote,
+    body: bytes,
+    digest: str | None = None,
+    chunked: bool = False,
+    content_type: str = "application/x-tar",
 ) -> httpx.Response:
+    """POST `body` as an upload (with its own sha256 unless `digest`); `chunked`: no length."""
     sent = {
         "Authorization": f"Bearer {remote.keys['ops']}",
-        "Content-Type": "application/x-tar",
+        "Content-Type": content_type,
         "X-Pointsman-Sha256": digest or hashlib.sha256(body).hexdigest(),
-        **headers,
     }
-    return httpx.post(remote.url("iris"), content=body, headers=sent, timeout=60)
+    content = iter([body[: len(body) // 2], body[len(body) // 2 :]]) if chunked else body
+    return httpx.post(remote.url("iris"), content=content, headers=sent, timeout=60)
 
 
 def bundle(sub: Submission, tmp_path: Path) -> bytes:
@@ -150,10 +155,13 @@ def test_refusals_name_what_was_wrong(
     path, data = iris_files
     good = bundle(Submission("iris", path, training_data=data, target="species"), tmp_path)
     # Past max_upload_bytes: 413, nothing stored.
-    big = good + b"\0" * LIMIT
+    big = good + b"\0" * (LIMIT + 1 - len(good))  # one byte too many
     r = upload(remote, big)
     assert r.status_code == 413, r.text
     assert r.json()["code"] == "payload_too_large" and "max_upload_bytes" in r.json()["error"]
+    # Without Content-Length (chunked): counted as it arrives, refused at the limit.
+    r = upload(remote, big, chunked=True)
+    assert r.status_code == 413 and f"of {LIMIT + 1} bytes" in r.json()["error"], r.text
     # The body changed on the way (or a wrong digest): 422.
     r = upload(remote, good, digest="0" * 64)
     assert r.status_code == 422 and r.json()["code"] == "digest_mismatch", r.text
@@ -173,7 +181,7 @@ def test_refusals_name_what_was_wrong(
     assert upload(remote, b"plain bytes").status_code == 400
     r = upload(remote, good, digest="abc")
     assert r.status_code == 400 and "X-Pointsman-Sha256" in r.json()["error"]
-    assert upload(remote, good, **{"Content-Type": "application/json"}).status_code == 415
+    assert upload(remote, good, content_type="application/json").status_code == 415
     assert remote.project.registry.model_names() == []
     # An artifact that does not load: the register error, as a 400, through the CLI.
     junk = tmp_path / "junk.joblib"
