@@ -23,6 +23,7 @@ from pointsman.errors import (
     ArtifactStoreUnavailable,
     ArtifactTampered,
     ConfigError,
+    InvalidArtifact,
 )
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission
@@ -253,3 +254,19 @@ def test_an_artifact_store_that_is_not_an_s3_url_is_refused(url: str) -> None:
 def test_an_s3_url_names_its_bucket_and_prefix() -> None:
     assert parse_s3_url("s3://b") == ("b", "")
     assert parse_s3_url("s3://b/team/models/") == ("b", "team/models")
+
+
+def test_nothing_reaches_the_bucket_or_the_store_unless_it_loaded_and_was_uploaded(
+    s3_project: Project, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    iris_files: tuple[Path, Path],
+) -> None:  # fmt: skip
+    junk = tmp_path / "junk.joblib"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(InvalidArtifact, match=r"junk\.joblib"):
+        s3_project.registry.register(Submission(model="iris", path=junk))
+    assert objects(s3_bucket) == {}
+    # The bucket unreachable at upload time: refused with the reason, no version written.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ArtifactStoreUnavailable, match="Cannot use the artifact store s3://"):
+        register_iris(s3_project, iris_files)
+    assert s3_project.registry.model_names() == []
