@@ -9,7 +9,9 @@ Servers (the same project, app and key; one HTTP worker each, so per-process fig
 clean):
 
 - `uvicorn`: `pointsman serve --workers 1` (uvicorn with uvloop and httptools, the default);
-- `granian`: the same app under granian (Rust HTTP, `--interface asgi`), when it is installed.
+- `granian`: the same app under granian (Rust HTTP, `--interface asgi`), when it is installed;
+- `baseline` (with `--baseline DIR`): `pointsman serve --workers 1` running the code of
+  another checkout (say, the commit before a change), to measure a change side by side.
 
 wrk drives single-row requests at concurrency 1, 8 and 64; the servers alternate round by
 round, and the figures printed are medians over the rounds. CPU comes from /proc: the
@@ -69,7 +71,7 @@ NOOP_MODEL = textwrap.dedent(
             return out
     """
 )
-SERVERS = ("uvicorn", "granian")
+SERVERS = ("uvicorn", "granian", "baseline")
 
 
 def noop_project(folder: Path) -> Path:
@@ -85,13 +87,19 @@ def noop_project(folder: Path) -> Path:
     return folder
 
 
-def build(name: str, project: Path, logs: Path, key: str) -> TreeServer:
+def build(
+    name: str, project: Path, logs: Path, key: str, baseline: Path | None = None
+) -> TreeServer:
     port = free_port()
     env = {**os.environ, "POINTSMAN_SERVER_LOG_LEVEL": "warning"}
     path = "/v1/models/churn/predict"
-    if name == "uvicorn":
+    if name in ("uvicorn", "baseline"):
         argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "serve"]
         argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        if name == "baseline":
+            # The console script puts PYTHONPATH before the installed package.
+            assert baseline is not None
+            env["PYTHONPATH"] = str(baseline.resolve())
     else:
         # The app supervises its own runners when no `pointsman serve` names their folder,
         # exactly as the single-worker uvicorn server does.
@@ -171,8 +179,8 @@ def print_table(cells: list[Cell], names: list[str]) -> None:
                 f"| {name} | {cell.concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.1f} | "
                 f"{front:.3f} | {runner:.3f} |"
             )
-    if len(names) == 2:
-        a, b = names
+    a = names[0]
+    for b in names[1:]:
         for cell in cells:
             ratio = cell.median(a, "rps") / cell.median(b, "rps")
             cpu = cell.median(a, "front_ms") / cell.median(b, "front_ms")
@@ -200,16 +208,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     p.add_argument("--rounds", type=int, default=3, help="runs of each server per cell")
     p.add_argument("--concurrency", default="1,8,64", help="connections, comma-separated")
-    p.add_argument("--servers", default=",".join(SERVERS), help="uvicorn and/or granian")
+    p.add_argument("--servers", default="uvicorn,granian", help="uvicorn and/or granian")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another pointsman checkout whose code to serve side by side (adds `baseline`)",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     if args.quick:
         args.warmup, args.duration, args.rounds = 1.0, 3.0, 2
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.servers = [s for s in args.servers.split(",") if s]
-    unknown = set(args.servers) - set(SERVERS)
+    unknown = set(args.servers) - {"uvicorn", "granian"}
     if unknown or "uvicorn" not in args.servers:
         p.error(f"--servers takes uvicorn (always) and granian, not {','.join(unknown)}")
+    if args.baseline is not None:
+        if not (args.baseline / "pointsman" / "__init__.py").is_file():
+            p.error(f"--baseline {args.baseline} is not a pointsman checkout")
+        args.servers.append("baseline")
     return args
 
 
@@ -229,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         key = make_key(project)
         script = tmp / "post.lua"
         script.write_text(WRK_SCRIPT % (key, BODY))
-        servers = [build(name, project, tmp, key) for name in args.servers]
+        servers = [build(name, project, tmp, key, args.baseline) for name in args.servers]
         cells = [Cell(c, {s.name: [] for s in servers}) for c in args.concurrency]
         try:
             for server in servers:
