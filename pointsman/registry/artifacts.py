@@ -62,6 +62,12 @@ class ArtifactStore:
             os.replace(staged, target)
         return sha, rel
 
+    def work_root(self) -> Path:
+        """A folder beside the artifacts for files being made (compiled models)."""
+        folder = self.root / ".work"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def path_of(self, rel: str) -> Path:
         """The stored path of `rel`, refusing any path that would leave the store."""
         path = (self.root / rel).resolve()
