@@ -2,6 +2,8 @@
 
 PointsmanError                      status + code + a sentence a person can act on
 ├── ConfigError                     settings or project on disk are wrong (CLI exit 1)
+│   └── InvalidRunnerSpec           422, runner settings that cannot hold
+│       └── CompiledRuntimeRefused  422, runtime compiled where its compile did not agree
 ├── StoreUnavailable                the database cannot be reached
 ├── ProjectNotFound                 no project at the given folder
 ├── ModelNotFound                   404, lists known models
@@ -73,6 +75,19 @@ class InvalidRunnerSpec(ConfigError):
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid_runner_spec"
+
+
+class CompiledRuntimeRefused(InvalidRunnerSpec):
+    """`runtime = compiled` for a version whose compiled artifact did not agree (or is none)."""
+
+    code = "compiled_runtime_refused"
+
+    def __init__(self, model: str, number: int, reason: str) -> None:
+        super().__init__(
+            f"Model {model!r} version {number} cannot run its compiled runtime: {reason}. "
+            f"Use --runtime auto (the compiled runtime only where it agreed) or original; "
+            f"`pointsman show {model} {number}` has the figures."
+        )
 
 
 class StoreUnavailable(PointsmanError):

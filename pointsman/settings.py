@@ -60,6 +60,7 @@ class RunnerConfig(BaseModel):
     queue: int | None = None
     max_batch_rows: int | None = None
     max_wait_ms: float | None = None
+    runtime: str | None = None  # auto | original | compiled
 
 
 class StorageSettings(BaseSettings):
@@ -332,7 +333,7 @@ class Settings(StorageSettings):
         default_factory=dict,
         description="Placement and limits of runners per model, as `[runners.MODEL]` tables "
         '(`[runners."MODEL:VERSION"]` for one version, `[runners."*"]` for every model): '
-        "replicas, cpu, memory, disk, timeout, queue, max_batch_rows, max_wait_ms. See "
+        "replicas, cpu, memory, disk, timeout, queue, max_batch_rows, max_wait_ms, runtime. See "
         "docs/runners.md; `pointsman runners` overrides them in the store.",
     )
     runner_cgroup: str = Field(

@@ -82,6 +82,9 @@ def project(tmp_path: Path, database_url: str) -> Iterator[Project]:
     with (folder / "pointsman.toml").open("a") as toml:
         toml.write("startup_wait_s = 30\n")
     opened = open_project(load_settings(folder))
+    # Compiling to ONNX costs a second per registration (importing skl2onnx): the tests of
+    # compiling turn it on (tests/registry/test_compiled.py).
+    opened.registry.compile_at_register = False
     yield opened
     opened.close()
 

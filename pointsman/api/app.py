@@ -33,6 +33,7 @@ from pointsman.api import (
     v1,
     v2,
 )
+from pointsman.api.fastpath import ServingApp, fast_routes
 from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.monitoring.exposition import worker_exits
@@ -88,7 +89,7 @@ def build_app(settings: Settings) -> FastAPI:
             project.close()
             worker_exits()
 
-    app = FastAPI(
+    app = ServingApp(
         title="pointsman",
         version=__version__,
         lifespan=lifespan,
@@ -112,7 +113,9 @@ def build_app(settings: Settings) -> FastAPI:
     for module in modules:
         app.router.routes.extend(module.routes())
     gate = access.Gate(enabled=settings.auth)
-    access.protect(app.router.routes, gate, access.table_for(settings.metrics_open))
+    table = access.table_for(settings.metrics_open)
+    access.protect(app.router.routes, gate, table)
+    app.fast_routes = fast_routes(inference.routes(), gate, table)
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

@@ -39,6 +39,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "canary:canary",
         "Move VERSION of MODEL through traffic steps while its gates hold against the baseline.",
     ),
+    "compile": (
+        "models:compile_version",
+        "Compile VERSION of MODEL to ONNX and check it against the original, row for row.",
+    ),
     "demo": (
         "demo:demo",
         "Create FOLDER with a churn model in two versions, deploy v1 and serve it.",

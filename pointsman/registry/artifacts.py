@@ -74,6 +74,9 @@ class ArtifactStore(Protocol):
     def publish(self, rel: str) -> None:
         """Make a `put` artifact available to every server (upload it, if the store is remote)."""
 
+    def work_root(self) -> Path:
+        """A local folder for files being made (compiled models) before they are `put`."""
+
     def path_of(self, rel: str) -> Path:
         """The local path of `rel` (which may not exist yet, for a remote store)."""
 
@@ -123,6 +126,12 @@ class LocalArtifacts:
 
     def publish(self, rel: str) -> None:
         return None  # the folder is the store
+
+    def work_root(self) -> Path:
+        """A folder beside the artifacts for files being made (compiled models)."""
+        folder = self.root / ".work"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     def path_of(self, rel: str) -> Path:
         """The stored path of `rel`, refusing any path that would leave the store."""

@@ -101,6 +101,9 @@ class S3Artifacts:
     def put(self, source: Path) -> tuple[str, str]:
         return self.cache.put(source)
 
+    def work_root(self) -> Path:
+        return self.cache.work_root()
+
     def publish(self, rel: str) -> None:
         path = self.cache.path_of(rel)
         key = self.key(rel)

@@ -3,6 +3,7 @@
 The archive (`application/x-tar`, uncompressed) holds:
 
     submission.json     format, entrypoint, target, params, metrics, note, trusted_types,
+                        compile (whether to compile to ONNX at register),
                         artifact_sha256 (the version's sha256 as the client computed it)
                         and git (the client's commit, kept in the version's lineage)
     artifact/NAME       the model file, or its folder
@@ -48,6 +49,7 @@ class UploadMeta(BaseModel):
     metrics: dict[str, float] = {}
     note: str = ""
     trusted_types: list[str] = []
+    compile: bool = True
     git: dict[str, Any] | None = None  # the client's commit: lineage of the version
 
 
@@ -66,6 +68,7 @@ def pack(sub: Submission, target: Path) -> str:
         metrics=sub.metrics,
         note=sub.note,
         trusted_types=list(sub.trusted_types),
+        compile=sub.compile,
         git=lineage.git_commit(Path.cwd()),
     )
     with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -131,6 +134,7 @@ def unpack(bundle: Path, folder: Path, model: str, user: str) -> tuple[Submissio
         note=meta.note,
         user=user,
         trusted_types=tuple(meta.trusted_types),
+        compile=meta.compile,
         client_lineage={"git": meta.git},
     )
     return sub, meta.artifact_sha256.lower()

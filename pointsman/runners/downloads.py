@@ -24,19 +24,27 @@ class Downloads:
         self.pool: ThreadPoolExecutor | None = None
 
     def check(self, store: ArtifactStore, version: VersionRecord) -> str | None:
-        """None when the artifact is on local disk; "" while it downloads (started here if
-        need be); else why it could not be downloaded (the next check tries again)."""
-        if store.is_local(version.artifact):
+        """None when the version's artifacts (its compiled model too) are on local disk; ""
+        while they download (started here if need be); else why one could not be downloaded
+        (the next check tries again)."""
+        for rel, sha in needed(version):
+            why_not = self._check_one(store, rel, sha)
+            if why_not is not None:
+                return why_not
+        return None
+
+    def _check_one(self, store: ArtifactStore, rel: str, sha: str) -> str | None:
+        if store.is_local(rel):
             return None
-        download = self.pending.get(version.sha256)
+        download = self.pending.get(sha)
         if download is None:
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="pointsman-download")
-            download = self.pool.submit(store.fetch, version.artifact, version.sha256)
-            self.pending[version.sha256] = download
+            download = self.pool.submit(store.fetch, rel, sha)
+            self.pending[sha] = download
         if not download.done():
             return ""
-        del self.pending[version.sha256]
+        del self.pending[sha]
         error = download.exception()
         if error is None:
             return None
@@ -45,3 +53,13 @@ class Downloads:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def needed(version: VersionRecord) -> list[tuple[str, str]]:
+    """(relative path, sha256) of what a runner of `version` may load: the artifact, and the
+    compiled model when there is one (the runtime setting picks between them)."""
+    out = [(version.artifact, version.sha256)]
+    compiled = version.compiled or {}
+    if compiled.get("artifact"):
+        out.append((str(compiled["artifact"]), str(compiled["sha256"])))
+    return out

@@ -217,11 +217,15 @@ class Supervisor:
         """New limits, one runner at a time: a surge runner under them comes up first, and
         each old runner drains only while the others answer, so the version never stops."""
         own = [self.runners[key, i] for i in range(spec.replicas)]
+
+        def differs(runner: Runner) -> bool:  # new limits, or a new compile of the version
+            return runner.spec != spec or runner.version.compiled != version.compiled
+
         for runner in own:
-            if runner.spec != spec and runner.state != "ready" and runner.state != "draining":
-                runner.spec = spec  # not answering anyway: its next start takes them
+            if differs(runner) and runner.state != "ready" and runner.state != "draining":
+                runner.spec, runner.version = spec, version  # its next start takes them
                 self._retire(runner, "respec")
-        stale = [r for r in own if r.spec != spec]
+        stale = [r for r in own if differs(r)]
         surge = self.runners.get((key, spec.replicas))
         if not stale:
             if surge is not None and surge.surge and all(r.state == "ready" for r in own):
@@ -233,7 +237,7 @@ class Supervisor:
             return
         if surge.state != "ready" or any(r.state != "ready" for r in own):
             return  # the surge runner is loading, or a replaced one is not back yet
-        stale[0].spec = spec
+        stale[0].spec, stale[0].version = spec, version
         self._retire(stale[0], "respec")
 
     def _step(self, runner: Runner, now: float) -> None:
