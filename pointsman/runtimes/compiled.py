@@ -84,21 +84,34 @@ def convert(
         from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
     except ImportError as exc:
         raise NotConvertible(f"skl2onnx is not installed ({exc})") from None
+    number = DoubleTensorType if precision == "double" else FloatTensorType
+    stacked: list[tuple[str, Any]] = [("input", number([None, len(columns)]))]
+    numeric = all(c.type not in ("string", "boolean") for c in columns)
     if getattr(estimator, "feature_names_in_", None) is None and len(columns) > 1:
         # Fitted on a bare array (no column names): one stacked input, in signature order.
-        number = DoubleTensorType if precision == "double" else FloatTensorType
-        inputs: list[tuple[str, Any]] = [("input", number([None, len(columns)]))]
+        candidates = [stacked]
     else:
-        inputs = onnx_inputs(columns, precision)
+        # Named inputs for a pipeline that takes columns apart; a bare estimator fitted on
+        # a frame of numbers takes them stacked, in the same (signature) order.
+        candidates = [onnx_inputs(columns, precision)] + ([stacked] if numeric else [])
     # zipmap off: probabilities as one tensor, not a list of dicts per row.
     options = {"zipmap": False} if hasattr(estimator, "predict_proba") else None
-    try:
-        model = to_onnx(
-            estimator, initial_types=inputs, options=options, target_opset={"": 17, "ai.onnx.ml": 3}
-        )
-    except Exception as exc:
-        words = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise NotConvertible(f"skl2onnx cannot convert it: {type(exc).__name__}: {words}") from None
+    first: Exception | None = None
+    for inputs in candidates:
+        try:
+            model = to_onnx(
+                estimator,
+                initial_types=inputs,
+                options=options,
+                target_opset={"": 17, "ai.onnx.ml": 3},
+            )
+            break
+        except Exception as exc:
+            first = first or exc
+    else:
+        assert first is not None
+        words = str(first).strip().splitlines()[0] if str(first).strip() else ""
+        raise NotConvertible(f"skl2onnx cannot convert it: {type(first).__name__}: {words}")
     out.write_bytes(model.SerializeToString())
 
 

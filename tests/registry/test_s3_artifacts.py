@@ -270,3 +270,25 @@ def test_nothing_reaches_the_bucket_or_the_store_unless_it_loaded_and_was_upload
     with pytest.raises(ArtifactStoreUnavailable, match="Cannot use the artifact store s3://"):
         register_iris(s3_project, iris_files)
     assert s3_project.registry.model_names() == []
+
+
+async def test_a_compiled_model_and_its_sample_are_uploaded_and_downloaded_with_the_version(
+    s3_project: Project, s3_bucket: str, iris_files: tuple[Path, Path]
+) -> None:
+    s3_project.registry.compile_at_register = True
+    number = register_iris(s3_project, iris_files)
+    record = s3_project.registry.get_version("iris", number)
+    compiled = record.compiled or {}
+    assert compiled.get("agreed") is True, compiled.get("reason")
+    stored = objects(s3_bucket)
+    for rel in (record.artifact, compiled["artifact"], compiled["sample"]["artifact"]):
+        assert f"models/{rel}" in stored, (rel, sorted(stored))
+    s3_project.routes.deploy("iris", number, "t")
+    empty_cache(s3_project)  # a fresh replica: both the original and the ONNX file come down
+    async with serving(s3_project) as served:
+        rows = [dict(zip(IRIS_COLUMNS, [5.1, 3.5, 1.4, 0.2], strict=True))]
+        raw, n, problems = records_to_columns(rows, record.signature)
+        prediction = await served.predict("iris", build_frame(record.signature, raw, n, problems))
+    assert prediction.outputs.predictions == [0]
+    assert prediction.outputs.runtime == "compiled"
+    assert s3_project.registry.artifacts.is_local(compiled["artifact"])
