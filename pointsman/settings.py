@@ -60,6 +60,7 @@ class RunnerConfig(BaseModel):
     queue: int | None = None
     max_batch_rows: int | None = None
     max_wait_ms: float | None = None
+    runtime: str | None = None  # auto | original | compiled
 
 
 class ReplicaSettings(BaseSettings):
@@ -112,8 +113,8 @@ class ReplicaSettings(BaseSettings):
     )
 
 
-class Settings(ReplicaSettings):
-    """Everything an operator can set. Every field is documented in docs/settings.md."""
+class StorageSettings(ReplicaSettings):
+    """Where a project keeps its store and artifacts: the first settings of `Settings`."""
 
     model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
 
@@ -128,8 +129,43 @@ class Settings(ReplicaSettings):
     )
     artifact_dir: str = Field(
         default="artifacts",
-        description="Folder of stored model artifacts, relative to the project folder.",
+        description="Folder of stored model artifacts, relative to the project folder (with "
+        "artifact_store on S3: the local cache that versions are downloaded into).",
     )
+    artifact_store: str = Field(
+        default="",
+        description="Where artifacts are stored for every server: empty, the artifact_dir "
+        "folder; `s3://BUCKET/PREFIX`, an S3-compatible bucket (needs pointsman[s3]; endpoint, "
+        "region and credentials from the usual AWS settings: AWS_ENDPOINT_URL, AWS_REGION, "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles or roles), with artifact_dir as "
+        "the local cache of downloaded versions. See docs/artifacts.md.",
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=1024,
+        description="Largest upload `pointsman register --url` may send (the artifact and "
+        "its training data, as one tar archive); larger uploads get 413.",
+    )
+
+    def project_path(self) -> Path:
+        return self.project.expanduser().resolve()
+
+    def resolved_database_url(self) -> str:
+        """The store URL, defaulting to the project's SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.project_path() / 'pointsman.db'}"
+
+    def artifact_path(self) -> Path:
+        path = Path(self.artifact_dir).expanduser()
+        return path if path.is_absolute() else self.project_path() / path
+
+
+class Settings(StorageSettings):
+    """Everything an operator can set. Every field is documented in docs/settings.md."""
+
+    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
+
     default_model: str = Field(
         default="",
         description="Model answering MLflow's bare /invocations. Empty: the only deployed model.",
@@ -335,7 +371,7 @@ class Settings(ReplicaSettings):
         default_factory=dict,
         description="Placement and limits of runners per model, as `[runners.MODEL]` tables "
         '(`[runners."MODEL:VERSION"]` for one version, `[runners."*"]` for every model): '
-        "replicas, cpu, memory, disk, timeout, queue, max_batch_rows, max_wait_ms. See "
+        "replicas, cpu, memory, disk, timeout, queue, max_batch_rows, max_wait_ms, runtime. See "
         "docs/runners.md; `pointsman runners` overrides them in the store.",
     )
     runner_cgroup: str = Field(
@@ -387,19 +423,6 @@ class Settings(ReplicaSettings):
             if "server_log_level" not in self.model_fields_set:
                 self.server_log_level = self.log_level
         return self
-
-    def project_path(self) -> Path:
-        return self.project.expanduser().resolve()
-
-    def resolved_database_url(self) -> str:
-        """The store URL, defaulting to the project's SQLite file."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.project_path() / 'pointsman.db'}"
-
-    def artifact_path(self) -> Path:
-        path = Path(self.artifact_dir).expanduser()
-        return path if path.is_absolute() else self.project_path() / path
 
 
 def load_settings(project: Path | None = None, **overrides: Any) -> Settings:

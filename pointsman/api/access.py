@@ -31,7 +31,7 @@ from pointsman.protocols import CODECS, Codec
 
 log = logging.getLogger("pointsman.api")
 
-Kind = Literal["open", "client", "predict", "read", "admin"]
+Kind = Literal["open", "client", "predict", "read", "register", "admin"]
 ModelOf = Callable[[Scope], str | None]
 
 
@@ -63,8 +63,8 @@ def default_model(scope: Scope) -> str | None:
 class Access:
     """One endpoint's requirement: `kind` of scope on the model `model_of` names.
 
-    open: no key. client: any valid key. predict/read: `predict:<model>`/`read:<model>`
-    (`read:*`/`predict:*` without a model); `also` lists kinds accepted as well.
+    open: no key. client: any valid key. predict/read/register: `predict:<model>`,
+    `read:<model>`, `register:<model>` (`…:*` without a model); `also` lists kinds accepted as well.
     admin: the `admin` scope. `codec`, on inference endpoints, shapes the error body the
     way that protocol's clients read it (MLflow's, say).
     """
@@ -134,6 +134,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", ADMIN_MODELS): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}"): READ,
     ("GET", ADMIN_MODELS + "/{model}/versions"): READ,
+    # a new version uploaded (a CI job's key: register:<model>, nothing else)
+    ("POST", ADMIN_MODELS + "/{model}/versions"): Access("register"),
     ("GET", ADMIN_MODELS + "/{model}/runners"): READ,
     ("PUT", ADMIN_MODELS + "/{model}/runners"): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}/route"): READ,

@@ -29,9 +29,11 @@ from pointsman.api import (
     mlflow,
     predictions,
     runners,
+    uploads,
     v1,
     v2,
 )
+from pointsman.api.fastpath import ServingApp, fast_routes
 from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.monitoring.exposition import worker_exits
@@ -95,7 +97,7 @@ def build_app(settings: Settings) -> FastAPI:
             project.close()
             worker_exits()
 
-    app = FastAPI(
+    app = ServingApp(
         title="pointsman",
         version=__version__,
         lifespan=lifespan,
@@ -109,6 +111,7 @@ def build_app(settings: Settings) -> FastAPI:
         v2,
         mlflow,
         admin,
+        uploads,
         runners,
         keys,
         predictions,
@@ -118,7 +121,9 @@ def build_app(settings: Settings) -> FastAPI:
     for module in modules:
         app.router.routes.extend(module.routes())
     gate = access.Gate(enabled=settings.auth)
-    access.protect(app.router.routes, gate, access.table_for(settings.metrics_open))
+    table = access.table_for(settings.metrics_open)
+    access.protect(app.router.routes, gate, table)
+    app.fast_routes = fast_routes(inference.routes(), gate, table)
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

@@ -104,7 +104,7 @@ def build_supervisor(
 
     return Supervisor(
         run_dir,
-        project.settings.artifact_path(),
+        project.registry.artifacts,
         StoreWanted(project, run_dir, listener),
         project.enforcement,
         drain_s=project.settings.runner_drain_s,
