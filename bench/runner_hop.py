@@ -25,7 +25,7 @@ from pathlib import Path
 from serve_vs_minimal import ROW, make_demo
 
 from pointsman.project import open_project
-from pointsman.registry.artifacts import ArtifactStore
+from pointsman.registry.artifacts import LocalArtifacts
 from pointsman.registry.loading import load_and_warm
 from pointsman.runners import RunDir
 from pointsman.runners.client import RunnerPool
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         signature = version.signature
         columns, n, problems = records_to_columns([ROW], signature)
         frame = build_frame(signature, columns, n, problems)
-        runtime = load_and_warm(ArtifactStore(project.settings.artifact_path()), version)
+        runtime = load_and_warm(LocalArtifacts(project.settings.artifact_path()), version)
         run_dir = RunDir(new_run_dir())
         supervisor = build_supervisor(project, run_dir)
         supervisor.start()

@@ -92,9 +92,13 @@ class Catalog:
 
     def is_stale(self) -> bool:
         """Whether the store changed since the last refresh, or a new route is waiting."""
-        if self.pending and any(self._warm(r) is None for r in self.pending.values()):
+        if self.has_warm_pending():
             return True
         return read_change_counter(self.project.engine) != self.snapshot.counter
+
+    def has_warm_pending(self) -> bool:
+        """Whether a route held back for its runners can be taken now (no store read)."""
+        return any(self._warm(r) is None for r in list(self.pending.values()))
 
     def _taken(self, route: Route) -> Route:
         """`route` once each of its versions has a warm runner, else the one in force."""

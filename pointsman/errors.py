@@ -2,6 +2,8 @@
 
 PointsmanError                      status + code + a sentence a person can act on
 ├── ConfigError                     settings or project on disk are wrong (CLI exit 1)
+│   └── InvalidRunnerSpec           422, runner settings that cannot hold
+│       └── CompiledRuntimeRefused  422, runtime compiled where its compile did not agree
 ├── StoreUnavailable                the database cannot be reached
 ├── ProjectNotFound                 no project at the given folder
 ├── ModelNotFound                   404, lists known models
@@ -10,6 +12,9 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── ModelNotReady                   503, a routed version failed to load
 ├── InvalidArtifact                 400, register refused (format, load, hash)
 ├── ArtifactTampered                500, sha256 no longer matches
+├── ArtifactMissing                 500, a version's artifact is not in the store
+├── ArtifactStoreUnavailable        503, the S3 artifact store cannot be reached or refuses
+├── UploadDigestMismatch            422, an uploaded body's sha256 is not the one declared
 ├── BadRequest                      400, malformed payload (with where it broke)
 ├── UnsupportedMediaType            415
 ├── PayloadTooLarge                 413
@@ -29,6 +34,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── Unauthorized                    401, no key, or an invalid, revoked or expired one
 ├── Forbidden                       403, the key lacks the scope (named)
 ├── RateLimited                     429, past the key's rate; carries Retry-After
+├── RateLimiterUnavailable          503, the shared limiter (Redis) is down (policy closed)
 ├── KeyNotFound                     404, no active key of that name
 ├── TooManyRows                     422, more rows than max_rows_per_request
 ├── RequestTimedOut                 504, past request_timeout_s
@@ -72,6 +78,19 @@ class InvalidRunnerSpec(ConfigError):
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid_runner_spec"
+
+
+class CompiledRuntimeRefused(InvalidRunnerSpec):
+    """`runtime = compiled` for a version whose compiled artifact did not agree (or is none)."""
+
+    code = "compiled_runtime_refused"
+
+    def __init__(self, model: str, number: int, reason: str) -> None:
+        super().__init__(
+            f"Model {model!r} version {number} cannot run its compiled runtime: {reason}. "
+            f"Use --runtime auto (the compiled runtime only where it agreed) or original; "
+            f"`pointsman show {model} {number}` has the figures."
+        )
 
 
 class StoreUnavailable(PointsmanError):
@@ -150,9 +169,42 @@ class ArtifactTampered(PointsmanError):
 
     def __init__(self, path: str, expected: str, actual: str) -> None:
         super().__init__(
-            f"Refusing to load {path}: its sha256 is {actual[:12]}… but the registry recorded "
-            f"{expected[:12]}…. The artifact was changed after registration; register the new "
-            "file as a new version instead of editing the stored one."
+            f"Refusing {path}: its sha256 is {actual[:12]}… but the registry recorded "
+            f"{expected[:12]}…. The artifact was changed after registration; restore it from a "
+            "backup, or register the new file as a new version instead of editing the stored one."
+        )
+
+
+class ArtifactMissing(PointsmanError):
+    code = "artifact_missing"
+
+    def __init__(self, where: str, store: str) -> None:
+        super().__init__(
+            f"Artifact {where} is missing from {store}; restore it from a backup (the same "
+            "bytes: the name is their sha256) or register the model again."
+        )
+
+
+class ArtifactStoreUnavailable(PointsmanError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "artifact_store_unavailable"
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(
+            f"Cannot use the artifact store {store} ({reason}). Check the bucket and the AWS "
+            "settings it is reached with: AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or a profile or role)."
+        )
+
+
+class UploadDigestMismatch(PointsmanError):
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "digest_mismatch"
+
+    def __init__(self, what: str, declared: str, actual: str) -> None:
+        super().__init__(
+            f"The {what} has sha256 {actual} but the client declared {declared}: it changed "
+            "on the way (or the declared digest is wrong). Nothing was stored; upload again."
         )
 
 
@@ -170,10 +222,11 @@ class PayloadTooLarge(PointsmanError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "payload_too_large"
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int, limit: int, setting: str = "max_body_bytes") -> None:
+        advice = "Send fewer rows per request or raise" if setting == "max_body_bytes" else "Raise"
         super().__init__(
-            f"Request body of {size} bytes exceeds the limit of {limit} bytes. Send fewer rows "
-            "per request or raise the max_body_bytes setting."
+            f"Request body of {size} bytes exceeds the limit of {limit} bytes. {advice} the "
+            f"{setting} setting."
         )
 
 
@@ -462,6 +515,19 @@ class RateLimited(PointsmanError):
         super().__init__(
             f"The API key {client!r} is past its rate of {rate}; retry after "
             f"{retry_after_s:.2f} s (see Retry-After), or ask an admin for a higher rate."
+        )
+
+
+class RateLimiterUnavailable(PointsmanError):
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "rate_limiter_unavailable"
+
+    def __init__(self, client: str, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"The API key {client!r} has a rate limit, and the shared rate limiter (Redis) "
+            f"cannot be reached, so the request is refused (redis_down_policy = closed); "
+            f"retry after {retry_after_s:.0f} s."
         )
 
 

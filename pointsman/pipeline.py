@@ -341,7 +341,7 @@ class Pipeline:
         wait_s = spec.timeout_s if timeout_ms is None else min(timeout_ms / 1000, spec.timeout_s)
         pool = await self.catalog.pool_of(version)
         try:
-            return await pool.predict(frame, wait_s, flagged)
+            return metrics.by_runtime(version, await pool.predict(frame, wait_s, flagged))
         except RunnerFault as fault:
             if fault.code == "not_ready":
                 raise ModelNotReady(
@@ -410,8 +410,8 @@ class ShadowRuns:
         fault: InputNotComputable | None = None
         try:
             frame = reframe(frame, version.signature)
-            pool = await self.catalog.pool_of(version)
-            outputs = await pool.predict(frame, self.catalog.spec_of(version).timeout_s)
+            spec, pool = self.catalog.spec_of(version), await self.catalog.pool_of(version)
+            outputs = metrics.by_runtime(version, await pool.predict(frame, spec.timeout_s))
         except Exception as exc:
             failure = exc
             fault = self._fault(exc, version, frame, job)

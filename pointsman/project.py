@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import ConfigError, ProjectNotFound
-from pointsman.registry import ArtifactStore, Registry, Submission
-from pointsman.registry.register import Prepared, prepare_json
+from pointsman.registry import Registry, Submission, build_artifact_store
+from pointsman.registry.register import CompileJob, Prepared, compile_json, prepare_json
 from pointsman.routing import RouteBook
 from pointsman.routing.revisions import Preflight
 from pointsman.runners import RunnerBook, limits
@@ -56,19 +57,31 @@ def open_project(
     except BaseException:
         engine.dispose()
         raise
-    artifacts = settings.artifact_path()
-    artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        artifacts = build_artifact_store(settings)
+    except BaseException:
+        engine.dispose()
+        raise
     enforcement = limits.detect(settings.runner_cgroup)
 
-    def checked(sub: Submission, stored: Path) -> Prepared:
-        """Load and smoke-test a new version in a process under its model's runner limits."""
+    def checked(sub: Submission, stored: Path, workdir: Path) -> Prepared:
+        """Load, smoke-test and compile a new version in a process under its model's runner
+        limits."""
         from pointsman.runners.oneoff import run_limited  # the forkserver: not for reading
 
         spec = runners.spec(sub.model)
-        reply = run_limited(prepare_json, (sub, stored), spec, spec.load_timeout_s)
+        reply = run_limited(prepare_json, (sub, stored, workdir), spec, spec.load_timeout_s)
         return Prepared.from_json(reply)
 
-    registry = Registry(engine, ArtifactStore(artifacts), checked)
+    def compiled(job: CompileJob, workdir: Path) -> dict[str, Any]:
+        """Compile a stored version in a process under its model's runner limits."""
+        from pointsman.runners.oneoff import run_limited
+
+        spec = runners.spec(job.model)
+        reply: dict[str, Any] = run_limited(compile_json, (job, workdir), spec, spec.load_timeout_s)
+        return reply
+
+    registry = Registry(engine, artifacts, checked, compiled)
 
     def in_runners(model: str, numbers: list[int]) -> None:
         from pointsman.runners import session  # the supervisor: only for route changes

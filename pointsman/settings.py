@@ -60,10 +60,61 @@ class RunnerConfig(BaseModel):
     queue: int | None = None
     max_batch_rows: int | None = None
     max_wait_ms: float | None = None
+    runtime: str | None = None  # auto | original | compiled
 
 
-class Settings(BaseSettings):
-    """Everything an operator can set. Every field is documented in docs/settings.md."""
+class ReplicaSettings(BaseSettings):
+    """What several replicas on one PostgreSQL share: pushed changes, rate limits in Redis
+    (docs/replicas.md). `Settings` holds these too; docs/settings.md lists them last."""
+
+    refresh_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often a server polls the store for changed routes, versions, "
+        "runner specs and keys when nothing pushes them: on SQLite, and on PostgreSQL while "
+        "its listening connection is down.",
+    )
+    listen_for_changes: bool = Field(
+        default=True,
+        description="On PostgreSQL, hold one LISTEN connection per server process, so that "
+        "route, version, runner, key and alert-rule changes reach it at once (NOTIFY on "
+        "commit). Off: poll every refresh_interval_s, as on SQLite.",
+    )
+    listen_poll_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="While a server listens for pushed changes, it still polls this often, "
+        "as a safety net (never more often than refresh_interval_s).",
+    )
+    redis_url: str = Field(
+        default="",
+        description="Redis shared by every replica (redis://host:6379/0; rediss:// for TLS): "
+        "a key's rate limit is then one token bucket across all of them, kept in Redis. "
+        "Empty: each machine counts alone (see rate_limit_replicas).",
+    )
+    redis_key_prefix: str = Field(
+        default="pointsman:",
+        description="Prefix of every Redis key pointsman writes (buckets expire on their "
+        "own); give each project sharing one Redis its own.",
+    )
+    rate_limit_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas behind a load balancer, each with its own rate-limit counters: "
+        "each allows this share (rate / replicas) of a key's rate. Workers of one server "
+        "share their counters and count as one. Not used with redis_url (one shared bucket), "
+        "except by redis_down_policy `local`.",
+    )
+    redis_down_policy: Literal["local", "open", "closed"] = Field(
+        default="local",
+        description="While Redis cannot be reached: `local` counts in this machine's own "
+        "bucket (rate / rate_limit_replicas) and warns once per outage, `open` admits every "
+        "request of a valid key, `closed` refuses them with 503.",
+    )
+
+
+class StorageSettings(ReplicaSettings):
+    """Where a project keeps its store and artifacts: the first settings of `Settings`."""
 
     model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
 
@@ -78,8 +129,43 @@ class Settings(BaseSettings):
     )
     artifact_dir: str = Field(
         default="artifacts",
-        description="Folder of stored model artifacts, relative to the project folder.",
+        description="Folder of stored model artifacts, relative to the project folder (with "
+        "artifact_store on S3: the local cache that versions are downloaded into).",
     )
+    artifact_store: str = Field(
+        default="",
+        description="Where artifacts are stored for every server: empty, the artifact_dir "
+        "folder; `s3://BUCKET/PREFIX`, an S3-compatible bucket (needs pointsman[s3]; endpoint, "
+        "region and credentials from the usual AWS settings: AWS_ENDPOINT_URL, AWS_REGION, "
+        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles or roles), with artifact_dir as "
+        "the local cache of downloaded versions. See docs/artifacts.md.",
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=1024,
+        description="Largest upload `pointsman register --url` may send (the artifact and "
+        "its training data, as one tar archive); larger uploads get 413.",
+    )
+
+    def project_path(self) -> Path:
+        return self.project.expanduser().resolve()
+
+    def resolved_database_url(self) -> str:
+        """The store URL, defaulting to the project's SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.project_path() / 'pointsman.db'}"
+
+    def artifact_path(self) -> Path:
+        path = Path(self.artifact_dir).expanduser()
+        return path if path.is_absolute() else self.project_path() / path
+
+
+class Settings(StorageSettings):
+    """Everything an operator can set. Every field is documented in docs/settings.md."""
+
+    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
+
     default_model: str = Field(
         default="",
         description="Model answering MLflow's bare /invocations. Empty: the only deployed model.",
@@ -96,11 +182,6 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024,
         ge=1024,
         description="Largest request body accepted; larger bodies get 413.",
-    )
-    refresh_interval_s: float = Field(
-        default=0.5,
-        gt=0,
-        description="How often a server checks the store's change counter for new routes.",
     )
     shadow_queue_size: int = Field(
         default=1000,
@@ -174,13 +255,6 @@ class Settings(BaseSettings):
         default=False,
         description="Serve /metrics without an API key (a scraper inside a private network). "
         "Otherwise it needs a key with read:* (or admin) like any other read.",
-    )
-    rate_limit_replicas: int = Field(
-        default=1,
-        ge=1,
-        description="Replicas behind a load balancer, each with its own rate-limit counters: "
-        "each allows this share (rate / replicas) of a key's rate. Workers of one server "
-        "share their counters and count as one.",
     )
     max_rows_per_request: int = Field(
         default=100_000,
@@ -297,7 +371,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Placement and limits of runners per model, as `[runners.MODEL]` tables "
         '(`[runners."MODEL:VERSION"]` for one version, `[runners."*"]` for every model): '
-        "replicas, cpu, memory, disk, timeout, queue, max_batch_rows, max_wait_ms. See "
+        "replicas, cpu, memory, disk, timeout, queue, max_batch_rows, max_wait_ms, runtime. See "
         "docs/runners.md; `pointsman runners` overrides them in the store.",
     )
     runner_cgroup: str = Field(
@@ -350,19 +424,6 @@ class Settings(BaseSettings):
                 self.server_log_level = self.log_level
         return self
 
-    def project_path(self) -> Path:
-        return self.project.expanduser().resolve()
-
-    def resolved_database_url(self) -> str:
-        """The store URL, defaulting to the project's SQLite file."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.project_path() / 'pointsman.db'}"
-
-    def artifact_path(self) -> Path:
-        path = Path(self.artifact_dir).expanduser()
-        return path if path.is_absolute() else self.project_path() / path
-
 
 def load_settings(project: Path | None = None, **overrides: Any) -> Settings:
     """Settings for a project: its pointsman.toml, then environment, then `overrides`."""
@@ -396,6 +457,8 @@ def write_settings_file(folder: Path, values: dict[str, Any]) -> Path:
         if isinstance(value, str):
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
             lines.append(f'{key} = "{escaped}"')
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
         else:
             lines.append(f"{key} = {value}")
     path = folder / SETTINGS_FILE

@@ -142,6 +142,7 @@ class Outputs:
     predictions: list[Any]
     probabilities: np.ndarray | None = None  # shape (n_rows, len(classes))
     classes: list[Any] | None = None
+    runtime: str | None = None  # which runtime answered: original | compiled (from runners)
 
     def probability_records(self) -> list[dict[str, float]] | None:
         """Probabilities as one {label: p} object per row."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pointsman.cli.main import cli
-from pointsman.settings import Settings
+from pointsman.settings import Settings, StorageSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -29,7 +29,13 @@ def settings_md() -> str:
         "| setting | environment variable | default | meaning |",
         "| --- | --- | --- | --- |",
     ]
-    for name, field in Settings.model_fields.items():
+    # Where the project lives first, then Settings' own fields, then the replicas' ones.
+    first, own = StorageSettings.__annotations__, Settings.__annotations__
+
+    def rank(name: str) -> int:
+        return 0 if name in first else 1 if name in own else 2
+
+    for name, field in sorted(Settings.model_fields.items(), key=lambda f: rank(f[0])):
         default = field.get_default(call_default_factory=True)
         shown = f"`{default}`" if default not in ("", None, [], {}) else "(empty)"
         lines.append(f"| `{name}` | `POINTSMAN_{name.upper()}` | {shown} | {field.description} |")

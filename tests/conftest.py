@@ -12,11 +12,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import httpx
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 import sqlalchemy as sa
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -30,6 +32,7 @@ from pointsman.settings import load_settings
 PG_ADMIN_URL = os.environ.get(
     "POINTSMAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("POINTSMAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
@@ -64,6 +67,22 @@ def fresh_postgres_database(request: pytest.FixtureRequest) -> str:
     return str(sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
 
 
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the local Redis; its keys are deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
+    prefix = f"pointsman-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
+    client.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The store URL, once per supported database."""
@@ -81,6 +100,9 @@ def project(tmp_path: Path, database_url: str) -> Iterator[Project]:
     with (folder / "pointsman.toml").open("a") as toml:
         toml.write("startup_wait_s = 30\n")
     opened = open_project(load_settings(folder))
+    # Compiling to ONNX costs a second per registration (importing skl2onnx): the tests of
+    # compiling turn it on (tests/registry/test_compiled.py).
+    opened.registry.compile_at_register = False
     yield opened
     opened.close()
 
@@ -194,3 +216,48 @@ class Server:
                 self.process.kill()
                 self.process.wait(5)
         self._log_file.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server (the real S3 protocol) on 127.0.0.1 and a free port, for the session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto_server exited early:\n{log.read_text()}")
+            try:
+                httpx.get(url + "/moto-api/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not answer:\n{log.read_text()}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty bucket; boto3's own settings (the environment) point at the S3 server."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "pointsman-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "pointsman-test-secret")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    bucket = f"pointsman-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return bucket

@@ -23,6 +23,7 @@ from pointsman.alerts.metrics import get_metric
 from pointsman.errors import AlertRuleConflict, AlertRuleNotFound, InvalidAlertRule
 from pointsman.settings import AlertRuleConfig
 from pointsman.store.audit import write_audit
+from pointsman.store.changes import notify_change
 from pointsman.store.tables import alert_rules, alert_states
 
 SEVERITIES = ("info", "warn", "critical")
@@ -296,6 +297,7 @@ class RuleBook:
                 )
                 # redacted: the audit log never holds a webhook URL's secret part
                 write_audit(conn, user, "alert.add", f"alert:{rule.name}", None, rule.to_json())
+                notify_change(conn, "alerts")
         except IntegrityError:
             raise AlertRuleConflict(
                 f"An alert rule named {rule.name!r} exists already; remove it first with "
@@ -315,6 +317,7 @@ class RuleBook:
             conn.execute(alert_rules.delete().where(alert_rules.c.name == name))
             conn.execute(alert_states.delete().where(alert_states.c.rule == name))
             write_audit(conn, user, "alert.remove", f"alert:{name}", rule.to_json(), None)
+            notify_change(conn, "alerts")
         return rule
 
     @staticmethod

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pointsman.api.errors import error_response_for, request_id_of
 from pointsman.auth import Client, KeyBook, KeyCache, RateLimiter
+from pointsman.auth.sharedlimit import SharedRateLimiter
 from pointsman.errors import PointsmanError, RateLimited, Unauthorized
 from pointsman.monitoring import metrics
 from pointsman.project import Project
@@ -30,7 +31,7 @@ from pointsman.protocols import CODECS, Codec
 
 log = logging.getLogger("pointsman.api")
 
-Kind = Literal["open", "client", "predict", "read", "admin"]
+Kind = Literal["open", "client", "predict", "read", "register", "admin"]
 ModelOf = Callable[[Scope], str | None]
 
 
@@ -62,8 +63,8 @@ def default_model(scope: Scope) -> str | None:
 class Access:
     """One endpoint's requirement: `kind` of scope on the model `model_of` names.
 
-    open: no key. client: any valid key. predict/read: `predict:<model>`/`read:<model>`
-    (`read:*`/`predict:*` without a model); `also` lists kinds accepted as well.
+    open: no key. client: any valid key. predict/read/register: `predict:<model>`,
+    `read:<model>`, `register:<model>` (`…:*` without a model); `also` lists kinds accepted as well.
     admin: the `admin` scope. `codec`, on inference endpoints, shapes the error body the
     way that protocol's clients read it (MLflow's, say).
     """
@@ -133,6 +134,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", ADMIN_MODELS): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}"): READ,
     ("GET", ADMIN_MODELS + "/{model}/versions"): READ,
+    # a new version uploaded (a CI job's key: register:<model>, nothing else)
+    ("POST", ADMIN_MODELS + "/{model}/versions"): Access("register"),
     ("GET", ADMIN_MODELS + "/{model}/runners"): READ,
     ("PUT", ADMIN_MODELS + "/{model}/runners"): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}/route"): READ,
@@ -198,18 +201,28 @@ class Gate:
     enabled: bool
     keys: KeyCache | None = None
     limiter: RateLimiter | None = None
+    shared: SharedRateLimiter | None = None  # with redis_url: one bucket across replicas
 
     def admit(self, scope: Scope, access: Access) -> Client:
-        """The calling client, or Unauthorized / Forbidden / RateLimited."""
+        """The calling client, or Unauthorized / Forbidden."""
         if self.keys is None:
             raise Unauthorized("starting", "The server is starting; retry in a moment.")
         client = self.keys.authenticate(presented_key(scope), time.time())
         client.check(access.needed(scope))
-        if client.rate_per_s is not None and self.limiter is not None:
-            wait = self.limiter.take(client.key_hash, client.rate_per_s, client.burst, time.time())
-            if wait > 0:
-                raise RateLimited(client.name, client.rate or "", wait)
         return client
+
+    async def spend(self, client: Client) -> None:
+        """Spend one of the client's tokens, or RateLimited (RateLimiterUnavailable)."""
+        if client.rate_per_s is None:
+            return
+        if self.shared is not None:
+            wait = await self.shared.take(client.key_hash, client.rate_per_s, client.name)
+        elif self.limiter is not None:
+            wait = self.limiter.take(client.key_hash, client.rate_per_s, client.burst, time.time())
+        else:
+            return
+        if wait > 0:
+            raise RateLimited(client.name, client.rate or "", wait)
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -250,6 +263,7 @@ def guard(app: ASGIApp, decisions: dict[str, Access], gate: Gate) -> ASGIApp:
             return
         try:
             client = gate.admit(scope, access)
+            await gate.spend(client)
         except PointsmanError as exc:
             metrics.AUTH_REFUSED.labels(exc.code).inc()
             await refusal(scope, exc, access)(scope, receive, send)
@@ -299,15 +313,30 @@ def open_gate(gate: Gate, project: Project) -> None:
     if not gate.enabled:
         log.warning("%s (auth = false). Turn it on before exposing the port.", BANNER)
         return
-    keys = KeyCache(KeyBook(project.engine), settings.rate_limit_replicas)
+    limiter = RateLimiter(settings.project_path() / RATE_FILE)
+    replicas = settings.rate_limit_replicas
+    if settings.redis_url:
+        # One bucket in Redis for every replica: keys carry their whole rate; the local
+        # file (each replica's share) serves only while Redis is down.
+        gate.shared = SharedRateLimiter(
+            settings.redis_url,
+            settings.redis_key_prefix,
+            settings.redis_down_policy,
+            limiter,
+            replicas,
+        )
+        replicas = 1
+    keys = KeyCache(KeyBook(project.engine), replicas)
     keys.refresh(force=True)
-    gate.limiter = RateLimiter(settings.project_path() / RATE_FILE)
+    gate.limiter = limiter
     gate.keys = keys
 
 
 RATE_FILE = "ratelimits.bin"
 
 
-def close_gate(gate: Gate) -> None:
+async def close_gate(gate: Gate) -> None:
+    if gate.shared is not None:
+        await gate.shared.close()
     if gate.limiter is not None:
         gate.limiter.close()

@@ -29,9 +29,11 @@ from pointsman.api import (
     mlflow,
     predictions,
     runners,
+    uploads,
     v1,
     v2,
 )
+from pointsman.api.fastpath import ServingApp, fast_routes
 from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.monitoring.exposition import worker_exits
@@ -41,6 +43,7 @@ from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
 from pointsman.runners.serving import build_supervisor
 from pointsman.settings import Settings, load_settings
+from pointsman.store.changes import listener_for
 from pointsman.worker import Worker
 
 log = logging.getLogger("pointsman.api")
@@ -58,7 +61,9 @@ def build_app(settings: Settings) -> FastAPI:
         project = await anyio.to_thread.run_sync(
             functools.partial(open_project, settings, preflight=run_dir.preflight)
         )
-        supervisor = build_supervisor(project, run_dir) if own else None
+        # One listening connection per process: pushed changes reach worker and supervisor.
+        listener = listener_for(project.engine, settings.listen_for_changes)
+        supervisor = build_supervisor(project, run_dir, listener) if own else None
         if supervisor is not None:
             supervisor.start()
         catalog = Catalog(project, run_dir)
@@ -66,10 +71,13 @@ def build_app(settings: Settings) -> FastAPI:
         await wait_ready(catalog, settings.startup_wait_s)
         pipeline = build_pipeline(catalog, settings)
         await anyio.to_thread.run_sync(access.open_gate, gate, project)
-        worker = Worker(project, catalog, pipeline, gate.keys)
+        worker = Worker(project, catalog, pipeline, gate.keys, listener)
         worker.start()
+        if listener is not None:
+            listener.start()
         app.state.project, app.state.catalog = project, catalog
         app.state.pipeline, app.state.worker = pipeline, worker
+        app.state.listener = listener
         # What start-up built lives as long as the server: out of the collector's sight, a
         # full collection no longer walks it (it took ~100 ms under load, stalling /healthz).
         gc.freeze()
@@ -77,17 +85,19 @@ def build_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            if listener is not None:
+                await anyio.to_thread.run_sync(listener.stop)
             await worker.stop()
             pipeline.close()
             catalog.close()
-            access.close_gate(gate)
+            await access.close_gate(gate)
             if supervisor is not None:
                 await anyio.to_thread.run_sync(supervisor.stop)
                 run_dir.remove()
             project.close()
             worker_exits()
 
-    app = FastAPI(
+    app = ServingApp(
         title="pointsman",
         version=__version__,
         lifespan=lifespan,
@@ -101,6 +111,7 @@ def build_app(settings: Settings) -> FastAPI:
         v2,
         mlflow,
         admin,
+        uploads,
         runners,
         keys,
         predictions,
@@ -110,7 +121,9 @@ def build_app(settings: Settings) -> FastAPI:
     for module in modules:
         app.router.routes.extend(module.routes())
     gate = access.Gate(enabled=settings.auth)
-    access.protect(app.router.routes, gate, access.table_for(settings.metrics_open))
+    table = access.table_for(settings.metrics_open)
+    access.protect(app.router.routes, gate, table)
+    app.fast_routes = fast_routes(inference.routes(), gate, table)
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

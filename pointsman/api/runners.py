@@ -3,7 +3,7 @@ GET/PUT /v1/admin/models/{m}/runners (the same as `pointsman runners`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field
@@ -28,12 +28,15 @@ class RunnersIn(Body):
     queue: int | None = None
     max_batch_rows: int | None = None
     max_wait_ms: float | None = None
+    runtime: Literal["auto", "original", "compiled"] | None = Field(
+        None, description="auto: compiled where it agreed; compiled is refused where not."
+    )
     reason: str = ""
 
     def changes(self) -> dict[str, Any]:
         given = self.model_fields_set - {"version", "reason"}
         out: dict[str, Any] = {}
-        for name in ("replicas", "queue", "max_batch_rows", "max_wait_ms"):
+        for name in ("replicas", "queue", "max_batch_rows", "max_wait_ms", "runtime"):
             if name in given and getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         if "cpu" in given:

@@ -5,6 +5,7 @@ from pointsman.auth.keycache import Client, KeyCache
 from pointsman.auth.keys import KeyBook, KeyRecord, hash_key
 from pointsman.auth.ratelimit import RateLimiter
 from pointsman.auth.scopes import check_scopes, covers
+from pointsman.auth.sharedlimit import SharedRateLimiter
 
 __all__ = [
     "AuditEntry",
@@ -13,6 +14,7 @@ __all__ = [
     "KeyCache",
     "KeyRecord",
     "RateLimiter",
+    "SharedRateLimiter",
     "check_scopes",
     "covers",
     "hash_key",

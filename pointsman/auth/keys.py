@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from pointsman.auth.scopes import check_scopes
 from pointsman.errors import BadRequest, KeyNotFound
 from pointsman.store.audit import write_audit
+from pointsman.store.changes import notify_change
 from pointsman.store.tables import api_keys
 from pointsman.types import as_utc
 
@@ -166,6 +167,7 @@ class KeyBook:
             )
             record = KeyRecord.from_row(self._active(conn, name))
             write_audit(conn, user, "key.create", f"key:{name}", None, record.to_json())
+            notify_change(conn, "keys")
         return key, record
 
     def revoke(self, name: str, user: str) -> KeyRecord:
@@ -181,6 +183,7 @@ class KeyBook:
             )
             after = KeyRecord.from_row(self._by_id(conn, row.id))
             write_audit(conn, user, "key.revoke", f"key:{name}", before.to_json(), after.to_json())
+            notify_change(conn, "keys")
         return after
 
     def rotate(self, name: str, user: str) -> tuple[str, KeyRecord]:
@@ -197,6 +200,7 @@ class KeyBook:
             )
             after = KeyRecord.from_row(self._by_id(conn, row.id))
             write_audit(conn, user, "key.rotate", f"key:{name}", before.to_json(), after.to_json())
+            notify_change(conn, "keys")
         return key, after
 
     def fingerprint(self) -> tuple[int, datetime | None]:

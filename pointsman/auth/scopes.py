@@ -1,4 +1,5 @@
-"""Scopes: `predict:<model>`, `read:<model>` (or `*` for every model) and `admin`.
+"""Scopes: `predict:<model>`, `read:<model>`, `register:<model>` (or `*` for every model)
+and `admin`.
 
 `admin` covers every scope: the key `pointsman init` prints can do anything.
 """
@@ -10,20 +11,21 @@ import re
 from pointsman.errors import BadRequest
 
 _MODEL = r"(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-_SCOPE = re.compile(rf"^(admin|(predict|read):{_MODEL})$")
+_SCOPE = re.compile(rf"^(admin|(predict|read|register):{_MODEL})$")
 
 
 def check_scopes(scopes: list[str]) -> list[str]:
     """The scopes, deduplicated and sorted; BadRequest names the first one not understood."""
     if not scopes:
         raise BadRequest(
-            "A key needs at least one scope: --scope predict:MODEL, read:MODEL or admin."
+            "A key needs at least one scope: --scope predict:MODEL, read:MODEL, "
+            "register:MODEL or admin."
         )
     for scope in scopes:
         if not _SCOPE.match(scope):
             raise BadRequest(
-                f"Scope {scope!r} is not understood; use predict:MODEL, read:MODEL "
-                "(MODEL may be *) or admin."
+                f"Scope {scope!r} is not understood; use predict:MODEL, read:MODEL, "
+                "register:MODEL (MODEL may be *) or admin."
             )
     return sorted(set(scopes))
 

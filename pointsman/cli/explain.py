@@ -97,6 +97,7 @@ def _show(item: dict[str, Any]) -> None:
     rows: list[list[Any]] = [
         ["rows", r["n_rows"]],
         ["latency", f"{r['latency_ms']:.2f} ms (model {r['model_ms'] or 0:.2f} ms)"],
+        ["runtime", r.get("runtime")],
         ["client", r["client"]],
         ["inputs", _short(r["inputs"])],
         ["outputs", _short(r["outputs"])],

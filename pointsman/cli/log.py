@@ -17,7 +17,7 @@ from pointsman.logstore.query import MAX_LIMIT, ROLES, parse_span, parse_time, p
 
 CSV_COLUMNS = [
     "time", "request_id", "model", "version", "role", "route_revision", "client", "n_rows",
-    "latency_ms", "model_ms", "error_code", "error", "inputs", "outputs", "findings",
+    "latency_ms", "model_ms", "runtime", "error_code", "error", "inputs", "outputs", "findings",
 ]  # fmt: skip
 
 

@@ -27,6 +27,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "alerts:alerts",
         "Alert rules: a metric over a window, a severity, and who to tell.",
     ),
+    "artifacts": (
+        "artifacts:artifacts",
+        "Stored artifacts: check them against the sha256 each version recorded.",
+    ),
     "audit": (
         "audit:audit",
         "Every admin action: register, deploy, route changes, promote, rollback, keys.",
@@ -34,6 +38,10 @@ TABLE: dict[str, tuple[str, str]] = {
     "canary": (
         "canary:canary",
         "Move VERSION of MODEL through traffic steps while its gates hold against the baseline.",
+    ),
+    "compile": (
+        "models:compile_version",
+        "Compile VERSION of MODEL to ONNX and check it against the original, row for row.",
     ),
     "demo": (
         "demo:demo",

@@ -1,4 +1,4 @@
-"""`pointsman register | models | versions | show`."""
+"""`pointsman register | models | versions | show | compile`."""
 
 from __future__ import annotations
 
@@ -54,6 +54,23 @@ def _pairs(values: tuple[str, ...], option: str, numeric: bool) -> dict[str, Any
     help="A type in a .skops file that skops does not trust by default and you do "
     "(the refusal lists them); kept with the version and enforced at every load.",
 )
+@click.option(
+    "--url",
+    help="Register through the server at this URL (e.g. https://pointsman.example): the "
+    "files are uploaded, and the server stores and checks them (no access to the store needed).",
+)
+@click.option(
+    "--key",
+    envvar="POINTSMAN_KEY",
+    help="API key for --url with register:MODEL or admin (default: $POINTSMAN_KEY).",
+)
+@click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=True,
+    help="Compile a scikit-learn model to ONNX and check it against the original on the "
+    "training data (default; about a second). --no-compile: later, with `pointsman compile`.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
 @pass_context
 def register(
@@ -67,6 +84,9 @@ def register(
     param: tuple[str, ...],
     note: str,
     trust: tuple[str, ...],
+    url: str | None,
+    key: str | None,
+    compile_: bool,
     as_json: bool,
 ) -> None:
     """Store ARTIFACT as a new version of MODEL.
@@ -95,23 +115,32 @@ def register(
         note=note,
         user=current_user(),
         trusted_types=trust,
+        compile=compile_,
     )
-    project = ctx.project()
-    record, created = project.registry.register(sub)
+    if url:
+        # httpx and the packing only for --url: `pointsman models` stays light to start.
+        from pointsman.cli.upload import register_remote
+
+        data, created = register_remote(url, key, sub)
+    else:
+        record, created = ctx.project().registry.register(sub)
+        data = record.to_json()
     if as_json:
-        print_json({**record.to_json(), "created": created})
+        print_json({**data, "created": created})
         return
+    number, sha = data["version"], str(data["sha256"])
+    where = f" on {url}" if url else ""
     if created:
         console.print(
-            f"Registered [bold]{model}[/bold] version [bold]{record.number}[/bold] "
-            f"({record.format}, sha256 {record.sha256[:12]})"
+            f"Registered [bold]{model}[/bold] version [bold]{number}[/bold]{where} "
+            f"({data['format']}, sha256 {sha[:12]})"
         )
     else:
         console.print(
-            f"Same artifact as [bold]{model}[/bold] version [bold]{record.number}[/bold] "
-            f"(sha256 {record.sha256[:12]}); nothing new stored."
+            f"Same artifact as [bold]{model}[/bold] version [bold]{number}[/bold]{where} "
+            f"(sha256 {sha[:12]}); nothing new stored."
         )
-    console.print(f"Deploy it with: pointsman deploy {model} {record.number}")
+    console.print(f"Deploy it with: pointsman deploy {model} {number}")
 
 
 @click.command("models")
@@ -206,6 +235,7 @@ def show(ctx: Context, model: str, version: str, as_json: bool) -> None:
         ["params", ", ".join(f"{k}={v}" for k, v in (lin.get("params") or {}).items()) or "-"],
         ["metrics", _metrics(r) or "-"],
         ["classes", cell(list(r.signature.classes)) if r.signature.classes else "-"],
+        *compiled_facts(r),
     ]
     table(None, ["", ""], facts)
     features = (r.profile or {}).get("features", {})
@@ -214,6 +244,72 @@ def show(ctx: Context, model: str, version: str, as_json: bool) -> None:
         for c in r.signature.inputs
     ]
     table("signature and reference profile", ["column", "type", "nullable", "training data"], rows)
+
+
+def compiled_facts(r: VersionRecord) -> list[list[Any]]:
+    """The compiled runtime's lines of `show`: verdict, figures, or why the original runs."""
+    c = r.compiled
+    if c is None:
+        return [["compiled", f"not compiled (run `pointsman compile {r.model} {r.number}`)"]]
+    if r.compiled_agreed:
+        verdict = "yes: agreed with the original, used by runtime auto"
+    else:
+        verdict = f"no: runs the original, because {c.get('reason') or 'not compiled'}"
+    rows: list[list[Any]] = [["compiled", verdict]]
+    if c.get("label_agreement") is not None:
+        diff = c.get("max_probability_diff")
+        rows.append(
+            [
+                "compiled check",
+                f"labels {c['label_agreement']:.2%} identical, max probability difference "
+                f"{'-' if diff is None else f'{diff:.3g}'} (tolerance {c.get('tolerance', 0):g}), "
+                f"on {c.get('rows')} reference rows",
+            ]
+        )
+    if c.get("artifact"):
+        rows.append(
+            [
+                "compiled artifact",
+                f"{c['artifact']} ({c.get('precision')}, {c.get('converter')}, "
+                f"{c.get('seconds', 0):.2f} s to compile and check)",
+            ]
+        )
+    return rows
+
+
+@click.command("compile")
+@click.argument("model")
+@click.argument("version")
+@click.option(
+    "--training-data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The training data to check against (default: the reference sample kept at "
+    "register; needed for versions registered before compiling existed).",
+)
+@click.option("--target", help="Label column of --training-data, left out of the inputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the compile report as JSON.")
+@pass_context
+def compile_version(
+    ctx: Context,
+    model: str,
+    version: str,
+    training_data: Path | None,
+    target: str | None,
+    as_json: bool,
+) -> None:
+    """Compile VERSION of MODEL to ONNX and check it against the original, row for row.
+
+    The compiled runtime is used (runtime auto) only if every label is identical and every
+    probability within 1e-5 on the reference sample; otherwise the version runs the
+    original and `pointsman show` says why. Running servers pick the result up.
+    """
+    project = ctx.project()
+    number = project.registry.get_version(model, version).number
+    record = project.registry.compile(model, number, current_user(), training_data, target)
+    if as_json:
+        print_json({"model": model, "version": number, "compiled": record.compiled})
+        return
+    table(f"{model} version {number}", ["", ""], compiled_facts(record))
 
 
 def _git(info: Any) -> str:
@@ -243,4 +339,4 @@ def _profile(p: dict[str, Any] | None) -> str:
     return f"{shown}{more}{nulls}"
 
 
-COMMANDS = [register, list_models, list_versions, show]
+COMMANDS = [register, list_models, list_versions, show, compile_version]

@@ -34,7 +34,10 @@ def init(ctx: Context, folder: Path | None, database_url: str) -> None:
     state = "Created" if created else "Already a project:"
     console.print(f"{state} [bold]{path}[/bold]")
     console.print(f"  store      {url}")
-    console.print(f"  artifacts  {settings.artifact_path()}")
+    if settings.artifact_store:
+        console.print(f"  artifacts  {settings.artifact_store} (cache {settings.artifact_path()})")
+    else:
+        console.print(f"  artifacts  {settings.artifact_path()}")
     console.print(f"  settings   {path / 'pointsman.toml'}")
     if admin_key:
         console.print("  admin key  [bold]" + admin_key + "[/bold]")

@@ -23,7 +23,7 @@ from pointsman.runners.spec import (
 def changes_of(options: dict[str, Any]) -> dict[str, Any]:
     """The options given on the command line as spec changes (0 clears a cpu/memory limit)."""
     out: dict[str, Any] = {}
-    for name in ("replicas", "queue", "max_batch_rows", "max_wait_ms"):
+    for name in ("replicas", "queue", "max_batch_rows", "max_wait_ms", "runtime"):
         if options.get(name) is not None:
             out[name] = options[name]
     if options.get("cpu") is not None:
@@ -46,10 +46,11 @@ def spec_row(spec: RunnerSpec) -> list[Any]:
         spec.queue,
         format_bytes(spec.disk_bytes),
         spec.max_batch_rows,
+        spec.runtime,
     ]
 
 
-COLUMNS = ["replicas", "cpu", "memory", "timeout", "queue", "disk", "batch"]
+COLUMNS = ["replicas", "cpu", "memory", "timeout", "queue", "disk", "batch", "runtime"]
 
 
 def overview(project: Project, model: str | None) -> list[dict[str, Any]]:
@@ -77,6 +78,9 @@ def overview(project: Project, model: str | None) -> list[dict[str, Any]]:
 @click.option("--disk", help="Largest file a runner may write in its scratch folder, e.g. 256MiB.")
 @click.option("--max-batch-rows", type=int, help="Rows merged into one model call.")
 @click.option("--max-wait-ms", type=float, help="Extra wait for a batch to fill (0: never wait).")
+@click.option("--runtime", type=click.Choice(["auto", "original", "compiled"]),
+              help="auto: the compiled (ONNX) artifact where it agreed with the original, "
+              "else the original; compiled is refused where it did not agree.")  # fmt: skip
 @click.option("--reason", default="", help="Why, kept in the audit log.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context

@@ -10,7 +10,5 @@ from pointsman.runners.session import RunnerSession
 
 def runner_session(project: Project) -> RunnerSession:
     """A session of runner processes under the project's limits, closed with the command."""
-    session = RunnerSession(
-        project.settings.artifact_path(), project.enforcement, project.runners.spec
-    )
+    session = RunnerSession(project.registry.artifacts, project.enforcement, project.runners.spec)
     return click.get_current_context().with_resource(session)

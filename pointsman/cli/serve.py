@@ -26,6 +26,7 @@ from pointsman.runners.directory import new_run_dir
 from pointsman.runners.serving import build_supervisor
 from pointsman.runners.spec import usable_cpus
 from pointsman.settings import Settings
+from pointsman.store.changes import listener_for
 
 
 @click.command()
@@ -93,13 +94,18 @@ def supervised_runners(settings: Settings) -> Iterator[None]:
     metrics.use_multiprocess_values()  # the supervisor's metrics summed with the workers'
     project = open_project(settings)
     run_dir = RunDir(new_run_dir())
-    supervisor = build_supervisor(project, run_dir)
+    listener = listener_for(project.engine, settings.listen_for_changes)
+    supervisor = build_supervisor(project, run_dir, listener)
     supervisor.start()
+    if listener is not None:
+        listener.start()
     os.environ["POINTSMAN_RUNNER_DIR"] = str(run_dir.root)
     try:
         yield
     finally:
         os.environ.pop("POINTSMAN_RUNNER_DIR", None)
+        if listener is not None:
+            listener.stop()
         supervisor.stop()
         run_dir.remove()
         project.close()

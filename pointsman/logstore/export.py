@@ -27,6 +27,7 @@ SCHEMA = pa.schema(
         ("n_rows", pa.int32()),
         ("latency_ms", pa.float64()),
         ("model_ms", pa.float64()),
+        ("runtime", pa.string()),
         ("error_code", pa.string()),
         ("error", pa.string()),
         *((name, pa.string()) for name in JSON_COLUMNS),

@@ -46,6 +46,8 @@ def build_record(
         "error_code": error_code,
         "error": error,
         "extra": extra or None,
+        # Which runtime answered: original or compiled (None when nothing answered).
+        "runtime": None if outputs is None else outputs.runtime,
     }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import resource
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +25,10 @@ from prometheus_client import (
     disable_created_metrics,
     values,
 )
+
+if TYPE_CHECKING:
+    from pointsman.registry import VersionRecord
+    from pointsman.types import Outputs
 
 # A PROMETHEUS_MULTIPROC_DIR set for some other program must not break every command here:
 # the unlabelled families below open their files as soon as they are defined.
@@ -209,11 +213,24 @@ RUNNER_CALLS = Counter(
     ["model_name", "model_version"],
     registry=REGISTRY,
 )
+RUNTIME_ANSWERS = Counter(
+    "pointsman_runtime_answers",
+    "Answers by the runtime that computed them: original (the registered artifact) or "
+    "compiled (its ONNX compile, where it agreed with the original).",
+    ["model_name", "model_version", "runtime"],
+    registry=REGISTRY,
+)
 QUEUE_FULL = Counter(
     "pointsman_queue_full",
     "Requests refused with 503 because a version's runner queue was full (load shedding).",
     ["model_name", "model_version"],
     registry=REGISTRY,
+)
+CHANGES_LISTENING = Gauge(
+    "pointsman_changes_listening",
+    "1 while every worker listens for pushed changes (PostgreSQL); 0 while one polls.",
+    registry=REGISTRY,
+    multiprocess_mode="livemin",
 )
 WORKERS = Gauge(
     "pointsman_workers",
@@ -269,6 +286,19 @@ class RequestRecorder:
             children[2].observe(model_s)
         if rows is not None:
             children[3].observe(rows)
+
+
+_by_runtime: dict[tuple[str, int, str], Any] = {}  # label children, cached
+
+
+def by_runtime(version: VersionRecord, outputs: Outputs) -> Outputs:
+    """Count `outputs` as one answer of the runtime that gave them; return them."""
+    key = (version.model, version.number, outputs.runtime or "original")
+    child = _by_runtime.get(key)
+    if child is None:
+        child = _by_runtime[key] = RUNTIME_ANSWERS.labels(key[0], str(key[1]), key[2])
+    child.inc()
+    return outputs
 
 
 _cpu_counted = [0.0]  # this process's CPU seconds already added to CPU_SECONDS

@@ -1,8 +1,10 @@
-"""The registry: models and their versions in the store, artifacts in the artifact folder."""
+"""The registry: models and their versions in the store, artifacts in the artifact store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,17 +13,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from pointsman.errors import ModelNotFound, VersionNotFound
+from pointsman.errors import InvalidArtifact, ModelNotFound, VersionNotFound
 from pointsman.registry.artifacts import ArtifactStore
 from pointsman.registry.register import (
+    COMPILED_FILE,
+    SAMPLE_FILE,
+    CompileJob,
     Prepare,
     Submission,
     audit_detail,
     check_model_name,
+    compile_json,
     prepare,
 )
 from pointsman.registry.versions import VersionRecord
 from pointsman.store.audit import write_audit
+from pointsman.store.changes import notify_change
 from pointsman.store.tables import changes, models, routes, versions
 from pointsman.types import as_utc
 
@@ -48,9 +55,22 @@ class ModelSummary:
         }
 
 
-def bump_changes(conn: Connection) -> None:
-    """Tell every server that routes or versions changed."""
+# Where an on-demand compile runs: in this process, or in a child under a runner's limits.
+CompileRun = Callable[[CompileJob, Path], dict[str, Any]]
+
+
+def _compiled_summary(compiled: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the audit log keeps of a compile: the verdict and its figures."""
+    if not compiled:
+        return None
+    keys = ("agreed", "label_agreement", "max_probability_diff", "rows", "sha256")
+    return {k: compiled.get(k) for k in keys}
+
+
+def bump_changes(conn: Connection, kind: str) -> None:
+    """Tell every server that routes, versions or runner specs changed (on commit)."""
     conn.execute(changes.update().where(changes.c.id == 1).values(counter=changes.c.counter + 1))
+    notify_change(conn, kind)  # PostgreSQL: pushed now; the counter stays for pollers
 
 
 def read_change_counter(engine: Engine) -> int:
@@ -62,11 +82,18 @@ class Registry:
     """Models, versions and their artifacts."""
 
     def __init__(
-        self, engine: Engine, artifacts: ArtifactStore, prepare: Prepare = prepare
+        self,
+        engine: Engine,
+        artifacts: ArtifactStore,
+        prepare: Prepare = prepare,
+        compile_run: CompileRun = compile_json,
+        compile_at_register: bool = True,
     ) -> None:
         self.engine = engine
         self.artifacts = artifacts
         self.prepare = prepare  # loads and smoke-tests a submission (in a runner's limits)
+        self.compile_run = compile_run  # loads and compiles a stored version (the same)
+        self.compile_at_register = compile_at_register  # False: every register is --no-compile
 
     def model_names(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -157,7 +184,7 @@ class Registry:
         return found
 
     def artifact_path(self, version: VersionRecord) -> Path:
-        """The verified local path of a version's artifact."""
+        """The verified local path of a version's artifact (downloaded first if need be)."""
         return self.artifacts.verified(version.artifact, version.sha256)
 
     def register(self, sub: Submission) -> tuple[VersionRecord, bool]:
@@ -167,7 +194,14 @@ class Registry:
         existing = self._find_by_sha(sub.model, sha)
         if existing is not None:
             return existing, False
-        prepared = self.prepare(sub, self.artifacts.path_of(rel))
+        if not self.compile_at_register:
+            sub = replace(sub, compile=False)
+        with tempfile.TemporaryDirectory(dir=self.artifacts.work_root()) as workdir:
+            prepared = self.prepare(sub, self.artifacts.path_of(rel), Path(workdir))
+            compiled = self._keep_compiled(prepared.compiled, Path(workdir))
+        # Only a version that loaded is uploaded; before its row exists, so no row ever
+        # names an artifact that other servers cannot fetch.
+        self.artifacts.publish(rel)
         now = datetime.now(UTC)
         for _attempt in range(5):
             try:
@@ -192,6 +226,7 @@ class Registry:
                             profile=prepared.profile,
                             lineage=prepared.lineage,
                             input_example=prepared.input_example,
+                            compiled=compiled,
                             note=sub.note,
                             created_at=now,
                             created_by=sub.user,
@@ -209,10 +244,11 @@ class Registry:
                             "format": prepared.format,
                             "artifact": rel,
                             "note": sub.note,
+                            "compiled": _compiled_summary(compiled),
                         },
                         audit_detail(prepared.format),
                     )
-                    bump_changes(conn)
+                    bump_changes(conn, "versions")
                 break
             except IntegrityError:
                 # Another registration took the number (or stored the same bytes): look again.
@@ -220,6 +256,67 @@ class Registry:
                 if existing is not None:
                     return existing, False
         return self.get_version(sub.model, number), True
+
+    def compile(
+        self,
+        model: str,
+        number: int,
+        user: str,
+        training_data: Path | None = None,
+        target: str | None = None,
+    ) -> VersionRecord:
+        """Compile a stored version again (`pointsman compile`), against its kept reference
+        sample or `training_data` given now (its `target` column left out); stored, audited."""
+        version = self.get_version(model, number)
+        kept = (version.compiled or {}).get("sample")
+        if training_data is not None:
+            sample = training_data
+        elif kept:
+            sample, target = self.artifacts.verified(kept["artifact"], kept["sha256"]), None
+        else:
+            raise InvalidArtifact(
+                f"{model} version {number} was registered without a kept reference sample: "
+                "give the data it was trained on with --training-data (and --target)."
+            )
+        job = CompileJob(
+            model,
+            version.format,
+            self.artifact_path(version),
+            tuple(version.lineage.get("trusted_types") or ()),
+            [c.to_json() for c in version.signature.inputs],
+            sample,
+            target,
+        )
+        with tempfile.TemporaryDirectory(dir=self.artifacts.work_root()) as workdir:
+            compiled = self._keep_compiled(self.compile_run(job, Path(workdir)), Path(workdir))
+        with self.engine.begin() as conn:
+            model_id = self.model_id(conn, model)
+            conn.execute(
+                versions.update()
+                .where((versions.c.model_id == model_id) & (versions.c.number == number))
+                .values(compiled=compiled)
+            )
+            write_audit(
+                conn, user, "compile", f"model:{model}:{number}",
+                _compiled_summary(version.compiled), _compiled_summary(compiled),
+                compiled.get("reason", ""),
+            )  # fmt: skip
+            bump_changes(conn, "versions")
+        return self.get_version(model, number)
+
+    def _keep_compiled(self, report: dict[str, Any] | None, workdir: Path) -> dict[str, Any]:
+        """The compile report with its files moved into the artifact store (path, sha256)."""
+        out = dict(report or {"agreed": False, "reason": "not compiled"})
+        onnx, sample = workdir / COMPILED_FILE, workdir / SAMPLE_FILE
+        if onnx.exists():
+            sha, rel = self.artifacts.put(onnx)
+            self.artifacts.publish(rel)
+            out["artifact"], out["sha256"] = rel, sha
+        if sample.exists():
+            sha, rel = self.artifacts.put(sample)
+            self.artifacts.publish(rel)
+            out["sample"] = {"artifact": rel, "sha256": sha}
+        return out
 
     def _find_by_sha(self, model: str, sha: str) -> VersionRecord | None:
         with self.engine.connect() as conn:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pointsman.errors import InvalidArtifact
 from pointsman.registry import lineage, profiles
 from pointsman.runtimes import FORMATS, Runtime, detect_format, load_runtime
-from pointsman.types import ColumnSpec, Signature
+from pointsman.types import ColumnSpec, Frame, Signature
 from pointsman.validation import build_frame, records_to_columns
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ class Submission:
     note: str = ""
     user: str = ""
     trusted_types: tuple[str, ...] = ()  # skops types the admin accepts (--trust)
+    # Lineage the uploading client captured (its git commit), over this process's own.
+    client_lineage: dict[str, Any] = field(default_factory=dict)
+    compile: bool = True  # compile to ONNX now (else only keep the sample for later)
 
 
 @dataclass
@@ -57,6 +60,9 @@ class Prepared:
     profile: dict[str, Any] | None
     lineage: dict[str, Any]
     input_example: list[dict[str, Any]] | None
+    # The compile attempt (runtimes/compiled.py's CompileReport as JSON); its files, when
+    # any, are in the work folder: COMPILED_FILE and SAMPLE_FILE.
+    compiled: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "signature": self.signature.to_json()}
@@ -66,13 +72,17 @@ class Prepared:
         return cls(**{**data, "signature": Signature.from_json(data["signature"])})
 
 
-# Where `prepare` runs: in this process, or in a child under a runner's limits.
-Prepare = Callable[[Submission, Path], Prepared]
+# Where `prepare` runs: in this process, or in a child under a runner's limits. The third
+# argument is a work folder the compiled artifact and the reference sample are written to.
+Prepare = Callable[[Submission, Path, Path], Prepared]
+COMPILED_FILE = "model.onnx"
+SAMPLE_FILE = "reference_sample.parquet"
+SAMPLE_ROWS = 10_000  # rows of the training data the smoke test, profile outputs and compile use
 
 
-def prepare_json(sub: Submission, stored_path: Path) -> dict[str, Any]:
+def prepare_json(sub: Submission, stored_path: Path, workdir: Path) -> dict[str, Any]:
     """`prepare`, as JSON (what a child process sends back)."""
-    return prepare(sub, stored_path).to_json()
+    return prepare(sub, stored_path, workdir).to_json()
 
 
 def check_model_name(name: str) -> None:
@@ -102,8 +112,9 @@ def split_entrypoint(spec: str) -> tuple[Path, str | None]:
     return path, tail
 
 
-def prepare(sub: Submission, stored_path: Path) -> Prepared:
-    """Load the stored artifact, work out signature and profile, and smoke-test it."""
+def prepare(sub: Submission, stored_path: Path, workdir: Path | None = None) -> Prepared:
+    """Load the stored artifact, work out signature and profile, smoke-test it, and (with a
+    work folder) compile it to ONNX, checked against the original on the reference sample."""
     fmt = sub.format or detect_format(sub.path, sub.entrypoint)
     if fmt not in FORMATS:
         raise InvalidArtifact(f"Unknown format {fmt!r}; known formats: {', '.join(FORMATS)}.")
@@ -121,10 +132,14 @@ def prepare(sub: Submission, stored_path: Path) -> Prepared:
     if not example:
         # A declared signature without data (bare ONNX): a neutral row still proves it runs.
         example = [{c.name: _NEUTRAL[c.type] for c in columns}]
-    classes, outputs_profile = _smoke_test(runtime, columns, example, features)
+    classes, outputs_profile, sample = _smoke_test(runtime, columns, example, features)
+    compiled = None
+    if workdir is not None:
+        compiled = compile_version(fmt, runtime, columns, features, sample, workdir, sub.compile)
     if profile is not None and outputs_profile is not None:
         profile["outputs"] = outputs_profile
     env = lineage.capture(runtime.info.framework or {}, Path.cwd())
+    env.update(sub.client_lineage)
     env.update(
         {
             "training_data": data_lineage,
@@ -140,7 +155,36 @@ def prepare(sub: Submission, stored_path: Path) -> Prepared:
     if classes is not None and "probabilities" not in outputs:
         outputs = (*outputs, "probabilities")
     signature = Signature(tuple(columns), outputs, None if classes is None else tuple(classes))
-    return Prepared(fmt, sub.entrypoint, signature, profile, env, example)
+    return Prepared(fmt, sub.entrypoint, signature, profile, env, example, compiled)
+
+
+def compile_version(
+    fmt: str,
+    runtime: Runtime,
+    columns: list[ColumnSpec],
+    features: pd.DataFrame | None,
+    sample: Frame | None,
+    workdir: Path,
+    compile_now: bool = True,
+) -> dict[str, Any]:
+    """The compile attempt as JSON; the ONNX file and the sample it was checked on go to
+    `workdir`. Never raises for a model that cannot be compiled: the reason is the answer."""
+    from pointsman.runtimes.compiled import COMPILED_FORMATS, CompileReport, compile_checked
+
+    if fmt not in COMPILED_FORMATS:
+        why = f"only scikit-learn models (sklearn, skops) are compiled; this one is {fmt}"
+        return CompileReport(False, why).to_json()
+    estimator = getattr(runtime, "estimator", None)
+    if features is None or sample is None or estimator is None:
+        why = "no training data to check it against: register it with --training-data"
+        return CompileReport(False, why).to_json()
+    kept = features[[c.name for c in columns]].head(SAMPLE_ROWS)
+    kept.to_parquet(workdir / SAMPLE_FILE, index=False)
+    if not compile_now:
+        why = "not compiled at register (--no-compile): run `pointsman compile`"
+        return CompileReport(False, why).to_json()
+    report = compile_checked(runtime, estimator, columns, sample, workdir / COMPILED_FILE)
+    return report.to_json()
 
 
 def _training_features(sub: Submission) -> tuple[pd.DataFrame | None, dict[str, Any] | None]:
@@ -191,23 +235,31 @@ def _columns(runtime: Runtime, features: pd.DataFrame | None) -> list[ColumnSpec
     return [ColumnSpec(d.name, d.type, d.nullable or by_name[d.name].nullable) for d in declared]
 
 
+def sample_frame(features: pd.DataFrame, columns: list[ColumnSpec]) -> Frame:
+    """The reference sample as the frame a request would give (the same decoding path)."""
+    signature = Signature(tuple(columns))
+    sample = features[[c.name for c in columns]].head(SAMPLE_ROWS)
+    records = profiles.to_records(sample, len(sample))
+    raw, n, problems = records_to_columns(records, signature)
+    return build_frame(signature, raw, n, problems)
+
+
 def _smoke_test(
     runtime: Runtime,
     columns: list[ColumnSpec],
     example: list[dict[str, Any]],
     features: pd.DataFrame | None,
-) -> tuple[list[Any] | None, dict[str, Any] | None]:
+) -> tuple[list[Any] | None, dict[str, Any] | None, Frame | None]:
     """Predict on the example (and the training sample); refuse a model that cannot."""
     signature = Signature(tuple(columns))
+    sample = None
     try:
         raw, n, problems = records_to_columns(example, signature)
         outputs = runtime.predict(build_frame(signature, raw, n, problems))
         outputs_profile = None
         if features is not None:
-            sample = features[[c.name for c in columns]].head(10_000)
-            records = profiles.to_records(sample, len(sample))
-            raw, n, problems = records_to_columns(records, signature)
-            full = runtime.predict(build_frame(signature, raw, n, problems))
+            sample = sample_frame(features, columns)
+            full = runtime.predict(sample)
             outputs_profile = profiles.output_profile(full.predictions)
     except InvalidArtifact:
         raise
@@ -217,7 +269,7 @@ def _smoke_test(
             "--training-data holds the features the model was fitted on (and --target names "
             "the label column)."
         ) from exc
-    return outputs.classes, outputs_profile
+    return outputs.classes, outputs_profile, sample
 
 
 # Formats whose loading runs code from the artifact (pickle, or a Python class/pyfunc).
@@ -232,4 +284,35 @@ def audit_detail(fmt: str) -> str:
     return (
         f"{kind} runs code when loaded: trusted only because an admin registered it; "
         "skops or ONNX are the safe formats."
+    )
+
+
+@dataclass
+class CompileJob:
+    """An on-demand compile of a stored version (`pointsman compile`): what the child needs."""
+
+    model: str
+    format: str
+    artifact: Path
+    trusted: tuple[str, ...]
+    columns: list[dict[str, Any]]  # the version's signature inputs, as JSON
+    sample: Path  # the kept reference sample (Parquet), or training data given now
+    target: str | None = None  # the label column to drop from given training data
+
+
+def compile_json(job: CompileJob, workdir: Path) -> dict[str, Any]:
+    """Load a stored version and compile it against its sample (run in a child)."""
+    runtime = load_runtime(job.format, job.artifact, None, job.trusted)
+    columns = [ColumnSpec.from_json(c) for c in job.columns]
+    features = profiles.read_training_data(job.sample)
+    if job.target is not None and job.target in features.columns:
+        features = features.drop(columns=[job.target])
+    missing = [c.name for c in columns if c.name not in features.columns]
+    if missing:
+        raise InvalidArtifact(
+            f"The training data lacks the version's columns {', '.join(missing)}; give the "
+            "data the version was registered with."
+        )
+    return compile_version(
+        job.format, runtime, columns, features, sample_frame(features, columns), workdir
     )

@@ -26,6 +26,24 @@ class VersionRecord:
     note: str
     created_at: datetime
     created_by: str
+    # The compile attempt: agreed, reason, rows, label_agreement, max_probability_diff,
+    # tolerance, precision, seconds, converter; artifact and sha256 of the ONNX file and
+    # the kept reference sample when there are. None: registered before compiling existed.
+    compiled: dict[str, Any] | None = None
+
+    @property
+    def compiled_agreed(self) -> bool:
+        """Whether a compiled artifact exists and agreed with the original."""
+        c = self.compiled or {}
+        return bool(c.get("agreed") and c.get("artifact"))
+
+    def compiled_reason(self) -> str:
+        """Why the compiled runtime cannot be used ("" when it can)."""
+        if self.compiled is None:
+            return f"version {self.number} has not been compiled: run `pointsman compile`"
+        if self.compiled_agreed:
+            return ""
+        return str(self.compiled.get("reason") or "no compiled artifact")
 
     @property
     def platform(self) -> str:
@@ -44,6 +62,7 @@ class VersionRecord:
             "profile": self.profile,
             "lineage": self.lineage,
             "input_example": self.input_example,
+            "compiled": self.compiled,
             "note": self.note,
             "created_at": self.created_at.isoformat(),
             "created_by": self.created_by,
@@ -65,4 +84,5 @@ class VersionRecord:
             note=row.note,
             created_at=as_utc(row.created_at),
             created_by=row.created_by,
+            compiled=row.compiled,
         )

@@ -386,7 +386,7 @@ class RouteBook:
                 reason,
             )
             audit_signature_changes(conn, user, model, latest + 1, signature_changes or [])
-            bump_changes(conn)
+            bump_changes(conn, "routes")
         after = Route(model, latest + 1, Policy.from_json(spec), now, user, reason)
         return RouteChange(before, after)
 

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from pointsman.errors import ConfigError
-from pointsman.registry import bump_changes
+from pointsman.errors import CompiledRuntimeRefused, ConfigError
+from pointsman.registry import VersionRecord, bump_changes
 from pointsman.runners.spec import (
     RunnerSpec,
     default_replicas,
@@ -28,7 +28,7 @@ from pointsman.runners.spec import (
 )
 from pointsman.settings import RunnerConfig
 from pointsman.store.audit import write_audit
-from pointsman.store.tables import runner_specs
+from pointsman.store.tables import models, runner_specs, versions
 from pointsman.store.upsert import update_or_insert
 
 Changes = dict[str, Any]  # RunnerSpec field → value, only the fields a layer sets
@@ -37,7 +37,7 @@ Changes = dict[str, Any]  # RunnerSpec field → value, only the fields a layer 
 def from_config(config: RunnerConfig, where: str) -> Changes:
     """A pointsman.toml table as spec changes (sizes and durations read from text)."""
     out: Changes = {}
-    for name in ("replicas", "queue", "max_batch_rows", "max_wait_ms"):
+    for name in ("replicas", "queue", "max_batch_rows", "max_wait_ms", "runtime"):
         value = getattr(config, name)
         if value is not None:
             out[name] = value
@@ -108,13 +108,15 @@ class RunnerBook:
             ).scalar()
             merged = {**(before or {}), **changes}
             self.spec(model, version, {(model, number): merged})  # raises InvalidRunnerSpec if bad
+            if changes.get("runtime") == "compiled":
+                check_compiled(conn, model, version)
             now = datetime.now(UTC)
             key = {"model": model, "version": number}
             values = {"spec": merged, "updated_at": now, "updated_by": user, "reason": reason}
             update_or_insert(conn, runner_specs, key, values)
             target = f"runners:{model}" + (f":{version}" if version else "")
             write_audit(conn, user, "runners", target, before, merged, reason)
-            bump_changes(conn)
+            bump_changes(conn, "runners")
         return self.spec(model, version)
 
     def _rows(self, model: str | None) -> dict[tuple[str, int], Changes]:
@@ -123,6 +125,23 @@ class RunnerBook:
             query = query.where(runner_specs.c.model == model)
         with self.engine.connect() as conn:
             return {(m, v): dict(spec) for m, v, spec in conn.execute(query).all()}
+
+
+def check_compiled(conn: Connection, model: str, version: int | None) -> None:
+    """Refuse `runtime = compiled` for a version (or, for the whole model, any version)
+    whose compiled artifact did not agree with the original."""
+    query = (
+        sa.select(versions)
+        .join(models, models.c.id == versions.c.model_id)
+        .where(models.c.name == model)
+        .order_by(versions.c.number)
+    )
+    if version is not None:
+        query = query.where(versions.c.number == version)
+    for row in conn.execute(query).all():
+        record = VersionRecord.from_row(model, row)
+        if not record.compiled_agreed:
+            raise CompiledRuntimeRefused(model, record.number, record.compiled_reason())
 
 
 def _split_key(key: str) -> tuple[str, int | None]:

@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from pointsman.registry.artifacts import ArtifactStore
-from pointsman.registry.loading import load_and_warm
+from pointsman.registry.loading import load_resolved
 from pointsman.registry.versions import VersionRecord
 from pointsman.runners import batching, limits, wire
 from pointsman.runners.spec import RunnerSpec
@@ -54,7 +54,7 @@ class RunnerArgs:
 
     name: str
     version: VersionRecord
-    artifacts: Path
+    artifacts: ArtifactStore  # pickled: the folder, or the bucket and its local cache
     spec: RunnerSpec
     socket_path: Path
     slot_path: Path
@@ -72,13 +72,13 @@ def main(args: RunnerArgs) -> None:
     os.chdir(args.scratch)
     os.environ["TMPDIR"] = str(args.scratch)
     try:
-        runtime = load_and_warm(ArtifactStore(args.artifacts), args.version)
+        runtime, which = load_resolved(args.artifacts, args.version, args.spec.runtime)
     except BaseException as exc:
         _write_status(args.status_path, {"state": "failed", "error": _reason(exc, args.spec)})
         sys.stderr.flush()
         os._exit(limits.EXIT_LOAD)
     gc.freeze()  # the loaded model lives as long as the runner: no full collection walks it
-    RunnerServer(args, runtime).serve()
+    RunnerServer(args, runtime, which).serve()
     os._exit(0)
 
 
@@ -97,10 +97,11 @@ class RunnerServer:
     them all, and those of the same columns become one batch (up to `max_batch_rows`). An
     idle runner answers a lone call at once: no thread hand-off, no waiting."""
 
-    def __init__(self, args: RunnerArgs, runtime: Runtime) -> None:
+    def __init__(self, args: RunnerArgs, runtime: Runtime, which: str = "original") -> None:
         self.args = args
         self.spec = args.spec
         self.runtime = runtime
+        self.which = which  # original | compiled: told to callers with every answer
         self.jobs: collections.deque[Job] = collections.deque()
         self.draining = False
         self.served = 0
@@ -127,7 +128,9 @@ class RunnerServer:
         signal.set_wakeup_fd(wake_w.fileno())
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.selector.register(wake_r, selectors.EVENT_READ, wake_r)
-        _write_status(self.args.status_path, {"state": "ready", "pid": os.getpid()})
+        _write_status(
+            self.args.status_path, {"state": "ready", "pid": os.getpid(), "runtime": self.which}
+        )
         hang_up_by: float | None = None
         while True:
             wait: float | None = None  # idle: sleep until a caller writes (or SIGTERM)
@@ -230,7 +233,7 @@ class RunnerServer:
         self._note()
         for job, part in zip(batch, parts, strict=True):
             job.connection.send(
-                wire.message(wire.RESULT, job.request_id, wire.encode_outputs(part))
+                wire.message(wire.RESULT, job.request_id, wire.encode_outputs(part, self.which))
             )
 
     def _retry(self, batch: list[Job]) -> None:

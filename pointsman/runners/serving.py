@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from pointsman.alerts import record_event
@@ -10,28 +11,62 @@ from pointsman.project import Project
 from pointsman.registry import read_change_counter
 from pointsman.runners.directory import RunDir
 from pointsman.runners.supervisor import Key, Supervisor, Wanted
+from pointsman.store.changes import RESYNC, ChangeListener
 
 log = logging.getLogger("pointsman.runners")
 
 IDLE_S = 300.0  # a version asked for (pinned) but routed nowhere runs this long after use
+ASK_S = 0.25  # how often workers' asks (a pinned version) are read, store polled or not
+SUPERVISED_KINDS = frozenset({"routes", "versions", "runners", RESYNC})
 
 
 class StoreWanted:
-    """Routed versions and versions workers asked for, re-read when the store changes."""
+    """Routed versions and versions workers asked for, re-read when the store changes.
 
-    def __init__(self, project: Project, run_dir: RunDir) -> None:
+    The store's change counter is read every refresh_interval_s / 2; with a listener (on
+    PostgreSQL) a pushed change makes the next call read it, and the workers' asks are read
+    every ASK_S whatever the cadence.
+    """
+
+    def __init__(
+        self, project: Project, run_dir: RunDir, listener: ChangeListener | None = None
+    ) -> None:
         self.project = project
         self.run_dir = run_dir
+        self.listener = listener
         self.counter = -1
         self.asked: list[Key] = []
         self.checked = 0.0
+        self.asked_at = 0.0
         self.current: Wanted = {}
+        self._changed = threading.Event()
+        if listener is not None:
+            listener.subscribe(self.heard)
+
+    def heard(self, kind: str) -> None:
+        """A pushed change (in the listener's thread): look at the store on the next call."""
+        if kind in SUPERVISED_KINDS:
+            self._changed.set()
 
     def __call__(self) -> Wanted:
         now = time.monotonic()
-        if now - self.checked < self.project.settings.refresh_interval_s / 2:
+        settings = self.project.settings
+        poll_s = settings.refresh_interval_s
+        if self.listener is not None and self.listener.is_listening:
+            poll_s = max(poll_s, settings.listen_poll_interval_s)
+        changed = self._changed.is_set()
+        if not changed and now - self.checked < poll_s / 2:
+            if now - self.asked_at < min(poll_s / 2, ASK_S):
+                return self.current
+            self.asked_at = now
+            asked = sorted(self.run_dir.wanted(IDLE_S))
+            if asked == self.asked:
+                return self.current
+            self.asked = asked
+            self.current = self._read(asked)
             return self.current
-        self.checked = now
+        self._changed.clear()
+        self.checked = self.asked_at = now
         counter = read_change_counter(self.project.engine)
         asked = sorted(self.run_dir.wanted(IDLE_S))
         if counter != self.counter or asked != self.asked:
@@ -53,8 +88,11 @@ class StoreWanted:
         return wanted
 
 
-def build_supervisor(project: Project, run_dir: RunDir) -> Supervisor:
-    """The supervisor of a server on `project`, telling alerts of restarts and failed loads."""
+def build_supervisor(
+    project: Project, run_dir: RunDir, listener: ChangeListener | None = None
+) -> Supervisor:
+    """The supervisor of a server on `project`, telling alerts of restarts and failed loads;
+    with a listener, pushed route, version and runner changes reach it at once."""
     engine = project.engine
 
     def on_event(model: str, number: int, reason: str, detail: str) -> None:
@@ -66,8 +104,8 @@ def build_supervisor(project: Project, run_dir: RunDir) -> Supervisor:
 
     return Supervisor(
         run_dir,
-        project.settings.artifact_path(),
-        StoreWanted(project, run_dir),
+        project.registry.artifacts,
+        StoreWanted(project, run_dir, listener),
         project.enforcement,
         drain_s=project.settings.runner_drain_s,
         on_event=on_event,

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 
 from pointsman.errors import ModelNotReady
-from pointsman.registry import VersionRecord
+from pointsman.registry import ArtifactStore, VersionRecord
 from pointsman.runners import limits
 from pointsman.runners.client import RunnerFault, call_once
 from pointsman.runners.directory import RunDir, new_run_dir, runner_name
@@ -26,7 +25,7 @@ class RunnerSession:
 
     def __init__(
         self,
-        artifacts: Path,
+        artifacts: ArtifactStore,
         enforcement: limits.Enforcement,
         specs: Callable[[str, int], RunnerSpec] | None = None,
     ) -> None:
@@ -83,7 +82,7 @@ class RunnerSession:
 
 
 def preflight(
-    artifacts: Path,
+    artifacts: ArtifactStore,
     enforcement: limits.Enforcement,
     versions: list[tuple[VersionRecord, RunnerSpec]],
 ) -> None:

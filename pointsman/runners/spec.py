@@ -18,6 +18,7 @@ MIN_MEMORY_BYTES = 512 * MIB
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "h": 3600.0}
+RUNTIMES = ("auto", "original", "compiled")  # a spec's `runtime`
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class RunnerSpec:
     queue: int = 64  # requests waiting per runner; past it: 503 with Retry-After
     max_batch_rows: int = 256  # rows merged into one model call while the model is busy
     max_wait_ms: float = 0.0  # extra wait for a batch to fill; 0: never wait
+    # Which runtime answers: auto (the compiled ONNX artifact where it agreed with the
+    # original on the reference sample, else the original), original, or compiled (refused
+    # for a version whose compiled artifact did not agree).
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -60,6 +65,8 @@ class RunnerSpec:
             problems.append(f"max_batch_rows must be 1 to 1000000, got {self.max_batch_rows}")
         if not 0 <= self.max_wait_ms <= 1000:
             problems.append(f"max_wait_ms must be 0 to 1000, got {self.max_wait_ms}")
+        if self.runtime not in RUNTIMES:
+            problems.append(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if problems:
             raise InvalidRunnerSpec("Invalid runner settings: " + "; ".join(problems) + ".")
 
@@ -104,6 +111,7 @@ class RunnerSpec:
         parts.append(f"batches of up to {self.max_batch_rows} rows")
         if self.max_wait_ms:
             parts.append(f"waiting up to {self.max_wait_ms:g} ms")
+        parts.append(f"runtime {self.runtime}")
         return ", ".join(parts)
 
 

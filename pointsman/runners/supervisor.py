@@ -5,7 +5,8 @@ it runs alone). Each wanted version gets `spec.replicas` runner processes, forke
 forkserver that imported numpy, pandas and scikit-learn once. A runner that dies is
 restarted with backoff; one busy past its time limit is killed and replaced; one no longer
 wanted drains (answers what it holds) and stops. What it sees is published in `state.json`
-for the HTTP workers, and in the metrics.
+for the HTTP workers, and in the metrics. A version whose artifact is not on local disk yet
+(an S3 store) is downloaded first (runners/downloads.py).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from typing import Any
 import orjson
 
 from pointsman.monitoring import metrics
-from pointsman.registry import VersionRecord
+from pointsman.registry import ArtifactStore, VersionRecord
 from pointsman.runners import limits
 from pointsman.runners.directory import RunDir, runner_name
+from pointsman.runners.downloads import Downloads
 from pointsman.runners.process import SLOT, RunnerArgs, main
 from pointsman.runners.spec import RunnerSpec
 
@@ -122,7 +124,7 @@ class Supervisor:
     """Keeps the wanted versions' runners up; run `start()` then `stop()`."""
 
     run_dir: RunDir
-    artifacts: Path
+    artifacts: ArtifactStore
     wanted: Callable[[], Wanted]  # what should run now (called every tick; may cache)
     enforcement: limits.Enforcement = field(default_factory=lambda: limits.Enforcement(None))
     drain_s: float = 2.0
@@ -133,6 +135,7 @@ class Supervisor:
     _published: float = 0.0
     _seen: list[tuple[str, str, int, BaseProcess | None]] = field(default_factory=list)
     _slots: int = 0  # runners started so far: spreads CPU affinities
+    _downloads: Downloads = field(default_factory=Downloads)  # artifacts not on local disk
 
     def start(self) -> None:
         log.info("runner limits: %s", self.enforcement.describe())
@@ -156,6 +159,7 @@ class Supervisor:
                 runner.process.kill()
                 runner.process.join(1.0)
         self.runners.clear()
+        self._downloads.close()
         self.publish()
 
     # -- the loop -----------------------------------------------------------------
@@ -213,11 +217,15 @@ class Supervisor:
         """New limits, one runner at a time: a surge runner under them comes up first, and
         each old runner drains only while the others answer, so the version never stops."""
         own = [self.runners[key, i] for i in range(spec.replicas)]
+
+        def differs(runner: Runner) -> bool:  # new limits, or a new compile of the version
+            return runner.spec != spec or runner.version.compiled != version.compiled
+
         for runner in own:
-            if runner.spec != spec and runner.state != "ready" and runner.state != "draining":
-                runner.spec = spec  # not answering anyway: its next start takes them
+            if differs(runner) and runner.state != "ready" and runner.state != "draining":
+                runner.spec, runner.version = spec, version  # its next start takes them
                 self._retire(runner, "respec")
-        stale = [r for r in own if r.spec != spec]
+        stale = [r for r in own if differs(r)]
         surge = self.runners.get((key, spec.replicas))
         if not stale:
             if surge is not None and surge.surge and all(r.state == "ready" for r in own):
@@ -229,7 +237,7 @@ class Supervisor:
             return
         if surge.state != "ready" or any(r.state != "ready" for r in own):
             return  # the surge runner is loading, or a replaced one is not back yet
-        stale[0].spec = spec
+        stale[0].spec, stale[0].version = spec, version
         self._retire(stale[0], "respec")
 
     def _step(self, runner: Runner, now: float) -> None:
@@ -261,6 +269,11 @@ class Supervisor:
             self._watch(runner, now)
 
     def _start(self, runner: Runner, now: float) -> None:
+        why_not = self._downloads.check(self.artifacts, runner.version)
+        if why_not is not None:  # "": still downloading
+            if why_not:
+                self._download_failed(runner, now, why_not)
+            return
         paths = self.run_dir
         for path in (paths.socket(runner.name), paths.status(runner.name), paths.slot(runner.name)):
             path.unlink(missing_ok=True)  # nothing of the previous process may be read as new
@@ -277,6 +290,14 @@ class Supervisor:
         runner.process, runner.state, runner.started_at = process, "starting", now
         runner.killed_for, runner.slot = "", None
         runner.served = runner.calls = 0
+
+    def _download_failed(self, runner: Runner, now: float, why: str) -> None:
+        runner.error, runner.state = why, "failed"
+        runner.failures += 1
+        runner.next_start = now + min(30.0, 0.25 * 2 ** (runner.failures - 1))
+        log.warning("runner %s: its artifact could not be downloaded: %s", runner.name, why)
+        if self.on_event is not None and runner.failures == 1:
+            self.on_event(runner.key[0], runner.key[1], "load_failed", why)
 
     def _check_started(self, runner: Runner, now: float) -> None:
         status = _read_json(self.run_dir.status(runner.name))

@@ -106,9 +106,12 @@ def decode_frame(payload: bytes) -> Frame:
     return Frame(columns, n_rows)
 
 
-def encode_outputs(outputs: Outputs) -> bytes:
+def encode_outputs(outputs: Outputs, runtime: str | None = None) -> bytes:
+    """Outputs on the wire; `runtime` says which runtime computed them (original, compiled)."""
     probabilities = outputs.probabilities
     head: dict[str, Any] = {"p": outputs.predictions, "c": outputs.classes, "s": None}
+    if runtime is not None:
+        head["r"] = runtime
     block = b""
     if probabilities is not None:
         table = np.ascontiguousarray(probabilities, dtype=np.float64)
@@ -128,7 +131,7 @@ def decode_outputs(payload: bytes) -> Outputs:
             probabilities = block.reshape(head["s"])
     except (struct.error, KeyError, ValueError, orjson.JSONDecodeError) as exc:
         raise WireError(f"malformed outputs: {exc}") from exc
-    return Outputs(head["p"], probabilities, head["c"])
+    return Outputs(head["p"], probabilities, head["c"], head.get("r"))
 
 
 def encode_error(code: str, kind: str, message_: str) -> bytes:

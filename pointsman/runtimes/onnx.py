@@ -24,8 +24,9 @@ _ONNX_TYPES = {
 class OnnxRuntime:
     """An onnxruntime session; columns feed named inputs, or one 2-D input positionally."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, classes: list[Any] | None = None) -> None:
         self.session = session
+        self.classes = classes  # the original's labels, when this is a compiled version
         self.inputs = session.get_inputs()
         self.output_names = [o.name for o in session.get_outputs()]
         for i in self.inputs:
@@ -44,7 +45,7 @@ class OnnxRuntime:
         )
 
     @classmethod
-    def from_file(cls, path: Path) -> OnnxRuntime:
+    def from_file(cls, path: Path, classes: list[Any] | None = None) -> OnnxRuntime:
         try:
             import onnxruntime as ort
 
@@ -57,7 +58,7 @@ class OnnxRuntime:
             )
         except Exception as exc:
             raise InvalidArtifact(f"Could not load {path.name} as ONNX: {exc}") from exc
-        return cls(session)
+        return cls(session, classes)
 
     def _columns(self) -> list[ColumnSpec]:
         if self._stacked:
@@ -74,27 +75,38 @@ class OnnxRuntime:
                 self.inputs[0].name: np.column_stack(arrays).astype(dtype)
             }
         else:
+            # By name when the inputs are named as the columns (a compiled version), else
+            # in signature order.
+            named = all(i.name in frame.columns for i in self.inputs)
             feeds = {
                 i.name: a.astype(_ONNX_TYPES[i.type][1]).reshape(
                     -1, *([1] if len(i.shape) == 2 else [])
                 )
-                for i, a in zip(self.inputs, arrays, strict=True)
+                for i, a in zip(
+                    self.inputs,
+                    [frame.columns[i.name] for i in self.inputs] if named else arrays,
+                    strict=True,
+                )
             }
         results = self.session.run(self.output_names, feeds)
         labels = np.asarray(results[0]).reshape(frame.n_rows, -1)
         predictions = plain_list(labels[:, 0] if labels.shape[1] == 1 else labels)
         if len(results) < 2:
             return Outputs(predictions)
-        return _with_probabilities(predictions, results[1], frame.n_rows)
+        return _with_probabilities(predictions, results[1], frame.n_rows, self.classes)
 
 
-def _with_probabilities(predictions: list[Any], raw: Any, n_rows: int) -> Outputs:
+def _with_probabilities(
+    predictions: list[Any], raw: Any, n_rows: int, classes: list[Any] | None = None
+) -> Outputs:
     if isinstance(raw, list) and raw and isinstance(raw[0], dict):  # skl2onnx ZipMap
-        classes = list(raw[0].keys())
-        proba = np.array([[row[c] for c in classes] for row in raw], dtype=np.float64)
-        return Outputs(predictions, proba, plain_list(classes))
+        keys = list(raw[0].keys())
+        proba = np.array([[row[c] for c in keys] for row in raw], dtype=np.float64)
+        return Outputs(predictions, proba, plain_list(keys))
     proba = np.asarray(raw, dtype=np.float64).reshape(n_rows, -1)
-    return Outputs(predictions, proba, list(range(proba.shape[1])))
+    if classes is None or len(classes) != proba.shape[1]:
+        classes = list(range(proba.shape[1]))
+    return Outputs(predictions, proba, classes)
 
 
 def _framework() -> dict[str, str]:

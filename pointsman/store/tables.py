@@ -32,6 +32,8 @@ versions = sa.Table(
     sa.Column("note", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
+    # The ONNX compile of the version and its check against the original (migration 0009).
+    sa.Column("compiled", sa.JSON, nullable=True),
     sa.UniqueConstraint("model_id", "number", name="uq_versions_model_number"),
     sa.UniqueConstraint("model_id", "sha256", name="uq_versions_model_sha256"),
 )
@@ -110,6 +112,7 @@ prediction_log = sa.Table(
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("extra", sa.JSON, nullable=True),
+    sa.Column("runtime", sa.String(16), nullable=True),  # original | compiled (0009)
     sa.UniqueConstraint("request_id", "role", "version", name="uq_prediction_log_key"),
     sa.Index("ix_prediction_log_model_time", "model", "time"),
     sa.Index("ix_prediction_log_time", "time"),

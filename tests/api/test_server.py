@@ -82,7 +82,9 @@ def test_every_worker_switches_within_a_second_of_a_deploy(
             switched_at = time.monotonic()
             answers: list[tuple[float, int]] = []
             # New connections spread over both workers; all must end up answering with v2.
-            while time.monotonic() - switched_at < 10:
+            # The deadline only bounds the wait for 40 answers in a row (each a new
+            # connection: ~0.3 s apiece on a loaded machine); the switch time is checked below.
+            while time.monotonic() - switched_at < 30:
                 with httpx.Client(base_url=server.url, timeout=5, headers=headers) as fresh:
                     version = fresh.post("/v1/models/churn/predict", json=rows).json()["version"]
                 answers.append((time.monotonic() - switched_at, version))

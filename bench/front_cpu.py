@@ -1,0 +1,295 @@
+"""The front's CPU per request with a model that costs nothing, under each HTTP server.
+
+Issue 14's "cheap front": what pointsman spends around the model (HTTP, key check, decode,
+validation, routing, the prediction log, metrics), every default feature on, measured in the
+live server rather than in a tight loop. The model is a Python class that answers zeros, so
+whatever CPU the server uses is the front's; the runner's own CPU is counted apart.
+
+Servers (the same project, app and key; one HTTP worker each, so per-process figures are
+clean):
+
+- `uvicorn`: `pointsman serve --workers 1` (uvicorn with uvloop and httptools, the default);
+- `granian`: the same app under granian (Rust HTTP, `--interface asgi`), when it is installed;
+- `baseline` (with `--baseline DIR`): `pointsman serve --workers 1` running the code of
+  another checkout (say, the commit before a change), to measure a change side by side.
+
+wrk drives single-row requests at concurrency 1, 8 and 64; the servers alternate round by
+round, and the figures printed are medians over the rounds. CPU comes from /proc: the
+front is every process of the server's tree but the runners (the forkserver and its children),
+which is the HTTP worker, its threads (prediction-log shipper, supervisor, periodic jobs)
+and, for granian, its supervising parent. See bench/README.md.
+
+    .venv/bin/python bench/front_cpu.py [--quick] [--servers uvicorn,granian] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serve_vs_bentoml import Proc, TreeServer, process_tree, stop_all
+from serve_vs_minimal import (
+    BODY,
+    CLOCK_TICKS,
+    ROOT,
+    VENV_BIN,
+    WRK_SCRIPT,
+    free_port,
+    machine,
+    make_demo,
+    make_key,
+    run_wrk,
+)
+
+MAX_FRONT_CPU_MS = 0.3  # issue 14: the front's CPU per single-row request, no-op model
+
+NOOP_MODEL = textwrap.dedent(
+    """\
+    import numpy as np
+
+
+    class Noop:
+        classes_ = [0, 1]
+
+        def predict(self, frame):
+            return np.zeros(len(frame), dtype=np.int64)
+
+        def predict_proba(self, frame):
+            out = np.zeros((len(frame), 2))
+            out[:, 0] = 1.0
+            return out
+    """
+)
+SERVERS = ("uvicorn", "granian", "baseline")
+
+
+def noop_project(folder: Path) -> Path:
+    """A demo project whose churn route answers with a no-op class (version 3)."""
+    make_demo(folder)
+    (folder / "noop_model.py").write_text(NOOP_MODEL)
+    pointsman = [str(VENV_BIN / "pointsman"), "--project", str(folder)]
+    register = [*pointsman, "register", "churn", f"{folder / 'noop_model.py'}:Noop"]
+    register += ["--training-data", str(folder / "models" / "churn_train.csv")]
+    register += ["--target", "churned"]
+    for argv in (register, [*pointsman, "deploy", "churn", "3"]):
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    return folder
+
+
+def build(
+    name: str, project: Path, logs: Path, key: str, baseline: Path | None = None
+) -> TreeServer:
+    port = free_port()
+    env = {**os.environ, "POINTSMAN_SERVER_LOG_LEVEL": "warning"}
+    path = "/v1/models/churn/predict"
+    if name in ("uvicorn", "baseline"):
+        argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "serve"]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        if name == "baseline":
+            # The console script puts PYTHONPATH before the installed package.
+            assert baseline is not None
+            env["PYTHONPATH"] = str(baseline.resolve())
+    else:
+        # The app supervises its own runners when no `pointsman serve` names their folder,
+        # exactly as the single-worker uvicorn server does.
+        env["POINTSMAN_PROJECT"] = str(project)
+        argv = [str(VENV_BIN / "granian"), "--interface", "asgi", "--factory"]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        argv += ["--loop", "uvloop", "--log-level", "warning"]
+        argv += ["pointsman.api.app:app_from_environment"]
+    return TreeServer(name, argv, env, path, port, logs / f"{name}.log", key)
+
+
+def is_runner(proc: Proc) -> bool:
+    try:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"multiprocessing.forkserver" in cmdline or b"resource_tracker" in cmdline
+
+
+def cpu_split(server: TreeServer) -> tuple[float, float]:
+    """CPU seconds so far of (the front, the runners) of `server`'s process tree."""
+    assert server.proc is not None
+    front = runners = 0
+    for proc in process_tree(server.proc.pid):
+        if is_runner(proc):
+            runners += proc.cpu_ticks
+        else:
+            front += proc.cpu_ticks
+    return front / CLOCK_TICKS, runners / CLOCK_TICKS
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    front_ms: float  # the front's CPU per request
+    runner_ms: float
+    errors: int
+
+
+def measure(server: TreeServer, args: argparse.Namespace, concurrency: int, script: Path) -> Run:
+    run_wrk(server.url, script, concurrency, args.warmup, 1)
+    front0, runner0 = cpu_split(server)
+    raw = run_wrk(server.url, script, concurrency, args.duration, 1)
+    front1, runner1 = cpu_split(server)
+    n = max(raw["requests"], 1)
+    return Run(
+        rps=raw["requests"] / (raw["duration_us"] / 1e6),
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        front_ms=(front1 - front0) * 1000 / n,
+        runner_ms=(runner1 - runner0) * 1000 / n,
+        errors=sum(raw["errors"].values()),
+    )
+
+
+@dataclass
+class Cell:
+    concurrency: int
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+    def median(self, server: str, metric: str) -> float:
+        return float(statistics.median(getattr(r, metric) for r in self.runs[server]))
+
+
+METRICS = ("rps", "p50_ms", "p99_ms", "front_ms", "runner_ms")
+
+
+def print_table(cells: list[Cell], names: list[str]) -> None:
+    print("| server | conc | req/s | p50 ms | p99 ms | front CPU ms/req | runner CPU ms/req |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for cell in cells:
+        for name in names:
+            rps, p50, p99, front, runner = (cell.median(name, m) for m in METRICS)
+            print(
+                f"| {name} | {cell.concurrency} | {rps:,.0f} | {p50:.2f} | {p99:.1f} | "
+                f"{front:.3f} | {runner:.3f} |"
+            )
+    a = names[0]
+    for b in names[1:]:
+        for cell in cells:
+            ratio = cell.median(a, "rps") / cell.median(b, "rps")
+            cpu = cell.median(a, "front_ms") / cell.median(b, "front_ms")
+            print(f"c={cell.concurrency}: {a}/{b} req/s {ratio:.2f}, front CPU {cpu:.2f}")
+
+
+def verdicts(cells: list[Cell]) -> list[tuple[bool, str]]:
+    out = []
+    for cell in cells:
+        front = cell.median("uvicorn", "front_ms")
+        out.append(
+            (
+                front <= MAX_FRONT_CPU_MS,
+                f"front CPU at c={cell.concurrency}: {front:.3f} ms/req "
+                f"(target <= {MAX_FRONT_CPU_MS} ms)",
+            )
+        )
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="1 s warm-up + 3 s measured, 2 rounds")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of discarded load")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    p.add_argument("--rounds", type=int, default=3, help="runs of each server per cell")
+    p.add_argument("--concurrency", default="1,8,64", help="connections, comma-separated")
+    p.add_argument("--servers", default="uvicorn,granian", help="uvicorn and/or granian")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another pointsman checkout whose code to serve side by side (adds `baseline`)",
+    )
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.warmup, args.duration, args.rounds = 1.0, 3.0, 2
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.servers = [s for s in args.servers.split(",") if s]
+    unknown = set(args.servers) - {"uvicorn", "granian"}
+    if unknown or "uvicorn" not in args.servers:
+        p.error(f"--servers takes uvicorn (always) and granian, not {','.join(unknown)}")
+    if args.baseline is not None:
+        if not (args.baseline / "pointsman" / "__init__.py").is_file():
+            p.error(f"--baseline {args.baseline} is not a pointsman checkout")
+        args.servers.append("baseline")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    if "granian" in args.servers and importlib.util.find_spec("granian") is None:
+        print("granian is not installed (pip install granian): uvicorn only", file=sys.stderr)
+        args.servers.remove("granian")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    info = machine()
+    with tempfile.TemporaryDirectory(prefix="pointsman-front-") as tmp_name:
+        tmp = Path(tmp_name)
+        project = noop_project(tmp / "demo")
+        key = make_key(project)
+        script = tmp / "post.lua"
+        script.write_text(WRK_SCRIPT % (key, BODY))
+        servers = [build(name, project, tmp, key, args.baseline) for name in args.servers]
+        cells = [Cell(c, {s.name: [] for s in servers}) for c in args.concurrency]
+        try:
+            for server in servers:
+                server.start()
+            for cell in cells:
+                for round_ in range(args.rounds):
+                    for server in servers if round_ % 2 == 0 else servers[::-1]:
+                        run = measure(server, args, cell.concurrency, script)
+                        cell.runs[server.name].append(run)
+                        print(
+                            f"  c={cell.concurrency:<3} {server.name:<8} {run.rps:8.0f} req/s "
+                            f"p50 {run.p50_ms:6.2f} ms p99 {run.p99_ms:7.1f} ms "
+                            f"front {run.front_ms:.3f} ms runner {run.runner_ms:.3f} ms "
+                            f"errors {run.errors}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+        finally:
+            stop_all([*servers])
+    names = [s.name for s in servers]
+    print(f"machine: {info['cpus']} CPUs, load at start {info['loadavg_at_start'][0]:.2f}")
+    print_table(cells, names)
+    results = verdicts(cells)
+    for ok, line in results:
+        print(f"{'PASS' if ok else 'FAIL'}  {line}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "cells": [
+                        {
+                            "concurrency": c.concurrency,
+                            "runs": {k: [r.__dict__ for r in v] for k, v in c.runs.items()},
+                        }
+                        for c in cells
+                    ],
+                },
+                indent=2,
+            )
+        )
+    return 0 if all(ok for ok, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
