@@ -30,7 +30,7 @@ from pointsman.errors import (
     RunnerTimeout,
 )
 from pointsman.logstore import PredictionLog
-from pointsman.monitoring import metrics
+from pointsman.monitoring import logs, metrics
 from pointsman.protocols.base import Payload, reframe
 from pointsman.registry import VersionRecord
 from pointsman.routing import Route
@@ -140,6 +140,7 @@ class Pipeline:
         outcome.request_id = request_id or uuid.uuid4().hex
         outcome.client = client
         outcome.model = target.model
+        logs.bind(request_id=outcome.request_id, model=target.model)
         start = time.perf_counter()
         try:
             prediction = await self._answer(target, payload, outcome)
@@ -180,6 +181,7 @@ class Pipeline:
         """A version the caller chose: validated under the route's policy, no fallback."""
         version = target.version
         outcome.version, outcome.role = version.number, "pinned"
+        logs.bind(version=version.number)
         await self.catalog.wait_warm(version, self.catalog.spec_of(version).load_timeout_s)
         in_force = self.catalog.snapshot.routes.get(target.model)
         rules = in_force.policy.validation if in_force else ValidationPolicy()
@@ -204,6 +206,7 @@ class Pipeline:
     ) -> Frame:
         """The payload decoded for `version` (the same frame when its inputs are the same)."""
         outcome.version, outcome.role, outcome.route_revision = version.number, role, route.revision
+        logs.bind(version=version.number)
         try:
             outcome.frame = payload.frame_for(with_key(version.signature, route))
         except (InvalidInput, BadRequest):

@@ -404,6 +404,17 @@ class Settings(StorageSettings):
         description="Log level of `pointsman serve` (uvicorn's): critical, error, warning, info, "
         "debug or trace.",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="The server log's format: `text` for a terminal, or `json`, one object "
+        "per line (time, level, logger, message, request_id, model, version) for a log "
+        "pipeline. API keys and credentials are masked in either; no line carries inputs.",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="One line per answered request in the server log (method, path, status, "
+        "duration_ms, client, request_id, model, version), under the logger pointsman.access.",
+    )
     log_level: str | None = Field(
         default=None,
         description="Deprecated old name of server_log_level: still read (when "

@@ -30,6 +30,7 @@ from pointsman.pipeline import Pipeline
 from pointsman.project import Project
 from pointsman.routing.canary import CanaryController
 from pointsman.store.changes import RESYNC, ChangeListener
+from pointsman.store.outage import OutageLog
 
 log = logging.getLogger("pointsman.worker")
 
@@ -85,6 +86,7 @@ class Worker:
         self._wakes: dict[str, asyncio.Event] = {}  # job name → set to run it now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._counted: dict[str, int] = {}  # totals already added to counters (deltas)
+        self.outage = OutageLog(self.describe_spool)
         metrics.WORKERS.set(1)  # this process serves (a live gauge: summed over workers)
 
     def jobs(self) -> list[Job]:
@@ -166,8 +168,11 @@ class Worker:
             wake.clear()  # before the run: a change committed during it wakes it again
             try:
                 await asyncio.get_running_loop().run_in_executor(self._pool, job.work)
-            except Exception:  # the store may be down for a while: keep serving
-                log.exception("%s failed; serving with what is already loaded", job.name)
+            except Exception as exc:  # the store may be down for a while: keep serving
+                if not self.outage.failed(job.name, exc):
+                    log.exception("%s failed; serving with what is already loaded", job.name)
+            else:
+                self.outage.succeeded(job.name)
             # No burst after a stall; woken early, the next run is an interval after this one.
             deadline = min(max(deadline, time.monotonic() - interval_s), time.monotonic())
 
@@ -218,6 +223,19 @@ class Worker:
             self._add_delta("log_dropped", spool.dropped, metrics.LOG_DROPPED)
         if pipeline.shadows is not None:
             self._add_delta("shadow_dropped", pipeline.shadows.dropped, metrics.SHADOW_DROPPED)
+
+    def describe_spool(self) -> str:
+        """What an operator asks during a store outage: how much is spooled, how long it lasts."""
+        if self.pipeline.log is None:
+            return "the prediction log is off"
+        spool = self.pipeline.log.spool
+        left = max(0, spool.budget_bytes - spool.used_bytes)
+        then = "refused with 503" if spool.refuse_when_full else "dropped (and counted)"
+        return (
+            f"prediction records spooled on disk: {spool.used_bytes} bytes, "
+            f"{left} of the {spool.budget_bytes}-byte budget left "
+            f"({100 * left / max(1, spool.budget_bytes):.0f} %); past it records are {then}"
+        )
 
     def _add_delta(self, name: str, total: int, counter: Any) -> None:
         before = self._counted.get(name, 0)

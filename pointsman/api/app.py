@@ -124,6 +124,7 @@ def build_app(settings: Settings) -> FastAPI:
     table = access.table_for(settings.metrics_open)
     access.protect(app.router.routes, gate, table)
     app.fast_routes = fast_routes(inference.routes(), gate, table)
+    app.has_access_log = settings.access_log
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

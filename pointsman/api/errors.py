@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from pointsman.auth.ratelimit import retry_after_header
 from pointsman.errors import FieldProblem, PointsmanError
+from pointsman.monitoring.logs import bind
 from pointsman.protocols import Codec
 
 log = logging.getLogger("pointsman.api")
@@ -47,6 +48,7 @@ def request_id_of(request: Request) -> str:
     if rid is None:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
         request.state.request_id = rid
+        bind(request_id=rid)
     return str(rid)
 
 

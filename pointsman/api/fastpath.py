@@ -9,15 +9,20 @@ FastAPI as before.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pointsman.api import access, errors
+from pointsman.monitoring.logs import ACCESS_LOGGER, REQUEST
+
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -26,9 +31,57 @@ class ServingApp(FastAPI):
     """A FastAPI app whose `fast_routes` are matched first, outside the middleware stack."""
 
     fast_routes: tuple[Route, ...] = ()
+    has_access_log = False  # one line per answered request in the log (`access_log`)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # The request's log fields, filled in below it (request id, model, version).
+        token = REQUEST.set({})
+        try:
+            if self.has_access_log:
+                await self._logged(scope, receive, send)
+            else:
+                await self._route(scope, receive, send)
+        finally:
+            REQUEST.reset(token)
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve, then write the access line: who asked what, the answer, how long."""
+        started = time.perf_counter()
+        status = [500]
+        context = REQUEST.get() or {}
+
+        async def sent(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"x-request-id":
+                        context.setdefault("request_id", value.decode("latin-1"))
+            await send(message)
+
+        try:
+            await self._route(scope, receive, sent)
+        finally:
+            client = (scope.get("state") or {}).get("client")
+            access_log.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status[0],
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status[0],
+                    "duration_ms": round(1000 * (time.perf_counter() - started), 3),
+                    "client": client,
+                    "request_id": context.get("request_id"),
+                },
+            )
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "POST":
             for route in self.fast_routes:
                 match, child = route.matches(scope)
                 if match is Match.FULL:

@@ -26,6 +26,7 @@ from pointsman.api.errors import request_id_of
 from pointsman.catalog import Catalog
 from pointsman.errors import TooManyRows
 from pointsman.monitoring import metrics
+from pointsman.monitoring.logs import bind
 from pointsman.protocols import CODECS, Codec, Decoded, Payload
 from pointsman.types import Outcome
 
@@ -60,6 +61,7 @@ def _request_id(request: Request, rid: str, decoded: Decoded) -> str:
     """
     if decoded.request_id and "x-request-id" not in request.headers:
         request.state.request_id = decoded.request_id
+        bind(request_id=decoded.request_id)
         return decoded.request_id
     return rid
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging.config
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from pointsman.cli.output import console
 from pointsman.errors import ConfigError
 from pointsman.monitoring import metrics
 from pointsman.monitoring.exposition import prepare_multiprocess_dir, remove_multiprocess_dir
+from pointsman.monitoring.logs import logging_config
 from pointsman.project import open_project
 from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
@@ -38,6 +40,12 @@ from pointsman.store.changes import listener_for
 @click.option(
     "--tls-redirect-port", type=int, help="Also redirect plain HTTP on this port to HTTPS."
 )
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), help="Server log: text or JSON lines."
+)
+@click.option(
+    "--access-log/--no-access-log", default=None, help="One log line per answered request."
+)
 @pass_context
 def serve(
     ctx: Context,
@@ -47,6 +55,8 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     tls_redirect_port: int | None,
+    log_format: str | None,
+    access_log: bool | None,
 ) -> None:
     """Serve every deployed model over HTTP (HTTPS with --tls-cert and --tls-key)."""
     settings = ctx.settings(
@@ -56,7 +66,10 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_redirect_port=tls_redirect_port,
+        log_format=log_format,
+        access_log=access_log,
     )
+    logging.config.dictConfig(logging_config(settings.log_format, settings.server_log_level))
     if not settings.workers:  # the default: use the machine
         settings = settings.model_copy(update={"workers": usable_cpus()})
     tls = tls_files(settings)
@@ -118,6 +131,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
             build_app(settings),
             host=settings.host,
             port=settings.port,
+            log_config=logging_config(settings.log_format, settings.server_log_level),
             log_level=settings.server_log_level,
             access_log=False,
             ssl_certfile=tls["certfile"],
@@ -128,7 +142,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
     os.environ["POINTSMAN_PROJECT"] = str(settings.project_path())
     names = (
         "database_url", "default_model", "max_body_bytes", "auth", "startup_wait_s",
-        "metrics_open",
+        "metrics_open", "access_log",
     )  # fmt: skip
     for name in names:
         os.environ[f"POINTSMAN_{name.upper()}"] = str(getattr(settings, name))
@@ -143,6 +157,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        log_config=logging_config(settings.log_format, settings.server_log_level),
         log_level=settings.server_log_level,
         access_log=False,
         ssl_certfile=tls["certfile"],

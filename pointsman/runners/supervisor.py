@@ -36,6 +36,7 @@ from pointsman.runners.directory import RunDir, runner_name
 from pointsman.runners.downloads import Downloads
 from pointsman.runners.process import SLOT, RunnerArgs, main
 from pointsman.runners.spec import RunnerSpec
+from pointsman.store.outage import OutageLog
 
 log = logging.getLogger("pointsman.runners")
 
@@ -130,6 +131,7 @@ class Supervisor:
     drain_s: float = 2.0
     on_event: OnEvent | None = None
     runners: dict[tuple[Key, int], Runner] = field(default_factory=dict)
+    outage: OutageLog = field(default_factory=OutageLog)  # store outages: two lines, not one a tick
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _published: float = 0.0
@@ -167,8 +169,10 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 self.tick(time.monotonic())
-            except Exception:  # a store outage, say: keep the runners we have
-                log.exception("runner supervision failed; retrying")
+                self.outage.succeeded("runner supervision")
+            except Exception as exc:  # a store outage, say: keep the runners we have
+                if not self.outage.failed("runner supervision", exc):
+                    log.exception("runner supervision failed; retrying")
             sentinels = [r.process.sentinel for r in self.runners.values() if r.process]
             if sentinels:
                 multiprocessing.connection.wait(sentinels, TICK_S)
