@@ -111,6 +111,29 @@ class ReplicaSettings(BaseSettings):
         "bucket (rate / rate_limit_replicas) and warns once per outage, `open` admits every "
         "request of a valid key, `closed` refuses them with 503.",
     )
+    heartbeat_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each server worker writes its heartbeat to the store (with "
+        "its CPU, memory and event-loop lag, read by the alert metrics).",
+    )
+    replica_name: str = Field(
+        default="",
+        max_length=256,
+        description="This server's name among the replicas (in replica_down alerts). "
+        "Empty: host name and port, e.g. `web-1:8080`.",
+    )
+    replica_down_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A replica silent this long (no heartbeat, and not stopped cleanly) is "
+        "down: any replica still alive fires `replica_down` to replica_down_notify.",
+    )
+    replica_down_notify: list[str] = Field(
+        default_factory=list,
+        description="Channels of the built-in `replica_down` rule (as an alert's `notify`, "
+        'e.g. `["slack=https://…"]`). Empty: no replica_down rule.',
+    )
 
 
 class StorageSettings(ReplicaSettings):
@@ -279,6 +302,23 @@ class Settings(StorageSettings):
         gt=0,
         description="How often the alert evaluator (one process of all servers, by lease) "
         "reads the metrics and checks every rule.",
+    )
+    alerts_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long the alert evaluator's lease lasts unrenewed: when the process "
+        "holding it dies, another takes over within this (at least 3 alerts_interval_s).",
+    )
+    watchdog_notify: list[str] = Field(
+        default_factory=list,
+        description="Channels of the built-in `Watchdog` rule: an alert always firing, sent "
+        "again every watchdog_every_s, so that its absence is the page (Alertmanager's "
+        "convention; point it at a dead man's switch). Empty: no watchdog.",
+    )
+    watchdog_every_s: float = Field(
+        default=300.0,
+        ge=1,
+        description="How often the watchdog notice is sent again (seconds).",
     )
     alerts_history_days: float = Field(
         default=90.0,

@@ -22,9 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from pointsman.alerts import Dispatcher, Evaluator, RuleBook
+from pointsman.alerts.watch import rule_configs
 from pointsman.auth import KeyCache
 from pointsman.catalog import Catalog
 from pointsman.monitoring import metrics
+from pointsman.monitoring.heartbeat import Heart, replica_name
 from pointsman.monitoring.monitor import DriftMonitor
 from pointsman.pipeline import Pipeline
 from pointsman.project import Project
@@ -74,11 +76,13 @@ class Worker:
         self.alerts = Evaluator(
             project.engine,
             project.routes,
-            RuleBook(project.engine, settings.alerts),
+            RuleBook(project.engine, rule_configs(settings)),
             Dispatcher(project.engine, settings),
             holder,
             interval_s=settings.alerts_interval_s,
+            lease_s=settings.alerts_lease_s,
             history_days=settings.alerts_history_days,
+            live_within_s=3 * settings.heartbeat_interval_s,
         )
         self.drift = DriftMonitor(project, holder) if pipeline.log is not None else None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pointsman-bg")
@@ -87,6 +91,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._counted: dict[str, int] = {}  # totals already added to counters (deltas)
         self.outage = OutageLog(self.describe_spool)
+        self.heart = Heart(project.engine, replica_name(settings))
         metrics.WORKERS.set(1)  # this process serves (a live gauge: summed over workers)
 
     def jobs(self) -> list[Job]:
@@ -96,6 +101,7 @@ class Worker:
             Job("route poll", s.refresh_interval_s, self.poll_routes, CATALOG_KINDS, True),
             Job("stats and canary", 1.0, self.flush_stats),
             Job("alerts", s.alerts_interval_s, self.alerts.tick, frozenset({"alerts"})),
+            Job("heartbeat", s.heartbeat_interval_s, self.heart.beat),
         ]
         if self.keys is not None:
             keys = frozenset({"keys"})
@@ -120,6 +126,7 @@ class Worker:
             woken = {j.name: j.woken_by | ({RESYNC} if j.is_poll else set()) for j in jobs}
             self.listener.subscribe(lambda kind: self._heard(kind, woken))
         self._tasks.append(asyncio.create_task(self._link_runners()))
+        self._tasks.append(asyncio.create_task(self.heart.watch_loop()))
         shadows = self.pipeline.shadows
         if shadows is not None:
             self._tasks.append(asyncio.create_task(shadows.drain_forever(self.pipeline.run_shadow)))
@@ -137,6 +144,7 @@ class Worker:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)  # no query left in flight
         self.alerts.close()
+        self.heart.stop()  # a clean stop: the other replicas do not call this one down
 
     def _heard(self, kind: str, woken: dict[str, frozenset[str]]) -> None:
         """In the listener's thread: wake, on the event loop, each job `kind` concerns."""

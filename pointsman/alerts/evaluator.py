@@ -67,9 +67,12 @@ def step(rule: Rule, state: State, value: float | None, now: datetime) -> tuple[
     return replace(state, value=value), None
 
 
-def targets(rule: Rule, models: list[str]) -> list[str]:
-    """What a rule is evaluated for: each model it names, or "*" for a server-wide metric."""
+def targets(rule: Rule, models: list[str], context: MetricContext | None = None) -> list[str]:
+    """What a rule is evaluated for: each model it names, each replica heard from, or "*"
+    for a server-wide metric."""
     metric = METRICS.get(rule.condition.metric)
+    if metric is not None and metric.per_replica:
+        return sorted({b.replica for b in context.beats()}) if context is not None else []
     if metric is not None and not metric.per_model:
         return ["*"]
     return models if rule.model == "*" else [rule.model]
@@ -108,6 +111,7 @@ class Evaluator:
         interval_s: float = 10.0,
         lease_s: float = 30.0,
         history_days: float = 90.0,
+        live_within_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
@@ -117,6 +121,7 @@ class Evaluator:
         self.holder = holder
         self.interval_s = interval_s
         self.history_days = history_days
+        self.live_within_s = live_within_s  # a worker silent longer is not live
         self.lease_s = max(lease_s, 3 * interval_s)  # outlives a late tick or two
         self.clock = clock
         self.snapshots = Snapshots()
@@ -136,11 +141,13 @@ class Evaluator:
             return []
         self._has_held = True
         states = self.load_states()
-        context = MetricContext(self.engine, self.routes, self.snapshots, now)
+        context = MetricContext(
+            self.engine, self.routes, self.snapshots, now, live_within_s=self.live_within_s
+        )
         models = self.routes.registry.model_names()
         notices = []
         for rule in rules:
-            for model in targets(rule, models):
+            for model in targets(rule, models, context):
                 notice = self.evaluate(
                     rule, model, states.get((rule.name, model), State()), context
                 )

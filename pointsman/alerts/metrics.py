@@ -20,6 +20,7 @@ from pointsman.alerts.snapshots import Snapshots
 from pointsman.errors import InvalidAlertRule, ModelNotFound
 from pointsman.logstore.usage import fullest_spool
 from pointsman.routing import RouteBook
+from pointsman.store.heartbeats import Beat, load_beats, silent_s
 from pointsman.store.tables import alert_events, drift_results
 
 
@@ -32,6 +33,17 @@ class MetricContext:
     snapshots: Snapshots
     now: datetime
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the spool's usage, per process
+    live_within_s: float = 30.0  # a worker whose last heartbeat is older is not live
+    _beats: list[Beat] | None = None
+
+    def beats(self) -> list[Beat]:
+        """The replicas' heartbeats, read once per tick."""
+        if self._beats is None:
+            self._beats = load_beats(self.engine, self.now)
+        return self._beats
+
+    def live_beats(self) -> list[Beat]:
+        return [b for b in self.beats() if b.is_live(self.now, self.live_within_s)]
 
 
 MetricFn = Callable[[MetricContext, str, float], float | None]
@@ -41,8 +53,9 @@ MetricFn = Callable[[MetricContext, str, float], float | None]
 class Metric:
     """A named metric: its function, unit (`ratio`, `ms`, `per_s`, `count`, `psi`) and help.
 
-    A `per_model` metric is measured for each model a rule names; the others once for the
-    whole server (their function gets the model "*").
+    A `per_model` metric is measured for each model a rule names; a `per_replica` one for
+    each replica heard from (its function gets the replica's name as the model); the others
+    once for the whole server (their function gets the model "*").
     """
 
     name: str
@@ -50,18 +63,19 @@ class Metric:
     unit: str
     help: str
     per_model: bool = True
+    per_replica: bool = False
 
 
 METRICS: dict[str, Metric] = {}
 
 
 def metric(
-    name: str, unit: str, help: str, per_model: bool = True
+    name: str, unit: str, help: str, per_model: bool = True, per_replica: bool = False
 ) -> Callable[[MetricFn], MetricFn]:
     """Register a metric function under `name`."""
 
     def register(fn: MetricFn) -> MetricFn:
-        METRICS[name] = Metric(name, fn, unit, help, per_model)
+        METRICS[name] = Metric(name, fn, unit, help, per_model and not per_replica, per_replica)
         return fn
 
     return register
@@ -87,6 +101,10 @@ def format_value(name: str, value: float | None) -> str:
         return f"{value:g} ms"
     if unit == "per_s":
         return f"{value:.3g}/s"
+    if unit == "bytes":
+        return f"{value / 2**20:.1f} MiB"
+    if unit == "s":
+        return f"{value:.0f} s"
     return f"{value:g}"
 
 
@@ -198,3 +216,67 @@ def drift_psi_max(ctx: MetricContext, model: str, window_s: float) -> float | No
 )
 def spool_usage(ctx: MetricContext, model: str, window_s: float) -> float | None:
     return fullest_spool(ctx.engine, timedelta(seconds=max(window_s, 60.0)), ctx.now)
+
+
+# -- the servers themselves (replica heartbeats) -------------------------------------------
+@metric(
+    "watchdog",
+    "count",
+    "Always 1 while the alert evaluator runs: the Watchdog rule fires on it for ever, so its "
+    "notices stopping is the page (Alertmanager's Watchdog convention).",
+    per_model=False,
+)
+def watchdog(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    return 1.0
+
+
+@metric(
+    "replica_silent_s",
+    "s",
+    "Seconds since the replica's last heartbeat (none once it stopped on purpose); measured "
+    "for every replica heard from in the last day.",
+    per_replica=True,
+)
+def replica_silent_s(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    return silent_s(ctx.beats(), model, ctx.now)
+
+
+@metric(
+    "live_workers",
+    "count",
+    "Server worker processes of every replica whose heartbeat is fresh.",
+    per_model=False,
+)
+def live_workers(ctx: MetricContext, model: str, window_s: float) -> float | None:
+    return float(len(ctx.live_beats()))
+
+
+def _worst(attribute: str) -> MetricFn:
+    def fn(ctx: MetricContext, model: str, window_s: float) -> float | None:
+        values = [getattr(b, attribute) for b in ctx.live_beats()]
+        known = [float(v) for v in values if v is not None]
+        return max(known) if known else None
+
+    return fn
+
+
+metric(
+    "process_cpu",
+    "ratio",
+    "Highest CPU use of any live server worker (CPU seconds per second over its last "
+    "heartbeat interval; 1.0 is one core busy).",
+    per_model=False,
+)(_worst("cpu_ratio"))
+metric(
+    "process_memory_bytes",
+    "bytes",
+    "Largest resident memory of any live server worker.",
+    per_model=False,
+)(_worst("rss_bytes"))
+metric(
+    "event_loop_lag_ms",
+    "ms",
+    "Worst event-loop lag of any live server worker since its last heartbeat: how late a "
+    "timer fired (a blocked loop answers nothing meanwhile).",
+    per_model=False,
+)(_worst("loop_lag_ms"))

@@ -13,6 +13,7 @@ from pointsman.alerts import RuleBook, build_rule, read_history, read_states
 from pointsman.alerts.dispatch import send_test
 from pointsman.alerts.metrics import METRICS
 from pointsman.alerts.rules import Rule
+from pointsman.alerts.watch import rule_configs
 from pointsman.api.admin import ErrorOut, User, who
 from pointsman.api.common import project_of
 
@@ -49,7 +50,7 @@ class RuleIn(BaseModel):
 
 def _book(request: Request) -> RuleBook:
     project = project_of(request)
-    return RuleBook(project.engine, project.settings.alerts)
+    return RuleBook(project.engine, rule_configs(project.settings))
 
 
 def _with_states(rules: list[Rule], request: Request) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from pointsman.alerts import RuleBook, build_rule, read_history, read_states
 from pointsman.alerts.dispatch import send_test
 from pointsman.alerts.metrics import METRICS
 from pointsman.alerts.rules import SEVERITIES, format_duration, parse_duration
+from pointsman.alerts.watch import rule_configs
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import console, err_console, print_json, table
 from pointsman.project import Project
@@ -17,7 +18,7 @@ from pointsman.registry.lineage import current_user
 
 
 def rule_book(project: Project) -> RuleBook:
-    return RuleBook(project.engine, project.settings.alerts)
+    return RuleBook(project.engine, rule_configs(project.settings))
 
 
 def metric_help() -> str:

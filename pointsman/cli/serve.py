@@ -13,6 +13,7 @@ import click
 import uvicorn
 
 from pointsman.alerts import RuleBook
+from pointsman.alerts.watch import rule_configs
 from pointsman.api.access import BANNER
 from pointsman.api.app import build_app
 from pointsman.api.redirect import start_redirect_server
@@ -75,7 +76,7 @@ def serve(
     tls = tls_files(settings)
     # Fail here, readably, rather than inside a worker; closed before serving starts.
     with open_project(settings) as project:
-        RuleBook(project.engine, settings.alerts)  # and on a bad [[alerts]] table
+        RuleBook(project.engine, rule_configs(settings))  # and on a bad [[alerts]] table
         deployed = sorted(project.routes.all_current())
         enforcement = project.enforcement.describe()
     base = f"{'https' if tls['certfile'] else 'http'}://{settings.host}:{settings.port}"
@@ -142,7 +143,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
     os.environ["POINTSMAN_PROJECT"] = str(settings.project_path())
     names = (
         "database_url", "default_model", "max_body_bytes", "auth", "startup_wait_s",
-        "metrics_open", "access_log",
+        "metrics_open", "access_log", "port",
     )  # fmt: skip
     for name in names:
         os.environ[f"POINTSMAN_{name.upper()}"] = str(getattr(settings, name))

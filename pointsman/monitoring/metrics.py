@@ -232,6 +232,12 @@ CHANGES_LISTENING = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livemin",
 )
+LOOP_LAG = Gauge(
+    "pointsman_event_loop_lag_seconds",
+    "Worst event-loop lag of the live worker processes over their last heartbeat interval.",
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
 WORKERS = Gauge(
     "pointsman_workers",
     "Live worker processes.",

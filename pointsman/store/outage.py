@@ -31,11 +31,18 @@ _UNREACHABLE = (
 )
 
 
+# SQLite raises OperationalError for mistakes in the statement too: those are bugs.
+_MISTAKES = ("no such table", "no such column", "syntax error", "has no column")
+
+
 def is_store_outage(exc: BaseException) -> bool:
     """Whether `exc` says the store cannot be reached (rather than a bug in the job)."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, _UNREACHABLE)
+    if not isinstance(exc, _UNREACHABLE):
+        return False
+    text = str(exc).lower()
+    return not any(mistake in text for mistake in _MISTAKES)
 
 
 def first_line(exc: BaseException) -> str:

@@ -268,3 +268,20 @@ runner_specs = sa.Table(
     sa.Column("updated_by", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
 )
+
+# -- the servers watching each other -------------------------------------------------------
+# One row per server worker process: its last heartbeat and what it measured of itself.
+# A replica (a `pointsman serve`) is its rows; one silent past replica_down_after_s, and not
+# stopped on purpose, fires `replica_down` from any replica still alive.
+replica_heartbeats = sa.Table(
+    "replica_heartbeats",
+    metadata,
+    sa.Column("replica", sa.String(256), primary_key=True),
+    sa.Column("worker", sa.String(64), primary_key=True),  # the process id on its host
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True),  # a clean stop
+    sa.Column("cpu_ratio", sa.Float, nullable=True),  # CPU seconds per second since last beat
+    sa.Column("rss_bytes", sa.BigInteger, nullable=True),
+    sa.Column("loop_lag_ms", sa.Float, nullable=True),  # worst event-loop lag since last beat
+)

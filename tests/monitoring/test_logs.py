@@ -156,3 +156,16 @@ def test_json_server_log_has_an_access_line_per_request_and_never_the_key(
     assert any(x["status"] == 401 for x in access)
     assert all({"time", "level", "logger", "message"} <= set(x) for x in lines)
     assert any(x["logger"].startswith("uvicorn") for x in lines)  # uvicorn's own lines too
+
+
+def test_a_mistake_in_a_statement_is_not_an_outage(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select * from nowhere"))
+    except sa.exc.OperationalError as exc:
+        assert not is_store_outage(exc)
+    else:
+        raise AssertionError("the table exists")
+    finally:
+        engine.dispose()
