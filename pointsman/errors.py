@@ -14,6 +14,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── ArtifactTampered                500, sha256 no longer matches
 ├── ArtifactMissing                 500, a version's artifact is not in the store
 ├── ArtifactStoreUnavailable        503, the S3 artifact store cannot be reached or refuses
+├── InvalidBackup                   a backup folder that cannot be written or restored
 ├── UploadDigestMismatch            422, an uploaded body's sha256 is not the one declared
 ├── BadRequest                      400, malformed payload (with where it broke)
 ├── UnsupportedMediaType            415
@@ -173,6 +174,12 @@ class ArtifactTampered(PointsmanError):
             f"{expected[:12]}…. The artifact was changed after registration; restore it from a "
             "backup, or register the new file as a new version instead of editing the stored one."
         )
+
+
+class InvalidBackup(PointsmanError):
+    """`pointsman backup` or `restore` cannot go on: the message says why and what to do."""
+
+    code = "invalid_backup"
 
 
 class ArtifactMissing(PointsmanError):

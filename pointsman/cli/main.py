@@ -35,6 +35,11 @@ TABLE: dict[str, tuple[str, str]] = {
         "audit:audit",
         "Every admin action: register, deploy, route changes, promote, rollback, keys.",
     ),
+    "backup": (
+        "backup:backup",
+        "Back up the store and every version's artifacts into the new folder OUT, while servers "
+        "keep serving (SQLite: its online backup; PostgreSQL: pg_dump).",
+    ),
     "canary": (
         "canary:canary",
         "Move VERSION of MODEL through traffic steps while its gates hold against the baseline.",
@@ -90,6 +95,11 @@ TABLE: dict[str, tuple[str, str]] = {
         "replay:replay",
         "Run logged inputs on version --to; report agreement, changed labels, probability and "
         "latency differences (answered records only; shadows unless --role says otherwise).",
+    ),
+    "restore": (
+        "backup:restore",
+        "Restore a backup made by `pointsman backup` into this project (servers stopped), then "
+        "verify every artifact against its sha256. Exit 1 if one does not match.",
     ),
     "rollback": (
         "routes:rollback",
