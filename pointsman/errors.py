@@ -37,6 +37,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── RateLimited                     429, past the key's rate; carries Retry-After
 ├── RateLimiterUnavailable          503, the shared limiter (Redis) is down (policy closed)
 ├── KeyNotFound                     404, no active key of that name
+├── KeyInUse                        409, a key may not revoke itself over the API
 ├── TooManyRows                     422, more rows than max_rows_per_request
 ├── RequestTimedOut                 504, past request_timeout_s
 ├── UnsafeArtifact                  400, a format or type that runs code, not trusted
@@ -535,6 +536,18 @@ class RateLimiterUnavailable(PointsmanError):
             f"The API key {client!r} has a rate limit, and the shared rate limiter (Redis) "
             f"cannot be reached, so the request is refused (redis_down_policy = closed); "
             f"retry after {retry_after_s:.0f} s."
+        )
+
+
+class KeyInUse(PointsmanError):
+    status = HTTPStatus.CONFLICT
+    code = "key_in_use"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"The API key {name!r} is the one making this request: a key cannot revoke itself "
+            "(the caller would be locked out mid-call). Revoke it with another admin key, or "
+            f"with `pointsman keys revoke {name}` on the server."
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,10 +12,11 @@ from starlette.routing import BaseRoute
 from pointsman.alerts import RuleBook, build_rule, read_history, read_states
 from pointsman.alerts.dispatch import send_test
 from pointsman.alerts.metrics import METRICS
-from pointsman.alerts.rules import Rule
+from pointsman.alerts.rules import CONDITION, DURATION, NAME, Rule
 from pointsman.alerts.watch import rule_configs
 from pointsman.api.admin import ErrorOut, User, who
 from pointsman.api.common import project_of
+from pointsman.logstore.query import TIME_FORMS, parse_time
 
 router = APIRouter(
     prefix="/v1/admin/alerts",
@@ -35,16 +36,29 @@ class RuleIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str
-    when: str = Field(description="METRIC OP NUMBER, e.g. `error_rate > 0.02`.")
-    model: str = Field("*", description="The model watched; `*`: each model on its own.")
-    window: str = Field("5m", description="Span the metric is read over, e.g. 5m.")
-    for_: str = Field("0s", alias="for", description="How long the condition must hold.")
-    severity: str = Field("warn", description="info, warn or critical.")
+    name: str = Field(
+        pattern=NAME.pattern,
+        description="1-64 letters, digits, '.', '_' or '-' (not history or metrics).",
+    )
+    when: str = Field(
+        pattern=CONDITION.pattern, description="METRIC OP NUMBER, e.g. `error_rate > 0.02`."
+    )
+    model: str = Field(
+        "*", min_length=1, description="The model watched; `*`: each model on its own."
+    )
+    window: str = Field(
+        "5m", pattern=DURATION.pattern, description="Span the metric is read over, e.g. 5m."
+    )
+    for_: str = Field(
+        "0s", alias="for", pattern=DURATION.pattern, description="How long the condition holds."
+    )
+    severity: Literal["info", "warn", "critical"] = Field("warn", description="How urgent.")
     notify: list[str] = Field(
         default_factory=list, description="webhook=URL, slack=URL or email=ADDRESS each."
     )
-    cooldown: str = Field("1h", description="Repeat a firing alert at most this often; 0: never.")
+    cooldown: str = Field(
+        "1h", pattern=DURATION.pattern, description="Repeat a firing alert at most this often."
+    )
     description: str = ""
 
 
@@ -95,10 +109,10 @@ def history(
     request: Request,
     rule: str | None = None,
     model: str | None = None,
-    since: Annotated[datetime | None, Query(description="ISO time; default: all.")] = None,
+    since: Annotated[str | None, Query(description=f"From: {TIME_FORMS}; default: all.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[dict[str, Any]]:
-    return read_history(project_of(request).engine, rule, model, since, limit)
+    return read_history(project_of(request).engine, rule, model, _since(since), limit)
 
 
 @router.get("/{name}", summary="One alert rule with each model's state")
@@ -120,3 +134,8 @@ def test_rule(request: Request, name: str) -> list[dict[str, Any]]:
 
 def routes() -> list[BaseRoute]:
     return list(router.routes)
+
+
+def _since(text: str | None) -> datetime | None:
+    """A span back from now (`1h`) or an ISO time; BadLogQuery (400) naming `since`."""
+    return parse_time("since", text) if text is not None else None

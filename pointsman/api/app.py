@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -34,6 +35,7 @@ from pointsman.api import (
     v2,
 )
 from pointsman.api.fastpath import ServingApp, fast_routes
+from pointsman.api.openapi import build_openapi
 from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.monitoring.exposition import worker_exits
@@ -125,6 +127,13 @@ def build_app(settings: Settings) -> FastAPI:
     access.protect(app.router.routes, gate, table)
     app.fast_routes = fast_routes(inference.routes(), gate, table)
     app.has_access_log = settings.access_log
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app, table)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

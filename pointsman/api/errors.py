@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from pointsman.auth.ratelimit import retry_after_header
 from pointsman.errors import FieldProblem, PointsmanError
@@ -68,7 +69,30 @@ async def http_error(request: Request, exc: Exception) -> Response:
         message = f"{request.method} is not allowed on {request.url.path}."
     else:
         message = str(exc.detail)
-    return error_response(exc.status_code, {"error": message, "code": f"http_{exc.status_code}"})
+    response = error_response(
+        exc.status_code, {"error": message, "code": f"http_{exc.status_code}"}
+    )
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    if exc.status_code == 405:  # every method of the path, not only the first route's
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
+    return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the path the router matched (as documented: every route of it)."""
+    routes = request.app.router.routes
+    path = None
+    for route in routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            path = getattr(route, "path", None)
+            break
+    methods: set[str] = set()
+    for route in routes:
+        if path is not None and getattr(route, "path", None) == path:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:

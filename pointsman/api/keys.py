@@ -9,9 +9,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
+from pointsman.api.access import client_of
 from pointsman.api.admin import ErrorOut, User, who
 from pointsman.api.common import project_of
 from pointsman.auth import KeyBook, read_audit
+from pointsman.errors import KeyInUse
+from pointsman.logstore.query import TIME_FORMS, parse_time
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -20,6 +23,7 @@ router = APIRouter(
         401: {"model": ErrorOut, "description": "No valid API key"},
         403: {"model": ErrorOut, "description": "The key lacks the admin scope"},
         404: {"model": ErrorOut, "description": "Unknown key"},
+        409: {"model": ErrorOut, "description": "A key revoking itself"},
     },
 )
 
@@ -54,20 +58,27 @@ def create_key(request: Request, body: KeyIn, user: User = None) -> dict[str, An
 
 @router.delete("/keys/{name}", summary="Revoke an API key")
 def revoke_key(request: Request, name: str, user: User = None) -> dict[str, Any]:
+    if client_of(request) == name:
+        raise KeyInUse(name)
     return _book(request).revoke(name, who(request, user)).to_json()
 
 
 @router.get("/audit", summary="Admin actions: who, when, what, before and after")
 def audit(
     request: Request,
-    since: Annotated[datetime | None, Query(description="ISO time; default: all.")] = None,
+    since: Annotated[str | None, Query(description=f"From: {TIME_FORMS}; default: all.")] = None,
     action: Annotated[str | None, Query(description="An action or family: deploy, key.")] = None,
     target: Annotated[str | None, Query(description="model:churn, key:ci, …")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     engine = project_of(request).engine
-    return [e.to_json() for e in read_audit(engine, since, action, target, limit)]
+    return [e.to_json() for e in read_audit(engine, _since(since), action, target, limit)]
 
 
 def routes() -> list[BaseRoute]:
     return list(router.routes)
+
+
+def _since(text: str | None) -> datetime | None:
+    """A span back from now (`1h`) or an ISO time; BadLogQuery (400) naming `since`."""
+    return parse_time("since", text) if text is not None else None

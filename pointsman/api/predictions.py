@@ -31,7 +31,14 @@ def list_predictions(
     request: Request,
     model: str | None = None,
     version: int | None = None,
-    role: Annotated[str | None, Query(description="primary, fallback, pinned or shadow.")] = None,
+    role: Annotated[
+        str | None,
+        # The enum documents what the handler reads; a wrong role is its 400 naming them.
+        Query(
+            description="primary, fallback, pinned or shadow.",
+            json_schema_extra={"enum": ["primary", "fallback", "pinned", "shadow"]},
+        ),
+    ] = None,
     since: Annotated[str | None, Query(description=f"From: {TIME_FORMS}.")] = None,
     until: Annotated[str | None, Query(description=f"Before: {TIME_FORMS}.")] = None,
     request_id: str | None = None,
@@ -44,8 +51,8 @@ def list_predictions(
         model=model,
         version=version,
         role=role,
-        since=parse_time("since", since) if since else None,
-        until=parse_time("until", until) if until else None,
+        since=parse_time("since", since) if since is not None else None,
+        until=parse_time("until", until) if until is not None else None,
         request_id=request_id,
         has_error=has_error,
     )

@@ -71,7 +71,7 @@ async def test_add_get_list_test_history_remove(admin: httpx.AsyncClient, receiv
     ("body", "message"),
     [
         ({"name": "x", "when": "p95 > 1"}, "unknown metric 'p95'"),
-        ({"name": "x", "when": "p99_ms > 1", "severity": "page"}, "severity 'page' is not one"),
+        ({"name": "x", "when": "p99_ms > 1", "severity": "page"}, "'info', 'warn' or 'critical'"),
         ({"name": "x", "when": "p99_ms > 1", "cooldwn": "1h"}, "cooldwn"),
     ],
     ids=["unknown-metric", "bad-severity", "unknown-field"],
