@@ -32,7 +32,7 @@ from pointsman.pipeline import Pipeline
 from pointsman.project import Project
 from pointsman.routing.canary import CanaryController
 from pointsman.store.changes import RESYNC, ChangeListener
-from pointsman.store.outage import OutageLog
+from pointsman.store.outage import OutageLog, probe_of
 
 log = logging.getLogger("pointsman.worker")
 
@@ -90,7 +90,7 @@ class Worker:
         self._wakes: dict[str, asyncio.Event] = {}  # job name → set to run it now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._counted: dict[str, int] = {}  # totals already added to counters (deltas)
-        self.outage = OutageLog(self.describe_spool)
+        self.outage = OutageLog(self.describe_spool, probe=probe_of(project.engine))
         self.heart = Heart(project.engine, replica_name(settings))
         metrics.WORKERS.set(1)  # this process serves (a live gauge: summed over workers)
 

@@ -11,6 +11,7 @@ which is how another worker knows the folder is orphaned and ships it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -70,6 +71,7 @@ class Spool:
         self.appended = 0
         self.used_bytes = 0  # on disk in every folder under root (refreshed by the shipper)
         self._warned = False
+        self._disk_full = False  # logged once per episode; re-armed when a write succeeds
         self._lock = threading.Lock()  # the shipper seals from its thread
         # Locked under a hidden name, then renamed: no other worker can take a folder that
         # exists under its real name for an orphan before its owner holds the lock.
@@ -92,9 +94,12 @@ class Spool:
             if self.used_bytes + len(line) > self.budget_bytes:
                 self._over_budget()
                 return
-            os.write(self._fd, line)
+            if not self._write(line):
+                self._over_budget()  # the filesystem is full: as past the budget
+                return
             if self.fsync:
                 os.fsync(self._fd)
+            self._disk_full = False
             self._size += len(line)
             self.used_bytes += len(line)
             self.appended += 1
@@ -108,6 +113,27 @@ class Spool:
                 self.used_bytes, self.budget_bytes, 100 * self.used_bytes / self.budget_bytes,
                 "refused with 503" if self.refuse_when_full else "dropped (and counted)",
             )  # fmt: skip
+
+    def _write(self, line: bytes) -> bool:
+        """Append one whole line; False (nothing left behind) when the disk is full."""
+        try:
+            written = os.write(self._fd, line)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            written = -1
+        if written == len(line):
+            return True
+        if written != 0:  # a torn line would swallow the next record: cut it off
+            os.ftruncate(self._fd, self._size)
+        if not self._disk_full:
+            self._disk_full = True
+            log.error(
+                "the prediction log spool's filesystem is full (%s): records are %s until "
+                "space is freed", self.root,
+                "refused with 503" if self.refuse_when_full else "dropped (and counted)",
+            )  # fmt: skip
+        return False
 
     def _over_budget(self) -> None:
         if self.refuse_when_full:

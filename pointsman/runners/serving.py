@@ -12,6 +12,7 @@ from pointsman.registry import read_change_counter
 from pointsman.runners.directory import RunDir
 from pointsman.runners.supervisor import Key, Supervisor, Wanted
 from pointsman.store.changes import RESYNC, ChangeListener
+from pointsman.store.outage import OutageLog, probe_of
 
 log = logging.getLogger("pointsman.runners")
 
@@ -109,4 +110,5 @@ def build_supervisor(
         project.enforcement,
         drain_s=project.settings.runner_drain_s,
         on_event=on_event,
+        outage=OutageLog(probe=probe_of(project.engine)),
     )

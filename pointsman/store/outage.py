@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable
 
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
 
 from pointsman.errors import StoreUnavailable
 
@@ -66,9 +68,13 @@ class OutageLog:
         self,
         describe: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        probe: Callable[[], object] | None = None,
     ) -> None:
         self.describe = describe
         self.clock = clock
+        # A job may run cleanly without the store (from a cache): before the outage is
+        # called over, the store itself must answer.
+        self.probe = probe
         self.since: float | None = None  # when this outage started
         self.outages = 0  # how many started (tests, metrics)
         self._failing: set[str] = set()
@@ -103,6 +109,12 @@ class OutageLog:
             self._failing.discard(job)
             if self._failing:
                 return
+            if self.probe is not None:
+                try:
+                    self.probe()
+                except Exception:
+                    self._failing.add(job)
+                    return
             lasted_s = self.clock() - self.since
             self.since = None
         log.warning("store reachable again after %.0f s%s", lasted_s, self._described())
@@ -115,3 +127,13 @@ class OutageLog:
         except Exception as exc:  # the description must never hide the outage itself
             words = f"(no state: {type(exc).__name__})"
         return f"; {words}" if words else ""
+
+
+def probe_of(engine: Engine) -> Callable[[], object]:
+    """A cheap round trip to the store: `SELECT 1`."""
+
+    def probe() -> object:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT 1")).scalar()
+
+    return probe

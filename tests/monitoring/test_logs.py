@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from pointsman.monitoring.logs import REQUEST, JsonFormatter, bind, logging_config, scrub
 from pointsman.project import Project
-from pointsman.store.outage import OutageLog, is_store_outage
+from pointsman.store.outage import OutageLog, is_store_outage, probe_of
 from tests.conftest import Server, admin_headers, register_iris
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -169,3 +169,27 @@ def test_a_mistake_in_a_statement_is_not_an_outage(tmp_path: Path) -> None:
         raise AssertionError("the table exists")
     finally:
         engine.dispose()
+
+
+def test_a_job_running_from_a_cache_does_not_end_the_outage_while_the_store_is_down(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2")
+    up = sa.create_engine(f"sqlite:///{tmp_path / 'up.db'}")
+    probe = {"engine": down}
+    outage = OutageLog(probe=lambda: probe_of(probe["engine"])())
+    try:
+        with caplog.at_level(logging.INFO, logger="pointsman.store"):
+            outage.failed("runner supervision", unreachable_error())
+            outage.succeeded("runner supervision")  # from its cache: the store is still down
+            assert outage.is_down
+            probe["engine"] = up
+            outage.succeeded("runner supervision")
+            assert not outage.is_down
+        assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+            "store unreachable",
+            "store reachable again after 0 s",
+        ]
+    finally:
+        down.dispose()
+        up.dispose()

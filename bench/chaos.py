@@ -1,0 +1,438 @@
+"""Chaos and soak: what pointsman loses when things break under load (the answer should be 0).
+
+Scenarios (each on a fresh demo project, `pointsman serve` on 127.0.0.1, a bounded async load):
+
+- `kill`: SIGKILL of one HTTP worker mid-load. Every request answered 200 must have its
+  prediction record in the store once the dead worker's spool is shipped (the next start
+  ships orphans; here the survivors' shippers, then a final drain).
+- `pg`: the PostgreSQL store behind a TCP proxy this script runs; the proxy drops every
+  connection and refuses new ones for `--outage-s` (60 by default), then lets them through
+  again. Serving must go on, and every answered request must be in the store afterwards.
+- `spoolfull`: the spool on a small tmpfs this script mounts (root only); the store is
+  stopped from taking records (the spool only grows), the configured policy applies:
+  `refuse` answers 503 past the budget, never 200 without a record.
+- `soak`: `--minutes` of steady load at `--rate` requests/s: RSS, open fds and threads of
+  the server processes sampled each minute, p99 per minute.
+
+    .venv/bin/python bench/chaos.py kill pg spoolfull soak --minutes 2 [--json out.json]
+
+Loopback only, bounded in time and request count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from log_scale import drop_postgres, fresh_postgres, pg_project
+from serve_vs_minimal import BODY, VENV_BIN, make_demo, make_key
+
+from pointsman.logstore.shipper import ship_segments
+from pointsman.logstore.spool import segments_in
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+# -- the server and the load -----------------------------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    """`pointsman serve` in its own process group; stop() ends the group."""
+
+    def __init__(self, project: Path, workers: int, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = project / f"serve-{self.port}.log"
+        argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "serve",
+                "--port", str(self.port), "--workers", str(workers)]  # fmt: skip
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log.read_text()[-3000:])
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server did not get ready")
+
+    def pids(self) -> list[int]:
+        """The server and its workers (its process group), runners included."""
+        out = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError):
+                if int(stat.read_text().rpartition(")")[2].split()[2]) == self.proc.pid:
+                    out.append(int(stat.parent.name))
+        return out
+
+    def workers(self) -> list[int]:
+        """uvicorn's worker processes: children of the server running the app."""
+        out = []
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                ppid = int(status.split("PPid:")[1].split()[0])
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if ppid == self.proc.pid and b"forkserver" not in cmd and b"resource_tr" not in cmd:
+                    out.append(pid)
+        return out
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+class Load:
+    """Requests at a steady rate (bounded concurrency); each answer's status and latency."""
+
+    def __init__(self, url: str, key: str, rate: float, concurrency: int = 16) -> None:
+        self.url = f"{url}/v1/models/churn/predict"
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self.rate = rate
+        self.concurrency = concurrency
+        self.answers: list[tuple[float, int, float, str]] = []  # at, status, latency, rid
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    async def _run(self) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+        limits = httpx.Limits(max_connections=self.concurrency)
+        async with httpx.AsyncClient(timeout=10, limits=limits) as http:
+            tasks = set()
+            start = time.monotonic()
+            n = 0
+            while not self._stop.is_set():
+                n += 1
+                await asyncio.sleep(max(0.0, start + n / self.rate - time.monotonic()))
+                await gate.acquire()
+                task = asyncio.create_task(self._one(http, gate))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _one(self, http: httpx.AsyncClient, gate: asyncio.Semaphore) -> None:
+        rid = uuid.uuid4().hex
+        t = time.perf_counter()
+        status = 0
+        try:
+            answer = await http.post(
+                self.url, content=BODY, headers={**self.headers, "X-Request-ID": rid}
+            )
+            status = answer.status_code
+        except httpx.HTTPError:
+            status = -1  # no answer: a connection to the killed worker, say
+        finally:
+            gate.release()
+            self.answers.append((time.monotonic(), status, time.perf_counter() - t, rid))
+
+    def acknowledged(self) -> set[str]:
+        return {rid for _, status, _, rid in self.answers if status == 200}
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for _, status, _, _ in self.answers:
+            out[str(status)] = out.get(str(status), 0) + 1
+        return out
+
+
+def logged_ids(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("select request_id from prediction_log")).all()
+        return {r[0] for r in rows}
+    finally:
+        engine.dispose()
+
+
+def drain_spool(project: Path, url: str) -> int:
+    """Ship what stopped workers left in the spool (what the next start would ship)."""
+    engine = sa.create_engine(url)
+    count = 0
+    try:
+        for folder in sorted((project / "spool").glob("*")):
+            if folder.is_dir() and not folder.name.startswith("."):
+                count += ship_segments(engine, segments_in(folder))
+    finally:
+        engine.dispose()
+    return count
+
+
+def store_url(project: Path) -> str:
+    text = (project / "pointsman.toml").read_text()
+    for line in text.splitlines():
+        if line.startswith("database_url"):
+            return line.split("=", 1)[1].strip().strip('"')
+    return f"sqlite:///{project / 'pointsman.db'}"
+
+
+def set_options(project: Path, **options: Any) -> None:
+    """Set top-level options of pointsman.toml (replacing any already there)."""
+    path = project / "pointsman.toml"
+    lines = [
+        line
+        for line in path.read_text().splitlines()
+        if line.split("=", 1)[0].strip() not in options
+    ]
+    lines = [f"{name} = {json.dumps(value)}" for name, value in options.items()] + lines
+    path.write_text("\n".join(lines) + "\n")
+
+
+# -- scenarios --------------------------------------------------------------------------
+def scenario_kill(demo: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """SIGKILL of one HTTP worker mid-load; acknowledged requests missing from the log."""
+    project = copy_project(demo, "kill")
+    key = make_key(project)
+    server = Served(project, workers=2)
+    load = Load(server.url, key, args.rate)
+    try:
+        load.start()
+        time.sleep(args.seconds / 2)
+        victim = server.workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(args.seconds / 2)
+        load.stop()
+    finally:
+        server.stop()
+    url = store_url(project)
+    drained = drain_spool(project, url)
+    missing = load.acknowledged() - logged_ids(url)
+    return {
+        "answers": load.counts(),
+        "acknowledged": len(load.acknowledged()),
+        "shipped_after_stop": drained,
+        "missing": len(missing),
+        "killed_pid": victim,
+    }
+
+
+async def proxy_forever(
+    listen: int, target: int, open_: threading.Event, stop: threading.Event
+) -> None:
+    """A TCP proxy to `target`; while `open_` is clear it drops every connection."""
+    live: set[asyncio.StreamWriter] = set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not open_.is_set():
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
+        live.update({writer, up_writer})
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        live.difference_update({writer, up_writer})
+
+    server = await asyncio.start_server(handle, "127.0.0.1", listen)
+    was_open = True
+    while not stop.is_set():
+        if was_open and not open_.is_set():
+            for w in list(live):
+                w.transport.abort()  # the outage: every connection reset at once
+        was_open = open_.is_set()
+        await asyncio.sleep(0.05)
+    server.close()
+
+
+def scenario_pg(demo: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """PostgreSQL unreachable for --outage-s behind the proxy; records lost afterwards."""
+    url = fresh_postgres(PG_ADMIN)
+    port = free_port()
+    proxied = sa.engine.make_url(url).set(port=port).render_as_string(False)
+    open_, stop = threading.Event(), threading.Event()
+    open_.set()
+    proxy = threading.Thread(
+        target=lambda: asyncio.run(proxy_forever(port, 5432, open_, stop)), daemon=True
+    )
+    proxy.start()
+    try:
+        project = pg_project(demo, Path(tempfile.mkdtemp(prefix="chaos-pg-")), url)
+        set_options(project, database_url=proxied)
+        key = make_key(project)
+        server = Served(project, workers=2)
+        load = Load(server.url, key, args.rate)
+        try:
+            load.start()
+            time.sleep(5)
+            open_.clear()
+            down_at = time.monotonic()
+            time.sleep(args.outage_s)
+            open_.set()
+            up_at = time.monotonic()
+            time.sleep(15)  # the shippers catch up
+            load.stop()
+        finally:
+            server.stop()
+        during = [a for a in load.answers if down_at <= a[0] < up_at]
+        drained = drain_spool(project, url)
+        missing = load.acknowledged() - logged_ids(url)
+        text = server.log.read_text()
+        return {
+            "outage_s": args.outage_s, "answers": load.counts(),
+            "answered_200_during_outage": sum(1 for a in during if a[1] == 200),
+            "requests_during_outage": len(during), "acknowledged": len(load.acknowledged()),
+            "shipped_after_stop": drained, "missing": len(missing),
+            "log_lines": len(text.splitlines()), "tracebacks": text.count("Traceback"),
+            "outage_warnings": text.count("store unreachable"),
+            "recovery_lines": text.count("store reachable again"),
+        }  # fmt: skip
+    finally:
+        stop.set()
+        proxy.join(5)
+        drop_postgres(url, PG_ADMIN)
+
+
+def scenario_spoolfull(demo: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The spool on a 2 MiB tmpfs, the store taking nothing; policy `refuse`."""
+    project = copy_project(demo, "spoolfull")
+    mount = project / "spool"
+    mount.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        # The budget is past the filesystem: the disk fills first, as it would in production.
+        set_options(project, log_spool_full_policy="refuse", log_spool_budget_bytes=64 * 2**20,
+                    log_ship_interval_s=3600.0)  # fmt: skip
+        key = make_key(project)
+        server = Served(project, workers=1)
+        load = Load(server.url, key, args.rate)
+        try:
+            load.start()
+            time.sleep(args.seconds)
+            load.stop()
+        finally:
+            server.stop()
+        url = store_url(project)
+        drained = drain_spool(project, url)
+        missing = load.acknowledged() - logged_ids(url)
+        return {"answers": load.counts(), "acknowledged": len(load.acknowledged()),
+                "shipped_after_stop": drained, "missing": len(missing)}  # fmt: skip
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def scenario_soak(demo: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """--minutes of steady load: per minute RSS, fds, threads of the server, and p99."""
+    project = copy_project(demo, "soak")
+    key = make_key(project)
+    server = Served(project, workers=2)
+    load = Load(server.url, key, args.rate)
+    minutes = []
+    try:
+        load.start()
+        start = time.monotonic()
+        for minute in range(args.minutes):
+            time.sleep(max(0.0, start + 60 * (minute + 1) - time.monotonic()))
+            now = time.monotonic()
+            lat = [a[2] for a in load.answers if now - 60 <= a[0] < now and a[1] == 200]
+            minutes.append({"minute": minute + 1, **sample(server.pids()),
+                            "requests": len(lat), "p99_ms": p99_ms(lat)})  # fmt: skip
+        load.stop()
+    finally:
+        server.stop()
+    first, last = minutes[0], minutes[-1]
+    p99s = [m["p99_ms"] for m in minutes]
+    return {
+        "rate": args.rate, "minutes": minutes, "answers": load.counts(),
+        "rss_growth_pct": round(100 * (last["rss_mib"] / first["rss_mib"] - 1), 1),
+        "fd_growth": last["fds"] - first["fds"],
+        "thread_growth": last["threads"] - first["threads"],
+        "p99_spread_pct": round(100 * (max(p99s) / min(p99s) - 1), 1) if min(p99s) > 0 else None,
+    }  # fmt: skip
+
+
+def sample(pids: list[int]) -> dict[str, Any]:
+    rss = fds = threads = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            rss += int(status.split("VmRSS:")[1].split()[0])
+            threads += int(status.split("Threads:")[1].split()[0])
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+    return {"rss_mib": round(rss / 1024, 1), "fds": fds, "threads": threads}
+
+
+def p99_ms(latencies: list[float]) -> float:
+    if len(latencies) < 2:
+        return 0.0
+    return round(1000 * statistics.quantiles(latencies, n=100)[98], 2)
+
+
+def copy_project(demo: Path, name: str) -> Path:
+    target = demo.parent / name
+    shutil.copytree(demo, target, ignore=shutil.ignore_patterns("spool", "serve-*.log"))
+    return target
+
+
+SCENARIOS = {"kill": scenario_kill, "pg": scenario_pg, "spoolfull": scenario_spoolfull,
+             "soak": scenario_soak}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("scenarios", nargs="+", choices=sorted(SCENARIOS))
+    p.add_argument("--rate", type=float, default=100.0, help="requests per second")
+    p.add_argument("--seconds", type=float, default=20.0, help="load per kill/spoolfull run")
+    p.add_argument("--outage-s", type=float, default=60.0)
+    p.add_argument("--minutes", type=int, default=30, help="soak length")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="pointsman-chaos-") as tmp:
+        demo = make_demo(Path(tmp) / "demo")
+        for name in args.scenarios:
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            results[name] = SCENARIOS[name](demo, args)
+            print(json.dumps({name: results[name]}, indent=1), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
