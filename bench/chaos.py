@@ -8,8 +8,8 @@ Scenarios (each on a fresh demo project, `pointsman serve` on 127.0.0.1, a bound
 - `pg`: the PostgreSQL store behind a TCP proxy this script runs; the proxy drops every
   connection and refuses new ones for `--outage-s` (60 by default), then lets them through
   again. Serving must go on, and every answered request must be in the store afterwards.
-- `spoolfull`: the spool on a small tmpfs this script mounts (root only); the store is
-  stopped from taking records (the spool only grows), the configured policy applies:
+- `spoolfull`: the spool on a small tmpfs this script mounts (root only, `--spool-kib`);
+  the store is kept from taking records (the spool only grows); the configured policy applies:
   `refuse` answers 503 past the budget, never 200 without a record.
 - `soak`: `--minutes` of steady load at `--rate` requests/s: RSS, open fds and threads of
   the server processes sampled each minute, p99 per minute.
@@ -329,11 +329,13 @@ def scenario_pg(demo: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def scenario_spoolfull(demo: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The spool on a 2 MiB tmpfs, the store taking nothing; policy `refuse`."""
+    """The spool on a small tmpfs (--spool-kib), the store taking nothing; policy `refuse`."""
     project = copy_project(demo, "spoolfull")
     mount = project / "spool"
     mount.mkdir(exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={args.spool_kib}k", "tmpfs", str(mount)], check=True
+    )
     try:
         # The budget is past the filesystem: the disk fills first, as it would in production.
         set_options(project, log_spool_full_policy="refuse", log_spool_budget_bytes=64 * 2**20,
@@ -419,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=100.0, help="requests per second")
     p.add_argument("--seconds", type=float, default=20.0, help="load per kill/spoolfull run")
     p.add_argument("--outage-s", type=float, default=60.0)
+    p.add_argument("--spool-kib", type=int, default=512, help="size of the spool's tmpfs")
     p.add_argument("--minutes", type=int, default=30, help="soak length")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
