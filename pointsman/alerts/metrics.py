@@ -65,6 +65,11 @@ class Metric:
     per_model: bool = True
     per_replica: bool = False
 
+    @property
+    def scope(self) -> str:
+        """What it is measured for: each model, each replica, or the whole server."""
+        return "replica" if self.per_replica else "model" if self.per_model else "server"
+
 
 METRICS: dict[str, Metric] = {}
 

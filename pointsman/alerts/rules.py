@@ -217,8 +217,10 @@ def build_rule(
     condition = Condition.parse(when, name, check_metric)
     model = model.strip() or "*"
     if check_metric and model != "*" and not get_metric(condition.metric, name).per_model:
+        scope = get_metric(condition.metric, name).scope
+        where = "each replica" if scope == "replica" else "the whole server"
         raise InvalidAlertRule(
-            name, f"{condition.metric} is measured for the whole server, not per model: "
+            name, f"{condition.metric} is measured for {where}, not per model: "
             "leave out the model (--model)",
         )  # fmt: skip
     return Rule(

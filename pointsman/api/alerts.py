@@ -97,7 +97,7 @@ def list_metrics() -> list[dict[str, str]]:
         {
             "name": m.name,
             "unit": m.unit,
-            "scope": "model" if m.per_model else "server",
+            "scope": m.scope,
             "help": m.help,
         }
         for m in sorted(METRICS.values(), key=lambda m: m.name)

@@ -183,8 +183,7 @@ def test(ctx: Context, name: str) -> None:
 def metrics(ctx: Context) -> None:
     """The metrics a rule's --when can name."""
     rows = [
-        [m.name, m.unit, "model" if m.per_model else "server", m.help]
-        for m in sorted(METRICS.values(), key=lambda m: m.name)
+        [m.name, m.unit, m.scope, m.help] for m in sorted(METRICS.values(), key=lambda m: m.name)
     ]
     table(None, ["metric", "unit", "per", "meaning"], rows)
 
