@@ -77,7 +77,10 @@ def schemathesis(url: str, config: Path, *headers: str) -> subprocess.CompletedP
     command = [st, "--config-file", str(config), "run", f"{url}/openapi.json", "--checks", "all"]
     for header in headers:
         command += ["-H", header]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    # Run in the config's folder: schemathesis keeps its cache (.schemathesis/) there.
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, cwd=config.parent
+    )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
