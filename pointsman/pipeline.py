@@ -380,7 +380,7 @@ class Pipeline:
             if shadow.sample >= 1 or self.rng.random() < shadow.sample:
                 job = ShadowJob(
                     route.model, route.revision, shadow.version, frame, outputs,
-                    outcome.request_id, outcome.protocol,
+                    outcome.request_id, outcome.protocol, route.policy.agreement,
                 )  # fmt: skip
                 self.shadows.offer(job)  # a full queue drops the copy and counts it
 
@@ -424,7 +424,7 @@ class ShadowRuns:
             self._record(job, frame, outputs, elapsed, fault or failure)
         cell = self.stats.cell(job.model, job.revision, job.version, "shadow")
         compared, agreed = cell.compared, cell.agreed
-        compare(job.primary, outputs, cell)
+        compare(job.primary, outputs, cell, job.agreement)
         number = str(job.version)
         metrics.SHADOW_COMPARED.labels(job.model, number).inc(cell.compared - compared)
         metrics.SHADOW_AGREED.labels(job.model, number).inc(cell.agreed - agreed)

@@ -31,7 +31,7 @@ from pointsman.protocols import CODECS, Codec
 
 log = logging.getLogger("pointsman.api")
 
-Kind = Literal["open", "client", "predict", "read", "register", "admin"]
+Kind = Literal["open", "client", "predict", "read", "register", "outcome", "admin"]
 ModelOf = Callable[[Scope], str | None]
 
 
@@ -63,8 +63,9 @@ def default_model(scope: Scope) -> str | None:
 class Access:
     """One endpoint's requirement: `kind` of scope on the model `model_of` names.
 
-    open: no key. client: any valid key. predict/read/register: `predict:<model>`,
-    `read:<model>`, `register:<model>` (`…:*` without a model); `also` lists kinds accepted as well.
+    open: no key. client: any valid key. predict/read/register/outcome: `predict:<model>`,
+    `read:<model>`, `register:<model>`, `outcome:<model>` (`…:*` without a model); `also`
+    lists kinds accepted as well.
     admin: the `admin` scope. `codec`, on inference endpoints, shapes the error body the
     way that protocol's clients read it (MLflow's, say).
     """
@@ -130,6 +131,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v2/models/{model}/versions/{version}/ready"): DESCRIBE,
     # the prediction log of one model (all models: read:*)
     ("GET", "/v1/predictions"): Access("read", query_model),
+    # the true values of earlier predictions (a labelling job's key: outcome:<model>)
+    ("POST", "/v1/models/{model}/outcomes"): Access("outcome"),
     # the catalogue entry of one model; every change is admin
     ("GET", ADMIN_MODELS): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}"): READ,

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute
 from pointsman.api.access import client_of
 from pointsman.api.common import project_of
 from pointsman.routing import Arm, Policy, Shadow, history_json
+from pointsman.routing.agreement import Agreement
 from pointsman.routing.canary import canary_status
 from pointsman.validation.policy import ValidationPolicy
 
@@ -99,6 +100,14 @@ SIGNATURE_CHANGE = (
 )
 
 
+class AgreementIn(Body):
+    """When a shadow's answer agrees with the primary's (docs/release-gates.md)."""
+
+    abs_tol: float = Field(1e-6, ge=0)
+    rel_tol: float = Field(0.01, ge=0)
+    prob_tol: float | None = Field(None, ge=0, le=1)
+
+
 class PolicyIn(Body):
     """A whole traffic policy: a field left out is cleared or takes its default."""
 
@@ -110,6 +119,8 @@ class PolicyIn(Body):
     breaker_failures: int = 5
     breaker_pause_s: float = 30.0
     validation: ValidationIn = ValidationIn()
+    outcome_key: str | None = None
+    agreement: AgreementIn = AgreementIn()
     reason: str = ""
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
     expect_revision: int | None = Field(
@@ -175,6 +186,8 @@ def put_route(request: Request, model: str, body: PolicyIn, user: User = None) -
         breaker_failures=body.breaker_failures,
         breaker_pause_s=body.breaker_pause_s,
         validation=body.validation.policy(),
+        outcome_key=body.outcome_key,
+        agreement=Agreement(**body.agreement.model_dump()),
         # An ended canary stays on record; a running one makes `apply` refuse.
         canary=in_force.policy.canary if in_force else None,
     )

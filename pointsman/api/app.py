@@ -27,6 +27,7 @@ from pointsman.api import (
     keys,
     metrics,
     mlflow,
+    outcomes,
     predictions,
     runners,
     uploads,
@@ -115,6 +116,7 @@ def build_app(settings: Settings) -> FastAPI:
         runners,
         keys,
         predictions,
+        outcomes,
         alerts,
         metrics,
     )

@@ -1,5 +1,5 @@
-"""Scopes: `predict:<model>`, `read:<model>`, `register:<model>` (or `*` for every model)
-and `admin`.
+"""Scopes: `predict:<model>`, `read:<model>`, `register:<model>`, `outcome:<model>` (or `*`
+for every model) and `admin`.
 
 `admin` covers every scope: the key `pointsman init` prints can do anything.
 """
@@ -11,7 +11,7 @@ import re
 from pointsman.errors import BadRequest
 
 _MODEL = r"(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-_SCOPE = re.compile(rf"^(admin|(predict|read|register):{_MODEL})$")
+_SCOPE = re.compile(rf"^(admin|(predict|read|register|outcome):{_MODEL})$")
 
 
 def check_scopes(scopes: list[str]) -> list[str]:
@@ -19,13 +19,13 @@ def check_scopes(scopes: list[str]) -> list[str]:
     if not scopes:
         raise BadRequest(
             "A key needs at least one scope: --scope predict:MODEL, read:MODEL, "
-            "register:MODEL or admin."
+            "register:MODEL, outcome:MODEL or admin."
         )
     for scope in scopes:
         if not _SCOPE.match(scope):
             raise BadRequest(
                 f"Scope {scope!r} is not understood; use predict:MODEL, read:MODEL, "
-                "register:MODEL (MODEL may be *) or admin."
+                "register:MODEL, outcome:MODEL (MODEL may be *) or admin."
             )
     return sorted(set(scopes))
 

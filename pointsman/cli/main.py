@@ -73,6 +73,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "The prediction log: `pointsman log MODEL [filters]`, `pointsman log prune`.",
     ),
     "models": ("models:list_models", "List models, their versions and what is deployed."),
+    "outcomes": (
+        "outcomes:outcomes",
+        "Outcomes: the true values of predictions, by request id or by the route's outcome key.",
+    ),
     "predict": (
         "predict:predict",
         'Predict with MODEL on PAYLOAD ({"rows": [...]} or {"columns": [...], "data": [...]}).',

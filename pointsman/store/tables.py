@@ -268,3 +268,24 @@ runner_specs = sa.Table(
     sa.Column("updated_by", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
 )
+
+# -- outcomes (issue 17) -------------------------------------------------------------------
+# The true value of a prediction, arriving minutes or weeks later: by request id (and row of
+# that request), or by a business key the route names (`outcome_key`, e.g. customer_id).
+# Joined to prediction records when read, so an outcome that comes before its record is
+# matched once the record is shipped. One row per key: posting it again replaces the value.
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("key_name", sa.String(128), nullable=False),  # request_id, or the business key
+    sa.Column("key_value", sa.String(256), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),  # row of the request (0 for business keys)
+    sa.Column("outcome", sa.JSON, nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("client", sa.String(128), nullable=True),
+    sa.UniqueConstraint("model", "key_name", "key_value", "row", name="uq_outcomes_key"),
+    sa.Index("ix_outcomes_model_received", "model", "received_at"),
+)
