@@ -333,6 +333,12 @@ class Settings(StorageSettings):
         gt=0,
         description="The window of logged requests each drift run looks at, in seconds.",
     )
+    quality_window_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="GET /metrics: the quality gauges score the predictions of this many "
+        "seconds back that have outcomes (recomputed at most once a minute per process).",
+    )
     drift_history_days: float = Field(
         default=90.0,
         ge=0,

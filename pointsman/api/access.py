@@ -144,6 +144,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", ADMIN_MODELS + "/{model}/route"): READ,
     ("GET", ADMIN_MODELS + "/{model}/route/history"): READ,
     ("GET", ADMIN_MODELS + "/{model}/canary"): READ,
+    ("GET", ADMIN_MODELS + "/{model}/quality"): READ,
     ("PUT", ADMIN_MODELS + "/{model}/route"): ADMIN,
     ("POST", ADMIN_MODELS + "/{model}/deploy"): ADMIN,
     ("POST", ADMIN_MODELS + "/{model}/promote"): ADMIN,

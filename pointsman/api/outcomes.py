@@ -6,9 +6,10 @@ threadpool, off the event loop.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
@@ -16,6 +17,8 @@ from pointsman.api.access import client_of
 from pointsman.api.admin import ErrorOut
 from pointsman.api.common import project_of
 from pointsman.logstore.outcomes import MAX_OUTCOMES, parse_outcomes, store_outcomes
+from pointsman.logstore.query import ROLES, TIME_FORMS, parse_span, parse_time
+from pointsman.monitoring.quality import QualityQuery, quality_report
 
 router = APIRouter(
     prefix="/v1/models",
@@ -48,5 +51,40 @@ def post_outcomes(request: Request, model: str, body: OutcomesIn) -> dict[str, A
     return {"model": model, **counts}
 
 
+quality_router = APIRouter(
+    prefix="/v1/admin/models",
+    tags=["admin"],
+    responses={
+        400: {"model": ErrorOut, "description": "A time or window that cannot be read"},
+        404: {"model": ErrorOut, "description": "Unknown model"},
+    },
+)
+
+
+@quality_router.get("/{model}/quality", summary="Quality against outcomes, per version and window")
+def get_quality(
+    request: Request,
+    model: str,
+    since: Annotated[str, Query(description=f"From: {TIME_FORMS}.")] = "7d",
+    until: Annotated[str | None, Query(description=f"Before: {TIME_FORMS}.")] = None,
+    window: Annotated[str | None, Query(description="Window length, e.g. 1d.")] = None,
+    version: int | None = None,
+    role: Annotated[str | None, Query(description=", ".join(ROLES))] = None,
+) -> dict[str, Any]:
+    """Accuracy, log loss, AUC, calibration (classifiers) or MAE, RMSE, bias (regressors)."""
+    project = project_of(request)
+    project.registry.version_numbers(model)
+    now = datetime.now(UTC)
+    query = QualityQuery(
+        model,
+        parse_time("since", since, now),
+        parse_time("until", until, now) if until else now,
+        parse_span("window", window).total_seconds() if window else None,
+        version,
+        role,
+    )
+    return quality_report(project.engine, project.routes, query)
+
+
 def routes() -> list[BaseRoute]:
-    return list(router.routes)
+    return list(router.routes) + list(quality_router.routes)

@@ -89,6 +89,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "routes:promote",
         "Make VERSION the sole primary of MODEL; a running canary of it ends as promoted.",
     ),
+    "quality": (
+        "quality:quality",
+        "Score MODEL's predictions against their outcomes, per version, role and window.",
+    ),
     "register": ("models:register", "Store ARTIFACT as a new version of MODEL."),
     "replay": (
         "replay:replay",

@@ -64,3 +64,15 @@ async def test_a_labelling_key_posts_outcomes_once_and_again_without_effect(
     assert refused.status_code == 400 and "--outcome-key" in refused.json()["error"]
     unknown = await client.post("/v1/models/nope/outcomes", json=body)
     assert unknown.status_code == 404
+    quality = await client.get("/v1/admin/models/churn/quality", params={"since": "1h"})
+    assert quality.status_code == 200, quality.text
+    (group,) = quality.json()["groups"]
+    assert group["labelled"] == 2 and group["version"] == 1 and group["role"] == "primary"
+    assert group["kind"] == "classification" and 0 <= group["accuracy"] <= 1
+    scraped = (await client.get("/metrics")).text
+    assert (
+        'pointsman_quality_labelled{model_name="churn",model_version="1",role="primary"} 2.0'
+        in (scraped)
+    )
+    bad = await client.get("/v1/admin/models/churn/quality", params={"window": "soon"})
+    assert bad.status_code == 400 and "window" in bad.json()["error"]

@@ -39,3 +39,6 @@ def test_outcomes_add_by_request_id_and_by_business_key(
     assert '"by_key": 1' in stored.output
     missing = run(*p, "outcomes", "add", "iris", "-f", str(by_key), code=1)
     assert "--column" in missing.output
+    assert "No labelled predictions" in run(*p, "quality", "iris").output
+    assert '"groups": []' in run(*p, "quality", "iris", "--window", "1h", "--json").output
+    assert "--window" in run(*p, "quality", "iris", "--window", "x", code=1).output
