@@ -45,6 +45,21 @@ class AlertRuleConfig(BaseModel):
     description: str = ""
 
 
+class GateConfig(BaseModel):
+    """The `[gate]` table of pointsman.toml: thresholds of `pointsman gate` (and the defaults
+    of `diff` and `bench` when their options are not given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_flip_rate: float | None = Field(0.02, ge=0, le=1)
+    max_mean_abs_diff: float | None = Field(None, ge=0)
+    max_p99_ratio: float | None = Field(1.2, gt=0)
+    max_refused_rate: float = Field(0.0, ge=0, le=1)
+    bench_rows: list[int] = Field(default_factory=lambda: [1, 64])
+    bench_concurrency: list[int] = Field(default_factory=lambda: [1, 8])
+    bench_requests: int = Field(200, ge=10)
+
+
 class RunnerConfig(BaseModel):
     """One `[runners.MODEL]` (or `[runners."MODEL:VERSION"]`, `[runners."*"]`) table of
     pointsman.toml: where and under which limits a model's runners run. Fields left out
@@ -266,6 +281,15 @@ class Settings(StorageSettings):
         gt=0,
         description="Longest a predict request may take, reading and model included; past "
         "it the caller gets 504.",
+    )
+    gate: GateConfig = Field(
+        default_factory=GateConfig,
+        description="Thresholds of `pointsman gate` in a `[gate]` table: `max_flip_rate` "
+        "(label flips against the version in force, default 0.02), `max_mean_abs_diff` "
+        "(regressors: of predictions; classifiers: of probabilities), `max_p99_ratio` (p99 "
+        "latency against the version in force, default 1.2), `max_refused_rate` (test rows "
+        "validation would refuse, default 0), `bench_rows`, `bench_concurrency`, "
+        "`bench_requests` (per cell).",
     )
     alerts: list[AlertRuleConfig] = Field(
         default_factory=list,

@@ -51,6 +51,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "routes:deploy",
         "Make VERSION the version that answers MODEL (a new route revision).",
     ),
+    "diff": (
+        "diff:diff",
+        "Compare B's answers with A's on a test set, row by row and on average.",
+    ),
     "drift": (
         "drift:drift",
         "Compare MODEL's recent inputs and predictions with each version's training data.",
