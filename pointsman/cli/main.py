@@ -35,6 +35,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "audit:audit",
         "Every admin action: register, deploy, route changes, promote, rollback, keys.",
     ),
+    "bench": (
+        "bench:bench",
+        "Time VERSIONs of MODEL against the version in force, side by side in one run.",
+    ),
     "canary": (
         "canary:canary",
         "Move VERSION of MODEL through traffic steps while its gates hold against the baseline.",

@@ -6,12 +6,15 @@ from typing import Any
 
 import pandas as pd
 
+from pointsman.errors import BadRequest
+from pointsman.gates.bench import BenchLimits, BenchPlan, bench_failures, run_bench
 from pointsman.gates.diff import DiffLimits, diff_report
 from pointsman.gates.sides import Side, file_side, frame_for, version_side
 from pointsman.project import Project
 from pointsman.registry import VersionRecord
 from pointsman.routing.agreement import Agreement
 from pointsman.runners.session import RunnerSession
+from pointsman.types import Frame
 
 
 def resolve(project: Project, session: RunnerSession, model: str, spec: str) -> Side:
@@ -56,3 +59,53 @@ def run_diff(
         "model": model,
         **diff_report(kept, a, b, (sides[0].name, sides[1].name), agreement, target, limits),
     }
+
+
+def bench_frames(
+    record: VersionRecord, data: pd.DataFrame | None, sizes: tuple[int, ...]
+) -> dict[int, Frame]:
+    """Frames of each size from the test set (or the version's input example), repeated."""
+    if data is None:
+        if not record.input_example:
+            raise BadRequest(
+                f"{record.model} version {record.number} has no input example; give --data "
+                "with rows of its inputs."
+            )
+        data = pd.DataFrame(record.input_example)
+    if data.empty:
+        raise BadRequest("The test set has no rows; give --data with rows of the model's inputs.")
+    out = {}
+    for size in sizes:
+        picked = data.iloc[[i % len(data) for i in range(size)]].reset_index(drop=True)
+        out[size] = frame_for(record.signature, picked, "The test set")
+    return out
+
+
+def run_bench_check(
+    project: Project,
+    session: RunnerSession,
+    model: str,
+    numbers: list[str],
+    data: pd.DataFrame | None,
+    plan: BenchPlan,
+    limits: BenchLimits,
+) -> dict[str, Any]:
+    """The benchmark of the version in force and `numbers`, side by side, and its verdict."""
+    baseline = baseline_of(project, model)
+    records = [baseline] + [
+        r for r in (project.registry.get_version(model, n) for n in numbers)
+        if r.number != baseline.number
+    ]  # fmt: skip
+    frames = bench_frames(baseline, data, plan.rows)
+    results = run_bench(session, records, frames, plan)
+    failures = bench_failures(results, f"v{baseline.number}", limits)
+    return {
+        "model": model,
+        "baseline": f"v{baseline.number}",
+        "plan": {"rows": list(plan.rows), "concurrency": list(plan.concurrency),
+                 "requests": plan.requests},
+        "limits": {"max_p99_ratio": limits.max_p99_ratio, "slack_ms": limits.slack_ms},
+        "versions": results,
+        "failures": failures,
+        "passed": not failures,
+    }  # fmt: skip
