@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from pointsman.alerts import Dispatcher, Evaluator, RuleBook
 from pointsman.auth import KeyCache
 from pointsman.catalog import Catalog
+from pointsman.gates.verdicts import canary_quality_check
 from pointsman.monitoring import metrics
 from pointsman.monitoring.monitor import DriftMonitor
 from pointsman.pipeline import Pipeline
@@ -69,7 +70,10 @@ class Worker:
         self.pipeline = pipeline
         self.keys = keys
         holder = pipeline.stats.worker
-        self.canary = CanaryController(project.engine, project.routes, holder)
+        self.canary = CanaryController(
+            project.engine, project.routes, holder,
+            quality_check=canary_quality_check(project.engine, project.routes),
+        )  # fmt: skip
         self.alerts = Evaluator(
             project.engine,
             project.routes,

@@ -14,7 +14,8 @@ from starlette.routing import BaseRoute
 
 from pointsman.api.access import client_of
 from pointsman.api.common import project_of
-from pointsman.routing import Arm, Policy, Shadow, history_json
+from pointsman.gates.verdicts import QualityGate
+from pointsman.routing import Arm, Gates, Policy, Shadow, history_json
 from pointsman.routing.agreement import Agreement
 from pointsman.routing.canary import canary_status
 from pointsman.validation.policy import ValidationPolicy
@@ -149,6 +150,10 @@ class CanaryIn(Body):
     steps: list[int] = [5, 25, 50, 100]
     hold_requests: int = Field(500, ge=0)
     hold_s: float = Field(120.0, ge=0)
+    quality_gate: str | None = Field(
+        None, description='Quality gate on outcomes, e.g. "auc >= primary - 0.01".'
+    )
+    min_outcomes: int = Field(200, ge=1, description="Outcomes per arm before it may fail.")
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
 
 
@@ -239,9 +244,18 @@ def start_canary(request: Request, model: str, body: CanaryIn, user: User = None
         who(request, user),
         hold_requests=body.hold_requests,
         hold_s=body.hold_s,
+        gates=quality_gates(body.quality_gate, body.min_outcomes),
         allow_signature_change=body.allow_signature_change,
     )
     return change.to_json()
+
+
+def quality_gates(text: str | None, min_outcomes: int) -> Gates | None:
+    """The canary's gates with a quality gate (checked: 400 with the form to write)."""
+    if text is None:
+        return None
+    QualityGate.parse(text)
+    return Gates(quality=text.strip(), min_outcomes=min_outcomes)
 
 
 @router.get("/{model}/canary", summary="The canary: state, step, window figures per arm")

@@ -23,6 +23,10 @@ from pointsman.errors import PointsmanError
 # name: ("module:attribute", the first paragraph of its docstring, for --help).
 # tests/cli/test_main.py checks these against the commands themselves.
 TABLE: dict[str, tuple[str, str]] = {
+    "ab": (
+        "ab:ab",
+        "Which arm of MODEL wins: quality per arm, difference, significance, sample needed.",
+    ),
     "alerts": (
         "alerts:alerts",
         "Alert rules: a metric over a window, a severity, and who to tell.",

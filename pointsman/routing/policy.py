@@ -39,9 +39,17 @@ class Gates:
     max_fallback_rate_delta: float = 0.02
     max_validation_rate_delta: float = 0.02
     min_agreement: float = 0.9
+    quality: str | None = None  # e.g. "auc >= primary - 0.01", judged once outcomes suffice
+    min_outcomes: int = 200  # per arm, before the quality gate may fail
 
-    def to_json(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.__dict__.items()}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: float(v) for k, v in self.__dict__.items() if k not in ("quality", "min_outcomes")
+        }
+        if self.quality is not None:
+            out["quality"] = self.quality
+            out["min_outcomes"] = self.min_outcomes
+        return out
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ def concept(frame: pd.DataFrame, drifted: bool = False) -> np.ndarray:
 
 
 def fit_classifier(folder: Path, name: str = "clf", flip: float = 0.0, seed: int = 0) -> Path:
-    """A logistic regression of the concept; `flip` of its training labels flipped (worse)."""
+    """A logistic regression of the concept; the labels of the `flip` share of training rows
+    with the largest x2 flipped: a systematic error, so the version is truly worse."""
     frame = inputs(500, seed)
     y = concept(frame)
-    rng = np.random.default_rng(seed + 1)
-    noisy = np.where(rng.random(len(y)) < flip, 1 - y, y)
+    flipped = frame["x2"].to_numpy() > np.quantile(frame["x2"], 1 - flip) if flip else False
+    noisy = np.where(flipped, 1 - y, y)
     model = LogisticRegression().fit(frame, noisy)
     return save(folder, name, model, frame.assign(y=noisy))
 
