@@ -54,6 +54,7 @@ class GateConfig(BaseModel):
     max_flip_rate: float | None = Field(0.02, ge=0, le=1)
     max_mean_abs_diff: float | None = Field(None, ge=0)
     max_p99_ratio: float | None = Field(1.2, gt=0)
+    bench_slack_ms: float = Field(1.0, ge=0)
     max_refused_rate: float = Field(0.0, ge=0, le=1)
     bench_rows: list[int] = Field(default_factory=lambda: [1, 64])
     bench_concurrency: list[int] = Field(default_factory=lambda: [1, 8])
@@ -287,7 +288,8 @@ class Settings(StorageSettings):
         description="Thresholds of `pointsman gate` in a `[gate]` table: `max_flip_rate` "
         "(label flips against the version in force, default 0.02), `max_mean_abs_diff` "
         "(regressors: of predictions; classifiers: of probabilities), `max_p99_ratio` (p99 "
-        "latency against the version in force, default 1.2), `max_refused_rate` (test rows "
+        "latency against the version in force, default 1.2, plus `bench_slack_ms`, default "
+        "1), `max_refused_rate` (test rows "
         "validation would refuse, default 0), `bench_rows`, `bench_concurrency`, "
         "`bench_requests` (per cell).",
     )

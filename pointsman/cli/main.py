@@ -75,6 +75,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "export:export",
         "Write a model's prediction records, oldest first, one row per request and role.",
     ),
+    "gate": (
+        "gate:gate",
+        "Validate the test set, diff VERSION against the version in force and benchmark them.",
+    ),
     "init": (
         "project:init",
         "Create a project in FOLDER (default: --project or the current folder).",

@@ -15,6 +15,8 @@ from pointsman.registry import VersionRecord
 from pointsman.routing.agreement import Agreement
 from pointsman.runners.session import RunnerSession
 from pointsman.types import Frame
+from pointsman.validation.policy import ValidationPolicy
+from pointsman.validation.report import validate_table
 
 
 def resolve(project: Project, session: RunnerSession, model: str, spec: str) -> Side:
@@ -108,4 +110,53 @@ def run_bench_check(
         "versions": results,
         "failures": failures,
         "passed": not failures,
+    }  # fmt: skip
+
+
+def run_gate(
+    project: Project,
+    session: RunnerSession,
+    model: str,
+    version: str,
+    data: pd.DataFrame,
+    target: str | None,
+    text_source: bool = True,
+) -> dict[str, Any]:
+    """Validation of the test set, the differential test and the benchmark of `version`
+    against the version in force, under the `[gate]` thresholds; one verdict."""
+    limits = project.settings.gate
+    record = project.registry.get_version(model, version)
+    baseline = baseline_of(project, model)
+    route = project.routes.find(model)
+    policy = route.policy.validation if route else ValidationPolicy()
+    features = data.drop(columns=[target]) if target else data
+    checked = validate_table(
+        model, record.number, features, record.signature, record.profile, policy,
+        text_source=text_source,
+    )  # fmt: skip
+    refused = checked.refused_rows / checked.rows if checked.rows else 0.0
+    validation = {"rows": checked.rows, "refused_rows": checked.refused_rows,
+                  "flagged_rows": checked.flagged_rows, "refused_rate": refused}  # fmt: skip
+    failures = []
+    if refused > limits.max_refused_rate:
+        failures.append(
+            f"validation: {refused:.2%} of test rows would be refused "
+            f"(allowed {limits.max_refused_rate:.2%})"
+        )
+    specs = (str(baseline.number), str(record.number))
+    diff_limits = DiffLimits(limits.max_flip_rate, limits.max_mean_abs_diff)
+    differential = run_diff(project, session, model, specs, data, target, diff_limits)
+    failures += [f"diff: {f}" for f in differential["failures"]]
+    plan = BenchPlan(
+        tuple(limits.bench_rows), tuple(limits.bench_concurrency), limits.bench_requests
+    )
+    benchmark = run_bench_check(
+        project, session, model, [str(record.number)], features, plan,
+        BenchLimits(limits.max_p99_ratio, limits.bench_slack_ms),
+    )  # fmt: skip
+    failures += [f"bench: {f}" for f in benchmark["failures"]]
+    return {
+        "model": model, "version": record.number, "baseline": baseline.number,
+        "thresholds": limits.model_dump(), "validation": validation, "diff": differential,
+        "bench": benchmark, "failures": failures, "passed": not failures,
     }  # fmt: skip

@@ -16,12 +16,22 @@ import time
 
 
 class Sums:
-    """x1 + x2, after {sleep_s} s ({name})."""
+    """x1 + x2 (+ {offset}), after {sleep_s} s ({name})."""
 
     def predict(self, frame):
         time.sleep({sleep_s})
-        return (frame["x1"] + frame["x2"]).to_numpy()
+        return (frame["x1"] + frame["x2"] + {offset}).to_numpy()
 '''
+# Timing on a shared machine: CI would set thresholds as loose for versions alike.
+GATE = """
+[gate]
+max_p99_ratio = 1.5
+bench_slack_ms = 20
+max_mean_abs_diff = 0.01
+bench_rows = [1, 8]
+bench_concurrency = [1]
+bench_requests = 12
+"""
 
 
 def run(*args: str, code: int = 0) -> Result:
@@ -30,23 +40,30 @@ def run(*args: str, code: int = 0) -> Result:
     return result
 
 
-def write_model(folder: Path, name: str, sleep_s: float) -> Path:
+def write_model(folder: Path, name: str, sleep_s: float, offset: float = 0.0) -> Path:
     path = folder / f"{name}.py"
-    path.write_text(MODEL.format(sleep_s=sleep_s, name=name))
+    path.write_text(MODEL.format(sleep_s=sleep_s, name=name, offset=offset))
     return path
 
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[str, str], Path]:
-    """`sums` v1 (in force), v2 (the same code, another file), v3 (sleeps 50 ms a call)."""
+    """`sums` v1 (in force), v2 (the same code, another file), v3 (sleeps 50 ms a call),
+    v4 (answers 1 more); a test set; the [gate] thresholds."""
     root = tmp_path_factory.mktemp("bench")
     folder = root / "proj"
     run("init", str(folder))
+    with (folder / "pointsman.toml").open("a") as toml:
+        toml.write(GATE)
     p = ("--project", str(folder))
     data = root / "train.csv"
     inputs(100).assign(y=0.0).to_csv(data, index=False)
-    for name, sleep_s in (("fast", 0.0), ("same", 0.0), ("slow", 0.05)):
-        source = write_model(root, name, sleep_s)
+    test = inputs(50, seed=4)
+    test.assign(y=test["x1"] + test["x2"]).to_csv(root / "test.csv", index=False)
+    for name, sleep_s, offset in (
+        ("fast", 0.0, 0.0), ("same", 0.0, 0.0), ("slow", 0.05, 0.0), ("off", 0.0, 1.0),
+    ):  # fmt: skip
+        source = write_model(root, name, sleep_s, offset)
         run(*p, "register", "sums", f"{source}:Sums", "--training-data", str(data),
             "--target", "y", "--no-compile")  # fmt: skip
     run(*p, "deploy", "sums", "1")
@@ -87,3 +104,27 @@ def test_the_same_code_passes_and_without_a_threshold_nothing_fails(
     text = run(*p, "bench", "sums", "--rows", "1", "--concurrency", "1", "--requests", "4").output
     assert "side by side against v1" in text and "PASS" in text
     assert "whole numbers" in run(*p, "bench", "sums", "--rows", "0", code=2).output
+
+
+def gate(proj: tuple[tuple[str, str], Path], version: str, code: int) -> Result:
+    p, root = proj
+    return run(*p, "gate", "sums", version, "--data", str(root / "test.csv"), "--target", "y",
+               code=code)  # fmt: skip
+
+
+def test_gate_passes_a_version_alike_and_fails_a_slow_or_different_one(
+    proj: tuple[tuple[str, str], Path],
+) -> None:
+    passed = gate(proj, "2", 0).output
+    assert "GATE PASSED" in passed and "50 test rows, 0 would be refused" in " ".join(
+        passed.split()
+    )
+    slow = " ".join(gate(proj, "3", 1).output.split())
+    assert "GATE FAILED" in slow and "bench: v3 p99" in slow and "diff:" not in slow
+    off = " ".join(gate(proj, "4", 1).output.split())
+    assert "diff: mean absolute difference 1 > 0.01" in off and "bench:" not in off
+    p, root = proj
+    out = root / "gate.json"
+    run(*p, "gate", "sums", "4", "--data", str(root / "test.csv"), "--json", str(out), code=1)
+    report = json.loads(out.read_text())
+    assert report["passed"] is False and report["thresholds"]["max_mean_abs_diff"] == 0.01
