@@ -26,7 +26,7 @@ class Sums:
 GATE = """
 [gate]
 max_p99_ratio = 1.5
-bench_slack_ms = 20
+bench_slack_ms = 60
 max_mean_abs_diff = 0.01
 bench_rows = [1, 8]
 bench_concurrency = [1]
@@ -48,7 +48,7 @@ def write_model(folder: Path, name: str, sleep_s: float, offset: float = 0.0) ->
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[str, str], Path]:
-    """`sums` v1 (in force), v2 (the same code, another file), v3 (sleeps 50 ms a call),
+    """`sums` v1 (in force), v2 (the same code, another file), v3 (sleeps 150 ms a call),
     v4 (answers 1 more); a test set; the [gate] thresholds."""
     root = tmp_path_factory.mktemp("bench")
     folder = root / "proj"
@@ -61,7 +61,7 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[str, str], Pat
     test = inputs(50, seed=4)
     test.assign(y=test["x1"] + test["x2"]).to_csv(root / "test.csv", index=False)
     for name, sleep_s, offset in (
-        ("fast", 0.0, 0.0), ("same", 0.0, 0.0), ("slow", 0.05, 0.0), ("off", 0.0, 1.0),
+        ("fast", 0.0, 0.0), ("same", 0.0, 0.0), ("slow", 0.15, 0.0), ("off", 0.0, 1.0),
     ):  # fmt: skip
         source = write_model(root, name, sleep_s, offset)
         run(*p, "register", "sums", f"{source}:Sums", "--training-data", str(data),
@@ -88,7 +88,7 @@ def test_a_version_slowed_by_a_sleep_fails_the_p99_ratio(
     assert report["baseline"] == "v1"
     cells = {k for k in versions["v3"] if k != "peak_memory_bytes"}
     assert cells == {"1 rows x 1", "1 rows x 2", "8 rows x 1", "8 rows x 2"}
-    assert versions["v3"]["1 rows x 1"]["p50_ms"] >= 50
+    assert versions["v3"]["1 rows x 1"]["p50_ms"] >= 150
     assert versions["v1"]["peak_memory_bytes"] > 0
     failures = report["failures"]
     assert isinstance(failures, list) and len(failures) == 4 and "v3 p99" in failures[0]
@@ -98,7 +98,7 @@ def test_the_same_code_passes_and_without_a_threshold_nothing_fails(
     proj: tuple[tuple[str, str], Path],
 ) -> None:
     # Timing on a shared machine: a loose ratio for "the same", as CI would run it.
-    assert bench(proj, "2", "--max-p99-ratio", "5", "--slack-ms", "20")["passed"] is True
+    assert bench(proj, "2", "--max-p99-ratio", "5", "--slack-ms", "60")["passed"] is True
     assert bench(proj, "2", "3")["passed"] is True
     p, _ = proj
     text = run(*p, "bench", "sums", "--rows", "1", "--concurrency", "1", "--requests", "4").output
