@@ -9,6 +9,7 @@ import pytest
 
 from pointsman.errors import BadRequest
 from pointsman.gates.abtest import compare, half_width
+from pointsman.gates.verdicts import QualityGate
 
 ALPHA = 0.05
 LOOKS = range(250, 5001, 250)  # a dashboard refreshed twenty times per experiment
@@ -56,3 +57,10 @@ def test_the_sample_still_needed_shrinks_to_zero_as_rows_come_in() -> None:
 def test_metrics_that_are_not_means_over_rows_are_refused() -> None:
     with pytest.raises(BadRequest, match="accuracy, log_loss"):
         compare(np.ones(3), np.ones(3), "auc")
+
+
+def test_quality_gates_are_parsed_or_refused_with_the_form() -> None:
+    assert QualityGate.parse("auc >= primary - 0.01") == QualityGate("auc", True, 0.01)
+    assert QualityGate.parse("mae <= primary + 0.5") == QualityGate("mae", False, 0.5)
+    with pytest.raises(BadRequest, match=r"auc >= primary - 0\.01"):
+        QualityGate.parse("auc is good")
