@@ -21,6 +21,7 @@ import numpy as np
 
 from pointsman.errors import BadRequest
 from pointsman.logstore.outcomes import Labelled
+from pointsman.monitoring.quality import label_text
 
 # metric: (higher is better, default smallest effect worth detecting)
 PER_ROW = {
@@ -55,13 +56,15 @@ def row_values(rows: list[Labelled], metric: str) -> np.ndarray:
         err = np.array([float(r.prediction) - float(r.outcome) for r in rows])
         return np.abs(err) if metric == "mae" else err**2
     if metric == "accuracy":
-        return np.array([_label(r.prediction) == _label(r.outcome) for r in rows], dtype=float)
+        return np.array(
+            [label_text(r.prediction) == label_text(r.outcome) for r in rows], dtype=float
+        )
     values = []
     for r in rows:
         if r.probabilities is None or r.classes is None:
             raise BadRequest(f"{metric} needs probabilities; this model gives labels only.")
-        labels = [_label(c) for c in r.classes]
-        truth = _label(r.outcome)
+        labels = [label_text(c) for c in r.classes]
+        truth = label_text(r.outcome)
         p = [float(x) for x in r.probabilities]
         if metric == "log_loss":
             chosen = p[labels.index(truth)] if truth in labels else 0.0
@@ -155,9 +158,3 @@ def _needed(
 def _spread(a: np.ndarray, b: np.ndarray) -> float:
     both = np.concatenate([a, b])
     return float(both.std()) if len(both) > 1 else 0.0
-
-
-def _label(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)

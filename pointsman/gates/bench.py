@@ -10,7 +10,6 @@ version in force's, cell by cell.
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 
 from pointsman.registry import VersionRecord
 from pointsman.runners.session import RunnerSession
+from pointsman.runners.supervisor import process_cpu_s
 from pointsman.types import Frame
 
 WARMUP_CALLS = 3
@@ -66,13 +66,13 @@ def run_bench(
             for round_ in range(plan.rounds):
                 shift = round_ % len(versions)
                 for record in versions[shift:] + versions[:shift]:
-                    cpu_before = _cpu_s(session.pid(record))
+                    cpu_before = process_cpu_s(session.pid(record)) or 0.0
                     start = time.perf_counter()
                     samples[record.number] += _calls(
                         session, record, frames[rows], callers, per_round
                     )
                     wall[record.number] += time.perf_counter() - start
-                    cpu[record.number] += _cpu_s(session.pid(record)) - cpu_before
+                    cpu[record.number] += (process_cpu_s(session.pid(record)) or 0.0) - cpu_before
             for record in versions:
                 n = len(samples[record.number])
                 out[f"v{record.number}"][cell] = {
@@ -135,17 +135,6 @@ def bench_failures(
                     f"(allowed {limits.max_p99_ratio:g}x + {limits.slack_ms:g} ms)"
                 )
     return out
-
-
-def _cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) a process has used; 0 when it cannot be read."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 def _peak_bytes(pid: int | None) -> int | None:

@@ -71,8 +71,8 @@ def _regression(rows: list[Labelled]) -> dict[str, float]:
 def _classification(rows: list[Labelled]) -> dict[str, float | None]:
     from sklearn.metrics import accuracy_score
 
-    y = np.array([_label(r.outcome) for r in rows])
-    predicted = np.array([_label(r.prediction) for r in rows])
+    y = np.array([label_text(r.outcome) for r in rows])
+    predicted = np.array([label_text(r.prediction) for r in rows])
     out: dict[str, float | None] = {"accuracy": float(accuracy_score(y, predicted))}
     out.update(dict.fromkeys(CLASSIFIER_METRICS[1:]))
     with_probs = [r for r in rows if r.probabilities is not None and r.classes is not None]
@@ -84,11 +84,11 @@ def _classification(rows: list[Labelled]) -> dict[str, float | None]:
 def _probabilistic(rows: list[Labelled]) -> dict[str, float | None]:
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-    labels = [_label(c) for c in rows[0].classes or []]
-    known = [r for r in rows if _label(r.outcome) in labels and r.classes == rows[0].classes]
+    labels = [label_text(c) for c in rows[0].classes or []]
+    known = [r for r in rows if label_text(r.outcome) in labels and r.classes == rows[0].classes]
     if not known:
         return {}
-    y = np.array([_label(r.outcome) for r in known])
+    y = np.array([label_text(r.outcome) for r in known])
     probs = np.array([r.probabilities for r in known], dtype=float)
     probs = probs / probs.sum(axis=1, keepdims=True).clip(min=1e-12)
     out: dict[str, float | None] = {
@@ -197,7 +197,7 @@ def quality_by_version(
     return {k: score(v) for k, v in sorted(groups.items())}
 
 
-def _label(value: Any) -> str:
+def label_text(value: Any) -> str:
     """Labels compared as text: the outcome 1 (or "1", or 1.0) is the class 1."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)

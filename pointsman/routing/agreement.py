@@ -51,14 +51,6 @@ class Agreement:
         return out
 
 
-def is_regression(predictions: Any, classes: Any = None) -> bool:
-    """Whether answers are numbers on a scale (no classes, float predictions)."""
-    if classes is not None:
-        return False
-    values = np.asarray(predictions)
-    return values.dtype.kind == "f"
-
-
 def rows_agree(
     old: Any,
     new: Any,

@@ -321,7 +321,7 @@ class Supervisor:
             return
         busy_since, cpu_at_start, *_ = SLOT.unpack_from(runner.slot, 0)
         if busy_since and now - busy_since > runner.spec.timeout_s + 0.05:
-            used = _process_cpu_s(runner.process.pid if runner.process else None)
+            used = process_cpu_s(runner.process.pid if runner.process else None)
             # A stuck call (sleep, a lock, I/O) uses next to no CPU; a spinning one as much as
             # it gets, which, niced and next to busy neighbours, can be well under a core.
             spinning = used is not None and used - cpu_at_start > 0.2 * (now - busy_since)
@@ -482,7 +482,7 @@ def _open_slot(path: Path) -> mmap.mmap | None:
         os.close(fd)
 
 
-def _process_cpu_s(pid: int | None) -> float | None:
+def process_cpu_s(pid: int | None) -> float | None:
     """A process's CPU time (user + system) as the process itself counts it."""
     if pid is None:
         return None
