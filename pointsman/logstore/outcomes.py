@@ -155,6 +155,25 @@ class OutcomeBook:
         return found
 
 
+def attach_outcomes(engine: Engine, records: list[dict[str, Any]]) -> None:
+    """Give each record the outcomes sent for its request id (`{"0": value}` by row), when
+    any: the prediction log shows what was true beside what was answered."""
+    ids = sorted({str(r["request_id"]) for r in records})
+    if not ids:
+        return
+    query = sa.select(t.c.model, t.c.key_value, t.c.row, t.c.outcome).where(
+        (t.c.key_name == REQUEST_ID) & t.c.key_value.in_(ids)
+    )
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for model, rid, row, value in conn.execute(query):
+            found.setdefault((model, rid), {})[str(row)] = value
+    for record in records:
+        outcomes = found.get((record["model"], str(record["request_id"])))
+        if outcomes is not None:
+            record["outcomes"] = outcomes
+
+
 def load_outcomes(engine: Engine, model: str) -> OutcomeBook:
     """Every outcome stored for `model`."""
     with engine.connect() as conn:

@@ -55,6 +55,9 @@ async def test_a_labelling_key_posts_outcomes_once_and_again_without_effect(
     }  # fmt: skip
     again = await client.post("/v1/models/churn/outcomes", json=body, headers=auth)
     assert again.json()["unchanged"] == 3
+    logged = (await client.get("/v1/predictions", params={"model": "churn"})).json()
+    by_id = {r["request_id"]: r.get("outcomes") for r in logged["predictions"]}
+    assert by_id == {"o0": {"0": 1, "1": 0}, "o1": None, "o2": None}
     other = await client.post("/v1/models/iris/outcomes", json=body, headers=auth)
     assert other.status_code == 403
     refused = await client.post(
