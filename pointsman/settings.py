@@ -256,6 +256,12 @@ class Settings(StorageSettings):
         description="Serve /metrics without an API key (a scraper inside a private network). "
         "Otherwise it needs a key with read:* (or admin) like any other read.",
     )
+    ui_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="How long a console session (/ui, signed in with an API key) lasts before "
+        "signing in again; revoking the key ends its sessions at once.",
+    )
     max_rows_per_request: int = Field(
         default=100_000,
         ge=1,

@@ -31,7 +31,7 @@ from pointsman.protocols import CODECS, Codec
 
 log = logging.getLogger("pointsman.api")
 
-Kind = Literal["open", "client", "predict", "read", "register", "admin"]
+Kind = Literal["open", "client", "predict", "read", "register", "deploy", "admin"]
 ModelOf = Callable[[Scope], str | None]
 
 
@@ -134,6 +134,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", ADMIN_MODELS): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}"): READ,
     ("GET", ADMIN_MODELS + "/{model}/versions"): READ,
+    ("GET", ADMIN_MODELS + "/{model}/about"): READ,
+    # what a model is for (the console's catalogue): its owners may edit it
+    ("PUT", ADMIN_MODELS + "/{model}/about"): Access("deploy"),
     # a new version uploaded (a CI job's key: register:<model>, nothing else)
     ("POST", ADMIN_MODELS + "/{model}/versions"): Access("register"),
     ("GET", ADMIN_MODELS + "/{model}/runners"): READ,

@@ -21,6 +21,7 @@ from pointsman.api import (
     access,
     admin,
     alerts,
+    console,
     errors,
     health,
     inference,
@@ -44,6 +45,7 @@ from pointsman.runners.directory import new_run_dir
 from pointsman.runners.serving import build_supervisor
 from pointsman.settings import Settings, load_settings
 from pointsman.store.changes import listener_for
+from pointsman.ui import ConsoleParts, console_mount
 from pointsman.worker import Worker
 
 log = logging.getLogger("pointsman.api")
@@ -78,6 +80,7 @@ def build_app(settings: Settings) -> FastAPI:
         app.state.project, app.state.catalog = project, catalog
         app.state.pipeline, app.state.worker = pipeline, worker
         app.state.listener = listener
+        app.state.console = ConsoleParts(gate.keys, invoke, settings.ui_session_hours)
         # What start-up built lives as long as the server: out of the collector's sight, a
         # full collection no longer walks it (it took ~100 ms under load, stalling /healthz).
         gc.freeze()
@@ -124,6 +127,10 @@ def build_app(settings: Settings) -> FastAPI:
     table = access.table_for(settings.metrics_open)
     access.protect(app.router.routes, gate, table)
     app.fast_routes = fast_routes(inference.routes(), gate, table)
+    # The console checks its own session (a cookie, not a key) on every page.
+    app.router.routes.append(console_mount())
+    invoke = console.invoker(app)
+    app.openapi = functools.partial(console.openapi_with_models, app)  # type: ignore[method-assign]
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

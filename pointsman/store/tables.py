@@ -13,6 +13,10 @@ models = sa.Table(
     sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
+    # What the console's catalogue shows and edits (migration 0013).
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("owner", sa.String(128), nullable=False, server_default=""),
+    sa.Column("tags", sa.JSON, nullable=True),
 )
 
 versions = sa.Table(
@@ -267,4 +271,18 @@ runner_specs = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_by", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
+)
+
+# -- the console (issue 16) ----------------------------------------------------------------
+
+# A browser session: the cookie holds a random id, the store its sha256 and the key it signed
+# in with (by hash), so revoking the key ends its sessions at the next request.
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -1,0 +1,39 @@
+"""The console: catalogue, portal and dashboards in the browser, served at /ui.
+
+Server-rendered pages (Jinja2), one stylesheet and one script of ours, Chart.js vendored
+under static/vendor; signed in with an API key traded for a session cookie.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pointsman.ui import pages, signin
+from pointsman.ui.render import HERE, ConsoleParts, Invoke
+
+__all__ = ["ConsoleParts", "Invoke", "console_mount"]
+
+
+async def _home(request: Request) -> Response:
+    return RedirectResponse("/ui/models", 303)
+
+
+def console_mount() -> Mount:
+    """Every console path under /ui (the app mounts it; each page checks the session)."""
+    return Mount(
+        "/ui",
+        routes=[
+            Route("/", _home, methods=["GET"]),
+            Route("/signin", signin.signin, methods=["GET", "POST"]),
+            Route("/signout", signin.signout, methods=["POST"]),
+            Route("/models", pages.catalogue, methods=["GET"]),
+            Route("/models/{model}", pages.model_page, methods=["GET"]),
+            Route("/models/{model}/about", pages.edit_about, methods=["POST"]),
+            Route("/models/{model}/portal", pages.portal, methods=["GET"]),
+            Route("/models/{model}/try", pages.try_it, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+    )
