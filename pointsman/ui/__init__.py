@@ -34,6 +34,7 @@ def console_mount() -> Mount:
             Route("/models/{model}/about", pages.edit_about, methods=["POST"]),
             Route("/models/{model}/portal", pages.portal, methods=["GET"]),
             Route("/models/{model}/try", pages.try_it, methods=["POST"]),
+            Route("/models/{model}/dashboard", pages.dashboard, methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
     )

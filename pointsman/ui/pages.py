@@ -14,6 +14,7 @@ from pointsman.errors import PointsmanError
 from pointsman.project import Project
 from pointsman.registry.about import check_about, load_about, load_abouts, save_about
 from pointsman.ui import figures
+from pointsman.ui.dashboard import dashboard_data
 from pointsman.ui.render import SECURITY_HEADERS, page, parts_of, problem, render
 from pointsman.ui.routeview import route_boxes, route_words
 from pointsman.ui.sessions import Viewer
@@ -213,3 +214,18 @@ async def try_it(request: Request, viewer: Viewer) -> Response:
     return await _portal(
         request, viewer, model, answer=shown, answer_status=status, body=body, warnings=warnings
     )
+
+
+@page
+async def dashboard(request: Request, viewer: Viewer) -> Response:
+    model = _model_of(request, viewer)
+    if model is None:
+        return _unknown(request, viewer)
+    window = request.query_params.get("window", "1h")
+    raw = request.query_params.get("version", "")
+    version = int(raw) if raw.isdigit() else None
+    try:
+        data = await run_in_threadpool(dashboard_data, project_of(request), model, window, version)
+    except PointsmanError as exc:
+        return problem(request, viewer, exc.status, str(exc))
+    return render(request, "dashboard.html", viewer, title=f"{model}: dashboard", **data)

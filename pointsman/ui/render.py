@@ -61,7 +61,7 @@ def render(
     html = TEMPLATES.get_template(template).render(
         viewer=viewer,
         csrf=viewer.csrf if viewer else "",
-        version=__version__,
+        app_version=__version__,
         path=request.url.path,
         **values,
     )

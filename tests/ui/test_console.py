@@ -163,3 +163,21 @@ async def test_about_through_the_admin_api_needs_deploy_or_admin(app_client) -> 
         url, json={"tags": ["no spaces"]}, headers={"Authorization": f"Bearer {deployer}"}
     )
     assert bad.status_code == 400 and "Tag" in bad.json()["error"]
+
+
+async def test_dashboard_shows_the_window_with_charts_and_tables(app_client) -> None:
+    client, project = app_client
+    key = new_key(project, "ann", ["admin"])
+    await wait_keys(client)
+    row = {"tenure_months": 3, "monthly_charges": 99.5, "support_calls": 4, "age": 31}
+    rows = {"rows": [{**row, "plan": "premium", "contract": "monthly", "region": "north"}]}
+    answer = await client.post(
+        "/v1/models/churn/predict", json=rows, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 200, answer.text
+    await sign_in(client, key)
+    page = await client.get("/ui/models/churn/dashboard?window=15m")
+    assert page.status_code == 200, page.text
+    for needle in ('id="chart-data"', "Latency percentiles", "Drift: tenure_months",
+                   "Shadow agreement", "Alert history"):  # fmt: skip
+        assert needle in page.text
