@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pointsman.ui import pages, signin
+from pointsman.ui import actionpages, pages, signin
 from pointsman.ui.render import HERE, ConsoleParts, Invoke
 
 __all__ = ["ConsoleParts", "Invoke", "console_mount"]
@@ -35,6 +35,10 @@ def console_mount() -> Mount:
             Route("/models/{model}/portal", pages.portal, methods=["GET"]),
             Route("/models/{model}/try", pages.try_it, methods=["POST"]),
             Route("/models/{model}/dashboard", pages.dashboard, methods=["GET"]),
+            Route("/models/{model}/actions", actionpages.actions, methods=["GET"]),
+            Route("/models/{model}/actions/confirm", actionpages.confirm, methods=["GET"]),
+            Route("/models/{model}/actions/{kind}", actionpages.act, methods=["POST"]),
+            Route("/models/{model}/upload", actionpages.upload, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
     )

@@ -90,8 +90,10 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
                 )
                 return RedirectResponse(f"/ui/signin?next={target}", 303)
             return problem(request, None, 401, "Your session has ended: sign in again.")
-        if request.method == "POST":
-            form = await request.form()
+        if request.method != "POST":
+            return await handler(request, viewer)
+        form = await request.form()
+        try:
             given = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")
             if not check_token(viewer.csrf, given):
                 return problem(
@@ -99,7 +101,9 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
                     "This form is out of date (its CSRF token does not match your session): "
                     "reload the page and try again.",
                 )  # fmt: skip
-        return await handler(request, viewer)
+            return await handler(request, viewer)
+        finally:
+            await form.close()  # uploaded files' temporary copies, whatever the answer
 
     return guarded
 
