@@ -89,7 +89,11 @@ def proposed(project: Project, model: str, kind: str, params: Mapping[str, Any])
         steps = _steps(params)
         if steps and steps[-1] != 100:
             steps.append(100)
-        canary = Canary(version, current.primary, tuple(steps))
+        canary = Canary(
+            version, current.primary, tuple(steps),
+            hold_requests=int(str(params.get("hold_requests") or 500)),
+            hold_s=float(str(params.get("hold_s") or 120)),
+        )  # fmt: skip
         return canary_policy(base, canary)
     if kind == "abort":
         if base.canary is None or not base.canary.is_running:

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from pointsman.api.app import build_app
 from pointsman.auth import KeyBook
 from pointsman.project import Project
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def app_client(served: Project) -> AsyncIterator[tuple[httpx.AsyncClient, Project]]:
-    app = build_app(served.settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://pointsman") as c:
-            yield c, served
-
-
 async def sign_in(client: httpx.AsyncClient, key: str) -> str:
-    """Sign in; the session's CSRF token (from the next page's forms)."""
+    """Sign in (signed out first); the session's CSRF token (from the next page's forms)."""
+    client.cookies.clear()
     form = await client.get("/ui/signin")
     token = re.search(r'name="token" value="([^"]+)"', form.text)
     assert token is not None
@@ -40,8 +31,12 @@ async def sign_in(client: httpx.AsyncClient, key: str) -> str:
 
 
 def new_key(project: Project, name: str, scopes: list[str]) -> str:
-    key, _ = KeyBook(project.engine).create(name, scopes, "test")
+    """A new key; names get a suffix since tests of a module share one project."""
+    key, _ = KeyBook(project.engine).create(f"{name}-{next(SERIAL)}", scopes, "test")
     return key
+
+
+SERIAL = itertools.count()
 
 
 async def wait_keys(client: httpx.AsyncClient) -> None:
@@ -54,6 +49,7 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_shows_the_catalogue(ap
     client, project = app_client
     key = new_key(project, "ann", ["admin"])
     await wait_keys(client)
+    client.cookies.clear()
     assert (await client.get("/ui/models")).status_code == 303  # to the sign-in page
     form = await client.get("/ui/signin")
     token = re.search(r'name="token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]

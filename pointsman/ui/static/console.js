@@ -30,7 +30,7 @@ function drawCharts() {
     if (!canvas) continue;
     const datasets = spec.series.map((s, i) => ({
       label: s.label, data: s.data, borderColor: c.series[i % c.series.length],
-      backgroundColor: c.series[i % c.series.length], pointRadius: 0, borderWidth: 2,
+      backgroundColor: c.series[i % c.series.length], pointRadius: 2, borderWidth: 2,
       spanGaps: true,
     }));
     new Chart(canvas, {
