@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pointsman.ui import actionpages, pages, signin
+from pointsman.ui import actionpages, clientpages, pages, signin
 from pointsman.ui.render import HERE, ConsoleParts, Invoke
 
 __all__ = ["ConsoleParts", "Invoke", "console_mount"]
@@ -39,6 +39,12 @@ def console_mount() -> Mount:
             Route("/models/{model}/actions/confirm", actionpages.confirm, methods=["GET"]),
             Route("/models/{model}/actions/{kind}", actionpages.act, methods=["POST"]),
             Route("/models/{model}/upload", actionpages.upload, methods=["POST"]),
+            Route("/models/{model}/keyrequest", clientpages.request_key, methods=["POST"]),
+            Route("/clients", clientpages.clients_page, methods=["GET"]),
+            Route("/clients", clientpages.create_client, methods=["POST"]),
+            Route("/requests", clientpages.requests_page, methods=["GET"]),
+            Route("/requests/{id:int}/decide", clientpages.decide, methods=["POST"]),
+            Route("/requests/{id:int}/collect", clientpages.collect, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
     )

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from pointsman.auth.clients import ClientBook
 from pointsman.errors import PointsmanError
 from pointsman.project import Project
 from pointsman.registry.about import check_about, load_about, load_abouts, save_about
@@ -171,6 +172,7 @@ def portal_data(project: Project, request: Request, model: str) -> dict[str, Any
         "primary": primary,
         "snippets": snippets(base, model, primary),
         "example": json.dumps({"rows": [example_row(primary)]}, indent=2),
+        "clients": ClientBook(project.engine).list_clients(),
     }
 
 

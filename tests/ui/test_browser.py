@@ -180,6 +180,28 @@ def test_console_end_to_end(
             server.url + "/ui/models/churn/about", form={"csrf": csrf, "description": "y"}
         )
         assert denied.status == 403 and "deploy:churn" in denied.text()
+        if full:
+            # The same developer describes an application and requests a key from the
+            # portal; the admin approves it in the other session; the developer collects it.
+            view.goto(server.url + "/ui/clients")
+            for field, value in (
+                ("#name", "crm"),
+                ("#owner", "sales-tools"),
+                ("#contact", "crm@example.com"),
+                ("#purpose", "churn flags"),
+            ):
+                view.fill(field, value)
+            view.click("button:has-text('Save client')")
+            look(view, "clients")
+            view.goto(server.url + "/ui/models/churn/portal")
+            view.click("button:has-text('Request the key')")
+            page.goto(server.url + "/ui/requests")
+            look(page, "requests")
+            page.fill("input[name=reason]", "known team")
+            page.click("button:has-text('Approve')")
+            view.goto(server.url + "/ui/requests")
+            view.click("button:has-text('Create my key')")
+            assert view.inner_text("#key-value").startswith("pk_")
         other.close()
         # Dark mode renders too.
         dark = browser.new_context(

@@ -1,4 +1,5 @@
-"""The console: a model's description, owner and tags; browser sessions.
+"""The console: a model's description, owner and tags; browser sessions; clients
+(applications) and the key requests made for them.
 
 Revision ID: 0013
 Revises: 0009
@@ -25,8 +26,36 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
 
+    op.create_table(
+        "clients",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(64), nullable=False, unique=True),
+        sa.Column("owner", sa.String(128), nullable=False),
+        sa.Column("contact", sa.String(256), nullable=False),
+        sa.Column("purpose", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(128), nullable=False),
+    )
+    op.create_table(
+        "key_requests",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("client", sa.String(64), nullable=False),
+        sa.Column("model", sa.String(128), nullable=False),
+        sa.Column("scopes", sa.JSON, nullable=False),
+        sa.Column("note", sa.Text, nullable=False, server_default=""),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("requested_by", sa.String(128), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_by", sa.String(128), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+        sa.Column("key_name", sa.String(64), nullable=True),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("key_requests")
+    op.drop_table("clients")
     op.drop_table("ui_sessions")
     with op.batch_alter_table("models") as batch:
         batch.drop_column("tags")
