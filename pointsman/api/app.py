@@ -124,13 +124,13 @@ def build_app(settings: Settings) -> FastAPI:
     for module in modules:
         app.router.routes.extend(module.routes())
     gate = access.Gate(enabled=settings.auth)
+    console.use_openapi_route(app, gate)
     table = access.table_for(settings.metrics_open)
     access.protect(app.router.routes, gate, table)
     app.fast_routes = fast_routes(inference.routes(), gate, table)
     # The console checks its own session (a cookie, not a key) on every page.
     app.router.routes.append(console_mount())
     invoke = console.invoker(app)
-    app.openapi = functools.partial(console.openapi_with_models, app)  # type: ignore[method-assign]
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)

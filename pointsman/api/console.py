@@ -4,14 +4,20 @@ the signed-in client, and the OpenAPI document lists each deployed model's predi
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import Message
 
-from pointsman.api import inference
+from pointsman.api import access, inference
+from pointsman.auth.scopes import covers
+from pointsman.errors import PointsmanError
 from pointsman.protocols import CODECS
 from pointsman.types import Signature
 from pointsman.ui import Invoke
@@ -86,13 +92,16 @@ def row_schema(signature: Signature, profile: dict[str, Any] | None) -> dict[str
     }
 
 
-def model_paths(app: FastAPI) -> dict[str, Any]:
-    """The native predict path of every deployed model, with its primary's input schema."""
+def model_paths(app: FastAPI, visible: Callable[[str], bool]) -> dict[str, Any]:
+    """The native predict path of each deployed model `visible` allows, with its primary's
+    input schema."""
     catalog = getattr(app.state, "catalog", None)
     if catalog is None:
         return {}
     paths: dict[str, Any] = {}
     for model in catalog.deployed_models():
+        if not visible(model):
+            continue
         version = catalog.get_version(model)
         rows = {"type": "array", "items": row_schema(version.signature, version.profile)}
         example = {"rows": (version.input_example or [])[:1]}
@@ -150,13 +159,13 @@ ERRORS = {
 }  # fmt: skip
 
 
-def openapi_with_models(app: FastAPI) -> Any:
-    """`app.openapi`: FastAPI's document (built once) plus the deployed models' paths, now."""
+def openapi_with_models(app: FastAPI, visible: Callable[[str], bool]) -> Any:
+    """FastAPI's document (built once) plus the paths of the deployed models `visible` allows."""
     base = app.openapi_schema
     if base is None:
         base = app.openapi_schema = FastAPI.openapi(app)
     document = copy.deepcopy(base)
-    document.setdefault("paths", {}).update(model_paths(app))
+    document.setdefault("paths", {}).update(model_paths(app, visible))
     components = document.setdefault("components", {})
     components.setdefault("securitySchemes", {})["apiKey"] = {"type": "http", "scheme": "bearer"}
     error = {"type": "object", "properties": {"error": {"type": "string"},
@@ -168,3 +177,36 @@ def openapi_with_models(app: FastAPI) -> Any:
         }
     )
     return document
+
+
+def openapi_route(app: FastAPI, gate: access.Gate) -> Route:
+    """`GET /openapi.json`, open as before; a caller presenting a valid key also gets the
+    predict path of each deployed model it may predict with or read (model names, inputs and
+    training ranges are not for anyone who can reach the port)."""
+
+    async def endpoint(request: Request) -> Response:
+        visible: Callable[[str], bool] = lambda model: False  # noqa: E731
+        presented = access.presented_key(request.scope)
+        if presented and gate.keys is not None:
+            try:
+                client = gate.keys.authenticate(presented, time.time())
+            except PointsmanError:
+                client = None
+            if client is not None:
+                scopes = client.scopes
+                visible = lambda m: covers(scopes, f"predict:{m}") or covers(scopes, f"read:{m}")  # noqa: E731
+        elif not gate.enabled:
+            visible = lambda model: True  # noqa: E731
+        return JSONResponse(openapi_with_models(app, visible))
+
+    return Route(app.openapi_url or "/openapi.json", endpoint, methods=["GET"],
+                 include_in_schema=False)  # fmt: skip
+
+
+def use_openapi_route(app: FastAPI, gate: access.Gate) -> None:
+    """Replace FastAPI's own /openapi.json route with `openapi_route`."""
+    path = app.openapi_url or "/openapi.json"
+    routes = app.router.routes
+    for i, route in enumerate(routes):
+        if isinstance(route, Route) and route.path == path:
+            routes[i] = openapi_route(app, gate)

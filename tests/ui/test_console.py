@@ -131,15 +131,21 @@ async def test_portal_calls_are_filled_and_try_it_answers_as_the_client(app_clie
     assert "HTTP 422" in bad.text
 
 
-async def test_openapi_lists_each_deployed_models_predict_path_with_its_schema(
+async def test_openapi_lists_the_predict_paths_of_the_models_the_key_may_use(
     app_client,
 ) -> None:
-    client, _ = app_client
-    document = (await client.get("/openapi.json")).json()
+    client, project = app_client
+    key = new_key(project, "app", ["predict:churn"])
+    await wait_keys(client)
+    anonymous = (await client.get("/openapi.json")).json()
+    assert not any(p.startswith("/v1/models/churn/") for p in anonymous["paths"])
+    assert "/v1/admin/models/{model}/about" in anonymous["paths"]
+    headers = {"Authorization": f"Bearer {key}"}
+    document = (await client.get("/openapi.json", headers=headers)).json()
     path = document["paths"]["/v1/models/churn/predict"]["post"]
     rows = path["requestBody"]["content"]["application/json"]["schema"]["properties"]["rows"]
     assert rows["items"]["properties"]["tenure_months"]["type"] in ("integer", "number")
-    assert "/v1/models/iris/predict" in document["paths"]
+    assert "/v1/models/iris/predict" not in document["paths"]
 
 
 async def test_about_through_the_admin_api_needs_deploy_or_admin(app_client) -> None:
@@ -177,3 +183,17 @@ async def test_dashboard_shows_the_window_with_charts_and_tables(app_client) -> 
     for needle in ('id="chart-data"', "Latency percentiles", "Drift: tenure_months",
                    "Shadow agreement", "Alert history"):  # fmt: skip
         assert needle in page.text
+
+
+async def test_the_cookie_is_secure_under_tls(app_client) -> None:
+    client, project = app_client
+    key = new_key(project, "ann", ["admin"])
+    await wait_keys(client)
+    transport = client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="https://pointsman") as tls:
+        form = await tls.get("/ui/signin")
+        token = re.search(r'name="token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        answer = await tls.post("/ui/signin", data={"key": key, "token": token})
+    cookie = next(v for k, v in answer.headers.multi_items()
+                  if k == "set-cookie" and v.startswith("pointsman_session="))  # fmt: skip
+    assert "Secure" in cookie and "HttpOnly" in cookie
