@@ -256,6 +256,12 @@ class Settings(StorageSettings):
         description="Serve /metrics without an API key (a scraper inside a private network). "
         "Otherwise it needs a key with read:* (or admin) like any other read.",
     )
+    metrics_max_clients: int = Field(
+        default=100,
+        ge=1,
+        description="Most distinct clients (API key names) one server process labels in "
+        "pointsman_client_requests_total; requests of clients past them count as `other`.",
+    )
     ui_session_hours: float = Field(
         default=12.0,
         gt=0,
