@@ -186,6 +186,8 @@ class ClientBook:
                     )
                 )
             }
+            if not keys:
+                return {}
             t = prediction_log.c
             since = datetime.now(UTC) - timedelta(seconds=window_s)
             rows = conn.execute(

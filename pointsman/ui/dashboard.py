@@ -21,11 +21,12 @@ from pointsman.registry.versions import VersionRecord
 from pointsman.routing.canary import canary_status
 from pointsman.routing.stats import window as stats_window
 from pointsman.store.tables import alert_history, prediction_log
-from pointsman.ui.figures import ANSWERED_ROLES, MAX_ROWS
+from pointsman.ui.figures import ANSWERED_ROLES
 
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
 BUCKETS = 30
 DRIFT_ROWS = 2000  # newest answered rows whose inputs are histogrammed
+SAMPLE_ROWS = 20_000  # most records read for latency percentiles and findings
 
 
 @dataclass(frozen=True)
@@ -44,61 +45,98 @@ class Chart:
                 "series": self.series, "unit": self.unit}  # fmt: skip
 
 
-def _rows(engine: Engine, model: str, version: int | None, since: datetime) -> list[Any]:
+def _epoch(engine: Engine, column: Any) -> Any:
+    """Seconds since 1970 of a timestamp column, in the store's SQL dialect."""
+    if engine.dialect.name == "sqlite":
+        return sa.cast(sa.func.strftime("%s", column), sa.Float)
+    return sa.extract("epoch", column)
+
+
+def _where(model: str, version: int | None, since: datetime) -> list[Any]:
     t = prediction_log.c
-    query = (
-        sa.select(t.time, t.version, t.role, t.latency_ms, t.error_code, t.findings)
-        .where(t.model == model, t.time >= since)
-        .order_by(t.time.desc())
-        .limit(MAX_ROWS)
-    )
+    out = [t.model == model, t.time >= since]
     if version is not None:
-        query = query.where(t.version == version)
+        out.append(t.version == version)
+    return out
+
+
+@dataclass
+class Window:
+    """The figures of one model (or version) over a window, read with few, bounded queries:
+    counts per bucket are exact (grouped in SQL); latency percentiles and findings come from a
+    uniform sample of at most SAMPLE_ROWS records (every k-th id), scaled back up."""
+
+    requests: list[int]
+    errors: list[int]
+    fallbacks: list[int]
+    latencies: list[list[float]]
+    findings: Counter[tuple[str, str]]
+    sampled_every: int
+
+
+def read_window(
+    engine: Engine, model: str, version: int | None, since: datetime, span_s: float
+) -> Window:
+    t = prediction_log.c
+    width = span_s / BUCKETS
+    start = since.timestamp()
+    bucket = sa.cast((_epoch(engine, t.time) - start) / width, sa.Integer).label("bucket")
+    where = [*_where(model, version, since), t.role.in_(ANSWERED_ROLES)]
+    counts = (
+        sa.select(bucket, t.role, t.error_code.is_(None).label("ok"), sa.func.count())
+        .where(*where)
+        .group_by(bucket, t.role, t.error_code.is_(None))
+    )
+    out = Window([0] * BUCKETS, [0] * BUCKETS, [0] * BUCKETS,
+                 [[] for _ in range(BUCKETS)], Counter(), 1)  # fmt: skip
     with engine.connect() as conn:
-        return list(conn.execute(query))
+        total = 0
+        for i, role, ok, n in conn.execute(counts):
+            i = min(BUCKETS - 1, max(0, int(i or 0)))
+            out.requests[i] += n
+            out.errors[i] += 0 if ok else n
+            out.fallbacks[i] += n if role == "fallback" else 0
+            total += n
+        every = max(1, -(-total // SAMPLE_ROWS))
+        sample = sa.select(t.time, t.latency_ms, t.findings).where(*where)
+        if every > 1:
+            sample = sample.where(t.id % every == 0)
+        for moment, latency, findings in conn.execute(sample):
+            i = int((_as_utc(moment) - since).total_seconds() // width)
+            out.latencies[min(BUCKETS - 1, max(0, i))].append(float(latency))
+            for finding in findings or ():
+                out.findings[(str(finding.get("feature")), str(finding.get("rule")))] += every
+    out.sampled_every = every
+    return out
 
 
 def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def traffic_charts(rows: list[Any], since: datetime, span_s: float) -> list[Chart]:
+def traffic_charts(window: Window, since: datetime, span_s: float) -> list[Chart]:
     """Requests, errors and fallbacks, and latency percentiles, per time bucket."""
     width = span_s / BUCKETS
-    requests, errors, fallbacks = [0] * BUCKETS, [0] * BUCKETS, [0] * BUCKETS
-    latencies: list[list[float]] = [[] for _ in range(BUCKETS)]
-    for row in rows:
-        if row.role not in ANSWERED_ROLES:
-            continue
-        i = min(BUCKETS - 1, max(0, int((_as_utc(row.time) - since).total_seconds() // width)))
-        requests[i] += 1
-        errors[i] += row.error_code is not None
-        fallbacks[i] += row.role == "fallback"
-        latencies[i].append(float(row.latency_ms))
     fmt = "%H:%M" if span_s <= 86400 else "%m-%d %H:%M"
     labels = [(since + timedelta(seconds=width * i)).strftime(fmt) for i in range(BUCKETS)]
     percentiles: dict[str, list[float | None]] = {"p50": [], "p95": [], "p99": []}
-    for bucket in latencies:
+    for bucket in window.latencies:
         values = np.percentile(bucket, [50, 95, 99]) if bucket else [None] * 3
         for name, value in zip(percentiles, values, strict=True):
             percentiles[name].append(None if value is None else round(float(value), 2))
     return [
         Chart("requests", "Requests, errors and fallbacks", "line", labels, [
-            {"label": "requests", "data": requests},
-            {"label": "errors", "data": errors},
-            {"label": "fallbacks", "data": fallbacks},
+            {"label": "requests", "data": window.requests},
+            {"label": "errors", "data": window.errors},
+            {"label": "fallbacks", "data": window.fallbacks},
         ], "per bucket"),
         Chart("latency", "Latency percentiles", "line", labels,
               [{"label": k, "data": v} for k, v in percentiles.items()], "ms"),
     ]  # fmt: skip
 
 
-def findings_chart(rows: list[Any]) -> Chart | None:
+def findings_chart(counts: Counter[tuple[str, str]]) -> Chart | None:
     """Validation findings by feature and rule over the window."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for row in rows:
-        for finding in row.findings or ():
-            counts[(str(finding.get("feature")), str(finding.get("rule")))] += 1
     if not counts:
         return None
     features = sorted({f for f, _ in counts})
@@ -192,9 +230,9 @@ def dashboard_data(
     span_s = WINDOWS.get(window, WINDOWS["1h"])
     now = datetime.now(UTC)
     since = now - timedelta(seconds=span_s)
-    rows = _rows(project.engine, model, version, since)
-    charts = traffic_charts(rows, since, span_s)
-    findings = findings_chart(rows)
+    window_figures = read_window(project.engine, model, version, since, span_s)
+    charts = traffic_charts(window_figures, since, span_s)
+    findings = findings_chart(window_figures.findings)
     if findings is not None:
         charts.append(findings)
     route = project.routes.find(model)
@@ -203,7 +241,6 @@ def dashboard_data(
     drift = []
     if shown is not None:
         drift = drift_charts(project.engine, project.registry.get_version(model, shown), since)
-    answered = [r for r in rows if r.role in ANSWERED_ROLES]
     canary = canary_status(project.engine, route) if route and route.policy.canary else None
     return {
         "model": model,
@@ -214,9 +251,9 @@ def dashboard_data(
         "drift_version": shown,
         "charts": charts + drift,
         "charts_json": [c.to_json() for c in charts + drift],
-        "total": len(answered),
-        "errors": sum(r.error_code is not None for r in answered),
-        "capped": len(rows) >= MAX_ROWS,
+        "total": sum(window_figures.requests),
+        "errors": sum(window_figures.errors),
+        "sampled_every": window_figures.sampled_every,
         "shadows": shadow_agreement(project, model),
         "canary": canary,
         "alerts": alerts_of(project.engine, model, since),

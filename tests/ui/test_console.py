@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
+import anyio
 import httpx
 import pytest
 
@@ -178,8 +179,16 @@ async def test_dashboard_shows_the_window_with_charts_and_tables(app_client) -> 
     )
     assert answer.status_code == 200, answer.text
     await sign_in(client, key)
-    page = await client.get("/ui/models/churn/dashboard?window=15m")
-    assert page.status_code == 200, page.text
+    for _ in range(50):  # the record reaches the store within a ship interval
+        page = await client.get("/ui/models/churn/dashboard?window=15m")
+        assert page.status_code == 200, page.text
+        total = re.search(r'<strong id="total-requests">(\d+)</strong>', page.text)
+        if total is not None and int(total.group(1)) >= 1:
+            break
+        await anyio.sleep(0.1)
+    else:
+        raise AssertionError("the request never reached the dashboard")
+    assert '"data": [' in page.text or '"data":[' in page.text
     for needle in ('id="chart-data"', "Latency percentiles", "Drift: tenure_months",
                    "Shadow agreement", "Alert history"):  # fmt: skip
         assert needle in page.text
