@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
@@ -11,6 +12,8 @@ import pytest
 
 from pointsman.auth import KeyBook
 from pointsman.project import Project
+from pointsman.store.tables import prediction_log
+from pointsman.ui.dashboard import read_window
 
 pytestmark = pytest.mark.anyio
 
@@ -206,3 +209,26 @@ async def test_the_cookie_is_secure_under_tls(app_client) -> None:
     cookie = next(v for k, v in answer.headers.multi_items()
                   if k == "set-cookie" and v.startswith("pointsman_session="))  # fmt: skip
     assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+async def test_window_counts_fall_in_their_time_buckets(app_client) -> None:
+    _, project = app_client
+    now = datetime.now(UTC)
+    records = [
+        {"request_id": f"w{i}", "role": role, "version": 1, "model": "iris",
+         "time": now - timedelta(minutes=minutes), "n_rows": 1, "inputs": {},
+         "latency_ms": latency, "error_code": error,
+         "findings": [{"feature": "petal_width", "rule": "range"}] if i == 0 else None}
+        for i, (minutes, role, latency, error) in enumerate([
+            (50, "primary", 5.0, None), (50, "primary", 7.0, "model_error"),
+            (10, "fallback", 9.0, None), (10, "shadow", 1.0, None)])
+    ]  # fmt: skip
+    with project.engine.begin() as conn:
+        conn.execute(prediction_log.insert(), records)
+    since = now - timedelta(hours=1)
+    window = read_window(project.engine, "iris", None, since, 3600)
+    assert window.requests[5] == 2 and window.errors[5] == 1  # 600 s in, 120 s a bucket
+    assert window.requests[25] == 1 and window.fallbacks[25] == 1  # the shadow is not counted
+    assert sum(window.requests) == 3
+    assert sorted(window.latencies[5]) == [5.0, 7.0]
+    assert window.findings[("petal_width", "range")] == 1
