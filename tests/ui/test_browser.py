@@ -41,9 +41,10 @@ def install_chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless chromium for the session."""
+    """One headless chromium, for this module (the only one using it): Playwright's sync API
+    holds an event loop while it runs, which the async tests of later modules need free."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
