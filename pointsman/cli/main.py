@@ -99,6 +99,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "routes:route",
         "Show or change MODEL's traffic policy; options not given keep their current values.",
     ),
+    "runner": (
+        "runner:runner",
+        "One version's runner on its own: `pointsman runner serve MODEL VERSION --listen ...`.",
+    ),
     "runners": (
         "runners:runners",
         "Show or change the runner processes of MODEL: replicas, CPU, memory, time per call.",
