@@ -152,6 +152,16 @@ def admin_headers(project: Project, name: str = "tests") -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+@pytest.fixture(scope="session")
+def debian_tools() -> Path:
+    """Debian's kubectl and nginx, unpacked by scripts/debian-tools (the folder they are in)."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "debian-tools"
+    done = subprocess.run([str(script)], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        skip_or_fail(f"scripts/debian-tools could not unpack kubectl and nginx: {done.stderr}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

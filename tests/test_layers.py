@@ -29,6 +29,7 @@ RANKS = {
     "monitoring": 4,
     "alerts": 4,
     "catalog": 5,
+    "manifests": 5,
     "pipeline": 5,
     "worker": 6,
     "ui": 6,

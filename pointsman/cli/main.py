@@ -68,9 +68,17 @@ TABLE: dict[str, tuple[str, str]] = {
         "Create a project in FOLDER (default: --project or the current folder).",
     ),
     "keys": ("keys:keys", "API keys: who may call which model, and how often."),
+    "kubernetes": (
+        "kubernetes:kubernetes",
+        "Kubernetes manifests: `pointsman kubernetes render` writes the routed versions' runners.",
+    ),
     "log": (
         "log:log",
         "The prediction log: `pointsman log MODEL [filters]`, `pointsman log prune`.",
+    ),
+    "migrate": (
+        "project:migrate",
+        "Apply the store's pending migrations and say which revision it is at.",
     ),
     "models": ("models:list_models", "List models, their versions and what is deployed."),
     "predict": (
