@@ -9,6 +9,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential \
  && rm -rf /var/lib/apt/lists/*
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A private package index, or the CA bundle of a proxy that inspects TLS (build stage only).
+ARG PIP_INDEX_URL
+ARG PIP_CERT
 RUN python -m venv /opt/pointsman
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -35,8 +35,10 @@ def anyio_backend() -> str:
 class RunnerProcess:
     """`pointsman runner serve` in its own process group, on a free loopback port."""
 
-    def __init__(self, folder: Path, model: str, version: int, secret: str = SECRET) -> None:
-        self.port = free_port()
+    def __init__(
+        self, folder: Path, model: str, version: int, secret: str = SECRET, port: int = 0
+    ) -> None:
+        self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = folder / f"runner-{self.port}.log"
         with self.log.open("wb") as out:
