@@ -214,6 +214,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="another pointsman checkout whose code to serve side by side (adds `baseline`)",
     )
+    p.add_argument(
+        "--model",
+        choices=("noop", "demo"),
+        default="noop",
+        help="noop: a model that costs nothing (the front alone); demo: the demo's deployed "
+        "churn version 1 (a scikit-learn pipeline), for the capacity model of docs/deploy.md",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     if args.quick:
@@ -242,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     with tempfile.TemporaryDirectory(prefix="pointsman-front-") as tmp_name:
         tmp = Path(tmp_name)
-        project = noop_project(tmp / "demo")
+        if args.model == "noop":
+            project = noop_project(tmp / "demo")
+        else:
+            project = tmp / "demo"
+            make_demo(project)
         key = make_key(project)
         script = tmp / "post.lua"
         script.write_text(WRK_SCRIPT % (key, BODY))
