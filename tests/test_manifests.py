@@ -157,12 +157,16 @@ def test_the_base_renders_on_its_own(kubectl: Path) -> None:
         validate(doc)
 
 
-@pytest.fixture
-def routed(tmp_path: Path, churn_files: list[tuple[Path, Path]]) -> Iterator[Project]:
+@pytest.fixture(scope="module")
+def routed(
+    tmp_path_factory: pytest.TempPathFactory, churn_files: list[tuple[Path, Path]]
+) -> Iterator[Project]:
     """churn v1 primary with v2 as its shadow, on SQLite; runner settings set for both."""
+    tmp_path = tmp_path_factory.mktemp("render")
     folder, _ = init_project(tmp_path / "project", f"sqlite:///{tmp_path / 'pointsman.db'}")
     project = open_project(load_settings(folder))
     project.registry.compile_at_register = False
+    project.routes.preflight = None  # servers load versions themselves: not this process
     register_churn(project, churn_files)
     project.routes.deploy("churn", 1, "t")
     project.routes.apply("churn", Policy(arms=(Arm(1, 100),), shadows=(Shadow(2),)), "t", "")

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -76,20 +77,24 @@ class RunnerProcess:
                 self.kill()
 
 
-@pytest.fixture
-def churn_project(tmp_path: Path, churn_files: list[tuple[Path, Path]]) -> Iterator[Project]:
-    """churn v1 routed (v2 registered), on SQLite: the transport does not depend on the store."""
+@pytest.fixture(scope="module")
+def churn_project(
+    tmp_path_factory: pytest.TempPathFactory, churn_files: list[tuple[Path, Path]]
+) -> Iterator[Project]:
+    """churn v1 routed (v2 registered), on SQLite: the transport does not depend on the store.
+    Shared by the module's tests (the one that changes the route runs last)."""
+    tmp_path = tmp_path_factory.mktemp("tcp")
     folder, _ = init_project(tmp_path / "project", f"sqlite:///{tmp_path / 'pointsman.db'}")
     project = open_project(load_settings(folder))
     project.registry.compile_at_register = False
+    project.routes.preflight = None  # servers load versions themselves: not this process
     register_churn(project, churn_files)
     project.routes.deploy("churn", 1, "t")
     yield project
     project.close()
 
 
-@pytest.fixture
-def runners(churn_project: Project) -> Iterator[list[RunnerProcess]]:
+def two_runners(churn_project: Project) -> Iterator[list[RunnerProcess]]:
     """Two runner processes of churn v1."""
     folder = churn_project.settings.project_path()
     started = [RunnerProcess(folder, "churn", 1) for _ in range(2)]
@@ -100,6 +105,18 @@ def runners(churn_project: Project) -> Iterator[list[RunnerProcess]]:
     finally:
         for runner in started:
             runner.stop()
+
+
+@pytest.fixture(scope="module")
+def runners(churn_project: Project) -> Iterator[list[RunnerProcess]]:
+    """Two runner processes of churn v1, shared by the tests that leave them up."""
+    yield from two_runners(churn_project)
+
+
+@pytest.fixture
+def own_runners(churn_project: Project) -> Iterator[list[RunnerProcess]]:
+    """Two runner processes of churn v1 for a test that kills them."""
+    yield from two_runners(churn_project)
 
 
 def front_settings(
@@ -114,7 +131,7 @@ def front_settings(
 
 
 async def _front(settings: Settings, project: Project) -> AsyncIterator[httpx.AsyncClient]:
-    headers = admin_headers(project)  # before the app reads the keys
+    headers = admin_headers(project, f"tcp-{uuid.uuid4().hex[:8]}")  # before the app reads keys
     app = build_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -178,8 +195,9 @@ def test_a_runner_drops_a_caller_that_cannot_prove_the_secret(
 
 @pytest.mark.anyio
 async def test_tcp_runners_killed_mean_the_fallback_or_503(
-    churn_project: Project, runners: list[RunnerProcess]
+    churn_project: Project, own_runners: list[RunnerProcess]
 ) -> None:
+    runners = own_runners
     addresses = ",".join(r.address for r in runners)
     async for client in _front(front_settings(churn_project, addresses), churn_project):
         assert (await client.post("/v1/models/churn/predict", json=ROWS)).status_code == 200
