@@ -33,8 +33,14 @@ from pointsman.routing.policy import Arm, Policy
 from pointsman.settings import load_settings, write_settings_file
 from pointsman.store.tables import prediction_log
 from tests.api.conftest import register_churn
-from tests.conftest import REDIS_URL, churn_rows, free_port, fresh_postgres_database, skip_or_fail
-from tests.runners.test_tcp import RunnerProcess
+from tests.conftest import (
+    REDIS_URL,
+    RunnerProcess,
+    churn_rows,
+    free_port,
+    fresh_postgres_database,
+    skip_or_fail,
+)
 
 SECRET = "scale-out-secret-0123456789"
 PATH = "/v1/models/churn/predict"

@@ -4,11 +4,7 @@ the shared secret; a wrong secret is refused; a runner killed is a 503, or the f
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +19,7 @@ from pointsman.routing import Arm, Policy
 from pointsman.runners import handshake
 from pointsman.settings import Settings, load_settings
 from tests.api.conftest import register_churn
-from tests.conftest import admin_headers, churn_rows, free_port
+from tests.conftest import RunnerProcess, admin_headers, churn_rows
 
 SECRET = "tcp-test-secret-0123456789"
 
@@ -31,50 +27,6 @@ SECRET = "tcp-test-secret-0123456789"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class RunnerProcess:
-    """`pointsman runner serve` in its own process group, on a free loopback port."""
-
-    def __init__(
-        self, folder: Path, model: str, version: int, secret: str = SECRET, port: int = 0
-    ) -> None:
-        self.port = port or free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.log = folder / f"runner-{self.port}.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pointsman", "--project", str(folder), "runner", "serve",
-                 model, str(version), "--listen", self.address],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "POINTSMAN_RUNNER_SECRET": secret},
-            )  # fmt: skip
-
-    def wait_listening(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"runner exited early:\n{self.log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"runner not listening after {timeout_s} s:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL to the whole group: the command and the runner it supervises."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +49,7 @@ def churn_project(
 def two_runners(churn_project: Project) -> Iterator[list[RunnerProcess]]:
     """Two runner processes of churn v1."""
     folder = churn_project.settings.project_path()
-    started = [RunnerProcess(folder, "churn", 1) for _ in range(2)]
+    started = [RunnerProcess(folder, "churn", 1, SECRET) for _ in range(2)]
     try:
         for runner in started:
             runner.wait_listening()
