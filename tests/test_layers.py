@@ -30,6 +30,7 @@ RANKS = {
     "alerts": 4,
     "catalog": 5,
     "pipeline": 5,
+    "batch": 5,
     "worker": 6,
     "ui": 6,
     "api": 7,

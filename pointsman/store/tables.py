@@ -268,3 +268,40 @@ runner_specs = sa.Table(
     sa.Column("updated_by", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
 )
+
+# -- batch scoring jobs (migration 0010): one row per job, one per finished chunk ----------
+batch_jobs = sa.Table(
+    "batch_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # input, output, rejects, keep, chunk_rows, …
+    sa.Column("state", sa.String(16), nullable=False),  # queued running succeeded failed
+    sa.Column("rows_total", sa.BigInteger, nullable=True),  # None: not known yet
+    sa.Column("rows_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_flagged", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_failed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_per_s", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Column("runner", sa.String(256), nullable=False, server_default=""),  # host:pid
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_batch_jobs_created", "created_at"),
+)
+
+batch_chunks = sa.Table(
+    "batch_chunks",
+    metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("batch_jobs.id"), primary_key=True),
+    sa.Column("chunk", sa.Integer, primary_key=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Column("flagged", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+)
