@@ -1,8 +1,9 @@
 """Batch input and output as a table of a SQLite or PostgreSQL database (`URL#table`).
 
-Read in primary-key order (the same chunks on every run of a job, so resume holds), typed
-from the table's own column types. The output table is created if missing, and a job's rows
-go in one transaction after the rows of any earlier attempt of the same job are deleted.
+Read in primary-key order (else by every column, in table order): the same chunks on every
+run of a job, so resume holds; typed by the table's own column types. The output table is
+created if missing, and a job's rows go in one transaction after the rows of any earlier
+attempt of the same job are deleted.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def sql_batches(place: Place, columns: list[str], chunk_rows: int) -> Iterator[p
     try:
         table = _reflect(engine, place)
         schema = pa.schema([(c, _arrow_type(table.c[c].type)) for c in columns])
-        order = list(table.primary_key.columns) or [table.c[c] for c in columns]
+        # Without a primary key, every column in table order: still the same order each run.
+        order = list(table.primary_key.columns) or list(table.columns)
         query = sa.select(*[table.c[c] for c in columns]).order_by(*order)
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(query)
