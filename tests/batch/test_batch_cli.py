@@ -16,21 +16,6 @@ from tests.cli.test_routes_cli import flat, run
 ROWS = 1200
 
 
-@pytest.fixture(scope="module")
-def churn_project(
-    tmp_path_factory: pytest.TempPathFactory, churn_files: list[tuple[Path, Path]]
-) -> list[str]:
-    """`--project DIR` of a SQLite project with churn version 1 deployed, refusing findings."""
-    folder = tmp_path_factory.mktemp("batch") / "proj"
-    run("init", str(folder))
-    args = ["--project", str(folder)]
-    model, data = churn_files[0]
-    run(*args, "register", "churn", str(model), "--training-data", str(data), "--target", TARGET)
-    run(*args, "deploy", "churn", "1")
-    run(*args, "route", "churn", "--validation", "reject")
-    return args
-
-
 def table_with_faults(rows: int = ROWS) -> pd.DataFrame:
     frame = make_data(rows, 5).drop(columns=[TARGET])
     frame.insert(0, "customer_id", [f"c{i}" for i in range(rows)])
