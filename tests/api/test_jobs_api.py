@@ -15,6 +15,13 @@ from pointsman.demo.churn import TARGET, make_data
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only: jobs on PostgreSQL are tested in tests/batch/test_jobs.py, without a
+    server (each app start here costs seconds)."""
+    return f"sqlite:///{tmp_path / 'pointsman.db'}"
+
+
 async def test_a_job_posted_runs_in_the_background_and_is_listed(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
