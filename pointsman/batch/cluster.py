@@ -49,7 +49,7 @@ class DaskExecutor:
                 "ships single-file artifacts (run it without --cluster)."
             )
         try:
-            self.client = Client(self.address, timeout=30)
+            self.client = Client(self.address, timeout=30)  # type: ignore[no-untyped-call]
         except OSError as exc:
             raise BadBatchSource(f"Cannot reach the Dask scheduler {self.address}: {exc}") from exc
         threads = sum(self.client.nthreads().values()) or 1
