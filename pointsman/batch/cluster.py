@@ -98,7 +98,13 @@ def scorer_of(artifact: bytes, setup: WorkerSetup) -> Scorer:
                 trusted = tuple(version.lineage.get("trusted_types") or ())
                 runtime = load_runtime(version.format, path, version.entrypoint, trusted)
             scorer = Scorer(
-                version, runtime, setup.policy, setup.keep, setup.job_id, setup.text_source
+                version,
+                runtime,
+                setup.policy,
+                setup.keep,
+                setup.job_id,
+                setup.text_source,
+                setup.log_rows,
             )
             _scorers[key] = scorer
         return scorer

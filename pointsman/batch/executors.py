@@ -35,13 +35,22 @@ class WorkerSetup:
     job_id: str
     text_source: bool
     dry_run: bool
+    log_rows: bool = False
 
     def build(self) -> Scorer:
         """Load the version (sha256-verified) and prepare its checks."""
         loaded = None
         if not self.dry_run:
             loaded, _ = load_resolved(self.artifacts, self.version, self.runtime)
-        return Scorer(self.version, loaded, self.policy, self.keep, self.job_id, self.text_source)
+        return Scorer(
+            self.version,
+            loaded,
+            self.policy,
+            self.keep,
+            self.job_id,
+            self.text_source,
+            self.log_rows,
+        )
 
 
 class Executor(Protocol):

@@ -22,6 +22,7 @@ from pointsman.batch.score import OUTPUT_COLUMNS, ROW, ChunkResult, Scored, writ
 from pointsman.batch.sinks import check_output, rejects_of, unified_schema, write_parts
 from pointsman.batch.sources import Source, column_names, count_rows, open_source, read_chunks
 from pointsman.errors import BadBatchSource, JobConflict
+from pointsman.logstore import PredictionLog
 from pointsman.project import Project
 from pointsman.registry import VersionRecord
 from pointsman.validation.policy import ValidationPolicy
@@ -105,8 +106,13 @@ def run_job(
     try:
         if executor is None:
             executor = _executor(project, job, version, source)
-        with executor:
-            _score_all(book, job_id, source, spec, version, folder, executor, progress)
+        log = PredictionLog(project.settings, project.engine) if spec.log else None
+        try:
+            with executor:
+                _score_all(book, job_id, source, spec, version, folder, executor, progress, log)
+        finally:
+            if log is not None:
+                log.close()  # ships what was spooled
         _assemble(book, job_id, spec, folder)
     except BaseException as exc:
         book.finish(job_id, "failed", _why(exc))
@@ -132,6 +138,7 @@ def setup_of(project: Project, job: Job, version: VersionRecord, source: Source)
         job.id,
         source.is_text,
         spec.dry_run,
+        spec.log,
     )
 
 
@@ -153,6 +160,7 @@ def _score_all(
     folder: Path,
     executor: Executor,
     progress: Progress | None,
+    log: PredictionLog | None,
 ) -> None:
     done = book.get(job_id).chunks_done
     columns = list(dict.fromkeys([*version.signature.names, *spec.keep]))
@@ -165,6 +173,10 @@ def _score_all(
         if isinstance(outcome, Scored):  # scored elsewhere: its parts are written here
             outcome = write_scored(folder / "parts", outcome)
         rows += outcome.rows
+        if log is not None and outcome.record is not None:
+            record = outcome.record
+            record["inputs"] = log.redactor.apply(record["model"], record["inputs"])
+            log.spool.append(record)
         rate = rows / max(time.monotonic() - start, 1e-9)
         book.chunk_done(job_id, outcome, rate)
         if progress is not None:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pointsman.batch.frames import check_chunk, subset
+from pointsman.logstore.record import build_record, columns_of
 from pointsman.registry import VersionRecord
 from pointsman.runtimes import Runtime
 from pointsman.types import Finding, Frame, Outputs
@@ -38,6 +39,7 @@ class ChunkResult:
     flagged: int
     failed: int  # rows the model raised on (they are in the rejects, with what it raised)
     seconds: float
+    record: dict[str, Any] | None = None  # with --log: the chunk's prediction record
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,9 @@ class Scorer:
         keep: list[str],
         job_id: str,
         text_source: bool,
+        log_rows: bool = False,
     ) -> None:
+        self.log_rows = log_rows
         self.version = version
         self.runtime = runtime  # None: a dry run, validation only
         self.policy = policy
@@ -86,11 +90,17 @@ class Scorer:
                 keep = keep.astype(np.int64)
                 frame, rows = subset(frame, keep), rows[keep]
         outputs: Outputs | None = None
+        record: dict[str, Any] | None = None
         failed: dict[int, list[Finding]] = {}
         if self.runtime is not None and frame.n_rows:
+            model_start = time.perf_counter()
             outputs, ok = _predict(self.runtime, frame, np.arange(frame.n_rows), failed)
+            model_s = time.perf_counter() - model_start
             failed = {int(rows[i]): f for i, f in failed.items()}
             rows = rows[ok]
+            if self.log_rows and outputs is not None:
+                answered = subset(frame, ok)
+                record = self._record(chunk, first_row + rows, answered, outputs, model_s)
         output = self._output(table, first_row, rows, outputs, flagged)
         rejects = self._rejects(table, first_row, {**refused, **failed})
         result = ChunkResult(
@@ -100,8 +110,29 @@ class Scorer:
             len(flagged & set(rows.tolist())),
             len(failed),
             time.perf_counter() - start,
+            record,
         )
         return Scored(output, rejects, result)
+
+    def _record(
+        self, chunk: int, rows: np.ndarray, frame: Frame, outputs: Outputs, model_s: float
+    ) -> dict[str, Any]:
+        """The chunk's answered rows as one prediction record (inputs redacted where it is
+        spooled); its request id is the job's and the chunk's, so a resumed job's records are
+        stored once (the log is idempotent by request id, role and version)."""
+        return build_record(
+            request_id=f"{self.job_id}-{chunk:06d}",
+            role="pinned",
+            model=self.version.model,
+            version=self.version.number,
+            frame=frame,
+            inputs=columns_of(frame),
+            outputs=outputs,
+            latency_s=model_s,
+            model_s=model_s,
+            client=f"batch:{self.job_id}",
+            extra={"batch_job": self.job_id, "chunk": chunk, "rows": rows.tolist()},
+        )
 
     def _judge(
         self, findings: list[Finding], rows: np.ndarray, refused: dict[int, list[Finding]]

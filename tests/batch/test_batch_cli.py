@@ -9,8 +9,10 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from pointsman.demo.churn import TARGET, make_data
+from pointsman.store.tables import prediction_log
 from tests.cli.test_routes_cli import flat, run
 
 ROWS = 1200
@@ -138,3 +140,23 @@ def test_bad_input_is_refused_before_the_job_starts_with_what_to_do(
     assert result.exit_code == 1
     assert message in flat(result.output)
     assert "Traceback" not in result.output
+
+
+def test_with_log_each_chunk_is_a_prediction_record_of_its_answered_rows(
+    churn_project: list[str], tmp_path: Path
+) -> None:
+    table_with_faults().to_parquet(tmp_path / "in.parquet")
+    shown = batch(
+        churn_project, str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.parquet"), "--log"
+    )
+    job_id = pd.read_parquet(tmp_path / "o.parquet")["job_id"].iloc[0]
+    assert job_id in shown
+    engine = sa.create_engine(f"sqlite:///{Path(churn_project[1]) / 'pointsman.db'}")
+    query = sa.select(prediction_log).where(prediction_log.c.client == f"batch:{job_id}")
+    with engine.connect() as conn:
+        records = conn.execute(query.order_by(prediction_log.c.request_id)).all()
+    engine.dispose()
+    assert [r.request_id for r in records] == [f"{job_id}-00000{i}" for i in range(3)]
+    assert [r.n_rows for r in records] == [499, 499, 199]  # rows 3, 700 and 1100 refused
+    assert (records[0].role, records[0].version) == ("pinned", 1)
+    assert records[1].extra["rows"][:2] == [500, 501] and 700 not in records[1].extra["rows"]
