@@ -230,7 +230,11 @@ def _plain(value: Any) -> Any:
 def plain_list(values: Any) -> list[Any]:
     """A numpy array (or list) of labels as JSON-able Python values."""
     if isinstance(values, np.ndarray):
-        if values.dtype.kind in "fiub":
+        if values.dtype.kind in "iub":  # no NaN possible: numpy's own conversion, in C
+            return list(values.tolist())
+        if values.dtype.kind == "f":
+            if not np.isnan(values).any():
+                return list(values.tolist())
             return [_plain(v) for v in values.tolist()]
         return [_plain(v) for v in values]
     return [_plain(v) for v in values]
