@@ -46,7 +46,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class Run:
     seconds: float
     cpu_s: float
-    peak_rss_mib: float
+    peak_pss_mib: float
 
     def rows_per_s(self, rows: int) -> float:
         return rows / self.seconds
@@ -86,7 +86,10 @@ def floor(model_path: Path, data: Path) -> Run:
 
 
 def tree(pgid: int) -> dict[int, tuple[float, int]]:
-    """pid → (CPU seconds, resident bytes) of every process of the group."""
+    """pid → (CPU seconds, proportional set size in bytes) of every process of the group.
+
+    PSS, not RSS: the forkserver's preloaded libraries are shared by every worker, and
+    summing RSS would count them once per process."""
     out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -99,8 +102,19 @@ def tree(pgid: int) -> dict[int, tuple[float, int]]:
         if int(fields[2]) != pgid:  # fields[2]: the process group
             continue
         cpu = (int(fields[11]) + int(fields[12])) / TICKS
-        out[int(entry)] = (cpu, int(fields[21]) * PAGE)
+        out[int(entry)] = (cpu, _pss(entry) or int(fields[21]) * PAGE)
     return out
+
+
+def _pss(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def job(project: Path, data: Path, out: Path, workers: int) -> Run:
@@ -164,18 +178,29 @@ def main() -> None:
         )
         data = folder / "rows.parquet"
         write_rows(data, args.rows)
+        one = folder / "one.parquet"
+        write_rows(one, 1)
         model = project / "models" / "churn_v1_logreg.joblib"
         floors: list[Run] = []
         jobs: dict[int, list[Run]] = {w: [] for w in workers}
+        fixed: dict[int, list[Run]] = {w: [] for w in workers}
         for r in range(args.rounds):
             floors.append(floor(model, data))
             for w in workers:
                 jobs[w].append(job(project, data, folder / f"out-{w}-{r}.parquet", w))
+                fixed[w].append(job(project, one, folder / f"one-{w}-{r}.parquet", w))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-        report(args.rows, floors, jobs, args.json)
+        report(args.rows, floors, jobs, fixed, args.json)
 
 
-def report(rows: int, floors: list[Run], jobs: dict[int, list[Run]], path: Path | None) -> None:
+def report(
+    rows: int,
+    floors: list[Run],
+    jobs: dict[int, list[Run]],
+    fixed: dict[int, list[Run]],
+    path: Path | None,
+) -> None:
+    """Medians; `fixed` is the same job on one row: start-up, loading, assembling."""
     f_rate = statistics.median(r.rows_per_s(rows) for r in floors)
     f_cpu = statistics.median(r.rows_per_cpu_s(rows) for r in floors)
     print(f"{rows:,} rows · {os.cpu_count()} CPUs · load {os.getloadavg()[0]:.1f}")
@@ -183,12 +208,15 @@ def report(rows: int, floors: list[Run], jobs: dict[int, list[Run]], path: Path 
         f"floor (predict_proba, 64k chunks, one core): {f_rate:,.0f} rows/s, "
         f"{f_cpu:,.0f} rows per CPU-second"
     )
-    print("workers |   rows/s  per worker | rows/CPU-s  vs floor | peak RSS MiB")
+    print(
+        "workers |   rows/s  per worker | rows/CPU-s  vs floor | less fixed  vs floor |"
+        " fixed CPU-s | peak PSS MiB"
+    )
     out = {"rows": rows, "floor_rows_per_s": f_rate, "floor_rows_per_cpu_s": f_cpu, "jobs": {}}
     for w, runs in jobs.items():
         rate = statistics.median(r.rows_per_s(rows) for r in runs)
         per_cpu = statistics.median(r.rows_per_cpu_s(rows) for r in runs)
-        peak = max(r.peak_rss_mib for r in runs)
+        peak = max(r.peak_pss_mib for r in runs)
         print(
             f"{w:7d} | {rate:8,.0f} {rate / w:11,.0f} | {per_cpu:10,.0f} {per_cpu / f_cpu:8.0%}"
             f" | {peak:12,.0f}"
@@ -197,7 +225,7 @@ def report(rows: int, floors: list[Run], jobs: dict[int, list[Run]], path: Path 
             "rows_per_s": rate,
             "rows_per_cpu_s": per_cpu,
             "vs_floor_per_cpu": per_cpu / f_cpu,
-            "peak_rss_mib": peak,
+            "peak_pss_mib": peak,
             "runs": [asdict(r) for r in runs],
         }
     if path is not None:

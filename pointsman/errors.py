@@ -46,7 +46,8 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── AlertRuleConflict               409, the name is taken, or the rule is read-only (file)
 ├── BadBatchSource                  400, a batch job's input or output cannot be read or written
 ├── JobNotFound                     404, no batch job of that id
-└── JobConflict                     409, e.g. resuming a job that is running or finished
+├── JobConflict                     409, e.g. resuming a job that is running or finished
+└── ChunkFailed                     500, a batch worker's error, its message carried back
 """
 
 from __future__ import annotations
@@ -629,3 +630,10 @@ class JobNotFound(PointsmanError):
 class JobConflict(PointsmanError):
     status = HTTPStatus.CONFLICT
     code = "job_conflict"
+
+
+class ChunkFailed(PointsmanError):
+    """An error raised where a chunk ran (another process, a Dask worker), carried back as
+    its message: errors whose constructors take other arguments do not survive pickling."""
+
+    code = "chunk_failed"

@@ -19,7 +19,13 @@ import pyarrow as pa
 
 from pointsman.batch.executors import WorkerSetup
 from pointsman.batch.score import Scored, Scorer
-from pointsman.errors import ArtifactTampered, BadBatchSource, ConfigError
+from pointsman.errors import (
+    ArtifactTampered,
+    BadBatchSource,
+    ChunkFailed,
+    ConfigError,
+    PointsmanError,
+)
 from pointsman.runtimes import load_runtime
 
 
@@ -76,7 +82,10 @@ def score_on_worker(
     artifact: bytes, setup: WorkerSetup, chunk: int, first_row: int, table: pa.Table
 ) -> Scored:
     """Score one chunk on a Dask worker, loading the shipped version on its first chunk."""
-    return scorer_of(artifact, setup).score(chunk, first_row, table)
+    try:
+        return scorer_of(artifact, setup).score(chunk, first_row, table)
+    except PointsmanError as exc:
+        raise ChunkFailed(exc.message) from None
 
 
 def scorer_of(artifact: bytes, setup: WorkerSetup) -> Scorer:

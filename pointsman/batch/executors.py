@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from pointsman.batch.score import ChunkResult, Scored, Scorer, write_part
+from pointsman.errors import ChunkFailed, PointsmanError
 from pointsman.registry import VersionRecord
 from pointsman.registry.artifacts import ArtifactStore
 from pointsman.registry.loading import load_resolved
@@ -100,18 +101,27 @@ class LocalExecutor:
         return self.pool.submit(_score, chunk, first_row, table)
 
 
+_setup: WorkerSetup | None = None
 _scorer: Scorer | None = None
 _parts: Path | None = None
 
 
 def _start(setup: WorkerSetup, parts: Path) -> None:
-    global _scorer, _parts
-    _scorer, _parts = setup.build(), parts
+    global _setup, _parts
+    _setup, _parts = setup, parts
 
 
 def _score(chunk: int, first_row: int, table: pa.Table) -> ChunkResult:
-    assert _scorer is not None and _parts is not None, "the pool's initializer ran"
-    return write_scored(_parts, _scorer.score(chunk, first_row, table))
+    # Loaded on the first chunk, not in the pool's initializer: an artifact that fails its
+    # check or its load is then this chunk's error, with its message, not a broken pool.
+    global _scorer
+    assert _setup is not None and _parts is not None, "the pool's initializer ran"
+    try:
+        if _scorer is None:
+            _scorer = _setup.build()
+        return write_scored(_parts, _scorer.score(chunk, first_row, table))
+    except PointsmanError as exc:
+        raise ChunkFailed(exc.message) from None
 
 
 def write_scored(parts: Path, scored: Scored) -> ChunkResult:

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from pointsman.batch import JobBook, JobSpec, create_job, run_job
 from pointsman.batch.run import job_folder
+from pointsman.errors import ChunkFailed
 from pointsman.project import Project, open_project
 from pointsman.registry import Submission
 from pointsman.settings import load_settings
@@ -138,3 +140,19 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
     pd.testing.assert_frame_equal(whole, resumed)
     assert run(*p, "jobs", "resume", job.id, ok=False).exit_code == 1  # done: nothing to resume
     engine.dispose()
+
+
+def test_an_artifact_changed_since_registration_fails_the_job_saying_so(
+    project: Project, tmp_path: Path
+) -> None:
+    register_slow(project, tmp_path)
+    version = project.registry.get_version("slow", "1")
+    stored = project.registry.artifacts.path_of(version.artifact)
+    stored.write_text(stored.read_text() + "\n# edited\n")
+    numbers(10).to_csv(tmp_path / "in.csv", index=False)
+    spec = JobSpec(str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), str(tmp_path / "r.csv"))
+    job = create_job(project, "slow", None, spec, "test")
+    with pytest.raises(ChunkFailed, match="changed after registration"):
+        run_job(project, job.id)
+    failed = JobBook(project.engine).get(job.id)
+    assert failed.state == "failed" and "changed after registration" in failed.error
