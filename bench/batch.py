@@ -1,8 +1,8 @@
 """A batch job's rows/s and peak memory against the floor: predict_proba in-process, 64k rows
 at a time, on one core.
 
-Makes a demo project (churn version 1, a scikit-learn pipeline), writes N rows of churn
-features to Parquet (a million rows at a time), then alternately:
+Makes a demo project (churn version 1 or 2 with --version: scikit-learn pipelines), writes N
+rows of churn features to Parquet (a million rows at a time), then alternately:
 - the floor: this process reads the Parquet file 65 536 rows at a time and calls the
   version's `predict_proba` on each chunk (one thread, no checks, nothing written);
 - `pointsman batch churn IN -o OUT.parquet --workers W`, a subprocess in a session of its own,
@@ -38,6 +38,7 @@ from pointsman.demo.churn import TARGET, make_data
 
 VENV_BIN = Path(sys.executable).parent
 CHUNK = 65536
+MODELS = {1: "churn_v1_logreg.joblib", 2: "churn_v2_gbm.joblib"}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -117,7 +118,7 @@ def _pss(pid: str) -> int:
     return 0
 
 
-def job(project: Path, data: Path, out: Path, workers: int) -> Run:
+def job(project: Path, data: Path, out: Path, workers: int, version: int) -> Run:
     """One `pointsman batch` run, its process tree sampled until it ends."""
     argv = [
         str(VENV_BIN / "pointsman"),
@@ -132,6 +133,8 @@ def job(project: Path, data: Path, out: Path, workers: int) -> Run:
         str(workers),
         "--chunk-rows",
         str(CHUNK),
+        "--version",
+        str(version),
     ]
     start = time.perf_counter()
     process = subprocess.Popen(
@@ -161,6 +164,13 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runtime", default="original", help="the runners' runtime for the job")
+    parser.add_argument(
+        "--version",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="churn 1 (logistic regression) or 2 (gradient boosting)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
@@ -180,15 +190,16 @@ def main() -> None:
         write_rows(data, args.rows)
         one = folder / "one.parquet"
         write_rows(one, 1)
-        model = project / "models" / "churn_v1_logreg.joblib"
+        model = project / "models" / MODELS[args.version]
         floors: list[Run] = []
         jobs: dict[int, list[Run]] = {w: [] for w in workers}
         fixed: dict[int, list[Run]] = {w: [] for w in workers}
         for r in range(args.rounds):
             floors.append(floor(model, data))
             for w in workers:
-                jobs[w].append(job(project, data, folder / f"out-{w}-{r}.parquet", w))
-                fixed[w].append(job(project, one, folder / f"one-{w}-{r}.parquet", w))
+                out, tiny = folder / f"out-{w}-{r}.parquet", folder / f"one-{w}-{r}.parquet"
+                jobs[w].append(job(project, data, out, w, args.version))
+                fixed[w].append(job(project, one, tiny, w, args.version))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         report(args.rows, floors, jobs, fixed, args.json)
 
@@ -217,16 +228,21 @@ def report(
         rate = statistics.median(r.rows_per_s(rows) for r in runs)
         per_cpu = statistics.median(r.rows_per_cpu_s(rows) for r in runs)
         peak = max(r.peak_pss_mib for r in runs)
+        start_cpu = statistics.median(r.cpu_s for r in fixed[w])
+        steady = statistics.median(rows / max(r.cpu_s - start_cpu, 1e-9) for r in runs)
         print(
             f"{w:7d} | {rate:8,.0f} {rate / w:11,.0f} | {per_cpu:10,.0f} {per_cpu / f_cpu:8.0%}"
-            f" | {peak:12,.0f}"
+            f" | {steady:10,.0f} {steady / f_cpu:8.0%} | {start_cpu:11.2f} | {peak:12,.0f}"
         )
         out["jobs"][w] = {
             "rows_per_s": rate,
             "rows_per_cpu_s": per_cpu,
             "vs_floor_per_cpu": per_cpu / f_cpu,
+            "rows_per_cpu_s_less_fixed": steady,
+            "fixed_cpu_s": start_cpu,
             "peak_pss_mib": peak,
             "runs": [asdict(r) for r in runs],
+            "fixed_runs": [asdict(r) for r in fixed[w]],
         }
     if path is not None:
         path.write_text(json.dumps(out, indent=2))

@@ -127,7 +127,7 @@ def _score(chunk: int, first_row: int, table: pa.Table) -> ChunkResult:
 def write_scored(parts: Path, scored: Scored) -> ChunkResult:
     """A chunk's part files: its output, and its rejects when it has any."""
     chunk = scored.result.chunk
-    write_part(scored.output, parts / f"out-{chunk:06d}.parquet")
+    write_part(scored.output, parts / f"out-{chunk:06d}.arrow")
     if scored.rejects.num_rows:
-        write_part(scored.rejects, parts / f"rej-{chunk:06d}.parquet")
+        write_part(scored.rejects, parts / f"rej-{chunk:06d}.arrow")
     return scored.result

@@ -195,12 +195,12 @@ def _score_all(
 def _assemble(book: JobBook, job_id: str, spec: JobSpec, folder: Path) -> None:
     chunks: list[ChunkResult] = book.chunks(job_id)
     parts = folder / "parts"
-    outputs = [parts / f"out-{c.chunk:06d}.parquet" for c in chunks]
+    outputs = [parts / f"out-{c.chunk:06d}.arrow" for c in chunks]
     if not spec.dry_run:
         write_parts(spec.output, outputs, job_id, folder)
-    rejected = [parts / f"rej-{c.chunk:06d}.parquet" for c in chunks if c.rejected or c.failed]
+    rejected = [parts / f"rej-{c.chunk:06d}.arrow" for c in chunks if c.rejected or c.failed]
     if not rejected:  # an empty rejects file all the same: no stale one is left to be read
-        rejected = [_no_rejects(outputs, parts / "rej-none.parquet")]
+        rejected = [_no_rejects(outputs, parts / "rej-none.arrow")]
     write_parts(spec.rejects or rejects_of(spec.output), rejected, job_id, folder)
 
 

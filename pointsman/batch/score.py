@@ -16,7 +16,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pointsman.batch.frames import check_chunk, subset
 from pointsman.logstore.record import build_record, columns_of
@@ -235,8 +234,10 @@ def _joined(outputs: list[Outputs]) -> Outputs:
 
 
 def write_part(table: pa.Table, path: Path) -> None:
-    """A part file, whole or not at all: written aside, then renamed over any old one."""
+    """A part file (Arrow IPC: read back once, so not worth Parquet's encoding), whole or not
+    at all: written aside, then renamed over any old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + f".{os.getpid()}.partial")
-    pq.write_table(table, partial)
+    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
     os.replace(partial, path)

@@ -9,7 +9,6 @@ earlier attempt of the same job deleted first).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,7 +72,7 @@ def write_parts(spec: str, parts: list[Path], job_id: str, work: Path) -> None:
 
 def unified_schema(parts: list[Path]) -> pa.Schema:
     """One schema for every part: a chunk of rejected rows only has no typed predictions."""
-    schemas = [pq.read_schema(p) for p in parts]
+    schemas = [_part_schema(p) for p in parts]
     typed = [s for s in schemas if all(not pa.types.is_null(f.type) for f in s)]
     try:
         return pa.unify_schemas(typed or schemas, promote_options="permissive")
@@ -83,7 +82,7 @@ def unified_schema(parts: list[Path]) -> pa.Schema:
 
 def read_part(path: Path, schema: pa.Schema) -> pa.Table:
     """A part as `schema` (columns it lacks, e.g. no probabilities in an empty chunk, null)."""
-    table = pq.read_table(path)
+    table = read_ipc(path)
     columns = []
     for field in schema:
         if field.name in table.column_names:
@@ -91,6 +90,11 @@ def read_part(path: Path, schema: pa.Schema) -> pa.Table:
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _part_schema(path: Path) -> pa.Schema:
+    with pa.OSFile(str(path), "rb") as source:
+        return pa.ipc.open_file(source).schema
 
 
 def _write_file(path: Path, parts: list[Path], schema: pa.Schema) -> None:
@@ -106,9 +110,15 @@ def _write_file(path: Path, parts: list[Path], schema: pa.Schema) -> None:
     os.replace(partial, path)
 
 
+def read_ipc(part: Path) -> pa.Table:
+    """A part file as a table, read into memory (one chunk's worth)."""
+    with pa.OSFile(str(part), "rb") as source:
+        return pa.ipc.open_file(source).read_all()
+
+
 def _write_folder(folder: Path, parts: list[Path]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("part-*.parquet"):
         old.unlink()
     for i, part in enumerate(parts):
-        shutil.copyfile(part, folder / f"part-{i:06d}.parquet")
+        pq.write_table(read_ipc(part), folder / f"part-{i:06d}.parquet")
