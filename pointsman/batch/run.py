@@ -52,6 +52,8 @@ def create_job(project: Project, model: str, version: str | None, spec: JobSpec,
     record = version_for(project, model, version)
     if spec.chunk_rows < 1:
         raise BadBatchSource(f"--chunk-rows must be at least 1, got {spec.chunk_rows}.")
+    if spec.workers < 0:
+        raise BadBatchSource(f"--workers must be 0 (every core) or more, got {spec.workers}.")
     check_output(spec.output)
     check_output(spec.rejects)
     _check_columns(open_source(spec.input), record, list(spec.keep))

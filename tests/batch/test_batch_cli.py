@@ -121,6 +121,7 @@ def test_a_dry_run_validates_only_and_fails_when_rows_would_be_refused(
         ("keep_unknown", "--keep names nope, not a column of the input"),
         ("missing_file", "does not exist: give a file, a folder or a glob"),
         ("bad_table", "names a database without a table"),
+        ("no_workers", "--workers must be 0 (every core) or more, got -2"),
     ],
 )
 def test_bad_input_is_refused_before_the_job_starts_with_what_to_do(
@@ -133,7 +134,7 @@ def test_bad_input_is_refused_before_the_job_starts_with_what_to_do(
     source = {"missing_file": str(tmp_path / "nope.csv"), "bad_table": "sqlite:///x.db"}.get(
         change, str(tmp_path / "in.csv")
     )
-    keep = ["--keep", "nope"] if change == "keep_unknown" else []
+    keep = {"keep_unknown": ["--keep", "nope"], "no_workers": ["--workers", "-2"]}.get(change, [])
     result = run(
         *churn_project, "batch", "churn", source, "-o", str(tmp_path / "o.csv"), *keep, ok=False
     )
