@@ -121,14 +121,13 @@ def jobs(click_ctx: click.Context, model: str | None, limit: int, as_json: bool)
             _rows(j),
             j.rows_rejected,
             _rate(j),
-            f"{j.created_at:%Y-%m-%d %H:%M}",
-            j.created_by,
+            f"{j.created_at:%m-%d %H:%M}",
         ]
         for j in found
     ]
     table(
         "batch jobs",
-        ["id", "model", "version", "state", "rows", "rejected", "rows/s", "created (UTC)", "by"],
+        ["id", "model", "v", "state", "rows", "rejected", "rows/s", "created (UTC)"],
         rows,
     )
 
