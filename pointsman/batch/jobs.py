@@ -32,6 +32,7 @@ class JobSpec:
     cluster: str = ""  # a Dask scheduler address, else local processes
     dry_run: bool = False
     log: bool = False
+    fingerprint: str = ""  # of the input when the job was created: a resume checks it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class JobSpec:
             "cluster": self.cluster,
             "dry_run": self.dry_run,
             "log": self.log,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod

@@ -11,6 +11,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from pointsman.batch.executors import Executor, LocalExecutor, WorkerSetup, writ
 from pointsman.batch.jobs import Job, JobBook, JobSpec
 from pointsman.batch.score import OUTPUT_COLUMNS, ROW, ChunkResult, Scored, write_part
 from pointsman.batch.sinks import check_output, rejects_of, unified_schema, write_parts
-from pointsman.batch.sources import Source, column_names, count_rows, open_source, read_chunks
+from pointsman.batch.sources import (
+    Source,
+    column_names,
+    count_rows,
+    fingerprint,
+    open_source,
+    read_chunks,
+)
 from pointsman.errors import BadBatchSource, JobConflict
 from pointsman.logstore import PredictionLog
 from pointsman.project import Project
@@ -56,7 +64,9 @@ def create_job(project: Project, model: str, version: str | None, spec: JobSpec,
         raise BadBatchSource(f"--workers must be 0 (every core) or more, got {spec.workers}.")
     check_output(spec.output)
     check_output(spec.rejects)
-    _check_columns(open_source(spec.input), record, list(spec.keep))
+    source = open_source(spec.input)
+    _check_columns(source, record, list(spec.keep))
+    spec = replace(spec, fingerprint=fingerprint(source))
     return JobBook(project.engine).create(model, record.number, spec, user)
 
 
@@ -103,6 +113,11 @@ def run_job(
     spec = job.spec
     version = project.registry.get_version(job.model, str(job.version))
     source = open_source(spec.input)
+    if job.chunks_done and spec.fingerprint and fingerprint(source) != spec.fingerprint:
+        raise JobConflict(
+            f"The input of job {job_id} ({spec.input}) changed since the job started: its "
+            "finished chunks would no longer match. Start a new job with `pointsman batch`."
+        )
     book.start(job_id, count_rows(source))
     folder = job_folder(project, job_id)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,20 @@ def count_rows(source: Source) -> int:
             else:  # lines less the header: exact unless a quoted value spans lines
                 total += max(_lines(path) - 1, 0)
     return total
+
+
+def fingerprint(source: Source) -> str:
+    """Name, size and modification time of each local input file (S3 objects and tables:
+    their names): what a resume compares, since chunk N must be the same rows again."""
+    parts = []
+    for name in source.files:
+        if name.startswith("s3://"):
+            parts.append(name)
+            continue
+        stat = Path(name).stat()
+        parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    text = "\n".join(parts) or str(source.place)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _lines(path: str) -> int:

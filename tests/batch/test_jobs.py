@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from pointsman.batch import JobBook, JobSpec, create_job, run_job
 from pointsman.batch.run import job_folder
-from pointsman.errors import ChunkFailed
+from pointsman.batch.score import ChunkResult
+from pointsman.errors import ChunkFailed, JobConflict
 from pointsman.project import Project, open_project
 from pointsman.registry import Submission
 from pointsman.settings import load_settings
@@ -156,3 +157,14 @@ def test_an_artifact_changed_since_registration_fails_the_job_saying_so(
         run_job(project, job.id)
     failed = JobBook(project.engine).get(job.id)
     assert failed.state == "failed" and "changed after registration" in failed.error
+
+
+def test_a_job_whose_input_changed_is_not_resumed(project: Project, tmp_path: Path) -> None:
+    register_slow(project, tmp_path)
+    numbers(10).to_csv(tmp_path / "in.csv", index=False)
+    spec = JobSpec(str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), str(tmp_path / "r.csv"))
+    job = create_job(project, "slow", None, spec, "test")
+    JobBook(project.engine).chunk_done(job.id, ChunkResult(0, 5, 0, 0, 0, 0.1), None)
+    numbers(12).to_csv(tmp_path / "in.csv", index=False)  # chunk 0 is other rows now
+    with pytest.raises(JobConflict, match="changed since the job started"):
+        run_job(project, job.id)
