@@ -133,6 +133,7 @@ def read_chunks(source: Source, columns: list[str], chunk_rows: int) -> Iterator
     """The input's `columns` in chunks of exactly `chunk_rows` rows (the last one shorter)."""
     pending: list[pa.RecordBatch] = []
     size = 0
+    yielded = False
     schema: pa.Schema | None = None
     for batch in _batches(source, columns, chunk_rows):
         if schema is None:
@@ -146,9 +147,12 @@ def read_chunks(source: Source, columns: list[str], chunk_rows: int) -> Iterator
             batch = batch.slice(take)
             if size == chunk_rows:
                 yield pa.Table.from_batches(pending)
-                pending, size = [], 0
+                pending, size, yielded = [], 0, True
     if size:
         yield pa.Table.from_batches(pending)
+    elif schema is None or not yielded:  # an empty input is one empty chunk: its files exist
+        empty = pa.schema([(c, pa.string()) for c in columns]) if schema is None else schema
+        yield empty.empty_table()
 
 
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

@@ -161,3 +161,13 @@ def test_with_log_each_chunk_is_a_prediction_record_of_its_answered_rows(
     assert [r.n_rows for r in records] == [499, 499, 199]  # rows 3, 700 and 1100 refused
     assert (records[0].role, records[0].version) == ("pinned", 1)
     assert records[1].extra["rows"][:2] == [500, 501] and 700 not in records[1].extra["rows"]
+
+
+def test_an_empty_input_gives_an_empty_output_and_rejects(
+    churn_project: list[str], tmp_path: Path
+) -> None:
+    table_with_faults(5).head(0).to_csv(tmp_path / "in.csv", index=False)
+    shown = batch(churn_project, str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv"))
+    assert "succeeded" in shown and "rows 0/0" in shown
+    assert pd.read_csv(tmp_path / "o.csv").empty
+    assert pd.read_csv(tmp_path / "o.rejects.csv").empty
