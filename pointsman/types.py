@@ -218,6 +218,22 @@ def _shown(value: Any) -> Any:
     return value
 
 
+_JSON_TYPE_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    type(None): "null",
+    list: "array",
+    dict: "object",
+}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
 def _plain(value: Any) -> Any:
     """A numpy scalar as the JSON-able Python value; NaN as None."""
     if isinstance(value, np.generic):

@@ -87,7 +87,7 @@ leases = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# -- prediction log (issue 5) ------------------------------------------------------------
+# -- prediction log --------------------------------------------------------------------
 
 # One row per request and role (primary | fallback | pinned | shadow); a shadow shares its primary's
 # request id. Shipped from the workers' spools, so (request_id, role, version) makes a
@@ -118,7 +118,7 @@ prediction_log = sa.Table(
     sa.Index("ix_prediction_log_time", "time"),
 )
 
-# -- keys, rate limits and audit (issue 7) ------------------------------------------------
+# -- keys, rate limits and audit --------------------------------------------------------
 
 # API keys: only the sha256 of a key is stored. A revoked key keeps its row (and its name in
 # the audit log); `updated_at` changes on every write so servers notice with one cheap read.
@@ -154,7 +154,7 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_at", "at"),
 )
 
-# -- alerts (issue 6) ---------------------------------------------------------------------
+# -- alerts -----------------------------------------------------------------------------
 
 # Rules added by the CLI or the admin API (rules from pointsman.toml live in the file only).
 alert_rules = sa.Table(
@@ -223,7 +223,7 @@ alert_events = sa.Table(
     sa.Index("ix_alert_events_at", "at"),
 )
 
-# -- drift (issue 6) ------------------------------------------------------------------------
+# -- drift --------------------------------------------------------------------------------
 
 # One row per (model, version, feature, window): the drift of the logged inputs (or, for the
 # feature "(predictions)", outputs) against the version's reference profile.
