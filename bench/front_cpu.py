@@ -38,18 +38,21 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serve_vs_bentoml import Proc, TreeServer, process_tree, stop_all
-from serve_vs_minimal import (
+from harness import (
     BODY,
     CLOCK_TICKS,
     ROOT,
     VENV_BIN,
     WRK_SCRIPT,
+    Proc,
+    TreeServer,
     free_port,
     machine,
     make_demo,
     make_key,
+    process_tree,
     run_wrk,
+    stop_all,
 )
 
 MAX_FRONT_CPU_MS = 0.3  # issue 14: the front's CPU per single-row request, no-op model

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from serve_vs_minimal import ROW, make_demo
+from harness import ROW, make_demo
 
 from pointsman.project import open_project
 from pointsman.registry.artifacts import LocalArtifacts

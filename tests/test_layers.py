@@ -31,6 +31,7 @@ RANKS = {
     "catalog": 5,
     "manifests": 5,
     "pipeline": 5,
+    "batch": 5,
     "worker": 6,
     "ui": 6,
     "api": 7,

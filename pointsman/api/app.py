@@ -24,6 +24,7 @@ from pointsman.api import (
     errors,
     health,
     inference,
+    jobs,
     keys,
     metrics,
     mlflow,
@@ -119,6 +120,7 @@ def build_app(settings: Settings) -> FastAPI:
         keys,
         predictions,
         alerts,
+        jobs,
         metrics,
     )
     for module in modules:

@@ -35,6 +35,11 @@ TABLE: dict[str, tuple[str, str]] = {
         "audit:audit",
         "Every admin action: register, deploy, route changes, promote, rollback, keys.",
     ),
+    "batch": (
+        "batch:batch",
+        "Score every row of INPUT (CSV/Parquet files, a folder, a glob, s3://, URL#table) with "
+        "MODEL into OUTPUT: kept columns, prediction, probabilities, version, status and job id.",
+    ),
     "canary": (
         "canary:canary",
         "Move VERSION of MODEL through traffic steps while its gates hold against the baseline.",
@@ -66,6 +71,10 @@ TABLE: dict[str, tuple[str, str]] = {
     "init": (
         "project:init",
         "Create a project in FOLDER (default: --project or the current folder).",
+    ),
+    "jobs": (
+        "batch:jobs",
+        "Batch jobs, newest first: `pointsman jobs`, `jobs show ID`, `jobs resume ID`.",
     ),
     "keys": ("keys:keys", "API keys: who may call which model, and how often."),
     "kubernetes": (

@@ -87,7 +87,7 @@ leases = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# -- prediction log (issue 5) ------------------------------------------------------------
+# -- prediction log --------------------------------------------------------------------
 
 # One row per request and role (primary | fallback | pinned | shadow); a shadow shares its primary's
 # request id. Shipped from the workers' spools, so (request_id, role, version) makes a
@@ -118,7 +118,7 @@ prediction_log = sa.Table(
     sa.Index("ix_prediction_log_time", "time"),
 )
 
-# -- keys, rate limits and audit (issue 7) ------------------------------------------------
+# -- keys, rate limits and audit --------------------------------------------------------
 
 # API keys: only the sha256 of a key is stored. A revoked key keeps its row (and its name in
 # the audit log); `updated_at` changes on every write so servers notice with one cheap read.
@@ -154,7 +154,7 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_at", "at"),
 )
 
-# -- alerts (issue 6) ---------------------------------------------------------------------
+# -- alerts -----------------------------------------------------------------------------
 
 # Rules added by the CLI or the admin API (rules from pointsman.toml live in the file only).
 alert_rules = sa.Table(
@@ -223,7 +223,7 @@ alert_events = sa.Table(
     sa.Index("ix_alert_events_at", "at"),
 )
 
-# -- drift (issue 6) ------------------------------------------------------------------------
+# -- drift --------------------------------------------------------------------------------
 
 # One row per (model, version, feature, window): the drift of the logged inputs (or, for the
 # feature "(predictions)", outputs) against the version's reference profile.
@@ -267,4 +267,41 @@ runner_specs = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_by", sa.String(128), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
+)
+
+# -- batch scoring jobs (migration 0010): one row per job, one per finished chunk ----------
+batch_jobs = sa.Table(
+    "batch_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # input, output, rejects, keep, chunk_rows, …
+    sa.Column("state", sa.String(16), nullable=False),  # queued running succeeded failed
+    sa.Column("rows_total", sa.BigInteger, nullable=True),  # None: not known yet
+    sa.Column("rows_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_flagged", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_failed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_per_s", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Column("runner", sa.String(256), nullable=False, server_default=""),  # host:pid
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_batch_jobs_created", "created_at"),
+)
+
+batch_chunks = sa.Table(
+    "batch_chunks",
+    metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("batch_jobs.id"), primary_key=True),
+    sa.Column("chunk", sa.Integer, primary_key=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Column("flagged", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
 )
