@@ -162,6 +162,10 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/admin/alerts/{name}"): ADMIN,
     ("DELETE", "/v1/admin/alerts/{name}"): ADMIN,
     ("POST", "/v1/admin/alerts/{name}/test"): ADMIN,
+    # batch jobs read and write the server's files and databases: admin only
+    ("POST", "/v1/models/{model}/jobs"): ADMIN,
+    ("GET", "/v1/admin/jobs"): ADMIN,
+    ("GET", "/v1/admin/jobs/{job_id}"): ADMIN,
     # every model's figures: read:* (or no key with metrics_open, see `table_for`)
     ("GET", "/metrics"): Access("read", every_model),
 }

@@ -25,6 +25,7 @@ from pointsman.api import (
     errors,
     health,
     inference,
+    jobs,
     keys,
     metrics,
     mlflow,
@@ -42,6 +43,7 @@ from pointsman.pipeline import build_pipeline
 from pointsman.project import open_project
 from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
+from pointsman.runners.remote import RemoteRunners
 from pointsman.runners.serving import build_supervisor
 from pointsman.settings import Settings, load_settings
 from pointsman.store.changes import listener_for
@@ -60,8 +62,10 @@ def build_app(settings: Settings) -> FastAPI:
         # own (tests, another ASGI server) supervises runners of its own.
         own = not settings.runner_dir
         run_dir = RunDir(new_run_dir() if own else Path(settings.runner_dir))
+        remote = RemoteRunners(settings.remote_runners, settings.runner_secret)
+        preflight = remote.local_only(run_dir.preflight)
         project = await anyio.to_thread.run_sync(
-            functools.partial(open_project, settings, preflight=run_dir.preflight)
+            functools.partial(open_project, settings, preflight=preflight)
         )
         # One listening connection per process: pushed changes reach worker and supervisor.
         listener = listener_for(project.engine, settings.listen_for_changes)
@@ -119,6 +123,7 @@ def build_app(settings: Settings) -> FastAPI:
         keys,
         predictions,
         alerts,
+        jobs,
         metrics,
     )
     for module in modules:
@@ -142,6 +147,8 @@ async def wait_ready(catalog: Catalog, wait_s: float) -> None:
     """Up to `wait_s`: until every routed version has a warm runner (then serve anyway)."""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and not catalog.readiness()["ready"]:
+        if catalog.remote:
+            await catalog.connect()  # remote runners are ready once this process is connected
         if catalog.has_failed():
             return  # a version that cannot load will not be ready by waiting
         await asyncio.sleep(0.05)

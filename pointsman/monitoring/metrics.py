@@ -7,7 +7,7 @@ sums them all (see `exposition`). In one process they simply live in memory.
 
 Labels are bounded: model names and versions the catalog knows, features of a signature,
 the four protocols, status classes, fixed reasons. Never a request id or a raw path.
-Names follow PROTOCOLS.md §5 (base units, `_total` on counters, `model_name` labels).
+Names follow docs/metrics.md (base units, `_total` on counters, `model_name` labels).
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """The console: a model's description, owner and tags; browser sessions; clients
 (applications) and the key requests made for them.
 
-Revision ID: 0013
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 
 
 def upgrade() -> None:
