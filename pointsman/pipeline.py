@@ -115,7 +115,7 @@ class Pipeline:
         self.log = log
         self.shadows = shadows
         self.settings = settings
-        self.request_metrics = metrics.RequestRecorder()
+        self.request_metrics = metrics.RequestRecorder(settings.metrics_max_clients)
         self.breakers: dict[tuple[str, int], Breaker] = {}
         self.rng = random.Random()
         self.faults = InputFaults()

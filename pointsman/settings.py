@@ -127,6 +127,22 @@ class ReplicaSettings(BaseSettings):
         "bucket (rate / rate_limit_replicas) and warns once per outage, `open` admits every "
         "request of a valid key, `closed` refuses them with 503.",
     )
+    remote_runners: dict[str, str] = Field(
+        default_factory=dict,
+        description="Versions whose runners run elsewhere (`pointsman runner serve`, one "
+        "Deployment per version on Kubernetes): `MODEL:VERSION`, `MODEL` or `*` → "
+        "comma-separated host:port, `{model}` and `{version}` filled in, e.g. "
+        '`{"*": "pointsman-runner-{model}-{version}:7070"}`. The server calls them over TCP '
+        "instead of starting runners; a name resolving to several addresses (a headless "
+        "Service) is one runner each. Empty: every runner runs beside the server.",
+    )
+    runner_secret: str = Field(
+        default="",
+        repr=False,
+        description="Shared secret of runners over TCP: each connection proves it with an "
+        "HMAC challenge both ways (never sent in clear). Needed by `pointsman runner serve` "
+        "and by remote_runners; at least 16 characters.",
+    )
 
 
 class StorageSettings(ReplicaSettings):
@@ -271,6 +287,18 @@ class Settings(StorageSettings):
         default=False,
         description="Serve /metrics without an API key (a scraper inside a private network). "
         "Otherwise it needs a key with read:* (or admin) like any other read.",
+    )
+    metrics_max_clients: int = Field(
+        default=100,
+        ge=1,
+        description="Most distinct clients (API key names) one server process labels in "
+        "pointsman_client_requests_total; requests of clients past them count as `other`.",
+    )
+    ui_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="How long a console session (/ui, signed in with an API key) lasts before "
+        "signing in again; revoking the key ends its sessions at once.",
     )
     max_rows_per_request: int = Field(
         default=100_000,

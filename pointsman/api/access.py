@@ -31,7 +31,7 @@ from pointsman.protocols import CODECS, Codec
 
 log = logging.getLogger("pointsman.api")
 
-Kind = Literal["open", "client", "predict", "read", "register", "outcome", "admin"]
+Kind = Literal["open", "client", "predict", "read", "register", "outcome", "deploy", "admin"]
 ModelOf = Callable[[Scope], str | None]
 
 
@@ -137,6 +137,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", ADMIN_MODELS): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}"): READ,
     ("GET", ADMIN_MODELS + "/{model}/versions"): READ,
+    ("GET", ADMIN_MODELS + "/{model}/about"): READ,
+    # what a model is for (the console's catalogue): its owners may edit it
+    ("PUT", ADMIN_MODELS + "/{model}/about"): Access("deploy"),
     # a new version uploaded (a CI job's key: register:<model>, nothing else)
     ("POST", ADMIN_MODELS + "/{model}/versions"): Access("register"),
     ("GET", ADMIN_MODELS + "/{model}/runners"): READ,
@@ -163,6 +166,10 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/admin/alerts/{name}"): ADMIN,
     ("DELETE", "/v1/admin/alerts/{name}"): ADMIN,
     ("POST", "/v1/admin/alerts/{name}/test"): ADMIN,
+    # batch jobs read and write the server's files and databases: admin only
+    ("POST", "/v1/models/{model}/jobs"): ADMIN,
+    ("GET", "/v1/admin/jobs"): ADMIN,
+    ("GET", "/v1/admin/jobs/{job_id}"): ADMIN,
     # every model's figures: read:* (or no key with metrics_open, see `table_for`)
     ("GET", "/metrics"): Access("read", every_model),
 }

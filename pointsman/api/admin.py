@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute
 from pointsman.api.access import client_of
 from pointsman.api.common import project_of
 from pointsman.gates.verdicts import QualityGate
+from pointsman.registry.about import check_about, load_about, save_about
 from pointsman.routing import Arm, Gates, Policy, Shadow, history_json
 from pointsman.routing.agreement import Agreement
 from pointsman.routing.canary import canary_status
@@ -171,6 +172,25 @@ def list_versions(request: Request, model: str) -> list[dict[str, Any]]:
         data.pop("input_example", None)
         out.append(data)
     return out
+
+
+class AboutIn(Body):
+    """What a model is for: shown and searched in the console's catalogue."""
+
+    description: str = ""
+    owner: str = ""
+    tags: list[str] = []
+
+
+@router.get("/{model}/about", summary="A model's description, owner and tags")
+def get_about(request: Request, model: str) -> dict[str, Any]:
+    return load_about(project_of(request).engine, model).to_json()
+
+
+@router.put("/{model}/about", summary="Replace a model's description, owner and tags")
+def put_about(request: Request, model: str, body: AboutIn, user: User = None) -> dict[str, Any]:
+    about = check_about(body.description, body.owner, body.tags)
+    return save_about(project_of(request).engine, model, about, who(request, user)).to_json()
 
 
 @router.get("/{model}/route", summary="The route revision in force")

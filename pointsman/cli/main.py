@@ -39,6 +39,11 @@ TABLE: dict[str, tuple[str, str]] = {
         "audit:audit",
         "Every admin action: register, deploy, route changes, promote, rollback, keys.",
     ),
+    "batch": (
+        "batch:batch",
+        "Score every row of INPUT (CSV/Parquet files, a folder, a glob, s3://, URL#table) with "
+        "MODEL into OUTPUT: kept columns, prediction, probabilities, version, status and job id.",
+    ),
     "bench": (
         "bench:bench",
         "Time VERSIONs of MODEL against the version in force, side by side in one run.",
@@ -83,10 +88,22 @@ TABLE: dict[str, tuple[str, str]] = {
         "project:init",
         "Create a project in FOLDER (default: --project or the current folder).",
     ),
+    "jobs": (
+        "batch:jobs",
+        "Batch jobs, newest first: `pointsman jobs`, `jobs show ID`, `jobs resume ID`.",
+    ),
     "keys": ("keys:keys", "API keys: who may call which model, and how often."),
+    "kubernetes": (
+        "kubernetes:kubernetes",
+        "Kubernetes manifests: `pointsman kubernetes render` writes the routed versions' runners.",
+    ),
     "log": (
         "log:log",
         "The prediction log: `pointsman log MODEL [filters]`, `pointsman log prune`.",
+    ),
+    "migrate": (
+        "project:migrate",
+        "Apply the store's pending migrations and say which revision it is at.",
     ),
     "models": ("models:list_models", "List models, their versions and what is deployed."),
     "outcomes": (
@@ -122,6 +139,10 @@ TABLE: dict[str, tuple[str, str]] = {
     "route": (
         "routes:route",
         "Show or change MODEL's traffic policy; options not given keep their current values.",
+    ),
+    "runner": (
+        "runner:runner",
+        "One version's runner on its own: `pointsman runner serve MODEL VERSION --listen ...`.",
     ),
     "runners": (
         "runners:runners",

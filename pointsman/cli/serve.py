@@ -23,6 +23,7 @@ from pointsman.monitoring.exposition import prepare_multiprocess_dir, remove_mul
 from pointsman.project import open_project
 from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
+from pointsman.runners.remote import RemoteRunners
 from pointsman.runners.serving import build_supervisor
 from pointsman.runners.spec import usable_cpus
 from pointsman.settings import Settings
@@ -63,6 +64,7 @@ def serve(
     # Fail here, readably, rather than inside a worker; closed before serving starts.
     with open_project(settings) as project:
         RuleBook(project.engine, settings.alerts)  # and on a bad [[alerts]] table
+        RemoteRunners(settings.remote_runners, settings.runner_secret)  # and remote_runners
         deployed = sorted(project.routes.all_current())
         enforcement = project.enforcement.describe()
     base = f"{'https' if tls['certfile'] else 'http'}://{settings.host}:{settings.port}"

@@ -129,6 +129,9 @@ class Supervisor:
     enforcement: limits.Enforcement = field(default_factory=lambda: limits.Enforcement(None))
     drain_s: float = 2.0
     on_event: OnEvent | None = None
+    # `pointsman runner serve`: its one runner listens on TCP here, callers proving `secret`
+    listen: str = ""
+    secret: bytes | None = None
     runners: dict[tuple[Key, int], Runner] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -281,7 +284,7 @@ class Supervisor:
         args = RunnerArgs(
             runner.name, runner.version, self.artifacts, runner.spec,
             paths.socket(runner.name), paths.slot(runner.name), paths.status(runner.name),
-            paths.scratch(runner.name), cgroup, self._slots,
+            paths.scratch(runner.name), cgroup, self._slots, self.listen, self.secret,
         )  # fmt: skip
         self._slots += 1
         process = runner_context().Process(target=main, args=(args,), name=runner.name)
