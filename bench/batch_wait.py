@@ -24,16 +24,17 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serve_vs_bentoml import TreeServer, stop_all
-from serve_vs_minimal import (
+from harness import (
     BODY,
     VENV_BIN,
     WRK_SCRIPT,
+    TreeServer,
     free_port,
     machine,
     make_demo,
     make_key,
     run_wrk,
+    stop_all,
 )
 
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serve_vs_minimal import (
+from harness import (
     BODY,
     ROOT,
     VENV_BIN,

@@ -38,18 +38,21 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serve_vs_bentoml import Proc, TreeServer, process_tree, stop_all
-from serve_vs_minimal import (
+from harness import (
     BODY,
     CLOCK_TICKS,
     ROOT,
     VENV_BIN,
     WRK_SCRIPT,
+    Proc,
+    TreeServer,
     free_port,
     machine,
     make_demo,
     make_key,
+    process_tree,
     run_wrk,
+    stop_all,
 )
 
 MAX_FRONT_CPU_MS = 0.3  # issue 14: the front's CPU per single-row request, no-op model
@@ -214,6 +217,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="another pointsman checkout whose code to serve side by side (adds `baseline`)",
     )
+    p.add_argument(
+        "--model",
+        choices=("noop", "demo"),
+        default="noop",
+        help="noop: a model that costs nothing (the front alone); demo: the demo's deployed "
+        "churn version 1 (a scikit-learn pipeline), for the capacity model of docs/deploy.md",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     if args.quick:
@@ -242,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     with tempfile.TemporaryDirectory(prefix="pointsman-front-") as tmp_name:
         tmp = Path(tmp_name)
-        project = noop_project(tmp / "demo")
+        if args.model == "noop":
+            project = noop_project(tmp / "demo")
+        else:
+            project = tmp / "demo"
+            make_demo(project)
         key = make_key(project)
         script = tmp / "post.lua"
         script.write_text(WRK_SCRIPT % (key, BODY))

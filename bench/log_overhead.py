@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serve_vs_minimal import BODY, VENV_BIN, Server, free_port, make_demo, run_wrk
+from harness import BODY, VENV_BIN, Server, free_port, make_demo, run_wrk
 
 MAX_ADDED_P50_US = 100.0
 MIN_RATIO = 0.90

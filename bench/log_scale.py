@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from serve_vs_minimal import VENV_BIN, make_demo
+from harness import VENV_BIN, make_demo
 
 from pointsman.demo.churn import TARGET, make_data
 from pointsman.logstore.query import LogQuery, find_predictions

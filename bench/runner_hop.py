@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import statistics
 import sys
 import tempfile
@@ -22,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from serve_vs_minimal import ROW, make_demo
+from harness import ROW, make_demo
 
 from pointsman.project import open_project
 from pointsman.registry.artifacts import LocalArtifacts
@@ -31,6 +32,7 @@ from pointsman.runners import RunDir
 from pointsman.runners.client import RunnerPool
 from pointsman.runners.directory import new_run_dir
 from pointsman.runners.serving import build_supervisor
+from pointsman.runners.supervisor import Supervisor
 from pointsman.settings import load_settings
 from pointsman.types import Frame
 from pointsman.validation.signature import build_frame, records_to_columns
@@ -63,16 +65,30 @@ async def timed(call: Callable[[], Awaitable[object]], concurrency: int, calls: 
     }
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def median_of(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
-async def bench(frame: Frame, runtime: object, pool: RunnerPool, args: argparse.Namespace) -> list:
+async def bench(
+    frame: Frame, runtime: object, pool: RunnerPool, args: argparse.Namespace,
+    tcp: RunnerPool | None = None,
+) -> list:  # fmt: skip
+    """In-process against the runner; with `tcp`, the runner over its Unix socket (the
+    "in-process" side) against the same runner over TCP (the "runner" side)."""
+
     async def direct() -> object:
+        if tcp is not None:
+            return await pool.predict(frame, 10.0)
         return runtime.predict(frame)  # type: ignore[attr-defined]
 
     async def hop() -> object:
-        return await pool.predict(frame, 10.0)
+        return await (tcp or pool).predict(frame, 10.0)
 
     same = (await direct()).predictions == (await hop()).predictions  # type: ignore[attr-defined]
     assert same, "the runner and the in-process model disagree"
@@ -110,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000, help="calls per round and side")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--tcp",
+        action="store_true",
+        help="compare the runner over its Unix socket (printed as in-process) with a runner "
+        "of the same version over TCP (printed as runner)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pm-hop-") as tmp:
         project = open_project(load_settings(make_demo(Path(tmp) / "demo")))
@@ -121,6 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = RunDir(new_run_dir())
         supervisor = build_supervisor(project, run_dir)
         supervisor.start()
+        tcp_dir = RunDir(new_run_dir())
+        address = f"127.0.0.1:{free_port()}"
+        secret = b"runner-hop-bench-secret"
+        spec = project.runners.spec(MODEL, 1).with_changes({"replicas": 1})
+        remote = Supervisor(
+            tcp_dir, project.registry.artifacts, lambda: {(MODEL, 1): (version, spec)},
+            project.enforcement, listen=address, secret=secret,
+        )  # fmt: skip
+        if args.tcp:
+            remote.start()
         try:
             problem = run_dir.wait_warm(MODEL, 1, 120)
             if problem is not None:
@@ -130,13 +162,25 @@ def main(argv: list[str] | None = None) -> int:
             async def run() -> list:
                 pool = RunnerPool(run_dir.sockets(MODEL, 1, 1))
                 await pool.connect(now=True)
+                tcp = None
+                if args.tcp:
+                    tcp = RunnerPool([address], secret)
+                    deadline = time.monotonic() + 120
+                    while not tcp.is_ready and time.monotonic() < deadline:
+                        await tcp.connect(now=True)
+                        await asyncio.sleep(0.1)
                 try:
-                    return await bench(frame, runtime, pool, args)
+                    return await bench(frame, runtime, pool, args, tcp)
                 finally:
                     pool.close()
+                    if tcp is not None:
+                        tcp.close()
 
             rows = asyncio.run(run())
         finally:
+            if args.tcp:
+                remote.stop()
+            tcp_dir.remove()
             supervisor.stop()
             run_dir.remove()
             project.close()

@@ -21,7 +21,6 @@ the rounds. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -36,20 +35,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serve_vs_minimal import (
+from harness import (
     BENCH,
-    CLOCK_TICKS,
     ROW,
     VENV_BIN,
     WRK_SCRIPT,
     Run,
     Server,
+    TreeServer,
     free_port,
     machine,
     make_demo,
     make_key,
     measure,
     progress,
+    stop_all,
 )
 
 # Targets of issue 14 ("Proof"), on the 2-core machine.
@@ -164,72 +164,6 @@ def build_servers(
         TreeServer(BENTOML, argv, bento_env, "/predict", port, logs / f"{BENTOML}.log", key)
     )
     return servers
-
-
-class TreeServer(Server):
-    """A Server whose CPU time and stop cover its whole process tree.
-
-    BentoML's supervisor starts its worker in a session of its own, outside the server's
-    process group, so the tree is followed by parent PID instead.
-    """
-
-    def cpu_s(self) -> float:
-        if self.proc is None:
-            return 0.0
-        return sum(p.cpu_ticks for p in process_tree(self.proc.pid)) / CLOCK_TICKS
-
-
-@dataclass
-class Proc:
-    pid: int
-    ppid: int
-    start: int  # clock ticks after boot: tells a PID reused later apart
-    cpu_ticks: int
-
-
-def processes() -> list[Proc]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:  # the process ended between the listing and the read
-            continue
-        if fields[0] == "Z":
-            continue
-        pid = int(stat.parent.name)
-        found.append(Proc(pid, int(fields[1]), int(fields[19]), int(fields[11]) + int(fields[12])))
-    return found
-
-
-def process_tree(root: int) -> list[Proc]:
-    """`root` and every live descendant of it."""
-    children: dict[int, list[Proc]] = {}
-    for proc in processes():
-        children.setdefault(proc.ppid, []).append(proc)
-    tree = [p for p in processes() if p.pid == root]
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            tree.append(child)
-            todo.append(child.pid)
-    return tree
-
-
-def stop_all(servers: list[Server]) -> None:
-    """Stop each server by its PID; then SIGKILL, by PID, what is left of its process tree."""
-    trees = {s.name: process_tree(s.proc.pid) for s in servers if s.proc is not None}
-    for server in servers:
-        try:
-            server.stop()
-        except Exception as e:  # keep stopping the others
-            print(f"stopping {server.name}: {e}", file=sys.stderr)
-    alive = {(p.pid, p.start) for p in processes()}
-    for name, tree in trees.items():
-        for proc in tree:
-            if (proc.pid, proc.start) in alive:
-                print(f"{name}: killing leftover process {proc.pid}", file=sys.stderr)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
 
 
 def post(server: Server, payload: str) -> Any:

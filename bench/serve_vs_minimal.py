@@ -13,151 +13,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-VENV_BIN = Path(sys.executable).parent
-
-ROW = {
-    "tenure_months": 3,
-    "monthly_charges": 99.5,
-    "support_calls": 4,
-    "age": 31,
-    "plan": "premium",
-    "contract": "monthly",
-    "region": "north",
-}
-BODY = json.dumps({"rows": [ROW]})
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from harness import (
+    BENCH,
+    BODY,
+    ROOT,
+    VENV_BIN,
+    WRK_SCRIPT,
+    Run,
+    Server,
+    free_port,
+    machine,
+    make_demo,
+    make_key,
+    measure,
+    progress,
+)
 
 # Targets of the issue: pointsman keeps >= 85 % of the minimal app's throughput at every
 # concurrency and adds under half a millisecond to the median latency of a lone caller.
 MIN_RATIO = 0.85
 MAX_ADDED_P50_MS = 0.5
-
-# wrk's done() hook prints one JSON line; its latency percentiles come from the latency of
-# every single request (wrk records each one in its histogram), in microseconds.
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
-wrk.body = [==[%s]==]
-
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, '
-    .. '"mean_us": %%.1f, "max_us": %%d, "errors": {"connect": %%d, "read": %%d, '
-    .. '"write": %%d, "status": %%d, "timeout": %%d}}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout))
-end
-"""
-
-
-# -- servers -------------------------------------------------------------------------------
-@dataclass
-class Server:
-    """A server under test, run as a subprocess in its own session on a free loopback port."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    path: str
-    port: int
-    log_path: Path
-    key: str  # sent to both servers alike; pointsman checks it, the minimal app ignores it
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.path}"
-
-    def start(self, timeout_s: float = 120.0) -> None:
-        """Start the process and wait until a predict request answers 200."""
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its workers share its process group: stop() reaches them
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode} before answering; "
-                    f"its output:\n{self.log_path.read_text()[-3000:]}"
-                )
-            try:
-                self.predict()
-                return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.2)
-        self.stop()  # never leave a server behind that the caller will not know to stop
-        raise RuntimeError(f"{self.name} did not answer {self.url} within {timeout_s:.0f} s")
-
-    def predict(self) -> dict[str, Any]:
-        """One predict request with the benchmark body; its decoded answer."""
-        request = urllib.request.Request(
-            self.url,
-            BODY.encode(),
-            {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system) used so far by the server and all its workers."""
-        total = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rpartition(")")[2].split()
-            except OSError:  # the process ended between the listing and the read
-                continue
-            if self.proc is not None and int(fields[2]) == self.proc.pid:  # its process group
-                total += int(fields[11]) + int(fields[12])
-        return total / CLOCK_TICKS
-
-    def stop(self) -> None:
-        """SIGTERM to our process, SIGKILL to its process group if it lingers."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the group id is proc.pid: start_new_session
-            proc.wait(timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --core: the serving core alone, as issue 2 measured it (no key check, no prediction log;
@@ -220,51 +105,6 @@ def check_same_answer(servers: list[Server]) -> None:
                 f"{server.name} answers {answer} but {servers[0].name} answers {first}: "
                 "they do not serve the same model file."
             )
-
-
-# -- load -----------------------------------------------------------------------------------
-@dataclass
-class Run:
-    """One measured wrk run against one server."""
-
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    cpu_ms: float  # server CPU time (all its processes) per request
-    mean_ms: float
-    requests: int
-    errors: int
-
-
-def run_wrk(
-    url: str, script: Path, concurrency: int, seconds: float, threads: int
-) -> dict[str, Any]:
-    argv = ["wrk", f"-t{min(threads, concurrency)}", f"-c{concurrency}", f"-d{seconds:g}s"]
-    argv += ["--timeout", "10s", "--latency", "-s", str(script), url]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True)
-    match = re.search(r"^BENCH_RESULT (.*)$", out.stdout, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
-    result: dict[str, Any] = json.loads(match.group(1))
-    return result
-
-
-def measure(server: Server, args: argparse.Namespace, concurrency: int, script: Path) -> Run:
-    """Warm up (discarded), then one measured run."""
-    run_wrk(server.url, script, concurrency, args.warmup, args.wrk_threads)
-    cpu_before = server.cpu_s()
-    raw = run_wrk(server.url, script, concurrency, args.duration, args.wrk_threads)
-    cpu_s = server.cpu_s() - cpu_before
-    seconds = raw["duration_us"] / 1e6
-    return Run(
-        rps=raw["requests"] / seconds,
-        p50_ms=raw["p50_us"] / 1000,
-        p99_ms=raw["p99_us"] / 1000,
-        cpu_ms=cpu_s * 1000 / max(raw["requests"], 1),
-        mean_ms=raw["mean_us"] / 1000,
-        requests=raw["requests"],
-        errors=sum(raw["errors"].values()),
-    )
 
 
 @dataclass
@@ -342,15 +182,6 @@ def bench_workers(
     return cells
 
 
-def progress(what: str, run: Run) -> None:
-    print(
-        f"  {what:<36} {run.rps:8.1f} req/s  p50 {run.p50_ms:6.2f} ms  "
-        f"p99 {run.p99_ms:7.2f} ms  cpu {run.cpu_ms:5.2f} ms/req  errors {run.errors}",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 # -- report ---------------------------------------------------------------------------------
 def verdict(cells: list[Cell]) -> tuple[bool, list[str]]:
     """PASS when every cell keeps the ratio and every concurrency-1 cell the added p50."""
@@ -388,39 +219,7 @@ def print_table(cells: list[Cell]) -> None:
     print("cpu ms = server CPU time (user + system, all its processes) per request")
 
 
-def machine() -> dict[str, Any]:
-    cpu = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
-    return {
-        "cpus": os.cpu_count(),
-        "cpu": cpu,
-        "loadavg_at_start": os.getloadavg(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_generator": wrk.split(" Copyright")[0].strip(),
-    }
-
-
 # -- main -------------------------------------------------------------------------------
-def make_demo(folder: Path) -> Path:
-    """A fresh demo project (trained churn model, v1 deployed) in `folder`."""
-    argv = [str(VENV_BIN / "pointsman"), "demo", str(folder), "--no-serve", "--port", "8080"]
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-    return folder
-
-
-def make_key(project: Path) -> str:
-    """A predict key for the benchmark: auth stays on, as in production."""
-    argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "keys", "create"]
-    argv += [f"bench-{os.getpid()}-{time.time_ns()}", "--scope", "predict:churn", "--json"]
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=ROOT)
-    key: str = json.loads(done.stdout)["key"]
-    return key
 
 
 def core_project(project: Path, tmp: Path) -> Path:

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import httpx
 import pandas as pd
-from serve_vs_minimal import Server, free_port, make_demo, make_key
+from harness import Server, free_port, make_demo, make_key
 
 from pointsman.project import Project, open_project
 from pointsman.registry import Submission

@@ -34,7 +34,7 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from serve_vs_minimal import VENV_BIN, WRK_SCRIPT, Server, free_port, run_wrk
+from harness import VENV_BIN, WRK_SCRIPT, Server, free_port, run_wrk
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline as SkPipeline

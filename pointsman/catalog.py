@@ -29,12 +29,14 @@ from pointsman.project import Project
 from pointsman.registry import VersionRecord, read_change_counter
 from pointsman.routing import Route
 from pointsman.runners import RunDir, RunnerPool, RunnerSpec
+from pointsman.runners.remote import RemoteRunners, expand
 from pointsman.types import Signature
 
 log = logging.getLogger("pointsman.catalog")
 
 STATE_TTL_S = 0.2  # the supervisor's state is read at most this often
 WANT_EVERY_S = 5.0  # a pinned version no route holds is asked for again this often
+RESOLVE_S = 5.0  # remote runners' names are resolved again this often (pods come and go)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class Catalog:
         self._state: tuple[float, dict[str, Any]] = (0.0, {})
         self._wanted_at: dict[tuple[str, int], float] = {}
         self._refused: set[tuple[str, int]] = set()  # revisions already logged as refused
+        settings = project.settings
+        self.remote = RemoteRunners(settings.remote_runners, settings.runner_secret)
+        self._resolved_at = 0.0
 
     # -- refreshing ------------------------------------------------------------------
     def refresh(self) -> None:
@@ -135,14 +140,22 @@ class Catalog:
     def _link(self, specs: dict[tuple[str, int], RunnerSpec]) -> None:
         """A pool per version with a spec; pools of versions gone are closed."""
         for key, spec in specs.items():
-            paths = self.run_dir.sockets(*key, spec.replicas + 1)  # + the surge runner's
+            addresses = self._addresses(key, spec)
             pool = self.pools.get(key)
             if pool is None:
-                self.pools[key] = RunnerPool(paths)
-            elif [r.path for r in pool.replicas] != paths:
-                pool.resize(paths)
+                self.pools[key] = RunnerPool(addresses, self.remote.secret)
+            elif pool.addresses != addresses:
+                pool.resize(addresses)
         for key in [k for k in self.pools if k not in specs]:
             self.pools.pop(key).close()
+
+    def _addresses(self, key: tuple[str, int], spec: RunnerSpec) -> list[Any]:
+        """Where a version's runners listen: their sockets here (the surge runner's too), or
+        host:port each when they run elsewhere (names resolved: one per pod)."""
+        remote = self.remote.addresses(*key)
+        if remote is not None:
+            return expand(remote)
+        return self.run_dir.sockets(*key, spec.replicas + 1)
 
     def close(self) -> None:
         for pool in self.pools.values():
@@ -150,7 +163,11 @@ class Catalog:
         self.pools.clear()
 
     def runner_state(self, model: str, number: int) -> dict[str, Any]:
-        """What the supervisor published about a version's runners (read at most 5x/s)."""
+        """What the supervisor published about a version's runners (read at most 5x/s); of
+        remote runners, what this process's connections to them say."""
+        if self.remote.is_remote(model, number):
+            pool = self.pools.get((model, number))
+            return pool.state() if pool is not None else {}
         at, state = self._state
         if time.monotonic() - at > STATE_TTL_S:
             state = self.run_dir.read_state()
@@ -227,8 +244,11 @@ class Catalog:
         pool = self.pools.get(key)
         if pool is None:
             spec = self.spec_of(version)
-            pool = self.pools[key] = RunnerPool(self.run_dir.sockets(*key, spec.replicas + 1))
+            addresses = await asyncio.to_thread(self._addresses, key, spec)
+            pool = self.pools[key] = RunnerPool(addresses, self.remote.secret)
             self.snapshot.specs.setdefault(key, spec)
+        if self.remote.is_remote(*key):
+            return pool  # always up elsewhere: nothing to ask for
         route = self.snapshot.routes.get(key[0])
         routed = route is not None and key[1] in route.versions
         last = self._wanted_at.get(key)
@@ -245,6 +265,11 @@ class Catalog:
             await pool.connect()
             if pool.is_ready:
                 break
+            if self.remote.is_remote(version.model, version.number):
+                await pool.connect(now=True)  # up elsewhere or not: nothing loads on asking
+                if pool.is_ready:
+                    break
+                raise ModelNotReady(version.model, str(version.number), _why_not(pool.state()))
             state = self.runner_state(version.model, version.number)
             runners = state.get("runners") or []
             if runners and all(r.get("state") == "failed" for r in runners):
@@ -256,7 +281,24 @@ class Catalog:
 
     async def connect(self) -> None:
         """Open links to runners that came up (a background job on the event loop)."""
-        await asyncio.gather(*(p.connect() for p in list(self.pools.values()) if not p.is_ready))
+        if self.remote and time.monotonic() - self._resolved_at >= RESOLVE_S:
+            self._resolved_at = time.monotonic()
+            await self._resolve()
+        # Remote pools: every replica, not only until one is up (pods come and go).
+        await asyncio.gather(
+            *(p.connect() for k, p in list(self.pools.items())
+              if not p.is_ready or self.remote.is_remote(*k))
+        )  # fmt: skip
+
+    async def _resolve(self) -> None:
+        """Remote runners' names resolved again: a pod added is called, one gone dropped."""
+        pools = {k: p for k, p in self.pools.items() if self.remote.is_remote(*k)}
+        found = await asyncio.to_thread(
+            lambda: {k: expand(self.remote.addresses(*k) or []) for k in pools}
+        )
+        for key, addresses in found.items():
+            if self.pools.get(key) is pools[key] and pools[key].addresses != addresses:
+                pools[key].resize(addresses)
 
     # -- health ---------------------------------------------------------------------
     def readiness(self) -> dict[str, Any]:

@@ -45,7 +45,11 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── CannotRerun                     409, a logged input cannot run again (redacted, missing)
 ├── InvalidAlertRule                422, an alert rule that cannot be evaluated (names why)
 ├── AlertRuleNotFound               404, lists the known rules
-└── AlertRuleConflict               409, the name is taken, or the rule is read-only (file)
+├── AlertRuleConflict               409, the name is taken, or the rule is read-only (file)
+├── BadBatchSource                  400, a batch job's input or output cannot be read or written
+├── JobNotFound                     404, no batch job of that id
+├── JobConflict                     409, e.g. resuming a job that is running or finished
+└── ChunkFailed                     500, a batch worker's error, its message carried back
 """
 
 from __future__ import annotations
@@ -626,3 +630,30 @@ class AlertRuleNotFound(PointsmanError):
 class AlertRuleConflict(PointsmanError):
     status = HTTPStatus.CONFLICT
     code = "alert_rule_conflict"
+
+
+class BadBatchSource(PointsmanError):
+    status = HTTPStatus.BAD_REQUEST
+    code = "bad_batch_source"
+
+
+class JobNotFound(PointsmanError):
+    status = HTTPStatus.NOT_FOUND
+    code = "job_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"No batch job {job_id!r}. List the jobs with `pointsman jobs` (or GET /v1/admin/jobs)."
+        )
+
+
+class JobConflict(PointsmanError):
+    status = HTTPStatus.CONFLICT
+    code = "job_conflict"
+
+
+class ChunkFailed(PointsmanError):
+    """An error raised where a chunk ran (another process, a Dask worker), carried back as
+    its message: errors whose constructors take other arguments do not survive pickling."""
+
+    code = "chunk_failed"

@@ -115,7 +115,7 @@ class Pipeline:
         self.log = log
         self.shadows = shadows
         self.settings = settings
-        self.request_metrics = metrics.RequestRecorder()
+        self.request_metrics = metrics.RequestRecorder(settings.metrics_max_clients)
         self.breakers: dict[tuple[str, int], Breaker] = {}
         self.rng = random.Random()
         self.faults = InputFaults()
@@ -383,7 +383,7 @@ class Pipeline:
             if shadow.sample >= 1 or self.rng.random() < shadow.sample:
                 job = ShadowJob(
                     route.model, route.revision, shadow.version, frame, outputs,
-                    outcome.request_id, outcome.protocol,
+                    outcome.request_id, outcome.protocol, route.policy.agreement,
                 )  # fmt: skip
                 self.shadows.offer(job)  # a full queue drops the copy and counts it
 
@@ -427,7 +427,7 @@ class ShadowRuns:
             self._record(job, frame, outputs, elapsed, fault or failure)
         cell = self.stats.cell(job.model, job.revision, job.version, "shadow")
         compared, agreed = cell.compared, cell.agreed
-        compare(job.primary, outputs, cell)
+        compare(job.primary, outputs, cell, job.agreement)
         number = str(job.version)
         metrics.SHADOW_COMPARED.labels(job.model, number).inc(cell.compared - compared)
         metrics.SHADOW_AGREED.labels(job.model, number).inc(cell.agreed - agreed)

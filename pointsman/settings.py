@@ -45,6 +45,22 @@ class AlertRuleConfig(BaseModel):
     description: str = ""
 
 
+class GateConfig(BaseModel):
+    """The `[gate]` table of pointsman.toml: thresholds of `pointsman gate` (and the defaults
+    of `diff` and `bench` when their options are not given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_flip_rate: float | None = Field(0.02, ge=0, le=1)
+    max_mean_abs_diff: float | None = Field(None, ge=0)
+    max_p99_ratio: float | None = Field(1.2, gt=0)
+    bench_slack_ms: float = Field(1.0, ge=0)
+    max_refused_rate: float = Field(0.0, ge=0, le=1)
+    bench_rows: list[int] = Field(default_factory=lambda: [1, 64])
+    bench_concurrency: list[int] = Field(default_factory=lambda: [1, 8])
+    bench_requests: int = Field(200, ge=10)
+
+
 class RunnerConfig(BaseModel):
     """One `[runners.MODEL]` (or `[runners."MODEL:VERSION"]`, `[runners."*"]`) table of
     pointsman.toml: where and under which limits a model's runners run. Fields left out
@@ -133,6 +149,22 @@ class ReplicaSettings(BaseSettings):
         default_factory=list,
         description="Channels of the built-in `replica_down` rule (as an alert's `notify`, "
         'e.g. `["slack=https://…"]`). Empty: no replica_down rule.',
+    )
+    remote_runners: dict[str, str] = Field(
+        default_factory=dict,
+        description="Versions whose runners run elsewhere (`pointsman runner serve`, one "
+        "Deployment per version on Kubernetes): `MODEL:VERSION`, `MODEL` or `*` → "
+        "comma-separated host:port, `{model}` and `{version}` filled in, e.g. "
+        '`{"*": "pointsman-runner-{model}-{version}:7070"}`. The server calls them over TCP '
+        "instead of starting runners; a name resolving to several addresses (a headless "
+        "Service) is one runner each. Empty: every runner runs beside the server.",
+    )
+    runner_secret: str = Field(
+        default="",
+        repr=False,
+        description="Shared secret of runners over TCP: each connection proves it with an "
+        "HMAC challenge both ways (never sent in clear). Needed by `pointsman runner serve` "
+        "and by remote_runners; at least 16 characters.",
     )
 
 
@@ -279,6 +311,18 @@ class Settings(StorageSettings):
         description="Serve /metrics without an API key (a scraper inside a private network). "
         "Otherwise it needs a key with read:* (or admin) like any other read.",
     )
+    metrics_max_clients: int = Field(
+        default=100,
+        ge=1,
+        description="Most distinct clients (API key names) one server process labels in "
+        "pointsman_client_requests_total; requests of clients past them count as `other`.",
+    )
+    ui_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="How long a console session (/ui, signed in with an API key) lasts before "
+        "signing in again; revoking the key ends its sessions at once.",
+    )
     max_rows_per_request: int = Field(
         default=100_000,
         ge=1,
@@ -289,6 +333,16 @@ class Settings(StorageSettings):
         gt=0,
         description="Longest a predict request may take, reading and model included; past "
         "it the caller gets 504.",
+    )
+    gate: GateConfig = Field(
+        default_factory=GateConfig,
+        description="Thresholds of `pointsman gate` in a `[gate]` table: `max_flip_rate` "
+        "(label flips against the version in force, default 0.02), `max_mean_abs_diff` "
+        "(regressors: of predictions; classifiers: of probabilities), `max_p99_ratio` (p99 "
+        "latency against the version in force, default 1.2, plus `bench_slack_ms`, default "
+        "1), `max_refused_rate` (test rows "
+        "validation would refuse, default 0), `bench_rows`, `bench_concurrency`, "
+        "`bench_requests` (per cell).",
     )
     alerts: list[AlertRuleConfig] = Field(
         default_factory=list,
@@ -372,6 +426,12 @@ class Settings(StorageSettings):
         default=3600.0,
         gt=0,
         description="The window of logged requests each drift run looks at, in seconds.",
+    )
+    quality_window_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="GET /metrics: the quality gauges score the predictions of this many "
+        "seconds back that have outcomes (recomputed at most once a minute per process).",
     )
     drift_history_days: float = Field(
         default=90.0,

@@ -218,6 +218,22 @@ def _shown(value: Any) -> Any:
     return value
 
 
+_JSON_TYPE_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    type(None): "null",
+    list: "array",
+    dict: "object",
+}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
 def _plain(value: Any) -> Any:
     """A numpy scalar as the JSON-able Python value; NaN as None."""
     if isinstance(value, np.generic):
@@ -230,7 +246,11 @@ def _plain(value: Any) -> Any:
 def plain_list(values: Any) -> list[Any]:
     """A numpy array (or list) of labels as JSON-able Python values."""
     if isinstance(values, np.ndarray):
-        if values.dtype.kind in "fiub":
+        if values.dtype.kind in "iub":  # no NaN possible: numpy's own conversion, in C
+            return list(values.tolist())
+        if values.dtype.kind == "f":
+            if not np.isnan(values).any():
+                return list(values.tolist())
             return [_plain(v) for v in values.tolist()]
         return [_plain(v) for v in values]
     return [_plain(v) for v in values]

@@ -25,6 +25,7 @@ from pointsman.alerts import Dispatcher, Evaluator, RuleBook
 from pointsman.alerts.watch import rule_configs
 from pointsman.auth import KeyCache
 from pointsman.catalog import Catalog
+from pointsman.gates.verdicts import canary_quality_check
 from pointsman.monitoring import metrics
 from pointsman.monitoring.heartbeat import Heart, replica_name
 from pointsman.monitoring.monitor import DriftMonitor
@@ -72,7 +73,10 @@ class Worker:
         self.pipeline = pipeline
         self.keys = keys
         holder = pipeline.stats.worker
-        self.canary = CanaryController(project.engine, project.routes, holder)
+        self.canary = CanaryController(
+            project.engine, project.routes, holder,
+            quality_check=canary_quality_check(project.engine, project.routes),
+        )  # fmt: skip
         self.alerts = Evaluator(
             project.engine,
             project.routes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -152,6 +153,16 @@ def admin_headers(project: Project, name: str = "tests") -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+@pytest.fixture(scope="session")
+def debian_tools() -> Path:
+    """Debian's kubectl and nginx, unpacked by scripts/debian-tools (the folder they are in)."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "debian-tools"
+    done = subprocess.run([str(script)], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        skip_or_fail(f"scripts/debian-tools could not unpack kubectl and nginx: {done.stderr}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -216,6 +227,48 @@ class Server:
                 self.process.kill()
                 self.process.wait(5)
         self._log_file.close()
+
+
+class RunnerProcess:
+    """`pointsman runner serve` in its own process group, on a free loopback port."""
+
+    def __init__(self, folder: Path, model: str, version: int, secret: str, port: int = 0) -> None:
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = folder / f"runner-{self.port}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pointsman", "--project", str(folder), "runner", "serve",
+                 model, str(version), "--listen", self.address],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "POINTSMAN_RUNNER_SECRET": secret},
+            )  # fmt: skip
+
+    def wait_listening(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"runner exited early:\n{self.log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"runner not listening after {timeout_s} s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group: the command and the runner it supervises."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from pointsman.alerts.snapshots import Snapshots
 from pointsman.errors import InvalidAlertRule, ModelNotFound
 from pointsman.logstore.usage import fullest_spool
+from pointsman.monitoring.quality import outcome_key_of, window_quality
 from pointsman.routing import RouteBook
 from pointsman.store.heartbeats import Beat, load_beats, silent_s
 from pointsman.store.tables import alert_events, drift_results
@@ -209,6 +210,35 @@ def drift_psi_max(ctx: MetricContext, model: str, window_s: float) -> float | No
     with ctx.engine.connect() as conn:
         found = conn.execute(query).scalar()
     return None if found is None else float(found)
+
+
+# -- from outcomes: predictions of the window scored against their true values ---------
+def _quality(name: str) -> MetricFn:
+    def fn(ctx: MetricContext, model: str, window_s: float) -> float | None:
+        # One scoring per model and window per evaluation, whichever rules read it.
+        cache = ctx.extra.setdefault("quality", {})
+        if (model, window_s) not in cache:
+            key = outcome_key_of(ctx.routes, model)
+            cache[(model, window_s)] = window_quality(ctx.engine, key, model, window_s, ctx.now)
+        value = cache[(model, window_s)].get(name)
+        return None if value is None else float(value)
+
+    return fn
+
+
+for _name, _unit, _help in (
+    ("accuracy", "ratio", "Primary answers of the window whose label was the outcome / labelled."),
+    ("auc", "ratio", "ROC AUC of the window's labelled primary answers (classifiers)."),
+    ("log_loss", "count", "Log loss of the window's labelled primary answers (classifiers)."),
+    ("calibration_error", "ratio", "Expected calibration error of the window's answers."),
+    ("mae", "count", "Mean absolute error of the window's labelled primary answers."),
+    ("rmse", "count", "Root mean squared error of the window's labelled primary answers."),
+    ("bias", "count", "Mean of prediction - outcome over the window's labelled answers."),
+):
+    metric(_name, _unit, _help + " A drop with inputs unchanged is concept drift.")(_quality(_name))
+metric("labelled", "count", "Primary answers of the window that have an outcome.")(
+    _quality("labelled")
+)
 
 
 # -- server-wide ---------------------------------------------------------------------------

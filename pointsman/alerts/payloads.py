@@ -1,6 +1,6 @@
 """What each channel is sent: Alertmanager's v4 webhook body, a Slack message, an e-mail.
 
-Shapes follow PROTOCOLS.md §6: the generic webhook emits Alertmanager's v4 payload (labels
+Shapes as docs/alerts.md describes them: the generic webhook emits Alertmanager's v4 payload (labels
 alertname, model_name, severity, metric; annotations summary, description) so receivers
 written for Alertmanager accept it; Slack gets `text` (always) plus Block Kit blocks.
 """

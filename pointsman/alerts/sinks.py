@@ -1,6 +1,6 @@
 """Alert sinks: send one notice to one channel and say whether (and when) to try again.
 
-The policy of PROTOCOLS.md §6: 2xx is done; 429 waits Retry-After; 5xx, timeouts and
+The policy of docs/alerts.md (Channels): 2xx is done; 429 waits Retry-After; 5xx, timeouts and
 refused connections are retried with backoff; any other 4xx is not retried and its answer
 is kept in the history. Webhook URLs never appear in what is logged or stored.
 """

@@ -31,7 +31,7 @@ from pointsman.protocols import CODECS, Codec
 
 log = logging.getLogger("pointsman.api")
 
-Kind = Literal["open", "client", "predict", "read", "register", "admin"]
+Kind = Literal["open", "client", "predict", "read", "register", "outcome", "deploy", "admin"]
 ModelOf = Callable[[Scope], str | None]
 
 
@@ -63,8 +63,9 @@ def default_model(scope: Scope) -> str | None:
 class Access:
     """One endpoint's requirement: `kind` of scope on the model `model_of` names.
 
-    open: no key. client: any valid key. predict/read/register: `predict:<model>`,
-    `read:<model>`, `register:<model>` (`…:*` without a model); `also` lists kinds accepted as well.
+    open: no key. client: any valid key. predict/read/register/outcome: `predict:<model>`,
+    `read:<model>`, `register:<model>`, `outcome:<model>` (`…:*` without a model); `also`
+    lists kinds accepted as well.
     admin: the `admin` scope. `codec`, on inference endpoints, shapes the error body the
     way that protocol's clients read it (MLflow's, say).
     """
@@ -130,10 +131,15 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v2/models/{model}/versions/{version}/ready"): DESCRIBE,
     # the prediction log of one model (all models: read:*)
     ("GET", "/v1/predictions"): Access("read", query_model),
+    # the true values of earlier predictions (a labelling job's key: outcome:<model>)
+    ("POST", "/v1/models/{model}/outcomes"): Access("outcome"),
     # the catalogue entry of one model; every change is admin
     ("GET", ADMIN_MODELS): ADMIN,
     ("GET", ADMIN_MODELS + "/{model}"): READ,
     ("GET", ADMIN_MODELS + "/{model}/versions"): READ,
+    ("GET", ADMIN_MODELS + "/{model}/about"): READ,
+    # what a model is for (the console's catalogue): its owners may edit it
+    ("PUT", ADMIN_MODELS + "/{model}/about"): Access("deploy"),
     # a new version uploaded (a CI job's key: register:<model>, nothing else)
     ("POST", ADMIN_MODELS + "/{model}/versions"): Access("register"),
     ("GET", ADMIN_MODELS + "/{model}/runners"): READ,
@@ -141,6 +147,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", ADMIN_MODELS + "/{model}/route"): READ,
     ("GET", ADMIN_MODELS + "/{model}/route/history"): READ,
     ("GET", ADMIN_MODELS + "/{model}/canary"): READ,
+    ("GET", ADMIN_MODELS + "/{model}/quality"): READ,
     ("PUT", ADMIN_MODELS + "/{model}/route"): ADMIN,
     ("POST", ADMIN_MODELS + "/{model}/deploy"): ADMIN,
     ("POST", ADMIN_MODELS + "/{model}/promote"): ADMIN,
@@ -159,6 +166,10 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/v1/admin/alerts/{name}"): ADMIN,
     ("DELETE", "/v1/admin/alerts/{name}"): ADMIN,
     ("POST", "/v1/admin/alerts/{name}/test"): ADMIN,
+    # batch jobs read and write the server's files and databases: admin only
+    ("POST", "/v1/models/{model}/jobs"): ADMIN,
+    ("GET", "/v1/admin/jobs"): ADMIN,
+    ("GET", "/v1/admin/jobs/{job_id}"): ADMIN,
     # every model's figures: read:* (or no key with metrics_open, see `table_for`)
     ("GET", "/metrics"): Access("read", every_model),
 }

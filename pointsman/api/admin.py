@@ -14,7 +14,10 @@ from starlette.routing import BaseRoute
 
 from pointsman.api.access import client_of
 from pointsman.api.common import project_of
-from pointsman.routing import Arm, Policy, Shadow, history_json
+from pointsman.gates.verdicts import QualityGate
+from pointsman.registry.about import check_about, load_about, save_about
+from pointsman.routing import Arm, Gates, Policy, Shadow, history_json
+from pointsman.routing.agreement import Agreement
 from pointsman.routing.canary import canary_status
 from pointsman.validation.policy import ValidationPolicy
 
@@ -99,6 +102,14 @@ SIGNATURE_CHANGE = (
 )
 
 
+class AgreementIn(Body):
+    """When a shadow's answer agrees with the primary's (docs/release-gates.md)."""
+
+    abs_tol: float = Field(1e-6, ge=0)
+    rel_tol: float = Field(0.01, ge=0)
+    prob_tol: float | None = Field(None, ge=0, le=1)
+
+
 class PolicyIn(Body):
     """A whole traffic policy: a field left out is cleared or takes its default."""
 
@@ -110,6 +121,8 @@ class PolicyIn(Body):
     breaker_failures: int = 5
     breaker_pause_s: float = 30.0
     validation: ValidationIn = ValidationIn()
+    outcome_key: str | None = None
+    agreement: AgreementIn = AgreementIn()
     reason: str = ""
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
     expect_revision: int | None = Field(
@@ -138,6 +151,10 @@ class CanaryIn(Body):
     steps: list[int] = [5, 25, 50, 100]
     hold_requests: int = Field(500, ge=0)
     hold_s: float = Field(120.0, ge=0)
+    quality_gate: str | None = Field(
+        None, description='Quality gate on outcomes, e.g. "auc >= primary - 0.01".'
+    )
+    min_outcomes: int = Field(200, ge=1, description="Outcomes per arm before it may fail.")
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
 
 
@@ -155,6 +172,25 @@ def list_versions(request: Request, model: str) -> list[dict[str, Any]]:
         data.pop("input_example", None)
         out.append(data)
     return out
+
+
+class AboutIn(Body):
+    """What a model is for: shown and searched in the console's catalogue."""
+
+    description: str = ""
+    owner: str = ""
+    tags: list[str] = []
+
+
+@router.get("/{model}/about", summary="A model's description, owner and tags")
+def get_about(request: Request, model: str) -> dict[str, Any]:
+    return load_about(project_of(request).engine, model).to_json()
+
+
+@router.put("/{model}/about", summary="Replace a model's description, owner and tags")
+def put_about(request: Request, model: str, body: AboutIn, user: User = None) -> dict[str, Any]:
+    about = check_about(body.description, body.owner, body.tags)
+    return save_about(project_of(request).engine, model, about, who(request, user)).to_json()
 
 
 @router.get("/{model}/route", summary="The route revision in force")
@@ -175,6 +211,8 @@ def put_route(request: Request, model: str, body: PolicyIn, user: User = None) -
         breaker_failures=body.breaker_failures,
         breaker_pause_s=body.breaker_pause_s,
         validation=body.validation.policy(),
+        outcome_key=body.outcome_key,
+        agreement=Agreement(**body.agreement.model_dump()),
         # An ended canary stays on record; a running one makes `apply` refuse.
         canary=in_force.policy.canary if in_force else None,
     )
@@ -226,9 +264,18 @@ def start_canary(request: Request, model: str, body: CanaryIn, user: User = None
         who(request, user),
         hold_requests=body.hold_requests,
         hold_s=body.hold_s,
+        gates=quality_gates(body.quality_gate, body.min_outcomes),
         allow_signature_change=body.allow_signature_change,
     )
     return change.to_json()
+
+
+def quality_gates(text: str | None, min_outcomes: int) -> Gates | None:
+    """The canary's gates with a quality gate (checked: 400 with the form to write)."""
+    if text is None:
+        return None
+    QualityGate.parse(text)
+    return Gates(quality=text.strip(), min_outcomes=min_outcomes)
 
 
 @router.get("/{model}/canary", summary="The canary: state, step, window figures per arm")

@@ -22,12 +22,15 @@ from pointsman.api import (
     access,
     admin,
     alerts,
+    console,
     errors,
     health,
     inference,
+    jobs,
     keys,
     metrics,
     mlflow,
+    outcomes,
     predictions,
     runners,
     uploads,
@@ -43,9 +46,11 @@ from pointsman.pipeline import build_pipeline
 from pointsman.project import open_project
 from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
+from pointsman.runners.remote import RemoteRunners
 from pointsman.runners.serving import build_supervisor
 from pointsman.settings import Settings, load_settings
 from pointsman.store.changes import listener_for
+from pointsman.ui import ConsoleParts, console_mount
 from pointsman.worker import Worker
 
 log = logging.getLogger("pointsman.api")
@@ -60,8 +65,10 @@ def build_app(settings: Settings) -> FastAPI:
         # own (tests, another ASGI server) supervises runners of its own.
         own = not settings.runner_dir
         run_dir = RunDir(new_run_dir() if own else Path(settings.runner_dir))
+        remote = RemoteRunners(settings.remote_runners, settings.runner_secret)
+        preflight = remote.local_only(run_dir.preflight)
         project = await anyio.to_thread.run_sync(
-            functools.partial(open_project, settings, preflight=run_dir.preflight)
+            functools.partial(open_project, settings, preflight=preflight)
         )
         # One listening connection per process: pushed changes reach worker and supervisor.
         listener = listener_for(project.engine, settings.listen_for_changes)
@@ -80,6 +87,7 @@ def build_app(settings: Settings) -> FastAPI:
         app.state.project, app.state.catalog = project, catalog
         app.state.pipeline, app.state.worker = pipeline, worker
         app.state.listener = listener
+        app.state.console = ConsoleParts(gate.keys, invoke, settings.ui_session_hours)
         # What start-up built lives as long as the server: out of the collector's sight, a
         # full collection no longer walks it (it took ~100 ms under load, stalling /healthz).
         gc.freeze()
@@ -117,12 +125,15 @@ def build_app(settings: Settings) -> FastAPI:
         runners,
         keys,
         predictions,
+        outcomes,
         alerts,
+        jobs,
         metrics,
     )
     for module in modules:
         app.router.routes.extend(module.routes())
     gate = access.Gate(enabled=settings.auth)
+    console.use_openapi_route(app, gate)
     table = access.table_for(settings.metrics_open)
     access.protect(app.router.routes, gate, table)
     app.fast_routes = fast_routes(inference.routes(), gate, table)
@@ -134,6 +145,9 @@ def build_app(settings: Settings) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # The console checks its own session (a cookie, not a key) on every page.
+    app.router.routes.append(console_mount())
+    invoke = console.invoker(app)
     app.add_exception_handler(PointsmanError, errors.pointsman_error)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
@@ -145,6 +159,8 @@ async def wait_ready(catalog: Catalog, wait_s: float) -> None:
     """Up to `wait_s`: until every routed version has a warm runner (then serve anyway)."""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and not catalog.readiness()["ready"]:
+        if catalog.remote:
+            await catalog.connect()  # remote runners are ready once this process is connected
         if catalog.has_failed():
             return  # a version that cannot load will not be ready by waiting
         await asyncio.sleep(0.05)

@@ -89,7 +89,9 @@ def inference_endpoint(codec: Codec) -> Callable[[Request], Awaitable[Response]]
 def _count(request: Request, outcome: Outcome, status: int) -> None:
     model = outcome.model or known_model(request, catalog_of(request))
     version = "" if outcome.version is None else str(outcome.version)
-    pipeline_of(request).request_metrics.answered(
+    recorder = pipeline_of(request).request_metrics
+    recorder.client_answered(model, client_of(request), status)
+    recorder.answered(
         model, version, outcome.role or "", outcome.protocol, status, outcome.elapsed_s(),
         outcome.model_s, outcome.rows,
     )  # fmt: skip

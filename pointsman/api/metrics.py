@@ -18,7 +18,9 @@ async def metrics(request: Request, rid: str) -> Response:
 
     def collect() -> bytes:
         worker.sample_metrics()  # this worker's sampled figures, fresh
-        return scrape(lambda: catalog.snapshot.routes, project_of(request).engine)
+        project = project_of(request)
+        window_s = project.settings.quality_window_s
+        return scrape(lambda: catalog.snapshot.routes, project.engine, window_s)
 
     body = await anyio.to_thread.run_sync(collect)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 from pointsman.api.admin import ErrorOut
 from pointsman.api.common import project_of
 from pointsman.logstore import LogQuery, find_predictions
+from pointsman.logstore.outcomes import attach_outcomes
 from pointsman.logstore.query import MAX_LIMIT, TIME_FORMS, parse_time
 
 router = APIRouter(
@@ -46,7 +47,8 @@ def list_predictions(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[str | None, Query(description="`cursor` of the previous page.")] = None,
 ) -> dict[str, Any]:
-    """Records matching every filter given; pass `cursor` back for the next page."""
+    """Records matching every filter given, with the `outcomes` sent for each request id;
+    pass `cursor` back for the next page."""
     query = LogQuery(
         model=model,
         version=version,
@@ -56,7 +58,9 @@ def list_predictions(
         request_id=request_id,
         has_error=has_error,
     )
-    page = find_predictions(project_of(request).engine, query, limit, cursor)
+    engine = project_of(request).engine
+    page = find_predictions(engine, query, limit, cursor)
+    attach_outcomes(engine, page.records)
     return {"predictions": page.records, "cursor": page.cursor}
 
 

@@ -78,6 +78,10 @@ class KeyCache:
             self._fingerprint = fingerprint
         return True
 
+    def client_by_hash(self, key_hash: str) -> Client | None:
+        """The client of a stored key hash (a console session's key), or None."""
+        return self._clients.get(key_hash)
+
     def authenticate(self, presented: str | None, now: float) -> Client:
         """The client a presented key belongs to; Unauthorized says why not (never the key)."""
         if not presented:

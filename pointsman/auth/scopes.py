@@ -1,5 +1,8 @@
-"""Scopes: `predict:<model>`, `read:<model>`, `register:<model>` (or `*` for every model)
-and `admin`.
+"""Scopes: `predict:<model>`, `read:<model>`, `register:<model>`, `outcome:<model>`,
+`deploy:<model>` (or `*` for every model) and `admin`.
+
+`deploy:<model>` lets a data scientist change that model's route and versions from the
+console (deploy, canary, weights, promote, rollback, upload) without holding `admin`.
 
 `admin` covers every scope: the key `pointsman init` prints can do anything.
 """
@@ -11,7 +14,7 @@ import re
 from pointsman.errors import BadRequest
 
 _MODEL = r"(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-_SCOPE = re.compile(rf"^(admin|(predict|read|register):{_MODEL})$")
+_SCOPE = re.compile(rf"^(admin|(predict|read|register|outcome|deploy):{_MODEL})$")
 
 
 def check_scopes(scopes: list[str]) -> list[str]:
@@ -19,13 +22,13 @@ def check_scopes(scopes: list[str]) -> list[str]:
     if not scopes:
         raise BadRequest(
             "A key needs at least one scope: --scope predict:MODEL, read:MODEL, "
-            "register:MODEL or admin."
+            "register:MODEL, outcome:MODEL, deploy:MODEL or admin."
         )
     for scope in scopes:
         if not _SCOPE.match(scope):
             raise BadRequest(
                 f"Scope {scope!r} is not understood; use predict:MODEL, read:MODEL, "
-                "register:MODEL (MODEL may be *) or admin."
+                "register:MODEL, outcome:MODEL, deploy:MODEL (MODEL may be *) or admin."
             )
     return sorted(set(scopes))
 

@@ -12,9 +12,10 @@ from rich.markup import escape
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import cell, console, print_json, table
 from pointsman.cli.routes import allow_signature_change, items_of, number_of, print_change
+from pointsman.gates.verdicts import QualityGate
 from pointsman.project import Project
 from pointsman.registry.lineage import current_user
-from pointsman.routing import Route
+from pointsman.routing import Gates, Route
 from pointsman.routing.canary import canary_status
 
 HOLD_PART = re.compile(r"^(\d+)req$|^(\d+(?:\.\d+)?)([smh])$")
@@ -76,6 +77,20 @@ def duration(seconds: float) -> str:
     help="Minimum per step before it may advance: Nreq and/or a time (Ns, Nm, Nh), in any "
     "order; one left out keeps its default.",
 )
+@click.option(
+    "--gate",
+    "quality_gate",
+    metavar="EXPR",
+    help='Quality gate on outcomes, e.g. "auc >= primary - 0.01": rolled back once enough '
+    "outcomes show the candidate worse than that.",
+)
+@click.option(
+    "--min-outcomes",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Outcomes per arm before the quality gate may roll back.",
+)
 @click.option("--status", is_flag=True, help="Show the canary: step, window figures, hold.")
 @click.option("--abort", is_flag=True, help="Stop the canary; the baseline takes all traffic.")
 @click.option("--reason", default="", help="Why (with --abort), kept in the route history.")
@@ -88,6 +103,8 @@ def canary(
     version: str | None,
     steps: list[int],
     hold: tuple[int, float],
+    quality_gate: str | None,
+    min_outcomes: int,
     status: bool,
     abort: bool,
     reason: str,
@@ -116,9 +133,13 @@ def canary(
         change = project.routes.end_canary(model, "aborted", why, user)
     else:
         requests, seconds = hold
+        gates = None
+        if quality_gate is not None:
+            QualityGate.parse(quality_gate)  # refused here, with the form to write
+            gates = Gates(quality=quality_gate.strip(), min_outcomes=min_outcomes)
         change = project.routes.start_canary(
             model, str(version), steps, user, hold_requests=requests, hold_s=seconds,
-            allow_signature_change=allow_signature_change,
+            gates=gates, allow_signature_change=allow_signature_change,
         )  # fmt: skip
     if as_json:
         print_change(model, change, as_json)

@@ -38,7 +38,9 @@ def keys() -> None:
     "scopes",
     multiple=True,
     required=True,
-    help="predict:MODEL, read:MODEL, register:MODEL (MODEL may be *) or admin; repeat for several.",
+    help="predict:MODEL, read:MODEL, register:MODEL, outcome:MODEL, deploy:MODEL (MODEL may be *) "
+    "or admin; "
+    "repeat for several.",
 )
 @click.option("--rate", help="Most requests, e.g. 100/s, 6000/min, 10/h (default: no limit).")
 @click.option("--expires", help="Lifetime, e.g. 90d, 12h, 2w (default: never).")

@@ -23,6 +23,10 @@ from pointsman.errors import PointsmanError
 # name: ("module:attribute", the first paragraph of its docstring, for --help).
 # tests/cli/test_main.py checks these against the commands themselves.
 TABLE: dict[str, tuple[str, str]] = {
+    "ab": (
+        "ab:ab",
+        "Which arm of MODEL wins: quality per arm, difference, significance, sample needed.",
+    ),
     "alerts": (
         "alerts:alerts",
         "Alert rules: a metric over a window, a severity, and who to tell.",
@@ -40,6 +44,15 @@ TABLE: dict[str, tuple[str, str]] = {
         "Back up the store and every version's artifacts into the new folder OUT, while servers "
         "keep serving (SQLite: its online backup; PostgreSQL: pg_dump).",
     ),
+    "batch": (
+        "batch:batch",
+        "Score every row of INPUT (CSV/Parquet files, a folder, a glob, s3://, URL#table) with "
+        "MODEL into OUTPUT: kept columns, prediction, probabilities, version, status and job id.",
+    ),
+    "bench": (
+        "bench:bench",
+        "Time VERSIONs of MODEL against the version in force, side by side in one run.",
+    ),
     "canary": (
         "canary:canary",
         "Move VERSION of MODEL through traffic steps while its gates hold against the baseline.",
@@ -56,6 +69,10 @@ TABLE: dict[str, tuple[str, str]] = {
         "routes:deploy",
         "Make VERSION the version that answers MODEL (a new route revision).",
     ),
+    "diff": (
+        "diff:diff",
+        "Compare B's answers with A's on a test set, row by row and on average.",
+    ),
     "drift": (
         "drift:drift",
         "Compare MODEL's recent inputs and predictions with each version's training data.",
@@ -68,16 +85,36 @@ TABLE: dict[str, tuple[str, str]] = {
         "export:export",
         "Write a model's prediction records, oldest first, one row per request and role.",
     ),
+    "gate": (
+        "gate:gate",
+        "Validate the test set, diff VERSION against the version in force and benchmark them.",
+    ),
     "init": (
         "project:init",
         "Create a project in FOLDER (default: --project or the current folder).",
     ),
+    "jobs": (
+        "batch:jobs",
+        "Batch jobs, newest first: `pointsman jobs`, `jobs show ID`, `jobs resume ID`.",
+    ),
     "keys": ("keys:keys", "API keys: who may call which model, and how often."),
+    "kubernetes": (
+        "kubernetes:kubernetes",
+        "Kubernetes manifests: `pointsman kubernetes render` writes the routed versions' runners.",
+    ),
     "log": (
         "log:log",
         "The prediction log: `pointsman log MODEL [filters]`, `pointsman log prune`.",
     ),
+    "migrate": (
+        "project:migrate",
+        "Apply the store's pending migrations and say which revision it is at.",
+    ),
     "models": ("models:list_models", "List models, their versions and what is deployed."),
+    "outcomes": (
+        "outcomes:outcomes",
+        "Outcomes: the true values of predictions, by request id or by the route's outcome key.",
+    ),
     "predict": (
         "predict:predict",
         'Predict with MODEL on PAYLOAD ({"rows": [...]} or {"columns": [...], "data": [...]}).',
@@ -89,6 +126,10 @@ TABLE: dict[str, tuple[str, str]] = {
     "promote": (
         "routes:promote",
         "Make VERSION the sole primary of MODEL; a running canary of it ends as promoted.",
+    ),
+    "quality": (
+        "quality:quality",
+        "Score MODEL's predictions against their outcomes, per version, role and window.",
     ),
     "register": ("models:register", "Store ARTIFACT as a new version of MODEL."),
     "replay": (
@@ -108,6 +149,10 @@ TABLE: dict[str, tuple[str, str]] = {
     "route": (
         "routes:route",
         "Show or change MODEL's traffic policy; options not given keep their current values.",
+    ),
+    "runner": (
+        "runner:runner",
+        "One version's runner on its own: `pointsman runner serve MODEL VERSION --listen ...`.",
     ),
     "runners": (
         "runners:runners",

@@ -1,4 +1,4 @@
-"""`pointsman init`: create a project."""
+"""`pointsman init`: create a project; `pointsman migrate`: bring its store up to date."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import console
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry.lineage import current_user
+from pointsman.store.engine import head_revision, stored_revisions
 
 
 @click.command()
@@ -60,4 +61,19 @@ def first_admin_key(project: Project) -> str | None:
     return key
 
 
-COMMANDS = [init]
+@click.command()
+@pass_context
+def migrate(ctx: Context) -> None:
+    """Apply the store's pending migrations and say which revision it is at.
+
+    Every command does this first; on Kubernetes a Job runs it before the fronts roll, so
+    that no front starts on a store it has to migrate.
+    """
+    with open_project(ctx.settings()) as project:
+        url = project.engine.url.render_as_string(hide_password=True)
+        with project.engine.connect() as connection:
+            revisions = ", ".join(sorted(stored_revisions(connection)))
+    console.print(f"store {url} is at revision {revisions} (head {head_revision()})")
+
+
+COMMANDS = [init, migrate]

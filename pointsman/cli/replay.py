@@ -18,6 +18,7 @@ from pointsman.errors import PointsmanError
 from pointsman.logstore import iter_predictions
 from pointsman.logstore.query import count_predictions, iter_sample
 from pointsman.logstore.rerun import Rerunner
+from pointsman.routing.agreement import Agreement
 
 
 @click.command()
@@ -50,7 +51,8 @@ def replay(
         set(random.Random(seed).sample(range(total), sample)) if sample and sample < total else None
     )
     todo = len(picked) if picked is not None else total
-    report = Report(model, to_version)
+    route = project.routes.find(model)
+    report = Report(model, to_version, route.policy.agreement if route else Agreement())
     rerunner = Rerunner(runner_session(project))
     rerunner.warm(target)  # load (and fail) before the progress bar
     with Progress(
@@ -79,9 +81,10 @@ def replay(
 class Report:
     """Running totals of a replay."""
 
-    def __init__(self, model: str, version: int) -> None:
+    def __init__(self, model: str, version: int, agreement: Agreement | None = None) -> None:
         self.model = model
         self.version = version
+        self.agreement = agreement or Agreement()
         self.requests = self.rows = self.agreed_rows = self.agreed_requests = 0
         self.changes: Counter[tuple[str, str]] = Counter()
         self.deltas: list[float] = []
@@ -100,7 +103,7 @@ class Report:
         self.from_versions[record["version"]] += 1
         old, new = result.logged_predictions, result.predictions
         self.rows += len(new)
-        changed = result.changed_rows()
+        changed = result.changed_rows(self.agreement)
         self.agreed_rows += len(new) - len(changed)
         self.agreed_requests += not changed
         for i in changed:

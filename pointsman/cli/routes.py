@@ -13,6 +13,7 @@ from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import cell, console, print_json, table
 from pointsman.registry.lineage import current_user
 from pointsman.routing import Arm, Policy, Route, RouteChange, Shadow, history_json
+from pointsman.routing.agreement import Agreement
 from pointsman.routing.changes import arms_text, shadow_text
 from pointsman.validation.policy import ValidationPolicy
 
@@ -114,9 +115,13 @@ def deploy(
 
 
 # -- route ------------------------------------------------------------------------------
-FIELDS = ("arms", "key", "shadows", "fallback", "timeout_ms", "breaker_failures", "breaker_pause_s")
+FIELDS = (
+    "arms", "key", "shadows", "fallback", "timeout_ms", "breaker_failures", "breaker_pause_s",
+    "outcome_key",
+)  # fmt: skip
 CLEARS = {
     "key": "no_key",
+    "outcome_key": "no_outcome_key",
     "shadows": "no_shadow",
     "fallback": "no_fallback",
     "timeout_ms": "no_timeout",
@@ -171,6 +176,14 @@ def changed_policy(base: Policy, options: dict[str, Any]) -> Policy:
     options = dict(options)
     validation = changed_validation(base.validation, options)
     updates: dict[str, Any] = {"validation": validation}
+    tolerances = {k: options.pop(f"agree_{k}") for k in ("abs", "rel", "prob")}
+    if any(v is not None for v in tolerances.values()):
+        a = base.agreement
+        updates["agreement"] = Agreement(
+            abs_tol=a.abs_tol if tolerances["abs"] is None else tolerances["abs"],
+            rel_tol=a.rel_tol if tolerances["rel"] is None else tolerances["rel"],
+            prob_tol=a.prob_tol if tolerances["prob"] is None else tolerances["prob"],
+        )
     for name in FIELDS:
         if options[name] is not None:
             updates[name] = options[name]
@@ -250,6 +263,27 @@ def _is_change(options: dict[str, Any]) -> bool:
     help="How far past the training range a number may go, as a share of the range on each "
     "side (default 0.1).",
 )
+@click.option(
+    "--outcome-key",
+    help="Payload field outcomes may name instead of a request id, e.g. customer_id.",
+)
+@click.option("--no-outcome-key", is_flag=True, help="Outcomes by request id only.")
+@click.option(
+    "--agree-abs",
+    type=float,
+    help="Shadows, replay and canaries: regression answers within this absolute difference "
+    "(plus --agree-rel) agree (default 1e-6).",
+)
+@click.option(
+    "--agree-rel",
+    type=float,
+    help="... and within this share of the primary's answer (default 0.01).",
+)
+@click.option(
+    "--agree-prob",
+    type=float,
+    help="Classifiers agree on the label and, with this, every probability within it.",
+)
 @click.option("--reason", default="", help="Why, kept in the route history.")
 @click.option("--history", is_flag=True, help="Every revision: who, when, what changed, why.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -327,6 +361,8 @@ def _print_route(route: Route, as_json: bool) -> None:
         ["timeout", f"{p.timeout_ms} ms" if p.timeout_ms else "none"],
         ["breaker", f"after {p.breaker_failures} failures, retry after {p.breaker_pause_s:g} s"],
         ["validation", escape(p.validation.describe())],
+        ["outcome key", escape(p.outcome_key) if p.outcome_key else "none (request ids)"],
+        ["agreement", escape(p.agreement.describe())],
         ["canary", _canary_line(route)],
         ["changed", f"{cell(route.created_at)} by {escape(route.created_by)}"],
         ["why", escape(route.reason) or "-"],

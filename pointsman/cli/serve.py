@@ -26,6 +26,7 @@ from pointsman.monitoring.logs import logging_config
 from pointsman.project import open_project
 from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
+from pointsman.runners.remote import RemoteRunners
 from pointsman.runners.serving import build_supervisor
 from pointsman.runners.spec import usable_cpus
 from pointsman.settings import Settings
@@ -77,6 +78,7 @@ def serve(
     # Fail here, readably, rather than inside a worker; closed before serving starts.
     with open_project(settings) as project:
         RuleBook(project.engine, rule_configs(settings))  # and on a bad [[alerts]] table
+        RemoteRunners(settings.remote_runners, settings.runner_secret)  # and remote_runners
         deployed = sorted(project.routes.all_current())
         enforcement = project.enforcement.describe()
     base = f"{'https' if tls['certfile'] else 'http'}://{settings.host}:{settings.port}"

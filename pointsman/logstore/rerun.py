@@ -10,6 +10,7 @@ import numpy as np
 
 from pointsman.errors import CannotRerun
 from pointsman.registry import VersionRecord
+from pointsman.routing.agreement import Agreement, rows_agree
 from pointsman.types import Frame, Outputs
 from pointsman.validation import build_frame
 
@@ -30,11 +31,19 @@ class Rerun:
     def logged_predictions(self) -> list[Any]:
         return list((self.logged.get("outputs") or {}).get("predictions") or [])
 
-    def changed_rows(self) -> list[int]:
+    def changed_rows(self, agreement: Agreement | None = None) -> list[int]:
+        """Rows whose answer does not agree with the logged one (exactly, without a tolerance)."""
         old, new = self.logged_predictions, self.predictions
         if len(old) != len(new):
             return list(range(max(len(old), len(new))))
-        return [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        if agreement is None:
+            return [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        logged = self.logged.get("outputs") or {}
+        same = rows_agree(
+            old, new, agreement, logged.get("probabilities"), self.outputs.probabilities,
+            regression=False if self.outputs.classes is not None else None,
+        )  # fmt: skip
+        return [i for i, ok in enumerate(same) if not ok]
 
     def probability_deltas(self) -> list[float]:
         """Per row, the largest change in any class's probability (classes both know)."""

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,9 +24,13 @@ from sqlalchemy.engine import Engine
 from pointsman import __version__
 from pointsman.monitoring import metrics
 from pointsman.monitoring.monitor import latest_psi
+from pointsman.monitoring.quality import CLASSIFIER_METRICS, REGRESSOR_METRICS, quality_by_version
 from pointsman.routing import Route
 
 RoutesInForce = Callable[[], dict[str, Route]]
+# Scoring a day of predictions reads the log: once a minute per process, not per scrape.
+QUALITY_TTL_S = 60.0
+_quality_cache: dict[tuple[str, float], tuple[float, dict[tuple[int, str], dict[str, object]]]] = {}
 
 log = logging.getLogger("pointsman.monitoring")
 
@@ -35,9 +40,12 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 class StateCollector(Collector):
     """Gauges of what is in force now, read at scrape time."""
 
-    def __init__(self, routes: RoutesInForce, engine: Engine) -> None:
+    def __init__(
+        self, routes: RoutesInForce, engine: Engine, quality_window_s: float = 86400.0
+    ) -> None:
         self.routes = routes
         self.engine = engine
+        self.quality_window_s = quality_window_s
 
     def collect(self) -> Iterator[Metric]:
         build = GaugeMetricFamily(
@@ -76,9 +84,47 @@ class StateCollector(Collector):
         for (model, version, feature), value in sorted(scores.items()):
             drift.add_metric([model, str(version), feature], value)
         yield drift
+        yield from self.quality()
+
+    def quality(self) -> Iterator[Metric]:
+        """Each routed model's quality against outcomes, per version and role."""
+        labels = ["model_name", "model_version", "role"]
+        figures = GaugeMetricFamily(
+            "pointsman_quality",
+            "Quality of the predictions of the last quality_window_s that have outcomes: "
+            "`metric` is accuracy, log_loss, auc, brier, calibration_error, mae, rmse or bias.",
+            labels=[*labels, "metric"],
+        )
+        counted = GaugeMetricFamily(
+            "pointsman_quality_labelled",
+            "Predictions of the last quality_window_s that have an outcome.",
+            labels=labels,
+        )
+        for model, route in sorted(self.routes().items()):
+            try:
+                scores = self._scores(model, route.policy.outcome_key)
+            except Exception as exc:  # the store may be down: the other families still answer
+                log.warning("quality of %s left out of /metrics: %s", model, exc)
+                continue
+            for (version, role), score in scores.items():
+                counted.add_metric([model, str(version), role], float(str(score["labelled"])))
+                for name in (*CLASSIFIER_METRICS, *REGRESSOR_METRICS):
+                    value = score.get(name)
+                    if isinstance(value, float):
+                        figures.add_metric([model, str(version), role, name], value)
+        yield figures
+        yield counted
+
+    def _scores(self, model: str, key: str | None) -> dict[tuple[int, str], dict[str, object]]:
+        cached = _quality_cache.get((model, self.quality_window_s))
+        if cached is not None and time.monotonic() - cached[0] < QUALITY_TTL_S:
+            return cached[1]
+        scores = quality_by_version(self.engine, key, model, self.quality_window_s)
+        _quality_cache[(model, self.quality_window_s)] = (time.monotonic(), scores)
+        return scores
 
 
-def scrape(routes: RoutesInForce, engine: Engine) -> bytes:
+def scrape(routes: RoutesInForce, engine: Engine, quality_window_s: float = 86400.0) -> bytes:
     """The exposition text of every family (blocking: reads files and the store)."""
     if metrics.is_multiprocess():
         recorded = CollectorRegistry()
@@ -86,7 +132,7 @@ def scrape(routes: RoutesInForce, engine: Engine) -> bytes:
     else:
         recorded = metrics.REGISTRY
     state = CollectorRegistry(auto_describe=False)
-    state.register(StateCollector(routes, engine))
+    state.register(StateCollector(routes, engine, quality_window_s))
     return generate_latest(recorded) + generate_latest(state)
 
 

@@ -7,7 +7,7 @@ sums them all (see `exposition`). In one process they simply live in memory.
 
 Labels are bounded: model names and versions the catalog knows, features of a signature,
 the four protocols, status classes, fixed reasons. Never a request id or a raw path.
-Names follow PROTOCOLS.md §5 (base units, `_total` on counters, `model_name` labels).
+Names follow docs/metrics.md (base units, `_total` on counters, `model_name` labels).
 """
 
 from __future__ import annotations
@@ -54,6 +54,14 @@ REQUESTS = Counter(
     ["model_name", "model_version", "role", "protocol", "status"],
     registry=REGISTRY,
 )
+CLIENT_REQUESTS = Counter(
+    "pointsman_client_requests",
+    "Inference requests by model, client (the API key's name; past the first "
+    "metrics_max_clients names a process sees, `other`) and status class.",
+    ["model_name", "client", "status"],
+    registry=REGISTRY,
+)
+OTHER_CLIENTS = "other"
 DURATION = Histogram(
     "pointsman_inference_request_duration_seconds",
     "Time from reading the request to its answer, in seconds.",
@@ -263,8 +271,25 @@ def status_class(status: int) -> str:
 class RequestRecorder:
     """The request path's recorder: label children cached, so a request costs a few µs."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_clients: int = 100) -> None:
         self._children: dict[tuple[str, ...], tuple[Any, Any, Any, Any]] = {}
+        self._client_children: dict[tuple[str, str, str], Any] = {}
+        self._clients: set[str] = set()
+        self.max_clients = max_clients
+
+    def client_answered(self, model: str, client: str | None, status: int) -> None:
+        """Count a request under its client; the label stays bounded (`other` past the cap)."""
+        name = client or "none"
+        if name not in self._clients:
+            if len(self._clients) >= self.max_clients:
+                name = OTHER_CLIENTS
+            else:
+                self._clients.add(name)
+        key = (model, name, status_class(status))
+        child = self._client_children.get(key)
+        if child is None:
+            child = self._client_children[key] = CLIENT_REQUESTS.labels(*key)
+        child.inc()
 
     def answered(
         self,

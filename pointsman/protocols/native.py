@@ -11,10 +11,9 @@ from pointsman.protocols.base import Codec, Decoded
 from pointsman.protocols.tabular import (
     check_column_names,
     check_has_rows,
-    json_type,
     rows_to_columns,
 )
-from pointsman.types import Frame, Prediction, Signature, plain_list
+from pointsman.types import Frame, Prediction, Signature, json_type, plain_list
 from pointsman.validation.signature import build_frame, records_to_columns
 
 EXAMPLE = '{"rows": [{"age": 42, "plan": "pro"}]}'

@@ -6,21 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pointsman.errors import BadRequest
-
-_JSON_TYPE_NAMES = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-    type(None): "null",
-    list: "array",
-    dict: "object",
-}
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, for error messages."""
-    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+from pointsman.types import json_type
 
 
 def rows_to_columns(rows: Sequence[Any], names: Sequence[str], where: str) -> dict[str, list[Any]]:

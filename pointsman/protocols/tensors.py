@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from pointsman.errors import BadRequest
-from pointsman.protocols.tabular import json_type
+from pointsman.types import json_type
 
 # Little-endian numpy dtype of each fixed-size datatype on the wire (binary tensor extension).
 WIRE_DTYPES: dict[str, np.dtype[Any]] = {

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pointsman.errors import BadRequest, FieldProblem
 from pointsman.protocols import json
 from pointsman.protocols.base import Codec, Decoded
-from pointsman.protocols.tabular import check_has_rows, json_type, rows_to_columns
-from pointsman.types import Frame, Prediction, Signature, plain_list
+from pointsman.protocols.tabular import check_has_rows, rows_to_columns
+from pointsman.types import Frame, Prediction, Signature, json_type, plain_list
 from pointsman.validation.signature import build_frame, records_to_columns
 
 Style = Literal["instances", "inputs"]

@@ -11,9 +11,9 @@ import numpy as np
 from pointsman.errors import BadRequest
 from pointsman.protocols import json
 from pointsman.protocols.base import Codec, Decoded
-from pointsman.protocols.tabular import check_has_rows, json_type
+from pointsman.protocols.tabular import check_has_rows
 from pointsman.protocols.tensors import DATATYPES, from_binary, from_json
-from pointsman.types import V2_DATATYPES, Frame, Prediction, Signature, plain_list
+from pointsman.types import V2_DATATYPES, Frame, Prediction, Signature, json_type, plain_list
 from pointsman.validation.signature import build_frame
 
 EXAMPLE = '{"inputs": [{"name": "age", "shape": [1], "datatype": "INT64", "data": [42]}]}'

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -74,8 +75,20 @@ def _beyond_noise(candidate: Counts, baseline: Counts, name: str) -> bool:
     return spread == 0 or (candidate.rate(name) - baseline.rate(name)) / spread > NOISE_Z
 
 
-def judge(canary: Canary, cells: dict[tuple[int, str], Counts], held_s: float) -> Verdict:
+# Why a canary's candidate fails its quality gate on the outcomes so far, or None: supplied
+# by the worker (scoring outcomes sits above routing).
+QualityCheck = Callable[[Route], str | None]
+
+
+def judge(
+    canary: Canary,
+    cells: dict[tuple[int, str], Counts],
+    held_s: float,
+    quality_failure: str | None = None,
+) -> Verdict:
     """Advance when held long enough with every gate passing; roll back on any failure."""
+    if quality_failure is not None:
+        return Verdict("rollback", quality_failure)
     candidate = cells.get((canary.candidate, "primary"), Counts())
     baseline = cells.get((canary.baseline, "primary"), Counts())
     if canary.shadow_agreement is not None and canary.shadow_agreement < canary.gates.min_agreement:
@@ -126,11 +139,19 @@ def canary_status(engine: Engine, route: Route) -> dict[str, Any]:
 class CanaryController:
     """Ticks every running canary of a project; safe to run in every worker (lease)."""
 
-    def __init__(self, engine: Engine, routes: RouteBook, holder: str, lease_s: float = 10.0):
+    def __init__(
+        self,
+        engine: Engine,
+        routes: RouteBook,
+        holder: str,
+        lease_s: float = 10.0,
+        quality_check: QualityCheck | None = None,
+    ):
         self.engine = engine
         self.routes = routes
         self.holder = holder
         self.lease_s = lease_s
+        self.quality_check = quality_check
 
     def tick(self) -> list[Route]:
         """One round: returns the revisions it wrote."""
@@ -146,7 +167,9 @@ class CanaryController:
             canary = route.policy.canary
             assert canary is not None  # filtered above
             held_s = (datetime.now(UTC) - route.created_at).total_seconds()
-            verdict = judge(canary, window(self.engine, route.model, [route.revision]), held_s)
+            failure = self._quality(route) if canary.gates.quality else None
+            cells = window(self.engine, route.model, [route.revision])
+            verdict = judge(canary, cells, held_s, failure)
             try:
                 if verdict.action == "advance":
                     change = self.routes.advance_canary(route.model, "canary", route.revision)
@@ -163,6 +186,15 @@ class CanaryController:
         for route in written:
             log.warning("canary: %s revision %s: %s", route.model, route.revision, route.reason)
         return written
+
+    def _quality(self, route: Route) -> str | None:
+        if self.quality_check is None:
+            return None
+        try:
+            return self.quality_check(route)
+        except Exception:  # a failing check never moves a canary either way
+            log.exception("canary of %s: quality gate could not be read", route.model)
+            return None
 
     def hold_lease(self) -> bool:
         """Take or renew the controller lease; False if another process holds it."""

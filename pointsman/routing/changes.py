@@ -34,6 +34,9 @@ def describe_changes(before: Policy | None, after: Policy) -> list[str]:
     out += _canary_changes(before.canary, after.canary)
     if before.validation != after.validation:
         out.append(f"validation {before.validation.describe()} → {after.validation.describe()}")
+    out += _changed("outcome key", before.outcome_key, after.outcome_key)
+    if before.agreement != after.agreement:
+        out.append(f"agreement {before.agreement.describe()} → {after.agreement.describe()}")
     return out or ["no change"]
 
 
@@ -46,6 +49,7 @@ def _describe_new(policy: Policy) -> list[str]:
     out += _canary_changes(None, policy.canary)
     if policy.validation != ValidationPolicy():
         out.append(f"validation {policy.validation.describe()}")
+    out += _changed("outcome key", None, policy.outcome_key)
     return out
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pointsman.errors import InvalidRoute
+from pointsman.routing.agreement import Agreement
 from pointsman.validation.policy import ValidationPolicy
 
 
@@ -38,9 +39,17 @@ class Gates:
     max_fallback_rate_delta: float = 0.02
     max_validation_rate_delta: float = 0.02
     min_agreement: float = 0.9
+    quality: str | None = None  # e.g. "auc >= primary - 0.01", judged once outcomes suffice
+    min_outcomes: int = 200  # per arm, before the quality gate may fail
 
-    def to_json(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.__dict__.items()}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: float(v) for k, v in self.__dict__.items() if k not in ("quality", "min_outcomes")
+        }
+        if self.quality is not None:
+            out["quality"] = self.quality
+            out["min_outcomes"] = self.min_outcomes
+        return out
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,8 @@ class Policy:
     breaker_pause_s: float = 30.0
     canary: Canary | None = None
     validation: ValidationPolicy = field(default_factory=ValidationPolicy)
+    outcome_key: str | None = None  # payload field outcomes may name instead of a request id
+    agreement: Agreement = field(default_factory=Agreement)
 
     @property
     def versions(self) -> list[int]:
@@ -142,6 +153,10 @@ class Policy:
             out["canary"] = self.canary.to_json()
         if self.validation != ValidationPolicy():
             out["validation"] = self.validation.to_json()
+        if self.outcome_key:
+            out["outcome_key"] = self.outcome_key
+        if self.agreement != Agreement():
+            out["agreement"] = self.agreement.to_json()
         return out
 
     @classmethod
@@ -162,6 +177,8 @@ class Policy:
             breaker_pause_s=float(data.get("breaker_pause_s", 30.0)),
             canary=None if canary is None else Canary.from_json(canary),
             validation=ValidationPolicy.from_json(data.get("validation")),
+            outcome_key=data.get("outcome_key") or None,
+            agreement=Agreement.from_json(data.get("agreement")),
         )
 
 
@@ -173,7 +190,7 @@ def check_policy(
     `features`: the routed versions' inputs, against which per-feature validation is checked.
     """
     listed = ", ".join(map(str, known)) or "none"
-    problems: list[str] = policy.validation.problems(features)
+    problems: list[str] = policy.validation.problems(features) + policy.agreement.problems()
     if not policy.arms:
         problems.append("give at least one primary arm, e.g. --ab 3=100")
     weights = [a.weight for a in policy.arms]
@@ -209,5 +226,7 @@ def check_policy(
         problems.append("breaker failures must be at least 1")
     if policy.key is not None and not policy.key.strip():
         problems.append("the routing key field name is empty")
+    if policy.outcome_key is not None and not policy.outcome_key.strip():
+        problems.append("the outcome key field name is empty")
     if problems:
         raise InvalidRoute(model, problems)

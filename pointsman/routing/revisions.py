@@ -231,6 +231,7 @@ class RouteBook:
         hold_s: float = 120.0,
         gates: Gates | None = None,
         allow_signature_change: bool = False,
+        reason: str = "",
     ) -> RouteChange:
         """Send the first step's share to `candidate`, the rest to the current primary."""
         record = self.registry.get_version(model, candidate)
@@ -267,7 +268,8 @@ class RouteBook:
             shadow_agreement=shadowed.agreement if shadowed and shadowed.compared >= 20 else None,
         )
         policy = canary_policy(current.policy, canary)
-        reason = f"canary of version {record.number} at {steps[0]} %"
+        why = f"canary of version {record.number} at {steps[0]} %"
+        reason = f"{why}: {reason}" if reason else why
         return self.apply(
             model, policy, user, reason, action="canary.start",
             allow_signature_change=allow_signature_change,

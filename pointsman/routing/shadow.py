@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from pointsman.routing.agreement import Agreement, rows_agree
 from pointsman.routing.stats import Counts
 from pointsman.types import Frame, Outputs
 
@@ -30,13 +31,21 @@ class ShadowJob:
     primary: Outputs
     request_id: str
     protocol: str = ""  # the primary request's, for the metrics
+    agreement: Agreement = field(default_factory=Agreement)  # the route's tolerance
 
 
-def compare(primary: Outputs, shadow: Outputs, cell: Counts) -> None:
-    """Count rows with the same label and track the largest probability difference."""
-    same = sum(1 for a, b in zip(primary.predictions, shadow.predictions, strict=True) if a == b)
+def compare(
+    primary: Outputs, shadow: Outputs, cell: Counts, agreement: Agreement | None = None
+) -> None:
+    """Count rows that agree under the route's tolerance (regressors within it, classifiers
+    on the label and, when set, probabilities) and track the largest probability difference."""
+    same = rows_agree(
+        primary.predictions, shadow.predictions, agreement or Agreement(),
+        primary.probabilities, shadow.probabilities,
+        regression=False if primary.classes is not None else None,
+    )  # fmt: skip
     cell.compared += len(primary.predictions)
-    cell.agreed += same
+    cell.agreed += int(same.sum())
     if (
         primary.probabilities is not None
         and shadow.probabilities is not None

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
-from pointsman.runners import wire
+from pointsman.runners import handshake, wire
+from pointsman.runners.remote import split_address
 from pointsman.types import Frame, Outputs
 
 RETRY_CONNECT_S = 0.2  # a replica that refused a connection is tried again after this
+RETRY_REFUSED_S = 5.0  # one that refused our proof (another secret): not every 0.2 s
+CONNECT_TIMEOUT_S = 5.0
+Address = Path | str  # a Unix socket, or host:port over TCP (then with the shared secret)
+log = logging.getLogger("pointsman.runners")
 _ids = itertools.count(1)
 
 
@@ -114,13 +121,14 @@ class RunnerLink(asyncio.Protocol):
 
 
 class Replica:
-    """One runner socket and this process's connection to it (if any)."""
+    """One runner (its socket, or host:port) and this process's connection to it (if any)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, address: Address, secret: bytes | None = None) -> None:
+        self.address = address
+        self.secret = secret
         self.link: RunnerLink | None = None
         self.next_try = 0.0
-        self._connecting: asyncio.Task[None] | None = None
+        self.error = ""  # why the last TCP connection failed, for readiness reports
 
     @property
     def is_connected(self) -> bool:
@@ -137,24 +145,65 @@ class Replica:
             return
         self.next_try = time.monotonic() + RETRY_CONNECT_S
         loop = asyncio.get_running_loop()
-        try:
-            _, link = await loop.create_unix_connection(RunnerLink, str(self.path))
-        except OSError:
+        if isinstance(self.address, Path):  # the local path: nothing added to it
+            try:
+                _, link = await loop.create_unix_connection(RunnerLink, str(self.address))
+            except OSError:
+                return
+            self.link = link
             return
-        self.link = link
+        try:
+            self.link = await connect_tcp(self.address, self.secret)
+            self.error = ""
+        except OSError as exc:
+            self.error = f"cannot reach the runner at {self.address}: {exc}"
+        except handshake.HandshakeError as exc:
+            self.next_try = time.monotonic() + RETRY_REFUSED_S
+            if self.error != str(exc):
+                log.warning("runner at %s refused: %s", self.address, exc)
+            self.error = f"the runner at {self.address} refused the connection: {exc}"
+
+
+async def connect_tcp(address: str, secret: bytes | None) -> RunnerLink:
+    """A link to the runner at host:port, once both sides proved the secret."""
+    if secret is None:
+        raise handshake.HandshakeError("no runner_secret is set")
+    host, port = split_address(address)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(CONNECT_TIMEOUT_S):
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if not infos:
+            raise OSError(f"{host} does not resolve")
+        family, kind, proto, _, where = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, where)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames, now
+            await handshake.prove(sock, secret)
+            _, link = await loop.create_connection(RunnerLink, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+    return link
 
 
 class RunnerPool:
     """The runners of one version, as seen from one HTTP worker."""
 
-    def __init__(self, paths: list[Path]) -> None:
-        self.replicas = [Replica(p) for p in paths]
+    def __init__(self, addresses: Sequence[Address], secret: bytes | None = None) -> None:
+        self.secret = secret
+        self.replicas = [Replica(a, secret) for a in addresses]
 
-    def resize(self, paths: list[Path]) -> None:
-        """Another replica count: links kept where the path stays; a dropped one's calls in
-        flight still get their answers (its runner drains before it stops)."""
-        kept = {r.path: r for r in self.replicas}
-        self.replicas = [kept.pop(p) if p in kept else Replica(p) for p in paths]
+    @property
+    def addresses(self) -> list[Address]:
+        return [r.address for r in self.replicas]
+
+    def resize(self, addresses: Sequence[Address]) -> None:
+        """Another replica count: links kept where the address stays; a dropped one's calls
+        in flight still get their answers (its runner drains before it stops)."""
+        kept = {r.address: r for r in self.replicas}
+        self.replicas = [kept.pop(a) if a in kept else Replica(a, self.secret) for a in addresses]
         for gone in kept.values():
             if gone.link is not None:
                 gone.link.draining = True
@@ -163,6 +212,16 @@ class RunnerPool:
     @property
     def is_ready(self) -> bool:
         return any(r.is_connected for r in self.replicas)
+
+    def state(self) -> dict[str, Any]:
+        """The runners as this process sees them, shaped like a supervisor's published state
+        (remote runners have no supervisor here to publish it)."""
+        runners = [
+            {"index": i, "address": str(r.address), "error": r.error,
+             "state": "ready" if r.is_connected else "starting"}
+            for i, r in enumerate(self.replicas)
+        ]  # fmt: skip
+        return {"runners": runners}
 
     @property
     def in_flight(self) -> int:

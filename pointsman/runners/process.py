@@ -33,7 +33,8 @@ import orjson
 from pointsman.registry.artifacts import ArtifactStore
 from pointsman.registry.loading import load_resolved
 from pointsman.registry.versions import VersionRecord
-from pointsman.runners import batching, limits, wire
+from pointsman.runners import batching, handshake, limits, wire
+from pointsman.runners.remote import split_address
 from pointsman.runners.spec import RunnerSpec
 from pointsman.runtimes import Runtime
 from pointsman.types import Frame, Outputs
@@ -62,6 +63,8 @@ class RunnerArgs:
     scratch: Path
     cgroup: Path | None
     index: int
+    listen: str = ""  # host:port: listen on TCP (`pointsman runner serve`), not socket_path
+    secret: bytes | None = None  # what TCP callers must prove they hold (runners/handshake.py)
 
 
 def main(args: RunnerArgs) -> None:
@@ -115,11 +118,7 @@ class RunnerServer:
         self.listener: socket.socket | None = None
 
     def serve(self) -> None:
-        path = self.args.socket_path
-        path.unlink(missing_ok=True)
-        listener = self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(path))
-        listener.listen(64)
+        listener = self.listener = self._listen()
         listener.setblocking(False)
         self.selector.register(listener, selectors.EVENT_READ, None)
         wake_r, wake_w = socket.socketpair()  # SIGTERM wakes the select below
@@ -148,6 +147,22 @@ class RunnerServer:
                 if not self.connections or _now() >= hang_up_by:
                     return
 
+    def _listen(self) -> socket.socket:
+        if self.args.listen:
+            host, port = split_address(self.args.listen, "--listen")
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            # A restarted runner binds the port its predecessor's connections still hold.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+        else:
+            path = self.args.socket_path
+            path.unlink(missing_ok=True)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(str(path))
+        listener.listen(64)
+        return listener
+
     def _on_sigterm(self, signum: int, frame: object) -> None:
         self.draining = True
 
@@ -170,6 +185,9 @@ class RunnerServer:
                 connection = Connection(self, sock)
                 self.connections.add(connection)
                 self.selector.register(sock, selectors.EVENT_READ, connection)
+                if self.args.listen:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    connection.challenge(self.args.secret)
 
     def _drain(self) -> None:
         """Take no new caller or request, answer the queued ones, then exit.
@@ -331,9 +349,38 @@ class Connection:
         self.server = server
         self.sock = sock
         self.buffer = bytearray()
+        self.nonce: bytes | None = None  # over TCP: sent, and not yet answered with the proof
+        self.secret = b""
         # Reads happen only when select says so; a write blocks at most this long on a caller
         # that stopped reading, which is then dropped.
         sock.settimeout(SEND_TIMEOUT_S)
+
+    def challenge(self, secret: bytes | None) -> None:
+        """Over TCP: nothing is read as a call until the caller proved the secret."""
+        if secret is None:  # `pointsman runner serve` refuses to start without one
+            self.server.forget(self)
+            return
+        self.nonce, hello = handshake.greeting()
+        self.secret = secret
+        self.send(hello)
+
+    def _check_proof(self) -> bool:
+        """Whether the caller proved the secret (False: not all of it arrived yet, or wrong,
+        and then it is gone)."""
+        assert self.nonce is not None
+        if len(self.buffer) < handshake.ANSWER:
+            return False
+        reply = handshake.check_answer(
+            self.secret, self.nonce, bytes(self.buffer[: handshake.ANSWER])
+        )
+        if reply is None:
+            log.warning("refused a caller that does not hold the runner secret")
+            self.server.forget(self)
+            return False
+        del self.buffer[: handshake.ANSWER]
+        self.nonce = None
+        self.send(reply)
+        return True
 
     def receive(self) -> None:
         try:
@@ -344,6 +391,8 @@ class Connection:
             self.server.forget(self)
             return
         self.buffer += data
+        if self.nonce is not None and not self._check_proof():
+            return
         try:
             for kind, request_id, payload in wire.split(self.buffer):
                 if kind in (wire.PREDICT, wire.PREDICT_FLAGGED):

@@ -10,7 +10,8 @@ from pointsman.alerts import record_event
 from pointsman.project import Project
 from pointsman.registry import read_change_counter
 from pointsman.runners.directory import RunDir
-from pointsman.runners.supervisor import Key, Supervisor, Wanted
+from pointsman.runners.remote import RemoteRunners
+from pointsman.runners.supervisor import Key, OnEvent, Supervisor, Wanted
 from pointsman.store.changes import RESYNC, ChangeListener
 from pointsman.store.outage import OutageLog, probe_of
 
@@ -40,6 +41,8 @@ class StoreWanted:
         self.checked = 0.0
         self.asked_at = 0.0
         self.current: Wanted = {}
+        settings = project.settings
+        self.remote = RemoteRunners(settings.remote_runners, settings.runner_secret)
         self._changed = threading.Event()
         if listener is not None:
             listener.subscribe(self.heard)
@@ -83,6 +86,8 @@ class StoreWanted:
         registry = self.project.registry
         wanted: Wanted = {}
         for model, number in sorted(keys):
+            if self.remote.is_remote(model, number):
+                continue  # its runners run elsewhere: the server calls them over TCP
             version = registry.find_version(model, number)
             if version is not None:
                 wanted[model, number] = (version, specs[model, number])
@@ -94,6 +99,19 @@ def build_supervisor(
 ) -> Supervisor:
     """The supervisor of a server on `project`, telling alerts of restarts and failed loads;
     with a listener, pushed route, version and runner changes reach it at once."""
+    return Supervisor(
+        run_dir,
+        project.registry.artifacts,
+        StoreWanted(project, run_dir, listener),
+        project.enforcement,
+        drain_s=project.settings.runner_drain_s,
+        on_event=events_of(project),
+        outage=OutageLog(probe=probe_of(project.engine)),
+    )
+
+
+def events_of(project: Project) -> OnEvent:
+    """Runner restarts and failed loads recorded as store events (alerts read them)."""
     engine = project.engine
 
     def on_event(model: str, number: int, reason: str, detail: str) -> None:
@@ -103,12 +121,4 @@ def build_supervisor(
         except Exception:  # the store may be down: the supervisor's log line still says it
             log.warning("could not record the %s of %s version %s", kind, model, number)
 
-    return Supervisor(
-        run_dir,
-        project.registry.artifacts,
-        StoreWanted(project, run_dir, listener),
-        project.enforcement,
-        drain_s=project.settings.runner_drain_s,
-        on_event=on_event,
-        outage=OutageLog(probe=probe_of(project.engine)),
-    )
+    return on_event

@@ -76,6 +76,12 @@ class RunnerSession:
         path = self.run_dir.socket(runner_name(version.model, version.number, 0))
         return call_once(path, frame, spec.timeout_s)
 
+    def pid(self, version: VersionRecord) -> int | None:
+        """The process id of `version`'s runner (for measuring it), None when not running."""
+        runner = self.supervisor.runners.get(((version.model, version.number), 0))
+        process = runner.process if runner is not None else None
+        return process.pid if process is not None else None
+
     def close(self) -> None:
         self.supervisor.stop()
         self.run_dir.remove()

@@ -130,6 +130,9 @@ class Supervisor:
     enforcement: limits.Enforcement = field(default_factory=lambda: limits.Enforcement(None))
     drain_s: float = 2.0
     on_event: OnEvent | None = None
+    # `pointsman runner serve`: its one runner listens on TCP here, callers proving `secret`
+    listen: str = ""
+    secret: bytes | None = None
     runners: dict[tuple[Key, int], Runner] = field(default_factory=dict)
     outage: OutageLog = field(default_factory=OutageLog)  # store outages: two lines, not one a tick
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -285,7 +288,7 @@ class Supervisor:
         args = RunnerArgs(
             runner.name, runner.version, self.artifacts, runner.spec,
             paths.socket(runner.name), paths.slot(runner.name), paths.status(runner.name),
-            paths.scratch(runner.name), cgroup, self._slots,
+            paths.scratch(runner.name), cgroup, self._slots, self.listen, self.secret,
         )  # fmt: skip
         self._slots += 1
         process = runner_context().Process(target=main, args=(args,), name=runner.name)
@@ -325,7 +328,7 @@ class Supervisor:
             return
         busy_since, cpu_at_start, *_ = SLOT.unpack_from(runner.slot, 0)
         if busy_since and now - busy_since > runner.spec.timeout_s + 0.05:
-            used = _process_cpu_s(runner.process.pid if runner.process else None)
+            used = process_cpu_s(runner.process.pid if runner.process else None)
             # A stuck call (sleep, a lock, I/O) uses next to no CPU; a spinning one as much as
             # it gets, which, niced and next to busy neighbours, can be well under a core.
             spinning = used is not None and used - cpu_at_start > 0.2 * (now - busy_since)
@@ -486,7 +489,7 @@ def _open_slot(path: Path) -> mmap.mmap | None:
         os.close(fd)
 
 
-def _process_cpu_s(pid: int | None) -> float | None:
+def process_cpu_s(pid: int | None) -> float | None:
     """A process's CPU time (user + system) as the process itself counts it."""
     if pid is None:
         return None

@@ -1,4 +1,4 @@
-"""SQL schema and migrations shared by registry, routing and (later) auth and logstore."""
+"""SQL schema, migrations and connections, shared by every component that keeps state."""
 
 from pointsman.store.engine import connect, upgrade_to_head
 from pointsman.store.tables import metadata

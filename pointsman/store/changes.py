@@ -18,10 +18,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("pointsman.store")
 
@@ -93,6 +96,8 @@ class ChangeListener:
 
     # -- the thread -------------------------------------------------------------------
     def _run(self) -> None:
+        import psycopg  # here, not with the module: every CLI command imports this module
+
         failures = 0
         lost = False  # whether an outage was already reported
         while not self._stop.is_set():

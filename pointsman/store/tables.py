@@ -13,6 +13,10 @@ models = sa.Table(
     sa.Column("name", sa.String(128), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_by", sa.String(128), nullable=False),
+    # What the console's catalogue shows and edits (migration 0011).
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("owner", sa.String(128), nullable=False, server_default=""),
+    sa.Column("tags", sa.JSON, nullable=True),
 )
 
 versions = sa.Table(
@@ -87,7 +91,7 @@ leases = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# -- prediction log (issue 5) ------------------------------------------------------------
+# -- prediction log --------------------------------------------------------------------
 
 # One row per request and role (primary | fallback | pinned | shadow); a shadow shares its primary's
 # request id. Shipped from the workers' spools, so (request_id, role, version) makes a
@@ -118,7 +122,7 @@ prediction_log = sa.Table(
     sa.Index("ix_prediction_log_time", "time"),
 )
 
-# -- keys, rate limits and audit (issue 7) ------------------------------------------------
+# -- keys, rate limits and audit --------------------------------------------------------
 
 # API keys: only the sha256 of a key is stored. A revoked key keeps its row (and its name in
 # the audit log); `updated_at` changes on every write so servers notice with one cheap read.
@@ -154,7 +158,7 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_at", "at"),
 )
 
-# -- alerts (issue 6) ---------------------------------------------------------------------
+# -- alerts -----------------------------------------------------------------------------
 
 # Rules added by the CLI or the admin API (rules from pointsman.toml live in the file only).
 alert_rules = sa.Table(
@@ -223,7 +227,7 @@ alert_events = sa.Table(
     sa.Index("ix_alert_events_at", "at"),
 )
 
-# -- drift (issue 6) ------------------------------------------------------------------------
+# -- drift --------------------------------------------------------------------------------
 
 # One row per (model, version, feature, window): the drift of the logged inputs (or, for the
 # feature "(predictions)", outputs) against the version's reference profile.
@@ -284,4 +288,110 @@ replica_heartbeats = sa.Table(
     sa.Column("cpu_ratio", sa.Float, nullable=True),  # CPU seconds per second since last beat
     sa.Column("rss_bytes", sa.BigInteger, nullable=True),
     sa.Column("loop_lag_ms", sa.Float, nullable=True),  # worst event-loop lag since last beat
+)
+
+
+# -- outcomes ------------------------------------------------------------------------------
+# The true value of a prediction, arriving minutes or weeks later: by request id (and row of
+# that request), or by a business key the route names (`outcome_key`, e.g. customer_id).
+# Joined to prediction records when read, so an outcome that comes before its record is
+# matched once the record is shipped. One row per key: posting it again replaces the value.
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("key_name", sa.String(128), nullable=False),  # request_id, or the business key
+    sa.Column("key_value", sa.String(256), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),  # row of the request (0 for business keys)
+    sa.Column("outcome", sa.JSON, nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("client", sa.String(128), nullable=True),
+    sa.UniqueConstraint("model", "key_name", "key_value", "row", name="uq_outcomes_key"),
+    sa.Index("ix_outcomes_model_received", "model", "received_at"),
+)
+
+
+# -- the console -------------------------------------------------------------------------------
+
+# A browser session: the cookie holds a random id, the store its sha256 and the key it signed
+# in with (by hash), so revoking the key ends its sessions at the next request.
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Applications that call models (first-class records holding their keys), and the keys
+# requested for them from the portal: pending → approved | refused → collected (key_name set).
+clients = sa.Table(
+    "clients",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("contact", sa.String(256), nullable=False),
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+)
+
+key_requests = sa.Table(
+    "key_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("client", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_by", sa.String(128), nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("key_name", sa.String(64), nullable=True),
+)
+
+
+# -- batch scoring jobs (migration 0010): one row per job, one per finished chunk ----------
+batch_jobs = sa.Table(
+    "batch_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # input, output, rejects, keep, chunk_rows, …
+    sa.Column("state", sa.String(16), nullable=False),  # queued running succeeded failed
+    sa.Column("rows_total", sa.BigInteger, nullable=True),  # None: not known yet
+    sa.Column("rows_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_flagged", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_failed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_per_s", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Column("runner", sa.String(256), nullable=False, server_default=""),  # host:pid
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_batch_jobs_created", "created_at"),
+)
+
+batch_chunks = sa.Table(
+    "batch_chunks",
+    metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("batch_jobs.id"), primary_key=True),
+    sa.Column("chunk", sa.Integer, primary_key=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("rejected", sa.Integer, nullable=False),
+    sa.Column("flagged", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
 )

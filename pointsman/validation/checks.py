@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pointsman.types import NUMERIC_TYPES, Finding, Frame, Signature
 from pointsman.validation.policy import ROW_FEATURE
@@ -158,7 +159,10 @@ def _numeric_finding(c: NumericCheck, i: int, v: float, raw: Any, out: list[Find
 
 def _categories(k: CategoryCheck, col: np.ndarray, out: list[Finding]) -> None:
     categories = k.categories
-    for i, v in enumerate(col.tolist()):
+    values = col.tolist()
+    rows = range(len(values)) if len(values) <= SCALAR_ROWS else _category_suspects(k, col)
+    for i in rows:
+        v = values[i]
         if v is None:
             if not k.nulls_seen:
                 out.append(Finding(i, k.name, None, "unexpected_null", f"{k.allowed} (no nulls)"))
@@ -172,6 +176,16 @@ def _categories(k: CategoryCheck, col: np.ndarray, out: list[Finding]) -> None:
             )
         else:
             out.append(Finding(i, k.name, v, "unknown_category", k.allowed))
+
+
+def _category_suspects(k: CategoryCheck, col: np.ndarray) -> list[int]:
+    """Rows that can have a finding (a superset), found by a hash lookup in C: a large batch
+    of known categories is not walked value by value."""
+    series = pd.Series(col, copy=False)
+    if not k.check_set:
+        return list(np.flatnonzero(series.isna().to_numpy()).tolist())
+    known = series.isin(list(k.categories)).to_numpy()
+    return list(np.flatnonzero(~known).tolist())
 
 
 def _rows(names: list[str], columns: dict[str, np.ndarray], n: int, out: list[Finding]) -> None:

@@ -10,17 +10,7 @@ from typing import Any
 import numpy as np
 
 from pointsman.errors import BadRequest, FieldProblem, InvalidInput
-from pointsman.types import DTYPES, ColumnSpec, Finding, Frame, Signature
-
-_JSON_TYPE_NAMES = {
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    str: "string",
-    type(None): "null",
-    list: "array",
-    dict: "object",
-}
+from pointsman.types import DTYPES, ColumnSpec, Finding, Frame, Signature, json_type
 
 
 def records_to_columns(
@@ -34,7 +24,7 @@ def records_to_columns(
     for i, record in enumerate(records):
         if not isinstance(record, Mapping):
             raise BadRequest(
-                f"Row {i} must be an object of column: value, got {_json_type(record)}."
+                f"Row {i} must be an object of column: value, got {json_type(record)}."
             )
         if record.keys() != expected:
             problems.extend(_key_problems(record, signature, i))
@@ -108,7 +98,7 @@ def build_frame(
         problems += [
             FieldProblem(
                 f.feature,
-                f"wrong type {_json_type(f.value)}",
+                f"wrong type {json_type(f.value)}",
                 expected=f.allowed,
                 received=f.value,
                 row=f.row,
@@ -145,7 +135,7 @@ def _to_array(
                 problems.append(
                     FieldProblem(
                         spec.name,
-                        f"wrong type {_json_type(v)}",
+                        f"wrong type {json_type(v)}",
                         expected=spec.type,
                         received=v,
                         row=i,
@@ -281,10 +271,6 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: type(v) is bool,
     "string": lambda v: type(v) is str,
 }
-
-
-def _json_type(v: Any) -> str:
-    return _JSON_TYPE_NAMES.get(type(v), type(v).__name__)
 
 
 def _dedupe(problems: list[FieldProblem]) -> list[FieldProblem]:

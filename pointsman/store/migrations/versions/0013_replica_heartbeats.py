@@ -1,14 +1,14 @@
 """Replica heartbeats: each server worker's last beat and its CPU, memory and loop lag.
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0009"
+revision = "0013"
+down_revision = "0012"
 
 
 def upgrade() -> None:

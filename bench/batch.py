@@ -1,0 +1,252 @@
+"""A batch job's rows/s and peak memory against the floor: predict_proba in-process, 64k rows
+at a time, on one core.
+
+Makes a demo project (churn version 1 or 2 with --version: scikit-learn pipelines), writes N
+rows of churn features to Parquet (a million rows at a time), then alternately:
+- the floor: this process reads the Parquet file 65 536 rows at a time and calls the
+  version's `predict_proba` on each chunk (one thread, no checks, nothing written);
+- `pointsman batch churn IN -o OUT.parquet --workers W`, a subprocess in a session of its own,
+  its process tree (job, forkserver, workers) sampled from /proc every 50 ms for CPU time and
+  resident memory.
+Prints medians over the rounds: rows/s, rows per CPU-second (what "per core used" means here),
+their ratio to the floor, and the peak of the summed resident memory of the job's processes.
+See bench/README.md.
+
+    .venv/bin/python bench/batch.py [--rows 1000000] [--workers 1,2] [--rounds 3] [--json f]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the floor runs on one core
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import joblib
+import pyarrow.parquet as pq
+
+from pointsman.demo.churn import TARGET, make_data
+
+VENV_BIN = Path(sys.executable).parent
+CHUNK = 65536
+MODELS = {1: "churn_v1_logreg.joblib", 2: "churn_v2_gbm.joblib"}
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    seconds: float
+    cpu_s: float
+    peak_pss_mib: float
+
+    def rows_per_s(self, rows: int) -> float:
+        return rows / self.seconds
+
+    def rows_per_cpu_s(self, rows: int) -> float:
+        return rows / self.cpu_s
+
+
+def write_rows(path: Path, rows: int) -> None:
+    """`rows` churn rows (no target), written a million at a time."""
+    writer = None
+    done = 0
+    while done < rows:
+        n = min(1_000_000, rows - done)
+        frame = make_data(n, seed=100 + done // 1_000_000).drop(columns=[TARGET])
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table, row_group_size=CHUNK)
+        done += n
+    if writer is not None:
+        writer.close()
+
+
+def floor(model_path: Path, data: Path) -> Run:
+    """predict_proba on 64k-row chunks read from the file, in this process."""
+    model = joblib.load(model_path)
+    before = os.times()
+    start = time.perf_counter()
+    for batch in pq.ParquetFile(data).iter_batches(batch_size=CHUNK):
+        model.predict_proba(batch.to_pandas())
+    seconds = time.perf_counter() - start
+    after = os.times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    return Run(seconds, cpu, 0.0)
+
+
+def tree(pgid: int) -> dict[int, tuple[float, int]]:
+    """pid → (CPU seconds, proportional set size in bytes) of every process of the group.
+
+    PSS, not RSS: the forkserver's preloaded libraries are shared by every worker, and
+    summing RSS would count them once per process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) != pgid:  # fields[2]: the process group
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / TICKS
+        out[int(entry)] = (cpu, _pss(entry) or int(fields[21]) * PAGE)
+    return out
+
+
+def _pss(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def job(project: Path, data: Path, out: Path, workers: int, version: int) -> Run:
+    """One `pointsman batch` run, its process tree sampled until it ends."""
+    argv = [
+        str(VENV_BIN / "pointsman"),
+        "--project",
+        str(project),
+        "batch",
+        "churn",
+        str(data),
+        "-o",
+        str(out),
+        "--workers",
+        str(workers),
+        "--chunk-rows",
+        str(CHUNK),
+        "--version",
+        str(version),
+    ]
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    cpu: dict[int, float] = {}
+    peak = 0
+    try:
+        while process.poll() is None:
+            seen = tree(process.pid)
+            for pid, (used, _) in seen.items():
+                cpu[pid] = used
+            peak = max(peak, sum(rss for _, rss in seen.values()))
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        raise SystemExit(f"the batch job failed: {process.stderr.read().decode()[-2000:]}")
+    return Run(seconds, sum(cpu.values()), peak / 2**20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runtime", default="original", help="the runners' runtime for the job")
+    parser.add_argument(
+        "--version",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="churn 1 (logistic regression) or 2 (gradient boosting)",
+    )
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    workers = [int(w) for w in args.workers.split(",")]
+    with tempfile.TemporaryDirectory(prefix="pointsman-bench-batch-") as tmp:
+        folder = Path(tmp)
+        project = folder / "demo"
+        pm = str(VENV_BIN / "pointsman")
+        subprocess.run(
+            [pm, "demo", str(project), "--no-serve"], check=True, stdout=subprocess.DEVNULL
+        )
+        subprocess.run(
+            [pm, "--project", str(project), "runners", "churn", "--runtime", args.runtime],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        data = folder / "rows.parquet"
+        write_rows(data, args.rows)
+        one = folder / "one.parquet"
+        write_rows(one, 1)
+        model = project / "models" / MODELS[args.version]
+        floors: list[Run] = []
+        jobs: dict[int, list[Run]] = {w: [] for w in workers}
+        fixed: dict[int, list[Run]] = {w: [] for w in workers}
+        for r in range(args.rounds):
+            floors.append(floor(model, data))
+            for w in workers:
+                out, tiny = folder / f"out-{w}-{r}.parquet", folder / f"one-{w}-{r}.parquet"
+                jobs[w].append(job(project, data, out, w, args.version))
+                fixed[w].append(job(project, one, tiny, w, args.version))
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+        report(args.rows, floors, jobs, fixed, args.json)
+
+
+def report(
+    rows: int,
+    floors: list[Run],
+    jobs: dict[int, list[Run]],
+    fixed: dict[int, list[Run]],
+    path: Path | None,
+) -> None:
+    """Medians; `fixed` is the same job on one row: start-up, loading, assembling."""
+    f_rate = statistics.median(r.rows_per_s(rows) for r in floors)
+    f_cpu = statistics.median(r.rows_per_cpu_s(rows) for r in floors)
+    print(f"{rows:,} rows · {os.cpu_count()} CPUs · load {os.getloadavg()[0]:.1f}")
+    print(
+        f"floor (predict_proba, 64k chunks, one core): {f_rate:,.0f} rows/s, "
+        f"{f_cpu:,.0f} rows per CPU-second"
+    )
+    print(
+        "workers |   rows/s  per worker | rows/CPU-s  vs floor | less fixed  vs floor |"
+        " fixed CPU-s | peak PSS MiB"
+    )
+    out = {"rows": rows, "floor_rows_per_s": f_rate, "floor_rows_per_cpu_s": f_cpu, "jobs": {}}
+    for w, runs in jobs.items():
+        rate = statistics.median(r.rows_per_s(rows) for r in runs)
+        per_cpu = statistics.median(r.rows_per_cpu_s(rows) for r in runs)
+        peak = max(r.peak_pss_mib for r in runs)
+        start_cpu = statistics.median(r.cpu_s for r in fixed[w])
+        steady = statistics.median(rows / max(r.cpu_s - start_cpu, 1e-9) for r in runs)
+        print(
+            f"{w:7d} | {rate:8,.0f} {rate / w:11,.0f} | {per_cpu:10,.0f} {per_cpu / f_cpu:8.0%}"
+            f" | {steady:10,.0f} {steady / f_cpu:8.0%} | {start_cpu:11.2f} | {peak:12,.0f}"
+        )
+        out["jobs"][w] = {
+            "rows_per_s": rate,
+            "rows_per_cpu_s": per_cpu,
+            "vs_floor_per_cpu": per_cpu / f_cpu,
+            "rows_per_cpu_s_less_fixed": steady,
+            "fixed_cpu_s": start_cpu,
+            "peak_pss_mib": peak,
+            "runs": [asdict(r) for r in runs],
+            "fixed_runs": [asdict(r) for r in fixed[w]],
+        }
+    if path is not None:
+        path.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Where chunks are scored: processes of this machine, one a core (or a Dask cluster).
+
+Each worker process loads the version once (its artifact checked against the sha256 the
+version recorded) and writes each chunk's part files itself, so that only the chunk's rows
+and a few counts cross between processes.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from pointsman.batch.score import ChunkResult, Scored, Scorer, write_part
+from pointsman.errors import ChunkFailed, PointsmanError
+from pointsman.registry import VersionRecord
+from pointsman.registry.artifacts import ArtifactStore
+from pointsman.registry.loading import load_resolved
+from pointsman.runners.supervisor import runner_context
+from pointsman.validation.policy import ValidationPolicy
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """Everything a worker needs to build its Scorer (picklable)."""
+
+    version: VersionRecord
+    artifacts: ArtifactStore
+    runtime: str  # the runner spec's: auto | original | compiled
+    policy: ValidationPolicy
+    keep: list[str]
+    job_id: str
+    text_source: bool
+    dry_run: bool
+    log_rows: bool = False
+
+    def build(self) -> Scorer:
+        """Load the version (sha256-verified) and prepare its checks."""
+        loaded = None
+        if not self.dry_run:
+            loaded, _ = load_resolved(self.artifacts, self.version, self.runtime)
+        return Scorer(
+            self.version,
+            loaded,
+            self.policy,
+            self.keep,
+            self.job_id,
+            self.text_source,
+            self.log_rows,
+        )
+
+
+class Executor(Protocol):
+    """Scores chunks somewhere; a future gives a ChunkResult (parts written) or Scored."""
+
+    capacity: int  # chunks in flight at most: what bounds the job's memory
+
+    def submit(self, chunk: int, first_row: int, table: pa.Table) -> Any: ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class LocalExecutor:
+    """A pool of worker processes on this machine, each holding the loaded version."""
+
+    def __init__(self, setup: WorkerSetup, workers: int, parts: Path) -> None:
+        self.workers = workers or cores()
+        self.capacity = self.workers * 2  # one scoring, one waiting, per worker
+        self.parts = parts
+        self.setup = setup
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalExecutor:
+        parts = self.parts
+        parts.mkdir(parents=True, exist_ok=True)
+        self.pool = ProcessPoolExecutor(
+            self.workers, runner_context(), initializer=_start, initargs=(self.setup, parts)
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, chunk: int, first_row: int, table: pa.Table) -> Future[ChunkResult]:
+        assert self.pool is not None, "submit inside `with`"
+        return self.pool.submit(_score, chunk, first_row, table)
+
+
+_setup: WorkerSetup | None = None
+_scorer: Scorer | None = None
+_parts: Path | None = None
+
+
+def _start(setup: WorkerSetup, parts: Path) -> None:
+    global _setup, _parts
+    _setup, _parts = setup, parts
+
+
+def _score(chunk: int, first_row: int, table: pa.Table) -> ChunkResult:
+    # Loaded on the first chunk, not in the pool's initializer: an artifact that fails its
+    # check or its load is then this chunk's error, with its message, not a broken pool.
+    global _scorer
+    assert _setup is not None and _parts is not None, "the pool's initializer ran"
+    try:
+        if _scorer is None:
+            _scorer = _setup.build()
+        return write_scored(_parts, _scorer.score(chunk, first_row, table))
+    except PointsmanError as exc:
+        raise ChunkFailed(exc.message) from None
+
+
+def write_scored(parts: Path, scored: Scored) -> ChunkResult:
+    """A chunk's part files: its output, and its rejects when it has any."""
+    chunk = scored.result.chunk
+    write_part(scored.output, parts / f"out-{chunk:06d}.arrow")
+    if scored.rejects.num_rows:
+        write_part(scored.rejects, parts / f"rej-{chunk:06d}.arrow")
+    return scored.result

@@ -1,0 +1,187 @@
+"""One chunk of a table through a version's signature checks, a column at a time.
+
+The request path reads JSON values one by one (`validation.signature.build_frame`); a chunk
+arrives typed by Arrow, so a column of the right type converts to numpy whole and only the
+rows that break the signature are named. A file is not a request: a bad value refuses its
+row, not the chunk. Columns of the wrong type (text in a Parquet number column) take the
+per-value path with the request path's `coerce`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pointsman.types import DTYPES, NUMERIC_TYPES, ColumnSpec, Finding, Frame, Signature
+from pointsman.validation.signature import coerce
+
+_ARROW_OF = {
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+}
+
+
+@dataclass
+class CheckedChunk:
+    """A chunk's frame over the rows that passed the signature, and why the others did not."""
+
+    frame: Frame
+    rows: np.ndarray  # index in the chunk of each frame row
+    refused: dict[int, list[Finding]] = field(default_factory=dict)  # chunk row → findings
+
+
+def check_chunk(signature: Signature, table: pa.Table, text_source: bool) -> CheckedChunk:
+    """The chunk as a Frame of the version's inputs; rows breaking the signature refused.
+
+    `text_source`: read from CSV, where "41" is how a number is written, so reading text as
+    a number is no finding (as `pointsman validate` does).
+    """
+    n = table.num_rows
+    refused: dict[int, list[Finding]] = {}
+    coerced: list[Finding] = []
+    columns: dict[str, np.ndarray] = {}
+    for spec in signature.inputs:
+        column = table.column(spec.name).combine_chunks()
+        columns[spec.name] = _column(spec, column, refused, coerced, text_source)
+    if not refused:
+        return CheckedChunk(Frame(columns, n, {}, coerced), np.arange(n), refused)
+    keep = np.array([i for i in range(n) if i not in refused], dtype=np.int64)
+    position = {int(row): i for i, row in enumerate(keep.tolist())}
+    findings = [_moved(f, position[f.row]) for f in coerced if f.row in position]
+    frame = Frame({k: v[keep] for k, v in columns.items()}, len(keep), {}, findings)
+    return CheckedChunk(frame, keep, refused)
+
+
+def subset(frame: Frame, rows: np.ndarray) -> Frame:
+    """The frame's rows at `rows` (positions), without findings."""
+    return Frame({k: v[rows] for k, v in frame.columns.items()}, len(rows), {}, [])
+
+
+def _moved(f: Finding, row: int) -> Finding:
+    return Finding(row, f.feature, f.value, f.rule, f.allowed, f.hint)
+
+
+def _column(
+    spec: ColumnSpec,
+    column: pa.Array,
+    refused: dict[int, list[Finding]],
+    coerced: list[Finding],
+    text_source: bool,
+) -> np.ndarray:
+    """The column as its numpy dtype; refusals and coercions noted by chunk row."""
+    kind = column.type
+    wanted = spec.type
+    if wanted == "string" and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return _with_nulls(spec, column, column.to_numpy(zero_copy_only=False), refused)
+    if wanted in NUMERIC_TYPES and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return _numbers(spec, column, refused)
+    if wanted == "boolean" and pa.types.is_boolean(kind):
+        return _numbers(spec, column, refused)
+    if text_source and wanted != "string" and pa.types.is_string(kind):
+        try:  # CSV text: one vectorised reading; a value it cannot read takes the slow path
+            cast = pc.cast(
+                pc.utf8_lower(column) if wanted == "boolean" else column,
+                _ARROW_OF["double" if wanted in NUMERIC_TYPES else wanted],
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        else:
+            return _numbers(spec, cast, refused)
+    return _values(spec, column.to_pylist(), refused, coerced, text_source)
+
+
+def _numbers(spec: ColumnSpec, column: pa.Array, refused: dict[int, list[Finding]]) -> np.ndarray:
+    """A numeric or boolean Arrow column: nulls (and NaN) refused unless nullable."""
+    values: np.ndarray = column.to_numpy(zero_copy_only=False)
+    if values.dtype.kind == "f":
+        missing = np.isnan(values)
+    else:
+        missing = np.zeros(len(values), dtype=bool)
+        if column.null_count:
+            missing = column.is_null().to_numpy(zero_copy_only=False)
+    if spec.type in ("long", "integer") and values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            fraction = ~missing & (values != np.floor(values))
+        for i in np.flatnonzero(fraction).tolist():
+            _refuse(refused, i, spec, float(values[i]), "wrong type number")
+        values = np.where(fraction, 0.0, values)
+    if missing.any():
+        if not spec.nullable:
+            for i in np.flatnonzero(missing).tolist():
+                _refuse(refused, i, spec, None, "null is not allowed")
+            values = np.where(missing, 0, values)
+        elif spec.type != "double":  # nullable integers and booleans travel as float, as pandas
+            return values.astype(np.float64)
+    return values.astype(DTYPES[spec.type], copy=False)
+
+
+def _with_nulls(
+    spec: ColumnSpec, column: pa.Array, values: np.ndarray, refused: dict[int, list[Finding]]
+) -> np.ndarray:
+    if column.null_count and not spec.nullable:
+        for i in np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False)).tolist():
+            _refuse(refused, i, spec, None, "null is not allowed")
+    return values.astype(object, copy=False)
+
+
+def _values(
+    spec: ColumnSpec,
+    values: list[Any],
+    refused: dict[int, list[Finding]],
+    coerced: list[Finding],
+    text_source: bool,
+) -> np.ndarray:
+    """Value by value, as the request path reads JSON: what `coerce` reads is kept."""
+    wanted = spec.type
+    nullable_float = spec.nullable or wanted in ("double", "float")
+    for i, v in enumerate(values):
+        if v is None:
+            if not spec.nullable:
+                _refuse(refused, i, spec, None, "null is not allowed")
+            values[i] = math.nan if wanted != "string" and nullable_float else None
+            continue
+        if _fits(wanted, v):
+            continue
+        fixed = coerce(wanted, v)
+        if fixed is None:
+            _refuse(refused, i, spec, v, f"wrong type {type(v).__name__}")
+            values[i] = "" if wanted == "string" else 0
+            continue
+        if not (text_source and isinstance(v, str)):
+            coerced.append(Finding(i, spec.name, v, "coerced", f"{wanted} (coerced to {fixed!r})"))
+        values[i] = fixed
+    if wanted == "string":
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    has_nan = any(isinstance(v, float) and math.isnan(v) for v in values)
+    dtype = np.float64 if has_nan and wanted not in ("double", "float") else DTYPES[wanted]
+    return np.asarray([0 if v is None else v for v in values], dtype=dtype)
+
+
+def _fits(wanted: str, v: Any) -> bool:
+    if wanted in ("double", "float"):
+        return type(v) is float or type(v) is int
+    if wanted in ("long", "integer"):
+        return type(v) is int or (type(v) is float and v.is_integer())
+    if wanted == "boolean":
+        return type(v) is bool
+    return type(v) is str
+
+
+def _refuse(
+    refused: dict[int, list[Finding]], row: int, spec: ColumnSpec, value: Any, problem: str
+) -> None:
+    rule = "null" if value is None else "wrong_type"
+    refused.setdefault(row, []).append(
+        Finding(row, spec.name, value, rule, f"{spec.type}: {problem}")
+    )

@@ -1,0 +1,250 @@
+"""Batch jobs as records in the store: what a job was asked, how far it got, each chunk done."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pointsman.batch.score import ChunkResult
+from pointsman.errors import JobNotFound
+from pointsman.store.tables import batch_chunks, batch_jobs
+from pointsman.types import as_utc
+
+STATES = ("queued", "running", "succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job was asked to do; kept with it, so that a resume does the same."""
+
+    input: str
+    output: str
+    rejects: str
+    keep: tuple[str, ...] = ()
+    chunk_rows: int = 65536
+    workers: int = 0  # 0: every core
+    cluster: str = ""  # a Dask scheduler address, else local processes
+    dry_run: bool = False
+    log: bool = False
+    fingerprint: str = ""  # of the input when the job was created: a resume checks it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "rejects": self.rejects,
+            "keep": list(self.keep),
+            "chunk_rows": self.chunk_rows,
+            "workers": self.workers,
+            "cluster": self.cluster,
+            "dry_run": self.dry_run,
+            "log": self.log,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        return cls(**{**data, "keep": tuple(data.get("keep") or ())})
+
+
+@dataclass
+class Job:
+    """One job's record: its spec, state and figures."""
+
+    id: str
+    model: str
+    version: int
+    spec: JobSpec
+    state: str
+    rows_total: int | None
+    rows_done: int
+    rows_rejected: int
+    rows_flagged: int
+    rows_failed: int
+    rows_per_s: float | None
+    error: str
+    runner: str
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    finished_at: datetime | None
+    chunks_done: set[int] = field(default_factory=set)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current rate, while running."""
+        if self.state != "running" or not self.rows_per_s or self.rows_total is None:
+            return None
+        return max(self.rows_total - self.rows_done, 0) / self.rows_per_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "version": self.version,
+            "state": self.state,
+            "rows_total": self.rows_total,
+            "rows_done": self.rows_done,
+            "rows_rejected": self.rows_rejected,
+            "rows_flagged": self.rows_flagged,
+            "rows_failed": self.rows_failed,
+            "rows_per_s": self.rows_per_s,
+            "eta_s": self.eta_s,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+            "updated_at": self.updated_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            **self.spec.to_json(),
+        }
+
+
+def runner_id() -> str:
+    """Who runs a job: host and process, so a resume can tell a dead run from a live one."""
+    import os
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobBook:
+    """Reads and writes the batch_jobs and batch_chunks tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, model: str, version: int, spec: JobSpec, user: str) -> Job:
+        now = datetime.now(UTC)
+        job_id = uuid.uuid4().hex[:16]
+        with self.engine.begin() as conn:
+            conn.execute(
+                batch_jobs.insert().values(
+                    id=job_id,
+                    model=model,
+                    version=version,
+                    spec=spec.to_json(),
+                    state="queued",
+                    rows_done=0,
+                    rows_rejected=0,
+                    rows_flagged=0,
+                    rows_failed=0,
+                    error="",
+                    runner="",
+                    created_at=now,
+                    created_by=user,
+                    updated_at=now,
+                )
+            )
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> Job:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(batch_jobs).where(batch_jobs.c.id == job_id)).first()
+            if row is None:
+                raise JobNotFound(job_id)
+            chunks = conn.execute(
+                sa.select(batch_chunks.c.chunk).where(batch_chunks.c.job_id == job_id)
+            ).scalars()
+            job = _job(row._mapping)
+            job.chunks_done = set(chunks)
+        return job
+
+    def find(self, limit: int = 50, model: str | None = None) -> list[Job]:
+        """The newest jobs first."""
+        query = sa.select(batch_jobs).order_by(batch_jobs.c.created_at.desc()).limit(limit)
+        if model is not None:
+            query = query.where(batch_jobs.c.model == model)
+        with self.engine.connect() as conn:
+            return [_job(r._mapping) for r in conn.execute(query)]
+
+    def start(self, job_id: str, rows_total: int) -> None:
+        self._update(
+            job_id,
+            state="running",
+            rows_total=rows_total,
+            runner=runner_id(),
+            error="",
+            finished_at=None,
+        )
+
+    def chunk_done(self, job_id: str, result: ChunkResult, rows_per_s: float | None) -> None:
+        """A chunk's part files are written: record it and add its counts, in one go."""
+        now = datetime.now(UTC)
+        c = batch_jobs.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                batch_chunks.insert().values(
+                    job_id=job_id,
+                    chunk=result.chunk,
+                    rows=result.rows,
+                    rejected=result.rejected,
+                    flagged=result.flagged,
+                    failed=result.failed,
+                    seconds=result.seconds,
+                    finished_at=now,
+                )
+            )
+            conn.execute(
+                batch_jobs.update()
+                .where(c.id == job_id)
+                .values(
+                    rows_done=c.rows_done + result.rows,
+                    rows_rejected=c.rows_rejected + result.rejected,
+                    rows_flagged=c.rows_flagged + result.flagged,
+                    rows_failed=c.rows_failed + result.failed,
+                    rows_per_s=rows_per_s,
+                    updated_at=now,
+                )
+            )
+
+    def chunks(self, job_id: str) -> list[ChunkResult]:
+        """The finished chunks, in order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(batch_chunks)
+                .where(batch_chunks.c.job_id == job_id)
+                .order_by(batch_chunks.c.chunk)
+            )
+            return [
+                ChunkResult(r.chunk, r.rows, r.rejected, r.flagged, r.failed, r.seconds)
+                for r in rows
+            ]
+
+    def finish(self, job_id: str, state: str, error: str = "") -> None:
+        self._update(job_id, state=state, error=error[:2000], finished_at=datetime.now(UTC))
+
+    def _update(self, job_id: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                batch_jobs.update()
+                .where(batch_jobs.c.id == job_id)
+                .values(updated_at=datetime.now(UTC), **values)
+            )
+
+
+def _job(row: Any) -> Job:
+    finished = row["finished_at"]
+    return Job(
+        row["id"],
+        row["model"],
+        row["version"],
+        JobSpec.from_json(row["spec"]),
+        row["state"],
+        row["rows_total"],
+        row["rows_done"],
+        row["rows_rejected"],
+        row["rows_flagged"],
+        row["rows_failed"],
+        row["rows_per_s"],
+        row["error"],
+        row["runner"],
+        as_utc(row["created_at"]),
+        row["created_by"],
+        as_utc(row["updated_at"]),
+        as_utc(finished) if finished is not None else None,
+    )

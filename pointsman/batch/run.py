@@ -1,0 +1,243 @@
+"""Running a batch job: plan it, score its chunks where they run, record each, assemble.
+
+A chunk's part files are written before the chunk is recorded as done, and the output is
+assembled from the parts only when every chunk is done: a job killed at any moment resumes
+from its record without redoing a recorded chunk and without writing a row twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pointsman.batch.executors import Executor, LocalExecutor, WorkerSetup, write_scored
+from pointsman.batch.jobs import Job, JobBook, JobSpec
+from pointsman.batch.score import OUTPUT_COLUMNS, ROW, ChunkResult, Scored, write_part
+from pointsman.batch.sinks import check_output, rejects_of, unified_schema, write_parts
+from pointsman.batch.sources import (
+    Source,
+    column_names,
+    count_rows,
+    fingerprint,
+    open_source,
+    read_chunks,
+)
+from pointsman.errors import BadBatchSource, JobConflict
+from pointsman.logstore import PredictionLog
+from pointsman.project import Project
+from pointsman.registry import VersionRecord
+from pointsman.validation.policy import ValidationPolicy
+
+Progress = Callable[[Job], None]
+
+
+def version_for(project: Project, model: str, version: str | None) -> VersionRecord:
+    """The given version, else the one the route answers with, else the newest."""
+    if version is not None:
+        return project.registry.get_version(model, version)
+    route = project.routes.find(model)
+    if route is not None:
+        return project.registry.get_version(model, route.primary)
+    numbers = project.registry.version_numbers(model)  # ModelNotFound names the models
+    return project.registry.get_version(model, max(numbers))
+
+
+def policy_of(project: Project, model: str) -> ValidationPolicy:
+    """The validation policy of the model's route in force (the defaults without one)."""
+    route = project.routes.find(model)
+    return route.policy.validation if route is not None else ValidationPolicy()
+
+
+def create_job(project: Project, model: str, version: str | None, spec: JobSpec, user: str) -> Job:
+    """A queued job, its input and output checked now rather than half-way."""
+    record = version_for(project, model, version)
+    if spec.chunk_rows < 1:
+        raise BadBatchSource(f"--chunk-rows must be at least 1, got {spec.chunk_rows}.")
+    if spec.workers < 0:
+        raise BadBatchSource(f"--workers must be 0 (every core) or more, got {spec.workers}.")
+    check_output(spec.output)
+    check_output(spec.rejects)
+    source = open_source(spec.input)
+    _check_columns(source, record, list(spec.keep))
+    spec = replace(spec, fingerprint=fingerprint(source))
+    return JobBook(project.engine).create(model, record.number, spec, user)
+
+
+def _check_columns(source: Source, version: VersionRecord, keep: list[str]) -> None:
+    have = column_names(source)
+    needed = version.signature.names
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise BadBatchSource(
+            f"The input has no column {', '.join(missing)}, which {version.model} version "
+            f"{version.number} takes (its inputs: {', '.join(needed)})."
+        )
+    unknown = [c for c in keep if c not in have]
+    if unknown:
+        raise BadBatchSource(
+            f"--keep names {', '.join(unknown)}, not a column of the input "
+            f"(columns: {', '.join(have)})."
+        )
+    taken = {*OUTPUT_COLUMNS, "findings"}
+    clash = [c for c in keep if c in taken or c.startswith("p_")]
+    if clash:
+        raise BadBatchSource(
+            f"--keep {', '.join(clash)} would clash with the output's own columns "
+            f"({', '.join(sorted(taken))}, p_<class>); rename the column in the input."
+        )
+
+
+def job_folder(project: Project, job_id: str) -> Path:
+    """Where a job keeps its part files until it is assembled."""
+    return project.settings.project_path() / "jobs" / job_id
+
+
+def run_job(
+    project: Project,
+    job_id: str,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
+) -> Job:
+    """Run (or resume) a job to its end; its record says how it went."""
+    book = JobBook(project.engine)
+    job = book.get(job_id)
+    if job.state == "succeeded":
+        raise JobConflict(f"Job {job_id} has already succeeded; its output is {job.spec.output}.")
+    spec = job.spec
+    version = project.registry.get_version(job.model, str(job.version))
+    source = open_source(spec.input)
+    if job.chunks_done and spec.fingerprint and fingerprint(source) != spec.fingerprint:
+        raise JobConflict(
+            f"The input of job {job_id} ({spec.input}) changed since the job started: its "
+            "finished chunks would no longer match. Start a new job with `pointsman batch`."
+        )
+    book.start(job_id, count_rows(source))
+    folder = job_folder(project, job_id)
+    try:
+        if executor is None:
+            executor = _executor(project, job, version, source)
+        log = PredictionLog(project.settings, project.engine) if spec.log else None
+        try:
+            with executor:
+                _score_all(book, job_id, source, spec, version, folder, executor, progress, log)
+        finally:
+            if log is not None:
+                log.close()  # ships what was spooled
+        _assemble(book, job_id, spec, folder)
+    except BaseException as exc:
+        book.finish(job_id, "failed", _why(exc))
+        raise
+    book.finish(job_id, "succeeded")
+    shutil.rmtree(folder, ignore_errors=True)
+    done = book.get(job_id)
+    if progress is not None:
+        progress(done)
+    return done
+
+
+def setup_of(project: Project, job: Job, version: VersionRecord, source: Source) -> WorkerSetup:
+    """What a worker needs to score this job's chunks."""
+    spec = job.spec
+    runtime = project.runners.spec(job.model, version.number).runtime
+    return WorkerSetup(
+        version,
+        project.registry.artifacts,
+        runtime,
+        policy_of(project, job.model),
+        list(spec.keep),
+        job.id,
+        source.is_text,
+        spec.dry_run,
+        spec.log,
+    )
+
+
+def _executor(project: Project, job: Job, version: VersionRecord, source: Source) -> Executor:
+    setup = setup_of(project, job, version, source)
+    if job.spec.cluster:
+        from pointsman.batch.cluster import DaskExecutor
+
+        return DaskExecutor(job.spec.cluster, setup)
+    return LocalExecutor(setup, job.spec.workers, job_folder(project, job.id) / "parts")
+
+
+def _score_all(
+    book: JobBook,
+    job_id: str,
+    source: Source,
+    spec: JobSpec,
+    version: VersionRecord,
+    folder: Path,
+    executor: Executor,
+    progress: Progress | None,
+    log: PredictionLog | None,
+) -> None:
+    done = book.get(job_id).chunks_done
+    columns = list(dict.fromkeys([*version.signature.names, *spec.keep]))
+    inflight: deque[Any] = deque()
+    start, rows = time.monotonic(), 0
+
+    def collect() -> None:
+        nonlocal rows
+        outcome = inflight.popleft().result()
+        if isinstance(outcome, Scored):  # scored elsewhere: its parts are written here
+            outcome = write_scored(folder / "parts", outcome)
+        rows += outcome.rows
+        if log is not None and outcome.record is not None:
+            record = outcome.record
+            record["inputs"] = log.redactor.apply(record["model"], record["inputs"])
+            log.spool.append(record)
+        rate = rows / max(time.monotonic() - start, 1e-9)
+        book.chunk_done(job_id, outcome, rate)
+        if progress is not None:
+            progress(book.get(job_id))
+
+    for chunk, table in enumerate(read_chunks(source, columns, spec.chunk_rows)):
+        if chunk in done:
+            continue
+        inflight.append(executor.submit(chunk, chunk * spec.chunk_rows, table))
+        while len(inflight) >= executor.capacity:
+            collect()
+    while inflight:
+        collect()
+
+
+def _assemble(book: JobBook, job_id: str, spec: JobSpec, folder: Path) -> None:
+    chunks: list[ChunkResult] = book.chunks(job_id)
+    parts = folder / "parts"
+    outputs = [parts / f"out-{c.chunk:06d}.arrow" for c in chunks]
+    if not spec.dry_run:
+        write_parts(spec.output, outputs, job_id, folder)
+    rejected = [parts / f"rej-{c.chunk:06d}.arrow" for c in chunks if c.rejected or c.failed]
+    if not rejected:  # an empty rejects file all the same: no stale one is left to be read
+        rejected = [_no_rejects(outputs, parts / "rej-none.arrow")]
+    write_parts(spec.rejects or rejects_of(spec.output), rejected, job_id, folder)
+
+
+def _no_rejects(outputs: list[Path], path: Path) -> Path:
+    """An empty part with the rejects' columns (the kept ones typed as in the output)."""
+    schema = unified_schema(outputs)
+    kept = [f for f in schema if f.name not in OUTPUT_COLUMNS and not f.name.startswith("p_")]
+    fields = [
+        pa.field(ROW, pa.int64()),
+        *kept,
+        pa.field("findings", pa.string()),
+        pa.field("version", pa.int64()),
+        pa.field("job_id", pa.string()),
+    ]
+    write_part(pa.schema(fields).empty_table(), path)
+    return path
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C); resume it with `pointsman jobs resume`"
+    message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+    return str(message)

@@ -1,0 +1,243 @@
+"""Scoring one chunk: signature, profile and policy as a request gets them, then the model.
+
+Runs wherever a chunk runs (a local worker process, a Dask worker): it holds the loaded
+version and gives back two Arrow tables, the output rows and the rejected ones.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pointsman.batch.frames import check_chunk, subset
+from pointsman.logstore.record import build_record, columns_of
+from pointsman.registry import VersionRecord
+from pointsman.runtimes import Runtime
+from pointsman.types import Finding, Frame, Outputs
+from pointsman.validation.checks import ProfileChecks
+from pointsman.validation.policy import ValidationPolicy
+
+ROW = "row"  # the input row number (from 0, across every file of the input)
+OUTPUT_COLUMNS = (ROW, "prediction", "version", "status", "job_id")  # and p_<class>
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What one chunk gave: its counts, and its time in the worker."""
+
+    chunk: int
+    rows: int
+    rejected: int
+    flagged: int
+    failed: int  # rows the model raised on (they are in the rejects, with what it raised)
+    seconds: float
+    record: dict[str, Any] | None = None  # with --log: the chunk's prediction record
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A chunk's output and rejects tables (either may have no rows) and its counts."""
+
+    output: pa.Table
+    rejects: pa.Table
+    result: ChunkResult
+
+
+class Scorer:
+    """A loaded version under the job's validation policy; scores chunks."""
+
+    def __init__(
+        self,
+        version: VersionRecord,
+        runtime: Runtime | None,
+        policy: ValidationPolicy,
+        keep: list[str],
+        job_id: str,
+        text_source: bool,
+        log_rows: bool = False,
+    ) -> None:
+        self.log_rows = log_rows
+        self.version = version
+        self.runtime = runtime  # None: a dry run, validation only
+        self.policy = policy
+        self.keep = keep
+        self.job_id = job_id
+        self.text_source = text_source
+        self.checks = ProfileChecks.build(version.signature, version.profile, policy.tolerance)
+
+    def score(self, chunk: int, first_row: int, table: pa.Table) -> Scored:
+        """The chunk through every check and (unless a dry run) the model."""
+        start = time.perf_counter()
+        checked = check_chunk(self.version.signature, table, self.text_source)
+        refused = checked.refused
+        frame, rows = checked.frame, checked.rows
+        flagged: set[int] = set()
+        findings = list(frame.findings)
+        if self.policy.checks_profile or findings:
+            findings += self.checks.check(frame) if self.policy.checks_profile else []
+            refused_rows, flagged_rows = self._judge(findings, rows, refused)
+            flagged = flagged_rows - refused_rows
+            if refused_rows:
+                keep = np.array([i for i, r in enumerate(rows.tolist()) if r not in refused_rows])
+                keep = keep.astype(np.int64)
+                frame, rows = subset(frame, keep), rows[keep]
+        outputs: Outputs | None = None
+        record: dict[str, Any] | None = None
+        failed: dict[int, list[Finding]] = {}
+        if self.runtime is not None and frame.n_rows:
+            model_start = time.perf_counter()
+            outputs, ok = _predict(self.runtime, frame, np.arange(frame.n_rows), failed)
+            model_s = time.perf_counter() - model_start
+            failed = {int(rows[i]): f for i, f in failed.items()}
+            rows = rows[ok]
+            if self.log_rows and outputs is not None:
+                answered = subset(frame, ok)
+                record = self._record(chunk, first_row + rows, answered, outputs, model_s)
+        output = self._output(table, first_row, rows, outputs, flagged)
+        rejects = self._rejects(table, first_row, {**refused, **failed})
+        result = ChunkResult(
+            chunk,
+            table.num_rows,
+            len(refused),
+            len(flagged & set(rows.tolist())),
+            len(failed),
+            time.perf_counter() - start,
+            record,
+        )
+        return Scored(output, rejects, result)
+
+    def _record(
+        self, chunk: int, rows: np.ndarray, frame: Frame, outputs: Outputs, model_s: float
+    ) -> dict[str, Any]:
+        """The chunk's answered rows as one prediction record (inputs redacted where it is
+        spooled); its request id is the job's and the chunk's, so a resumed job's records are
+        stored once (the log is idempotent by request id, role and version)."""
+        return build_record(
+            request_id=f"{self.job_id}-{chunk:06d}",
+            role="pinned",
+            model=self.version.model,
+            version=self.version.number,
+            frame=frame,
+            inputs=columns_of(frame),
+            outputs=outputs,
+            latency_s=model_s,
+            model_s=model_s,
+            client=f"batch:{self.job_id}",
+            extra={"batch_job": self.job_id, "chunk": chunk, "rows": rows.tolist()},
+        )
+
+    def _judge(
+        self, findings: list[Finding], rows: np.ndarray, refused: dict[int, list[Finding]]
+    ) -> tuple[set[int], set[int]]:
+        """Chunk rows the policy refuses (their findings added to `refused`) and flags."""
+        refusing: set[int] = set()
+        flagging: set[int] = set()
+        for f in findings:
+            action = self.policy.action(f.feature, f.rule)
+            row = int(rows[f.row])
+            if action == "reject":
+                refusing.add(row)
+                refused.setdefault(row, []).append(f)
+            elif action == "flag":
+                flagging.add(row)
+        return refusing, flagging
+
+    def _output(
+        self,
+        table: pa.Table,
+        first: int,
+        rows: np.ndarray,
+        outputs: Outputs | None,
+        flagged: set[int],
+    ) -> pa.Table:
+        taken = pa.array(rows, type=pa.int64())
+        columns: dict[str, Any] = {ROW: pc_add(taken, first)}
+        for name in self.keep:
+            columns[name] = table.column(name).take(taken)
+        if outputs is not None:
+            columns["prediction"] = pa.array(outputs.predictions)
+            classes = outputs.classes or []
+            if outputs.probabilities is not None:
+                for k, label in enumerate(classes):
+                    columns[f"p_{label}"] = pa.array(outputs.probabilities[:, k])
+        n = len(rows)
+        columns["version"] = pa.array(np.full(n, self.version.number, dtype=np.int64))
+        is_flagged = np.isin(rows, np.fromiter(flagged, dtype=np.int64, count=len(flagged)))
+        columns["status"] = pc.if_else(pa.array(is_flagged), "flagged", "ok")
+        columns["job_id"] = _repeat(self.job_id, n)
+        return pa.table(columns)
+
+    def _rejects(self, table: pa.Table, first: int, refused: dict[int, list[Finding]]) -> pa.Table:
+        rows = sorted(refused)
+        taken = pa.array(rows, type=pa.int64())
+        columns: dict[str, Any] = {ROW: pc_add(taken, first)}
+        for name in self.keep:
+            columns[name] = table.column(name).take(taken)
+        texts = [
+            orjson.dumps([{**f.to_json(), "row": first + r} for f in refused[r]]).decode()
+            for r in rows
+        ]
+        columns["findings"] = pa.array(texts, type=pa.string())
+        columns["version"] = pa.array([self.version.number] * len(rows), type=pa.int64())
+        columns["job_id"] = _repeat(self.job_id, len(rows))
+        return pa.table(columns)
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    """`text` n times, built in C."""
+    return pc.fill_null(pa.nulls(n, pa.string()), text)
+
+
+def pc_add(rows: pa.Array, first: int) -> pa.Array:
+    """Chunk rows as input rows."""
+    return pa.array(rows.to_numpy() + first, type=pa.int64())
+
+
+def _predict(
+    runtime: Runtime, frame: Frame, rows: np.ndarray, failed: dict[int, list[Finding]]
+) -> tuple[Outputs | None, np.ndarray]:
+    """Outputs of the rows that the model answers, halving a failing batch to find the rows
+    it raises on (noted in `failed`); and which rows answered."""
+    try:
+        return runtime.predict(frame), rows
+    except Exception as exc:
+        if frame.n_rows == 1:
+            what = f"an input the model answers (it raised {type(exc).__name__}: {exc})"[:300]
+            failed[int(rows[0])] = [Finding(0, "(row)", None, "model_error", what)]
+            return None, rows[:0]
+    half = frame.n_rows // 2
+    parts = [np.arange(half), np.arange(half, frame.n_rows)]
+    answered: list[tuple[Outputs, np.ndarray]] = []
+    for part in parts:
+        out, ok = _predict(runtime, subset(frame, part), rows[part], failed)
+        if out is not None:
+            answered.append((out, ok))
+    if not answered:
+        return None, rows[:0]
+    return _joined([o for o, _ in answered]), np.concatenate([ok for _, ok in answered])
+
+
+def _joined(outputs: list[Outputs]) -> Outputs:
+    predictions = [p for o in outputs for p in o.predictions]
+    probabilities = None
+    if all(o.probabilities is not None for o in outputs):
+        probabilities = np.vstack([o.probabilities for o in outputs])  # type: ignore[misc]
+    return Outputs(predictions, probabilities, outputs[0].classes, outputs[0].runtime)
+
+
+def write_part(table: pa.Table, path: Path) -> None:
+    """A part file (Arrow IPC: read back once, so not worth Parquet's encoding), whole or not
+    at all: written aside, then renamed over any old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + f".{os.getpid()}.partial")
+    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    os.replace(partial, path)
