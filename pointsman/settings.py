@@ -216,7 +216,66 @@ class StorageSettings(ReplicaSettings):
         return path if path.is_absolute() else self.project_path() / path
 
 
-class Settings(StorageSettings):
+class AlertSettings(StorageSettings):
+    """Alert rules, the evaluator, the watchdog and the e-mail channel: a part of `Settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
+
+    alerts: list[AlertRuleConfig] = Field(
+        default_factory=list,
+        description="Alert rules kept in the settings file, one `[[alerts]]` table each with "
+        "`name`, `model` (default every model), `when` (e.g. `error_rate > 0.02`), `window`, "
+        '`for`, `severity`, `notify` (e.g. `["slack=https://…", "email=ops@example.com"]`), '
+        "`cooldown`, `description`. Read-only from the CLI and API; see docs/alerts.md.",
+    )
+    alerts_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the alert evaluator (one process of all servers, by lease) "
+        "reads the metrics and checks every rule.",
+    )
+    alerts_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long the alert evaluator's lease lasts unrenewed: when the process "
+        "holding it dies, another takes over within this (at least 3 alerts_interval_s).",
+    )
+    watchdog_notify: list[str] = Field(
+        default_factory=list,
+        description="Channels of the built-in `Watchdog` rule: an alert always firing, sent "
+        "again every watchdog_every_s, so that its absence is the page (Alertmanager's "
+        "convention; point it at a dead man's switch). Empty: no watchdog.",
+    )
+    watchdog_every_s: float = Field(
+        default=300.0,
+        ge=1,
+        description="How often the watchdog notice is sent again (seconds).",
+    )
+    alerts_history_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Keep sent alerts and their delivery attempts this many days (0: forever).",
+    )
+    alerts_external_url: str = Field(
+        default="",
+        description="Base URL people open pointsman at (e.g. https://pointsman.example); "
+        "alerts link to it. Empty: no link.",
+    )
+    smtp_host: str = Field(
+        default="", description="SMTP server that e-mail alerts go through. Empty: no e-mail."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_from: str = Field(
+        default="pointsman@localhost", description="Sender address of e-mail alerts."
+    )
+    smtp_user: str = Field(default="", description="SMTP login. Empty: no login.")
+    smtp_password: str = Field(default="", description="SMTP password (with smtp_user).")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection with STARTTLS before login."
+    )
+
+
+class Settings(AlertSettings):
     """Everything an operator can set. Every field is documented in docs/settings.md."""
 
     model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
@@ -343,58 +402,6 @@ class Settings(StorageSettings):
         "1), `max_refused_rate` (test rows "
         "validation would refuse, default 0), `bench_rows`, `bench_concurrency`, "
         "`bench_requests` (per cell).",
-    )
-    alerts: list[AlertRuleConfig] = Field(
-        default_factory=list,
-        description="Alert rules kept in the settings file, one `[[alerts]]` table each with "
-        "`name`, `model` (default every model), `when` (e.g. `error_rate > 0.02`), `window`, "
-        '`for`, `severity`, `notify` (e.g. `["slack=https://…", "email=ops@example.com"]`), '
-        "`cooldown`, `description`. Read-only from the CLI and API; see docs/alerts.md.",
-    )
-    alerts_interval_s: float = Field(
-        default=10.0,
-        gt=0,
-        description="How often the alert evaluator (one process of all servers, by lease) "
-        "reads the metrics and checks every rule.",
-    )
-    alerts_lease_s: float = Field(
-        default=30.0,
-        gt=0,
-        description="How long the alert evaluator's lease lasts unrenewed: when the process "
-        "holding it dies, another takes over within this (at least 3 alerts_interval_s).",
-    )
-    watchdog_notify: list[str] = Field(
-        default_factory=list,
-        description="Channels of the built-in `Watchdog` rule: an alert always firing, sent "
-        "again every watchdog_every_s, so that its absence is the page (Alertmanager's "
-        "convention; point it at a dead man's switch). Empty: no watchdog.",
-    )
-    watchdog_every_s: float = Field(
-        default=300.0,
-        ge=1,
-        description="How often the watchdog notice is sent again (seconds).",
-    )
-    alerts_history_days: float = Field(
-        default=90.0,
-        ge=0,
-        description="Keep sent alerts and their delivery attempts this many days (0: forever).",
-    )
-    alerts_external_url: str = Field(
-        default="",
-        description="Base URL people open pointsman at (e.g. https://pointsman.example); "
-        "alerts link to it. Empty: no link.",
-    )
-    smtp_host: str = Field(
-        default="", description="SMTP server that e-mail alerts go through. Empty: no e-mail."
-    )
-    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
-    smtp_from: str = Field(
-        default="pointsman@localhost", description="Sender address of e-mail alerts."
-    )
-    smtp_user: str = Field(default="", description="SMTP login. Empty: no login.")
-    smtp_password: str = Field(default="", description="SMTP password (with smtp_user).")
-    smtp_starttls: bool = Field(
-        default=False, description="Upgrade the SMTP connection with STARTTLS before login."
     )
     log_sink_url: str = Field(
         default="",

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pointsman.cli.main import cli
-from pointsman.settings import Settings, StorageSettings
+from pointsman.settings import AlertSettings, Settings, StorageSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -30,7 +30,8 @@ def settings_md() -> str:
         "| --- | --- | --- | --- |",
     ]
     # Where the project lives first, then Settings' own fields, then the replicas' ones.
-    first, own = StorageSettings.__annotations__, Settings.__annotations__
+    first = StorageSettings.__annotations__
+    own = {**AlertSettings.__annotations__, **Settings.__annotations__}
 
     def rank(name: str) -> int:
         return 0 if name in first else 1 if name in own else 2

@@ -119,6 +119,21 @@ class Runner:
             "queued": self.queued,
         }
 
+    def sample(self) -> None:
+        """Its memory, busy flag and queue now; the calls counted since the last sample."""
+        pid = self.process.pid if self.process is not None else None
+        self.memory_bytes = _resident_bytes(pid) if pid else 0
+        self.busy, self.queued = False, 0
+        model, number = self.key
+        if self.slot is not None:
+            busy_since, _, queued, served, calls = SLOT.unpack_from(self.slot, 0)
+            self.busy, self.queued = bool(busy_since), queued
+            # Counters in the slot start at 0 with each process: count what is new.
+            metrics.RUNNER_REQUESTS.labels(model, str(number)).inc(served - self.served)
+            metrics.RUNNER_CALLS.labels(model, str(number)).inc(calls - self.calls)
+            self.served, self.calls = served, calls
+        metrics.RUNNER_MEMORY.labels(model, str(number), str(self.index)).set(self.memory_bytes)
+
 
 @dataclass
 class Supervisor:
@@ -390,20 +405,7 @@ class Supervisor:
     def _sample(self) -> None:
         totals: dict[Key, list[int]] = {}
         for runner in self.runners.values():
-            pid = runner.process.pid if runner.process is not None else None
-            runner.memory_bytes = _resident_bytes(pid) if pid else 0
-            runner.busy, runner.queued = False, 0
-            model, number = runner.key
-            if runner.slot is not None:
-                busy_since, _, queued, served, calls = SLOT.unpack_from(runner.slot, 0)
-                runner.busy, runner.queued = bool(busy_since), queued
-                # Counters in the slot start at 0 with each process: count what is new.
-                metrics.RUNNER_REQUESTS.labels(model, str(number)).inc(served - runner.served)
-                metrics.RUNNER_CALLS.labels(model, str(number)).inc(calls - runner.calls)
-                runner.served, runner.calls = served, calls
-            metrics.RUNNER_MEMORY.labels(model, str(number), str(runner.index)).set(
-                runner.memory_bytes
-            )
+            runner.sample()
             busy_queued_ready = totals.setdefault(runner.key, [0, 0, 0])
             busy_queued_ready[0] += runner.busy
             busy_queued_ready[1] += runner.queued
