@@ -284,11 +284,9 @@ class Catalog:
         if self.remote and time.monotonic() - self._resolved_at >= RESOLVE_S:
             self._resolved_at = time.monotonic()
             await self._resolve()
-        # Remote pools: every replica, not only until one is up (pods come and go).
-        await asyncio.gather(
-            *(p.connect() for k, p in list(self.pools.items())
-              if not p.is_ready or self.remote.is_remote(*k))
-        )  # fmt: skip
+        # Every replica, not only until one is up: a second runner comes up later, a runner
+        # restarts after a crash, pods come and go.
+        await asyncio.gather(*(p.connect() for p in list(self.pools.values()) if p.wants_links))
 
     async def _resolve(self) -> None:
         """Remote runners' names resolved again: a pod added is called, one gone dropped."""

@@ -138,6 +138,11 @@ class Replica:
     def in_flight(self) -> int:
         return len(self.link.pending) if self.link is not None else 0
 
+    @property
+    def wants_link(self) -> bool:
+        """Not connected, and not tried a moment ago."""
+        return not self.is_connected and time.monotonic() >= self.next_try
+
     async def connect(self, now: bool = False) -> None:
         """Try once (unless tried a moment ago, and not `now`); a runner not listening yet is
         not an error."""
@@ -146,6 +151,8 @@ class Replica:
         self.next_try = time.monotonic() + RETRY_CONNECT_S
         loop = asyncio.get_running_loop()
         if isinstance(self.address, Path):  # the local path: nothing added to it
+            if not self.address.exists():  # not started (the surge runner's, mostly): no call
+                return
             try:
                 _, link = await loop.create_unix_connection(RunnerLink, str(self.address))
             except OSError:
@@ -212,6 +219,12 @@ class RunnerPool:
     @property
     def is_ready(self) -> bool:
         return any(r.is_connected for r in self.replicas)
+
+    @property
+    def wants_links(self) -> bool:
+        """A replica not linked and due another try: a runner up after the first, one
+        restarted after a crash, the surge runner of a rollout."""
+        return any(r.wants_link for r in self.replicas)
 
     def state(self) -> dict[str, Any]:
         """The runners as this process sees them, shaped like a supervisor's published state

@@ -4,6 +4,8 @@ new limits roll out one runner at a time without a failed call."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -114,3 +116,33 @@ async def test_new_limits_roll_out_without_a_failed_call(project: Project, tmp_p
         assert answered > 10
         spec = served.catalog.run_dir.version_state("slow", number)["spec"]  # type: ignore[index]
         assert spec["memory_bytes"] == 1 << 30
+
+
+async def test_every_replica_is_linked_again_after_its_runner_restarts(
+    project: Project, tmp_path: Path
+) -> None:
+    number = register_slow(project, tmp_path)
+    project.routes.deploy("slow", number, "t")
+    project.runners.change("slow", None, {"replicas": 2}, "t")
+    async with serving(project) as served:
+        pool = await served.catalog.pool_of(served.catalog.get_version("slow"))
+
+        async def linked(pids: set[object]) -> None:
+            """Both runners up with PIDs not in `pids`, and both linked by the link job (the
+            surge runner's socket, for rollouts, stays unused)."""
+            deadline = time.monotonic() + 30
+            while True:
+                now = runners_of(served, number)
+                fresh = [r for r in now if r["state"] == "ready" and r["pid"] not in pids]
+                await served.catalog.connect()  # what the worker's link job runs every 0.1 s
+                links = [r.is_connected for r in pool.replicas]
+                if len(fresh) == 2 and links == [True, True, False]:  # the last: surge runner's
+                    return
+                assert time.monotonic() < deadline, (now, links)
+                await asyncio.sleep(0.05)
+
+        await linked(set())
+        killed = runners_of(served, number)[0]["pid"]
+        os.kill(int(killed), signal.SIGKILL)  # type: ignore[call-overload]
+        await linked({killed})
+        assert (await served.predict("slow", frame_of(served, 0.5))).version == number
