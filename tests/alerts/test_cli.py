@@ -59,7 +59,7 @@ def test_add_list_remove_with_redacted_secrets(p: list[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--when", "errors > 1"], "unknown metric 'errors' (known metrics: canary_rolled_back,"),
+        (["--when", "errors > 1"], "unknown metric 'errors' (known metrics: accuracy,"),
         (["--when", "error_rate >> 1"], "is not METRIC OP NUMBER"),
         (["--when", "error_rate > 1", "--for", "5 minutes"], "for '5 minutes' is not a duration"),
         (["--when", "error_rate > 1", "--notify", "pager=x"], "KIND=TARGET with KIND one of"),

@@ -266,7 +266,7 @@ def test_a_stored_rule_whose_metric_is_gone_is_reported_not_fatal(
     harness.tick_after(0)
     harness.traffic(10, errors=5)
     assert harness.tick_after(60) == ["firing"]  # the other rule still works
-    assert "unknown metric 'gone_metric' (known metrics: canary_rolled_back" in caplog.text
+    assert "unknown metric 'gone_metric' (known metrics: accuracy" in caplog.text
     assert book.remove("old", "t").name == "old"
 
 
