@@ -23,8 +23,8 @@ def alembic_config() -> Config:
     return config
 
 
-def test_migrations_match_tables_and_are_idempotent(database_url: str) -> None:
-    engine = connect(database_url)
+def test_migrations_match_tables_and_are_idempotent(empty_database_url: str) -> None:
+    engine = connect(empty_database_url)
     try:
         upgrade_to_head(engine)
         upgrade_to_head(engine)
@@ -60,8 +60,10 @@ def test_each_migration_file_is_named_after_its_revision_and_the_newest_is_head(
     assert scripts.get_heads() == [head_revision()]
 
 
-def test_a_store_behind_head_is_upgraded_one_at_head_is_left_alone(database_url: str) -> None:
-    engine = connect(database_url)
+def test_a_store_behind_head_is_upgraded_one_at_head_is_left_alone(
+    empty_database_url: str,
+) -> None:
+    engine = connect(empty_database_url)
     try:
         with engine.connect() as conn:
             assert stored_revisions(conn) == set()
