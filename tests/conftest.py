@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -92,6 +93,16 @@ def migrated_stores(
     engine.dispose()  # CREATE DATABASE ... TEMPLATE needs it unused
     templates["postgresql"] = str(sa.engine.make_url(url).database)
     return templates
+
+
+@pytest.fixture(autouse=True)
+def logging_left_alone() -> Iterator[None]:
+    """What a test configures of pointsman's loggers (a server's log_format, say) is undone,
+    so that a later test's caplog still sees their records."""
+    logger = logging.getLogger("pointsman")
+    kept = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.level, logger.propagate = kept
 
 
 @pytest.fixture

@@ -71,7 +71,6 @@ def serve(
         log_format=log_format,
         access_log=access_log,
     )
-    logging.config.dictConfig(logging_config(settings.log_format, settings.server_log_level))
     if not settings.workers:  # the default: use the machine
         settings = settings.model_copy(update={"workers": usable_cpus()})
     tls = tls_files(settings)
@@ -81,6 +80,8 @@ def serve(
         RemoteRunners(settings.remote_runners, settings.runner_secret)  # and remote_runners
         deployed = sorted(project.routes.all_current())
         enforcement = project.enforcement.describe()
+    # Once the settings are known good: a refused start leaves the caller's logging alone.
+    logging.config.dictConfig(logging_config(settings.log_format, settings.server_log_level))
     base = f"{'https' if tls['certfile'] else 'http'}://{settings.host}:{settings.port}"
     console.print(f"pointsman serving {', '.join(deployed) or 'no deployed model yet'} on {base}")
     for model in deployed:
