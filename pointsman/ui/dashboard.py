@@ -53,6 +53,13 @@ def _epoch(engine: Engine, column: Any) -> Any:
     return sa.extract("epoch", column)
 
 
+def _floor(engine: Engine, value: Any) -> Any:
+    """The whole part of a non-negative number: SQLite's CAST truncates, PostgreSQL's rounds."""
+    if engine.dialect.name == "sqlite":
+        return sa.cast(value, sa.Integer)
+    return sa.cast(sa.func.floor(value), sa.Integer)
+
+
 def _where(model: str, version: int | None, since: datetime) -> list[Any]:
     t = prediction_log.c
     out = [t.model == model, t.time >= since]
@@ -81,7 +88,7 @@ def read_window(
     t = prediction_log.c
     width = span_s / BUCKETS
     start = since.timestamp()
-    bucket = sa.cast((_epoch(engine, t.time) - start) / width, sa.Integer).label("bucket")
+    bucket = _floor(engine, (_epoch(engine, t.time) - start) / width).label("bucket")
     where = [*_where(model, version, since), t.role.in_(ANSWERED_ROLES)]
     counts = (
         sa.select(bucket, t.role, t.error_code.is_(None).label("ok"), sa.func.count())
