@@ -41,13 +41,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # wrk's done() hook prints one JSON line; its latency percentiles come from the latency of
-# every single request (wrk records each one in its histogram), in microseconds.
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
-wrk.body = [==[%s]==]
-
+# every single request (wrk records each one in its histogram), in microseconds. Every
+# script ends with it; WRK_SCRIPT is the one with a key, % (key, body).
+WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -58,6 +54,15 @@ done = function(summary, latency, requests)
     latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
+WRK_SCRIPT = (
+    """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+wrk.body = [==[%s]==]
+"""
+    + WRK_DONE
+)
 
 
 # -- servers -------------------------------------------------------------------------------

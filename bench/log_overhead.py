@@ -27,27 +27,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import BODY, VENV_BIN, Server, free_port, make_demo, run_wrk
+from harness import BODY, VENV_BIN, WRK_DONE, Server, free_port, make_demo, run_wrk
 
 MAX_ADDED_P50_US = 100.0
 MIN_RATIO = 0.90
 SIDES = ("on", "off")
 # Both servers run with API keys off (this measures the log, not auth): no Authorization.
-WRK_SCRIPT = """
+WRK_SCRIPT = (
+    """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = [==[%s]==]
-
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, '
-    .. '"mean_us": %%.1f, "max_us": %%d, "errors": {"connect": %%d, "read": %%d, '
-    .. '"write": %%d, "status": %%d, "timeout": %%d}}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout))
-end
 """
+    + WRK_DONE
+)
 
 
 # -- in process -----------------------------------------------------------------------------
