@@ -11,8 +11,10 @@ import ssl
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -30,7 +32,7 @@ from pointsman.auth import KeyBook
 from pointsman.demo.churn import TARGET, make_data, train_versions
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission
-from pointsman.settings import load_settings
+from pointsman.settings import SETTINGS_FILE, load_settings
 from pointsman.store import connect, upgrade_to_head
 
 PG_ADMIN_URL = os.environ.get(
@@ -93,6 +95,96 @@ def migrated_stores(
     engine.dispose()  # CREATE DATABASE ... TEMPLATE needs it unused
     templates["postgresql"] = str(sa.engine.make_url(url).database)
     return templates
+
+
+Prepare = Callable[[Path, str], None]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A prepared project: its folder and the store its settings name."""
+
+    folder: Path
+    database_url: str
+
+
+class ProjectTemplates:
+    """Projects prepared once per run, by name and store, and copied for each test: a copy
+    costs a test a tenth of a second, preparing it again seconds (registering runs the model
+    in a process of its own)."""
+
+    def __init__(
+        self,
+        session: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory,
+        migrated_stores: dict[str, str],
+    ) -> None:
+        self.session = session
+        self.tmp_path_factory = tmp_path_factory
+        self.migrated_stores = migrated_stores
+        self.prepared: dict[tuple[str, str], Template] = {}
+
+    def copy(
+        self, request: pytest.FixtureRequest, name: str, store: str, prepare: Prepare, to: Path
+    ) -> Path:
+        """A copy of project `name` on `store` in `to/proj` (its SQLite file beside it), all
+        of its own: `prepare(folder, database_url)` made the template on the first call."""
+        template = self.prepared.get((name, store))
+        if template is None:
+            template = self.prepared[(name, store)] = self._prepare(name, store, prepare)
+        folder = to / "proj"
+        shutil.copytree(template.folder, folder, symlinks=True)
+        if template.database_url.startswith("sqlite"):
+            shutil.copyfile(sa.engine.make_url(template.database_url).database, to / "pointsman.db")
+            url = f"sqlite:///{to / 'pointsman.db'}"
+        else:
+            url = fresh_postgres_database(
+                request, str(sa.engine.make_url(template.database_url).database)
+            )
+        toml = folder / SETTINGS_FILE
+        toml.write_text(toml.read_text().replace(f'"{template.database_url}"', f'"{url}"'))
+        if load_settings(folder).database_url != url:
+            raise RuntimeError(f"{toml} does not name the copy's store {url}")
+        return folder
+
+    def _prepare(self, name: str, store: str, prepare: Prepare) -> Template:
+        root = self.tmp_path_factory.mktemp(f"prepared-{name}-{store}")
+        if store == "sqlite":
+            shutil.copyfile(self.migrated_stores["sqlite"], root / "pointsman.db")
+            url = f"sqlite:///{root / 'pointsman.db'}"
+        elif self.migrated_stores["postgresql"]:
+            url = fresh_postgres_database(self.session, self.migrated_stores["postgresql"])
+        else:
+            skip_or_fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+        prepare(root / "proj", url)
+        settings = tomllib.loads((root / "proj" / SETTINGS_FILE).read_text())
+        if settings.get("database_url") != url:
+            raise RuntimeError(f"the template {name} does not keep its store at {url}")
+        if store == "sqlite":
+            # Every connection is closed, so the WAL is folded into the file; a copy of the
+            # file alone is then the whole store.
+            if Path(f"{root / 'pointsman.db'}-wal").exists():
+                raise RuntimeError(f"the template {name} left its SQLite store open")
+            # A copy moves the folder: the store must name nothing in it by absolute path.
+            if str(root).encode() in (root / "pointsman.db").read_bytes():
+                raise RuntimeError(f"the store of the template {name} names its folder {root}")
+        return Template(root / "proj", url)
+
+
+@pytest.fixture(scope="session")
+def project_templates(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_stores: dict[str, str],
+) -> ProjectTemplates:
+    """Prepared projects, for fixtures that copy one into each test (see ProjectTemplates)."""
+    return ProjectTemplates(request, tmp_path_factory, migrated_stores)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Each supported store by name, for a fixture that makes the store itself."""
+    return str(request.param)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from pointsman.project import open_project
 from pointsman.settings import Redaction, load_settings
 from pointsman.store.tables import prediction_log
 from pointsman.validation import build_frame, records_to_columns
-from tests.conftest import churn_rows
+from tests.conftest import ProjectTemplates, churn_rows
 from tests.serving import serving
 
 N = 40
@@ -54,16 +54,35 @@ def predict_through_the_pipeline(folder: Path, redact: bool = False) -> None:
 
 
 @pytest.fixture
-def p(tmp_path: Path, database_url: str, churn_files: list[tuple[Path, Path]]) -> list[str]:
-    """A project with churn v1 (routed) and v2, and N logged requests answered by v1."""
-    folder = tmp_path / "proj"
-    run("init", str(folder), "--database-url", database_url)
-    args = ["--project", str(folder)]
-    for path, data in churn_files:
-        run(*args, "register", "churn", str(path), "--training-data", str(data), "--target", TARGET)
-    run(*args, "deploy", "churn", "1")
-    predict_through_the_pipeline(folder)
-    return args
+def p(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    store_kind: str,
+    project_templates: ProjectTemplates,
+    churn_files: list[tuple[Path, Path]],
+) -> list[str]:
+    """A project with churn v1 (routed) and v2, and N logged requests answered by v1: a copy
+    of its own of one prepared once per run."""
+
+    def prepare(folder: Path, database_url: str) -> None:
+        run("init", str(folder), "--database-url", database_url)
+        args = ["--project", str(folder)]
+        for path, data in churn_files:
+            run(
+                *args,
+                "register",
+                "churn",
+                str(path),
+                "--training-data",
+                str(data),
+                "--target",
+                TARGET,
+            )
+        run(*args, "deploy", "churn", "1")
+        predict_through_the_pipeline(folder)
+
+    folder = project_templates.copy(request, "churn-logged", store_kind, prepare, tmp_path)
+    return ["--project", str(folder)]
 
 
 def test_explain_shows_record_lineage_and_a_matching_rerun(p: list[str]) -> None:

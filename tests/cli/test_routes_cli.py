@@ -15,6 +15,7 @@ from pointsman.cli.canary import canary, parse_hold
 from pointsman.cli.main import cli
 from pointsman.demo.churn import TARGET, make_data
 from pointsman.registry.lineage import current_user
+from tests.conftest import ProjectTemplates
 
 
 def run(*args: str, ok: bool = True) -> Result:
@@ -44,16 +45,28 @@ def third_churn(
 
 @pytest.fixture
 def p(
-    tmp_path: Path, database_url: str, churn_files: list[tuple[Path, Path]], third_churn: Path
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    store_kind: str,
+    project_templates: ProjectTemplates,
+    churn_files: list[tuple[Path, Path]],
+    third_churn: Path,
 ) -> list[str]:
-    """`--project DIR` of a project with churn versions 1, 2, 3 registered, none deployed."""
-    folder = tmp_path / "proj"
-    run("init", str(folder), "--database-url", database_url)
-    args = ["--project", str(folder)]
-    data = churn_files[0][1]
-    for path in [churn_files[0][0], churn_files[1][0], third_churn]:
-        run(*args, "register", "churn", str(path), "--training-data", str(data), "--target", TARGET)
-    return args
+    """`--project DIR` of a project with churn versions 1, 2, 3 registered, none deployed:
+    a copy of its own of one prepared once per run."""
+
+    def prepare(folder: Path, database_url: str) -> None:
+        run("init", str(folder), "--database-url", database_url)
+        data = churn_files[0][1]
+        for path in [churn_files[0][0], churn_files[1][0], third_churn]:
+            run(
+                *["--project", str(folder)],
+                *["register", "churn", str(path), "--training-data", str(data)],
+                *["--target", TARGET],
+            )
+
+    folder = project_templates.copy(request, "churn-1-2-3", store_kind, prepare, tmp_path)
+    return ["--project", str(folder)]
 
 
 def route_json(p: list[str]) -> dict[str, Any]:
