@@ -127,13 +127,16 @@ class ProjectTemplates:
     def copy(
         self, request: pytest.FixtureRequest, name: str, store: str, prepare: Prepare, to: Path
     ) -> Path:
-        """A copy of project `name` on `store` in `to/proj` (its SQLite file beside it), all
-        of its own: `prepare(folder, database_url)` made the template on the first call."""
+        """A copy of project `name` on `store` in `to/proj` (a SQLite file beside it, unless
+        it keeps the default one inside), all of its own: `prepare(folder, database_url)` made
+        the template on the first call; `name` stands for that one `prepare`."""
         template = self.prepared.get((name, store))
         if template is None:
             template = self.prepared[(name, store)] = self._prepare(name, store, prepare)
         folder = to / "proj"
         shutil.copytree(template.folder, folder, symlinks=True)
+        if not template.database_url:
+            return folder  # the store is the SQLite file in the folder
         if template.database_url.startswith("sqlite"):
             shutil.copyfile(sa.engine.make_url(template.database_url).database, to / "pointsman.db")
             url = f"sqlite:///{to / 'pointsman.db'}"
@@ -158,15 +161,18 @@ class ProjectTemplates:
             skip_or_fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
         prepare(root / "proj", url)
         settings = tomllib.loads((root / "proj" / SETTINGS_FILE).read_text())
-        if settings.get("database_url") != url:
+        if store == "sqlite" and "database_url" not in settings:
+            url = ""  # prepare kept the project's own default store, in its folder
+        elif settings.get("database_url") != url:
             raise RuntimeError(f"the template {name} does not keep its store at {url}")
         if store == "sqlite":
+            sqlite_file = root / ("pointsman.db" if url else "proj/pointsman.db")
             # Every connection is closed, so the WAL is folded into the file; a copy of the
             # file alone is then the whole store.
-            if Path(f"{root / 'pointsman.db'}-wal").exists():
+            if Path(f"{sqlite_file}-wal").exists():
                 raise RuntimeError(f"the template {name} left its SQLite store open")
             # A copy moves the folder: the store must name nothing in it by absolute path.
-            if str(root).encode() in (root / "pointsman.db").read_bytes():
+            if str(root).encode() in sqlite_file.read_bytes():
                 raise RuntimeError(f"the store of the template {name} names its folder {root}")
         return Template(root / "proj", url)
 

@@ -15,7 +15,7 @@ from pointsman.cli import main
 from pointsman.cli.main import TABLE, cli
 from pointsman.project import init_project, open_project
 from pointsman.settings import load_settings
-from tests.conftest import register_iris
+from tests.conftest import ProjectTemplates, register_iris
 
 CLI_FOLDER = Path(main.__file__).parent
 # What `pointsman --help` must not load: the server, the data and model libraries.
@@ -87,12 +87,21 @@ def test_help_loads_no_command_and_none_of_the_heavy_libraries() -> None:
 
 
 @pytest.fixture
-def deployed(tmp_path: Path, iris_files: tuple[Path, Path]) -> Path:
-    """A project (SQLite) with iris version 1 deployed, its schema already at head."""
-    folder, _ = init_project(tmp_path / "project")
-    with open_project(load_settings(folder)) as project:
-        project.routes.deploy("iris", register_iris(project, iris_files), "test")
-    return folder
+def deployed(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    project_templates: ProjectTemplates,
+    iris_files: tuple[Path, Path],
+) -> Path:
+    """A project (SQLite) with iris version 1 deployed, its schema already at head: a copy of
+    its own of one prepared once per run."""
+
+    def prepare(folder: Path, _: str) -> None:
+        init_project(folder)
+        with open_project(load_settings(folder)) as project:
+            project.routes.deploy("iris", register_iris(project, iris_files), "test")
+
+    return project_templates.copy(request, "iris-deployed", "sqlite", prepare, tmp_path)
 
 
 @pytest.mark.parametrize("args", [["models"], ["route", "iris"], ["route", "iris", "--history"]])

@@ -10,18 +10,30 @@ import pytest
 
 from pointsman.demo.churn import TARGET
 from tests.cli.test_routes_cli import flat, run
+from tests.conftest import ProjectTemplates
 
 
 @pytest.fixture
-def p(tmp_path: Path, churn_files: list[tuple[Path, Path]]) -> list[str]:
-    """`--project DIR` of a SQLite project with churn version 1 deployed."""
-    folder = tmp_path / "proj"
-    run("init", str(folder))
-    args = ["--project", str(folder)]
-    model, data = churn_files[0]
-    run(*args, "register", "churn", str(model), "--training-data", str(data), "--target", TARGET)
-    run(*args, "deploy", "churn", "1")
-    return args
+def p(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    project_templates: ProjectTemplates,
+    churn_files: list[tuple[Path, Path]],
+) -> list[str]:
+    """`--project DIR` of a SQLite project with churn version 1 deployed: a copy of its own
+    of one prepared once per run."""
+
+    def prepare(folder: Path, _: str) -> None:
+        run("init", str(folder))  # the store is the default one, in the folder
+        args = ["--project", str(folder)]
+        model, data = churn_files[0]
+        run(
+            *args, "register", "churn", str(model), "--training-data", str(data), "--target", TARGET
+        )
+        run(*args, "deploy", "churn", "1")
+
+    folder = project_templates.copy(request, "churn-1-deployed", "sqlite", prepare, tmp_path)
+    return ["--project", str(folder)]
 
 
 @pytest.fixture
