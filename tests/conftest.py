@@ -224,6 +224,13 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, migrated_stores: dict[str, str]
 ) -> str:
     """The store URL, once per supported database, migrated to head."""
+    return new_database_url(request, tmp_path, migrated_stores)
+
+
+def new_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_stores: dict[str, str]
+) -> str:
+    """A store of the test's kind (`request.param`) migrated to head, of its own."""
     if request.param == "sqlite":
         shutil.copyfile(migrated_stores["sqlite"], tmp_path / "pointsman.db")
         return f"sqlite:///{tmp_path / 'pointsman.db'}"
@@ -238,18 +245,29 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return fresh_postgres_database(request)
 
 
-@pytest.fixture
-def project(tmp_path: Path, database_url: str) -> Iterator[Project]:
-    """An empty project on each store."""
-    folder, _ = init_project(tmp_path / "project", database_url)
+def init_test_project(folder: Path, database_url: str) -> Project:
+    """An empty project in `folder` on the store at `database_url`, set up as tests want it."""
+    folder, _ = init_project(folder, database_url)
     # Apps started by the tests wait for their versions' runners, so a test's first request
     # meets a warm version (a server's default is to serve at once; see startup_wait_s).
     with (folder / "pointsman.toml").open("a") as toml:
         toml.write("startup_wait_s = 30\n")
+    return open_test_project(folder)
+
+
+def open_test_project(folder: Path) -> Project:
+    """The project in `folder`, opened as tests want it."""
     opened = open_project(load_settings(folder))
     # Compiling to ONNX costs a second per registration (importing skl2onnx): the tests of
     # compiling turn it on (tests/registry/test_compiled.py).
     opened.registry.compile_at_register = False
+    return opened
+
+
+@pytest.fixture
+def project(tmp_path: Path, database_url: str) -> Iterator[Project]:
+    """An empty project on each store."""
+    opened = init_test_project(tmp_path / "project", database_url)
     yield opened
     opened.close()
 

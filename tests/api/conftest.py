@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -11,7 +11,15 @@ import pytest
 from pointsman.api.app import build_app
 from pointsman.project import Project
 from pointsman.registry import Submission
-from tests.conftest import admin_headers, register_iris
+from pointsman.settings import load_settings
+from tests.conftest import (
+    ProjectTemplates,
+    admin_headers,
+    init_test_project,
+    new_database_url,
+    open_test_project,
+    register_iris,
+)
 
 
 @pytest.fixture
@@ -29,13 +37,59 @@ def register_churn(project: Project, files: list[tuple[Path, Path]]) -> list[int
     return numbers
 
 
+# The copy of the prepared served project a test got from database_url, if it did.
+SERVED_COPY = pytest.StashKey[Path]()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    migrated_stores: dict[str, str],
+    project_templates: ProjectTemplates,
+    iris_files: tuple[Path, Path],
+    churn_files: list[tuple[Path, Path]],
+) -> str:
+    """The store URL, once per supported database, migrated to head; in a test that takes
+    `served`, the store of its copy of a project prepared once per run (in tmp_path/proj) with
+    iris v1 and churn v1 deployed and churn v2 registered."""
+    if "served" not in request.fixturenames:
+        return new_database_url(request, tmp_path, migrated_stores)
+
+    def prepare(folder: Path, url: str) -> None:
+        with init_test_project(folder, url) as prepared:
+            prepared.routes.deploy("iris", register_iris(prepared, iris_files), "test")
+            prepared.routes.deploy("churn", register_churn(prepared, churn_files)[0], "test")
+
+    folder = project_templates.copy(request, "api-served", request.param, prepare, tmp_path)
+    request.node.stash[SERVED_COPY] = folder
+    return load_settings(folder).resolved_database_url()
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Project]:
+    """An empty project on each store; in a test that takes `served` (so that every fixture
+    of the test has the same project), its copy of the prepared one (see database_url)."""
+    copy = request.node.stash.get(SERVED_COPY, None)
+    if copy is not None:
+        opened = open_test_project(copy)
+    else:
+        opened = init_test_project(tmp_path / "project", database_url)
+    yield opened
+    opened.close()
+
+
 @pytest.fixture
 def served(
-    project: Project, iris_files: tuple[Path, Path], churn_files: list[tuple[Path, Path]]
+    request: pytest.FixtureRequest,
+    project: Project,
+    iris_files: tuple[Path, Path],
+    churn_files: list[tuple[Path, Path]],
 ) -> Project:
     """The project with iris v1 and churn v1 deployed (churn v2 registered, not routed)."""
-    project.routes.deploy("iris", register_iris(project, iris_files), "test")
-    project.routes.deploy("churn", register_churn(project, churn_files)[0], "test")
+    if SERVED_COPY not in request.node.stash:  # a module's own database_url: made here
+        project.routes.deploy("iris", register_iris(project, iris_files), "test")
+        project.routes.deploy("churn", register_churn(project, churn_files)[0], "test")
     return project
 
 
