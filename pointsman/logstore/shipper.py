@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from pointsman.logstore.spool import Orphan, Spool, claim_orphans, read_segment, segments_in
+from pointsman.store.rollups import roll_up_ids, roll_up_range
 from pointsman.store.tables import prediction_log
 
 log = logging.getLogger("pointsman.logstore")
@@ -79,7 +80,8 @@ def ship_segments(
 
 
 def insert_records(engine: Engine, records: list[dict[str, Any]]) -> None:
-    """Insert records, skipping those already stored (same request id, role and version)."""
+    """Insert records, skipping those already stored (same request id, role and version),
+    and add the ones inserted to the per-minute rollups in the same transaction."""
     if not records:
         return
     if engine.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
@@ -91,11 +93,13 @@ def insert_records(engine: Engine, records: list[dict[str, Any]]) -> None:
 def _insert_rows(engine: Engine, records: list[dict[str, Any]]) -> None:
     rows = [_row(r) for r in records]
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(prediction_log).on_conflict_do_nothing(
-        index_elements=["request_id", "role", "version"]
+    statement = (
+        dialect.insert(prediction_log)
+        .on_conflict_do_nothing(index_elements=["request_id", "role", "version"])
+        .returning(prediction_log.c.id)
     )
     with engine.begin() as conn:
-        conn.execute(statement, rows)
+        roll_up_ids(conn, list(conn.execute(statement, rows).scalars()))
 
 
 # SQLite: the whole batch is one JSON array bound to one statement, taken apart by SQLite.
@@ -119,7 +123,12 @@ def _insert_sqlite(engine: Engine, records: list[dict[str, Any]]) -> None:
         for r in records
     ]
     with engine.begin() as conn:
-        conn.exec_driver_sql(_SQLITE_INSERT, (orjson.dumps(batch).decode(),))
+        inserted = conn.exec_driver_sql(_SQLITE_INSERT, (orjson.dumps(batch).decode(),)).rowcount
+        # SQLite has one writer, and a new row's id is one above the largest: the rows this
+        # statement inserted are the `inserted` ids up to the last one (read without
+        # RETURNING, which would step once per row; see above).
+        last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+        roll_up_range(conn, last - inserted + 1, last)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

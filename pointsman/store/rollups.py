@@ -1,0 +1,157 @@
+"""Per-minute rollups of the prediction log, kept by the transaction that inserts the records.
+
+Per (model, minute, version, role): requests, errors, records with findings, the latency sum
+and a histogram over fixed log buckets (sqrt(2) apart); per feature and rule, the findings.
+Every column is a count or a sum, so a window of any length is a sum over its minutes and
+its percentiles come from the summed histogram, whatever the window. The shipper adds each
+batch it inserts in the same transaction (only the records actually inserted: a batch shipped
+twice is counted once), so a record shipped late lands in its own minute, and no reader
+has to catch up; `roll_up_all` fills the rollups of a store that had records before them.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pointsman.store.tables import LATENCY_BUCKETS, finding_rollups, prediction_rollups
+
+# Bucket k holds latencies in [UPPER_MS[k-1], UPPER_MS[k]): 0 takes everything under 0.177 ms,
+# the last everything from ~370 s up.
+UPPER_MS = tuple(0.125 * 2 ** (k / 2) for k in range(1, LATENCY_BUCKETS))
+HISTOGRAM = tuple(f"h{i:02d}" for i in range(LATENCY_BUCKETS))
+KEY = ("model", "minute", "version", "role")
+_COUNTS = ("requests", "errors", "flagged", "latency_ms_sum", *HISTOGRAM)
+
+
+def bucket_of(latency_ms: float) -> int:
+    """The histogram bucket of one latency (the same edges the SQL uses)."""
+    return bisect_right(UPPER_MS, latency_ms)
+
+
+def bucket_bounds(k: int) -> tuple[float, float]:
+    """The latencies bucket `k` holds, [low, high) in ms (the last one's high is a guess)."""
+    low = UPPER_MS[k - 1] if k else 0.0
+    high = UPPER_MS[k] if k < len(UPPER_MS) else low * math.sqrt(2)
+    return low, high
+
+
+def percentile(histogram: Sequence[int], q: float) -> float | None:
+    """The q-th percentile (0-100) of a summed histogram: the rank's bucket, and inside it
+    the place by rank on a log scale (linear in the first bucket, which starts at 0)."""
+    total = sum(histogram)
+    if not total:
+        return None
+    target = q / 100 * total
+    seen = 0
+    for k, count in enumerate(histogram):
+        if count and seen + count >= target:
+            low, high = bucket_bounds(k)
+            share = max(0.0, (target - seen) / count)
+            return high * share if low == 0 else low * (high / low) ** share
+        seen += count
+    return bucket_bounds(len(histogram) - 1)[0]
+
+
+def minute_of(when: datetime) -> int:
+    """Minutes since 1970 (UTC) of a time: the `minute` of its rollup."""
+    return math.floor(when.timestamp() / 60)
+
+
+def roll_up(conn: Connection, where: str, params: dict[str, Any]) -> None:
+    """Add the prediction records matching `where` (SQL over `prediction_log AS p`) to the
+    rollups, in the caller's transaction. Rows are upserted in key order, so two shippers
+    adding to the same minutes on PostgreSQL wait for each other instead of deadlocking."""
+    dialect = conn.dialect.name
+    bind = {**params, **{f"e{k}": edge for k, edge in enumerate(UPPER_MS)}}
+    expanding: list[sa.BindParameter[Any]] = [
+        sa.bindparam(name, expanding=True) for name in params if name == "ids"
+    ]
+    conn.execute(sa.text(_counts_sql(dialect, where)).bindparams(*expanding), bind)
+    conn.execute(sa.text(_findings_sql(dialect, where)).bindparams(*expanding), params)
+
+
+def roll_up_ids(conn: Connection, ids: Sequence[int]) -> None:
+    """Add the records with these ids (just inserted, in this transaction) to the rollups."""
+    if ids:
+        roll_up(conn, "p.id IN :ids", {"ids": list(ids)})
+
+
+def roll_up_range(conn: Connection, low: int, high: int) -> None:
+    """Add the records with ids from `low` to `high` (just inserted) to the rollups."""
+    if low <= high:
+        roll_up(conn, "p.id >= :low AND p.id <= :high", {"low": low, "high": high})
+
+
+def roll_up_all(conn: Connection) -> None:
+    """Rebuild every rollup from the prediction log (a store that had records before them)."""
+    conn.execute(finding_rollups.delete())
+    conn.execute(prediction_rollups.delete())
+    roll_up(conn, "true", {})
+
+
+def _minute_sql(dialect: str) -> str:
+    if dialect == "postgresql":
+        return "CAST(floor(extract(epoch FROM p.time) / 60) AS BIGINT)"
+    return "CAST(strftime('%s', p.time) AS INTEGER) / 60"  # whole seconds: exact at :00
+
+
+def _upsert(table: str, key: Sequence[str], columns: Sequence[str]) -> str:
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+
+
+@cache
+def _counts_sql(dialect: str, where: str) -> str:
+    is_array = "json_typeof" if dialect == "postgresql" else "json_type"
+    bucket = " ".join(f"WHEN p.latency_ms < :e{k} THEN {k}" for k in range(len(UPPER_MS)))
+    histogram = ", ".join(
+        f"sum(CASE WHEN b = {k} THEN 1 ELSE 0 END)" for k in range(LATENCY_BUCKETS)
+    )
+    key = ", ".join(KEY)
+    # The outer WHERE true: SQLite would otherwise read ON CONFLICT as a join's ON.
+    return (
+        f"INSERT INTO {prediction_rollups.name} ({key}, {', '.join(_COUNTS)}) "
+        f"SELECT {key}, count(*), sum(err), sum(flag), sum(latency_ms), {histogram} FROM ("
+        f"SELECT p.model, {_minute_sql(dialect)} AS minute, p.version, p.role, "
+        "CASE WHEN p.error_code IS NULL THEN 0 ELSE 1 END AS err, "
+        # Nested: PostgreSQL may not stop at the first false of an AND, and json_array_length
+        # fails on anything but an array there.
+        f"CASE WHEN {is_array}(p.findings) = 'array' THEN "
+        "CASE WHEN json_array_length(p.findings) > 0 THEN 1 ELSE 0 END ELSE 0 END AS flag, "
+        f"p.latency_ms, CASE {bucket} ELSE {len(UPPER_MS)} END AS b "
+        f"FROM prediction_log AS p WHERE {where}) AS src WHERE true "
+        f"GROUP BY {key} ORDER BY {key} " + _upsert(prediction_rollups.name, KEY, _COUNTS)
+    )
+
+
+@cache
+def _findings_sql(dialect: str, where: str) -> str:
+    if dialect == "postgresql":
+        elements = (
+            "json_array_elements(CASE WHEN json_typeof(p.findings) = 'array' "
+            "THEN p.findings ELSE CAST('[]' AS json) END)"
+        )
+        feature, rule = "f.value ->> 'feature'", "f.value ->> 'rule'"
+        where = f"({where}) AND json_typeof(f.value) = 'object'"
+    else:
+        elements = "json_each(CASE WHEN json_type(p.findings) = 'array' THEN p.findings END)"
+        feature = "CAST(json_extract(f.value, '$.feature') AS TEXT)"
+        rule = "CAST(json_extract(f.value, '$.rule') AS TEXT)"
+        where = f"({where}) AND f.type = 'object'"
+    key = (*KEY, "feature", "rule")
+    return (
+        f"INSERT INTO {finding_rollups.name} ({', '.join(key)}, findings) "
+        f"SELECT p.model, {_minute_sql(dialect)}, p.version, p.role, "
+        f"coalesce({feature}, ''), coalesce({rule}, ''), count(*) "
+        f"FROM prediction_log AS p, {elements} AS f WHERE {where} "
+        "GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 "
+        + _upsert(finding_rollups.name, key, ("findings",))
+    )
