@@ -22,11 +22,9 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from pointsman.logstore import shipper
 from pointsman.store import connect, upgrade_to_head
-from pointsman.store.tables import prediction_log
 
 
 def records(n: int, serial: int) -> list[dict[str, Any]]:
@@ -52,9 +50,11 @@ def insert_only(engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
         with engine.begin() as conn:
             conn.exec_driver_sql(shipper._SQLITE_INSERT, (orjson.dumps(rows).decode(),))
     else:
-        statement = postgresql.insert(prediction_log).on_conflict_do_nothing()
+        rows = [{**r, "time": datetime.fromtimestamp(r["time"], UTC).isoformat()} for r in batch]
         with engine.begin() as conn:
-            conn.execute(statement, [shipper._row(r) for r in batch])
+            conn.execute(
+                sa.text(shipper._POSTGRESQL_INSERT), {"batch": orjson.dumps(rows).decode()}
+            )
 
 
 def main() -> None:
