@@ -5,7 +5,8 @@ The same batches of records (as the spool holds them, over the last hour, 2 mode
 shipper's `insert_records` (insert and roll-up in one transaction) with the insert alone,
 into two stores side by side; the median per batch and per record is printed.
 
-    .venv/bin/python bench/rollup_cost.py [--batch 160 1000] [--rounds 15] [--database-url URL]
+    .venv/bin/python bench/rollup_cost.py [--batch 160 1000] [--rounds 15]
+    .venv/bin/python bench/rollup_cost.py --database-url PG_URL_1 PG_URL_2 PG_URL_3
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from pointsman.logstore import shipper
 from pointsman.store import connect, upgrade_to_head
+from pointsman.store.tables import prediction_log
 
 
 def records(n: int, serial: int) -> list[dict[str, Any]]:
@@ -57,13 +60,21 @@ def insert_only(engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
             )
 
 
+def executemany(engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
+    """PostgreSQL: the shipper's insert before the rollups (executemany, no roll-up)."""
+    statement = postgresql.insert(prediction_log).on_conflict_do_nothing()
+    with engine.begin() as conn:
+        conn.execute(statement, [shipper._row(r) for r in batch])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, nargs="+", default=[160, 1000])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument(
-        "--database-url", nargs=2, metavar=("WITH", "WITHOUT"),
-        help="two empty PostgreSQL databases (default: two SQLite files)",
+        "--database-url", nargs="+", metavar="URL",
+        help="empty PostgreSQL databases, two (or three: the last also times the insert of "
+        "before, executemany) (default: two SQLite files)",
     )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,6 +86,8 @@ def main() -> None:
             ("with rollups", engines[0], shipper.insert_records),
             ("insert only", engines[1], insert_only),
         ]
+        if len(engines) > 2:
+            sides.append(("executemany before", engines[2], executemany))
         serial = 0
         for size in args.batch:
             times: dict[str, list[float]] = {name: [] for name, _, _ in sides}
@@ -93,6 +106,11 @@ def main() -> None:
                 + f"; added {added * 1000:.2f} ms a batch, {added / size * 1e6:.1f} µs a record"
                 + f" (ratio {medians['with rollups'] / medians['insert only']:.2f})"
             )
+            if "executemany before" in medians:
+                before = medians["executemany before"]
+                print(
+                    f"  with rollups / executemany before: {medians['with rollups'] / before:.2f}"
+                )
         for engine in engines:
             engine.dispose()
 
