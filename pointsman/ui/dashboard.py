@@ -88,6 +88,7 @@ class Window:
 
 
 def read_window(engine: Engine, model: str, version: int | None, span: Span) -> Window:
+    """A model's (or version's) answered traffic over `span`: two grouped reads of rollups."""
     r = prediction_rollups.c
     bucket = ((r.minute - span.first) // span.width).label("bucket")
     where = [r.model == model, r.minute >= span.first, r.minute < span.end,
@@ -100,9 +101,11 @@ def read_window(engine: Engine, model: str, version: int | None, span: Span) -> 
     findings = (
         sa.select(f.feature, f.rule, sa.func.sum(f.findings))
         .where(f.model == model, f.minute >= span.first, f.minute < span.end)
-        .where(f.role.in_(ANSWERED_ROLES), *([f.version == version] if version is not None else []))
+        .where(f.role.in_(ANSWERED_ROLES))
         .group_by(f.feature, f.rule)
     )
+    if version is not None:
+        findings = findings.where(f.version == version)
     n = span.buckets
     out = Window([0] * n, [0] * n, [0] * n, [[0] * len(HISTOGRAM) for _ in range(n)], Counter())
     with engine.connect() as conn:
