@@ -12,6 +12,7 @@ has to catch up; `roll_up_all` fills the rollups of a store that had records bef
 from __future__ import annotations
 
 import math
+import sqlite3
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime
@@ -126,7 +127,7 @@ def _counts_sql(dialect: str, where: str) -> str:
     # MATERIALIZED: inlined, the bucket's CASE would run once per histogram column. The
     # outer WHERE true: SQLite would otherwise read ON CONFLICT as a join's ON.
     return (
-        f"WITH src AS MATERIALIZED (SELECT p.model, {_minute_sql(dialect)} AS minute, "
+        f"WITH src AS {_MATERIALIZED[dialect]}(SELECT p.model, {_minute_sql(dialect)} AS minute, "
         "p.version, p.role, CASE WHEN p.error_code IS NULL THEN 0 ELSE 1 END AS err, "
         # Nested: PostgreSQL may not stop at the first false of an AND, and json_array_length
         # fails on anything but an array there.
@@ -139,6 +140,13 @@ def _counts_sql(dialect: str, where: str) -> str:
         f"FROM src WHERE true GROUP BY {key} ORDER BY {key} "
         + _upsert(prediction_rollups.name, KEY, _COUNTS)
     )
+
+
+# SQLite before 3.35 knows no MATERIALIZED (and then inlines the CTE: slower, same counts).
+_MATERIALIZED = {
+    "postgresql": "MATERIALIZED ",
+    "sqlite": "MATERIALIZED " if sqlite3.sqlite_version_info >= (3, 35) else "",
+}
 
 
 def _records(dialect: str) -> str:
