@@ -143,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument(
+        "--loop",
+        default="uvloop",
+        choices=("uvloop", "asyncio"),
+        help="the event loop of the calling side (uvloop: what `pointsman serve`'s workers run)",
+    )
+    parser.add_argument(
         "--runtime",
         default="auto",
         choices=("auto", "original", "compiled"),
@@ -166,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime, which = load_resolved(artifacts, version, args.runtime)
         # The runner runs the same runtime (the comparison is the hop, not ONNX vs sklearn).
         spec = project.runners.spec(MODEL, 1).with_changes({"replicas": 1, "runtime": args.runtime})
-        print(f"runtime {which} (asked {args.runtime}); load average {load_average()}")
+        print(f"runtime {which} (asked {args.runtime}), {args.loop} loop; "
+              f"load average {load_average()}")  # fmt: skip
         run_dir = RunDir(new_run_dir())
         supervisor = Supervisor(
             run_dir, project.registry.artifacts, lambda: {(MODEL, 1): (version, spec)},
@@ -205,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
                     if tcp is not None:
                         tcp.close()
 
-            rows = asyncio.run(run())
+            if args.loop == "uvloop":
+                import uvloop
+
+                rows = uvloop.run(run())
+            else:
+                rows = asyncio.run(run())
         finally:
             if args.tcp:
                 remote.stop()
