@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+# numpy is not imported here at run time: every component imports this module, and the CLI's
+# read-only commands (`pointsman models`, `pointsman route MODEL`) must start without numpy.
+if TYPE_CHECKING:
+    import numpy as np
 
 # Which part a version played in answering a request: the routed arm, the fallback that
 # answered for it, a version the caller pinned, or a shadow copy run after the answer.
@@ -20,16 +24,6 @@ FailureReason = Literal["timeout", "not_ready", "error", "circuit_open", "crashe
 # Column types, named as MLflow names them so its signatures map one to one.
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 COLUMN_TYPES = NUMERIC_TYPES | {"boolean", "string"}
-
-# numpy dtype each column type is held in inside a Frame.
-DTYPES: dict[str, Any] = {
-    "double": np.float64,
-    "float": np.float32,
-    "long": np.int64,
-    "integer": np.int32,
-    "boolean": np.bool_,
-    "string": object,
-}
 
 # Open Inference Protocol datatype of each column type.
 V2_DATATYPES = {
@@ -236,7 +230,9 @@ def json_type(value: Any) -> str:
 
 def _plain(value: Any) -> Any:
     """A numpy scalar as the JSON-able Python value; NaN as None."""
-    if isinstance(value, np.generic):
+    # No numpy scalar can exist before numpy is loaded; asking sys.modules keeps this cheap.
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and value != value:
         return None
@@ -245,7 +241,8 @@ def _plain(value: Any) -> Any:
 
 def plain_list(values: Any) -> list[Any]:
     """A numpy array (or list) of labels as JSON-able Python values."""
-    if isinstance(values, np.ndarray):
+    np = sys.modules.get("numpy")  # as in _plain: no array without numpy loaded
+    if np is not None and isinstance(values, np.ndarray):
         if values.dtype.kind in "iub":  # no NaN possible: numpy's own conversion, in C
             return list(values.tolist())
         if values.dtype.kind == "f":

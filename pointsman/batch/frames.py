@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pointsman.types import DTYPES, NUMERIC_TYPES, ColumnSpec, Finding, Frame, Signature
-from pointsman.validation.signature import coerce
+from pointsman.types import NUMERIC_TYPES, ColumnSpec, Finding, Frame, Signature
+from pointsman.validation.signature import DTYPES, coerce
 
 _ARROW_OF = {
     "double": pa.float64(),
