@@ -230,9 +230,17 @@ def json_type(value: Any) -> str:
 
 def _plain(value: Any) -> Any:
     """A numpy scalar as the JSON-able Python value; NaN as None."""
-    # No numpy scalar can exist before numpy is loaded; asking sys.modules keeps this cheap.
-    np = sys.modules.get("numpy")
-    if np is not None and isinstance(value, np.generic):
+    return _plain_given(value, _numpy_scalar())
+
+
+def _numpy_scalar() -> Any:
+    """numpy's scalar base class, or () when numpy is not loaded (then no value is one)."""
+    np = sys.modules.get("numpy")  # cheaper than an import, and keeps numpy off the CLI's path
+    return np.generic if np is not None else ()
+
+
+def _plain_given(value: Any, numpy_scalar: Any) -> Any:
+    if isinstance(value, numpy_scalar):
         value = value.item()
     if isinstance(value, float) and value != value:
         return None
@@ -241,16 +249,17 @@ def _plain(value: Any) -> Any:
 
 def plain_list(values: Any) -> list[Any]:
     """A numpy array (or list) of labels as JSON-able Python values."""
-    np = sys.modules.get("numpy")  # as in _plain: no array without numpy loaded
-    if np is not None and isinstance(values, np.ndarray):
+    np = sys.modules.get("numpy")  # as in _numpy_scalar: no array without numpy loaded
+    if np is None:
+        return [_plain_given(v, ()) for v in values]
+    if isinstance(values, np.ndarray):
         if values.dtype.kind in "iub":  # no NaN possible: numpy's own conversion, in C
             return list(values.tolist())
         if values.dtype.kind == "f":
             if not np.isnan(values).any():
                 return list(values.tolist())
-            return [_plain(v) for v in values.tolist()]
-        return [_plain(v) for v in values]
-    return [_plain(v) for v in values]
+            return [_plain_given(v, np.generic) for v in values.tolist()]
+    return [_plain_given(v, np.generic) for v in values]
 
 
 def as_utc(moment: datetime) -> datetime:
