@@ -203,13 +203,8 @@ class RouteBook:
     def rollback(self, model: str, user: str, reason: str = "") -> RouteChange:
         """Re-apply the revision before the one in force, as a new revision."""
         history = self.history(model)
-        if len(history) < 2:
-            raise RouteConflict(f"Model {model!r} has no earlier route revision to roll back to.")
+        policy = rollback_policy(model, history)
         current, previous = history[-1], history[-2]
-        policy = previous.policy
-        if policy.canary is not None and policy.canary.is_running:
-            # Never resurrect a half-done canary: go back to its baseline alone.
-            policy = self._sole(model, policy.canary.baseline, None)
         return self.apply(
             model,
             policy,
@@ -327,12 +322,7 @@ class RouteBook:
 
     def _sole(self, model: str, version: int, canary: Canary | None) -> Policy:
         current = self.find(model)
-        base = current.policy if current else Policy(arms=())
-        shadows = tuple(s for s in base.shadows if s.version != version)
-        fallback = None if base.fallback == version else base.fallback
-        return replace(
-            base, arms=(Arm(version, 100),), shadows=shadows, fallback=fallback, canary=canary
-        )
+        return sole_policy(current.policy if current else Policy(arms=()), version, canary)
 
     def _append(
         self,
@@ -423,3 +413,24 @@ def canary_policy(base: Policy, canary: Canary) -> Policy:
     shadows = tuple(s for s in base.shadows if s.version not in (canary.candidate, canary.baseline))
     fallback = None if base.fallback == canary.candidate else base.fallback
     return replace(base, arms=arms, shadows=shadows, fallback=fallback, canary=canary)
+
+
+def sole_policy(base: Policy, version: int, canary: Canary | None) -> Policy:
+    """`base` with `version` as its sole primary (no longer a shadow or the fallback)."""
+    shadows = tuple(s for s in base.shadows if s.version != version)
+    fallback = None if base.fallback == version else base.fallback
+    return replace(
+        base, arms=(Arm(version, 100),), shadows=shadows, fallback=fallback, canary=canary
+    )
+
+
+def rollback_policy(model: str, history: list[Route]) -> Policy:
+    """The policy a rollback puts in force, given `model`'s revisions oldest first: the one
+    before the revision in force, except that a canary still running in it is not resurrected
+    (its baseline alone, on the policy in force). The RouteBook writes it; the console shows it."""
+    if len(history) < 2:
+        raise RouteConflict(f"Model {model!r} has no earlier route revision to roll back to.")
+    policy = history[-2].policy
+    if policy.canary is not None and policy.canary.is_running:
+        return sole_policy(history[-1].policy, policy.canary.baseline, None)
+    return policy

@@ -14,7 +14,7 @@ from typing import Any
 
 from pointsman.errors import BadRequest, RouteConflict
 from pointsman.project import Project
-from pointsman.routing import RouteChange, canary_policy
+from pointsman.routing import RouteChange, canary_policy, rollback_policy, sole_policy
 from pointsman.routing.changes import describe_changes
 from pointsman.routing.policy import Arm, Canary, Policy
 
@@ -79,9 +79,7 @@ def proposed(project: Project, model: str, kind: str, params: Mapping[str, Any])
         if kind == "promote" and canary is not None and canary.is_running:
             state = "promoted" if canary.candidate == version else "aborted"
             canary = replace(canary, state=state)
-        return replace(base, arms=(Arm(version, 100),), canary=canary if kind == "promote"
-                       else None, shadows=tuple(s for s in base.shadows if s.version != version),
-                       fallback=None if base.fallback == version else base.fallback)  # fmt: skip
+        return sole_policy(base, version, canary if kind == "promote" else None)
     if current is None:
         raise RouteConflict(f"{model!r} is not deployed: deploy a version first.")
     if kind == "canary":
@@ -103,10 +101,9 @@ def proposed(project: Project, model: str, kind: str, params: Mapping[str, Any])
     if kind == "weights":
         return replace(base, arms=_weights(params))
     if kind == "rollback":
-        history = project.routes.history(model)
-        if len(history) < 2:
-            raise RouteConflict(f"{model!r} has no earlier route revision to roll back to.")
-        return history[-2].policy
+        # The same target as RouteBook.rollback (the CLI and admin API): what is shown is
+        # what is written.
+        return rollback_policy(model, project.routes.history(model))
     raise BadRequest(f"Unknown action {kind!r}; one of {', '.join(KINDS)}.")
 
 
