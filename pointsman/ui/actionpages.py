@@ -46,7 +46,13 @@ def _forms(project: Project, model: str) -> dict[str, Any]:
         "canary": route.policy.canary if route and route.policy.canary else None,
         "kinds": KINDS,
         "max_upload_bytes": project.settings.max_upload_bytes,
+        "max_upload": _size_text(project.settings.max_upload_bytes),
     }
+
+
+def _size_text(size: int) -> str:
+    """A size in bytes as people read it: KiB below a MiB, else MiB (as console.js writes it)."""
+    return f"{size / 1024:.1f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MiB"
 
 
 @page
@@ -130,6 +136,7 @@ def _register(project: Project, model: str, form: Any, who: str) -> str:
                 note=str(form.get("note") or ""),
                 user=who,
                 reason=reason,
+                compile=bool(form.get("compile")),  # a checkbox: absent when unticked
             )
         )
     if not created:

@@ -61,7 +61,7 @@ async def test_canary_promote_weights_rollback_each_confirmed_with_a_reason(
     path, data = churn_files[1]
     uploaded = await client.post(
         "/ui/models/churn/upload",
-        data={"csrf": csrf, "target": "churned"},
+        data={"csrf": csrf, "target": "churned", "reason": "same bytes again"},
         files={"artifact": (path.name, path.read_bytes()),
                "training_data": (data.name, data.read_bytes())},
     )  # fmt: skip
