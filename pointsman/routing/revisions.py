@@ -245,13 +245,7 @@ class RouteBook:
         baseline = current.primary
         if record.number == baseline:
             raise RouteConflict(f"Version {baseline} is already the primary of {model!r}.")
-        if not steps or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
-            raise InvalidRoute(  # the request is malformed (422), not in conflict with the route
-                model,
-                [f"canary steps must rise strictly within 1..100, e.g. 5,25,50,100; got {steps}"],
-            )
-        if steps[-1] != 100:
-            steps = [*steps, 100]
+        steps = canary_steps(model, steps)
         shadowed = window(self.engine, model, [current.revision]).get((record.number, "shadow"))
         canary = Canary(
             candidate=record.number,
@@ -402,6 +396,16 @@ def _check_change(
             f"first with `pointsman promote {model} {running.candidate}` or "
             f"`pointsman canary {model} --abort`."
         )
+
+
+def canary_steps(model: str, steps: list[int]) -> list[int]:
+    """A canary's steps, checked to rise strictly within 1..100, ending at 100."""
+    if not steps or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
+        raise InvalidRoute(  # the request is malformed (422), not in conflict with the route
+            model,
+            [f"canary steps must rise strictly within 1..100, e.g. 5,25,50,100; got {steps}"],
+        )
+    return steps if steps[-1] == 100 else [*steps, 100]
 
 
 def canary_policy(base: Policy, canary: Canary) -> Policy:

@@ -17,6 +17,7 @@ from pointsman.project import Project
 from pointsman.routing import RouteChange, canary_policy, rollback_policy, sole_policy
 from pointsman.routing.changes import describe_changes
 from pointsman.routing.policy import Arm, Canary, Policy
+from pointsman.routing.revisions import canary_steps
 
 KINDS = {
     "deploy": "Deploy a version (sole primary)",
@@ -43,6 +44,22 @@ def _int(params: Mapping[str, Any], name: str) -> int:
     if not raw.isdigit():
         raise BadRequest(f"Give {name} as a whole number, got {raw!r}.")
     return int(raw)
+
+
+def _hold(params: Mapping[str, Any]) -> tuple[int, float]:
+    """A canary step's hold: requests (whole number) and seconds, defaults 500 and 120."""
+    requests = str(params.get("hold_requests") or "500").strip()
+    seconds = str(params.get("hold_s") or "120").strip()
+    try:
+        hold_s = float(seconds)
+    except ValueError:
+        hold_s = -1.0
+    if not requests.isdigit() or not 0 <= hold_s < float("inf"):
+        raise BadRequest(
+            f"Hold each step for a whole number of requests and a number of seconds, got "
+            f"{requests!r} and {seconds!r}."
+        )
+    return int(requests), hold_s
 
 
 def _steps(params: Mapping[str, Any]) -> list[int]:
@@ -84,20 +101,20 @@ def proposed(project: Project, model: str, kind: str, params: Mapping[str, Any])
         raise RouteConflict(f"{model!r} is not deployed: deploy a version first.")
     if kind == "canary":
         version = project.registry.get_version(model, _int(params, "version")).number
-        steps = _steps(params)
-        if steps and steps[-1] != 100:
-            steps.append(100)
+        if version == current.primary:
+            raise RouteConflict(f"Version {version} is already the primary of {model!r}.")
+        steps = canary_steps(model, _steps(params))
+        hold_requests, hold_s = _hold(params)
         canary = Canary(
-            version, current.primary, tuple(steps),
-            hold_requests=int(str(params.get("hold_requests") or 500)),
-            hold_s=float(str(params.get("hold_s") or 120)),
-        )  # fmt: skip
+            version, current.primary, tuple(steps), hold_requests=hold_requests, hold_s=hold_s
+        )
         return canary_policy(base, canary)
     if kind == "abort":
         if base.canary is None or not base.canary.is_running:
             raise RouteConflict(f"{model!r} has no canary running.")
         ended = replace(base.canary, state="aborted")
-        return replace(base, arms=(Arm(base.canary.baseline, 100),), canary=ended)
+        # As RouteBook.end_canary: the baseline alone, no longer the fallback either.
+        return sole_policy(base, base.canary.baseline, ended)
     if kind == "weights":
         return replace(base, arms=_weights(params))
     if kind == "rollback":
@@ -138,12 +155,11 @@ def carry_out(
     if kind == "abort":
         return routes.end_canary(model, "aborted", reason, who)
     if kind == "canary":
-        change = routes.start_canary(
+        hold_requests, hold_s = _hold(params)
+        return routes.start_canary(
             model, _int(params, "version"), _steps(params), who,
-            hold_requests=int(str(params.get("hold_requests") or 500)),
-            hold_s=float(str(params.get("hold_s") or 120)), reason=reason,
+            hold_requests=hold_requests, hold_s=hold_s, reason=reason,
         )  # fmt: skip
-        return change
     if kind == "weights":
         current = routes.get(model)
         policy = replace(current.policy, arms=_weights(params))

@@ -54,6 +54,14 @@ async def test_canary_promote_weights_rollback_each_confirmed_with_a_reason(
     assert done.status_code == 303 and project.routes.get("churn").primary == 2
     entries = read_audit(project.engine, action="rollback")
     assert entries and entries[0].who.startswith("ds-")
+    # A hold that is not a number is explained, not a 500.
+    page = await client.get("/ui/models/churn/actions/confirm?kind=canary&version=1&hold_s=soon")
+    assert page.status_code == 400 and "a number of seconds" in page.text and "soon" in page.text
+    # So are steps the RouteBook would refuse, and a canary of the primary itself.
+    page = await client.get("/ui/models/churn/actions/confirm?kind=canary&version=1&steps=50,5")
+    assert page.status_code == 422 and "rise strictly" in page.text
+    page = await client.get("/ui/models/churn/actions/confirm?kind=canary&version=2")
+    assert page.status_code == 409 and "already the primary" in page.text
     # A bad weight split is explained before anything is written.
     page = await client.get("/ui/models/churn/actions/confirm?kind=weights&w1=70&w2=20")
     assert page.status_code == 400 and "add up to 90" in page.text
