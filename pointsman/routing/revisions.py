@@ -167,9 +167,12 @@ class RouteBook:
 
     def deploy(
         self, model: str, version: int | str, user: str, reason: str = "", *,
-        allow_signature_change: bool = False,
+        allow_signature_change: bool = False, expect_revision: int | None = None,
     ) -> RouteChange:  # fmt: skip
-        """Make `version` the sole primary, keeping key, timeout and compatible extras."""
+        """Make `version` the sole primary, keeping key, timeout and compatible extras.
+
+        With `expect_revision` (here and in the other writes) nothing is written unless that
+        revision is still the one in force: RouteConflict instead."""
         record = self.registry.get_version(model, version)
         return self.apply(
             model,
@@ -177,11 +180,12 @@ class RouteBook:
             user,
             reason or f"deploy version {record.number}",
             action="deploy", allow_signature_change=allow_signature_change,
+            expect_revision=expect_revision,
         )  # fmt: skip
 
     def promote(
         self, model: str, version: int | str, user: str, reason: str = "", *,
-        allow_signature_change: bool = False,
+        allow_signature_change: bool = False, expect_revision: int | None = None,
     ) -> RouteChange:  # fmt: skip
         """Make `version` the sole primary; a running canary of it ends as promoted."""
         record = self.registry.get_version(model, version)
@@ -197,10 +201,12 @@ class RouteBook:
             user,
             reason or f"promote version {record.number}",
             allow_canary_change=True, action="promote",
-            allow_signature_change=allow_signature_change,
+            allow_signature_change=allow_signature_change, expect_revision=expect_revision,
         )  # fmt: skip
 
-    def rollback(self, model: str, user: str, reason: str = "") -> RouteChange:
+    def rollback(
+        self, model: str, user: str, reason: str = "", *, expect_revision: int | None = None
+    ) -> RouteChange:
         """Re-apply the revision before the one in force, as a new revision."""
         history = self.history(model)
         policy = rollback_policy(model, history)
@@ -213,6 +219,7 @@ class RouteBook:
             allow_canary_change=True,
             action="rollback",
             signatures=False,  # back to what was in force: never refused
+            expect_revision=expect_revision,
         )
 
     def start_canary(
@@ -227,6 +234,7 @@ class RouteBook:
         gates: Gates | None = None,
         allow_signature_change: bool = False,
         reason: str = "",
+        expect_revision: int | None = None,
     ) -> RouteChange:
         """Send the first step's share to `candidate`, the rest to the current primary."""
         record = self.registry.get_version(model, candidate)
@@ -261,7 +269,7 @@ class RouteBook:
         reason = f"{why}: {reason}" if reason else why
         return self.apply(
             model, policy, user, reason, action="canary.start",
-            allow_signature_change=allow_signature_change,
+            allow_signature_change=allow_signature_change, expect_revision=expect_revision,
         )  # fmt: skip
 
     def end_canary(

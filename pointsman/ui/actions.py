@@ -135,6 +135,8 @@ def plan(project: Project, model: str, kind: str, params: Mapping[str, Any]) -> 
         css = "after" if line.startswith("+") else "before" if line.startswith("-") else ""
         diff.append((css, line))
     kept = {k: str(v) for k, v in params.items() if k not in ("csrf", "reason")}
+    # What was reviewed is what is done: refused if the route changes before it is confirmed.
+    kept["seen_revision"] = str(current.revision if current else 0)
     return Plan(kind, kept, describe_changes(before, after), diff)
 
 
@@ -146,22 +148,24 @@ def carry_out(
     if not reason:
         raise BadRequest("Say why (the reason is kept in the route history and the audit log).")
     routes = project.routes
+    seen = _int(params, "seen_revision") if "seen_revision" in params else None
     if kind == "deploy":
-        return routes.deploy(model, _int(params, "version"), who, reason)
+        return routes.deploy(model, _int(params, "version"), who, reason, expect_revision=seen)
     if kind == "promote":
-        return routes.promote(model, _int(params, "version"), who, reason)
+        return routes.promote(model, _int(params, "version"), who, reason, expect_revision=seen)
     if kind == "rollback":
-        return routes.rollback(model, who, reason)
+        return routes.rollback(model, who, reason, expect_revision=seen)
     if kind == "abort":
-        return routes.end_canary(model, "aborted", reason, who)
+        return routes.end_canary(model, "aborted", reason, who, expect_revision=seen)
     if kind == "canary":
         hold_requests, hold_s = _hold(params)
         return routes.start_canary(
             model, _int(params, "version"), _steps(params), who,
-            hold_requests=hold_requests, hold_s=hold_s, reason=reason,
+            hold_requests=hold_requests, hold_s=hold_s, reason=reason, expect_revision=seen,
         )  # fmt: skip
     if kind == "weights":
         current = routes.get(model)
         policy = replace(current.policy, arms=_weights(params))
-        return routes.apply(model, policy, who, reason, expect_revision=current.revision)
+        expected = current.revision if seen is None else seen
+        return routes.apply(model, policy, who, reason, expect_revision=expected)
     raise BadRequest(f"Unknown action {kind!r}; one of {', '.join(KINDS)}.")
