@@ -356,6 +356,13 @@ def refuse_large_and_unexplained_uploads(page: Any, context: Any, actions: str, 
     upload = actions.replace("/actions", "/upload")
     sent = context.request.post(upload, multipart={"csrf": csrf, "reason": "x", "artifact": big})
     assert sent.status == 413 and "max_upload_bytes" in sent.text()
+    # Far past it (beyond the room left for the form's other fields): refused on its
+    # Content-Length (the whole body's size), before the body is read.
+    bigger = {**big, "buffer": b"x" * (UPLOAD_LIMIT + 65 * 1024)}
+    sent = context.request.post(upload, multipart={"csrf": csrf, "reason": "x", "artifact": bigger})
+    said = re.search(r"body of (\d+) bytes exceeds the limit of (\d+)", sent.text())
+    assert sent.status == 413 and said is not None
+    assert int(said[1]) > len(bigger["buffer"]) and int(said[2]) == UPLOAD_LIMIT
     artifact = {"name": path.name, "mimeType": "application/octet-stream",
                 "buffer": path.read_bytes()}  # fmt: skip
     sent = context.request.post(upload, multipart={"csrf": csrf, "artifact": artifact})
