@@ -2,7 +2,9 @@
 
 Each worker process loads the version once (its artifact checked against the sha256 the
 version recorded) and writes each chunk's part files itself, so that only the chunk's rows
-and a few counts cross between processes.
+and a few counts cross between processes. With one worker the job's own process scores:
+a worker process would only add its start-up (seconds: it imports the model's libraries
+again) and a copy of every chunk.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from pointsman.batch.score import ChunkResult, Scored, Scorer, write_part
 from pointsman.errors import ChunkFailed, PointsmanError
@@ -99,6 +102,47 @@ class LocalExecutor:
     def submit(self, chunk: int, first_row: int, table: pa.Table) -> Future[ChunkResult]:
         assert self.pool is not None, "submit inside `with`"
         return self.pool.submit(_score, chunk, first_row, table)
+
+
+class InProcessExecutor:
+    """Scores each chunk in this process as it is submitted: one worker, no pool."""
+
+    capacity = 1
+
+    def __init__(self, setup: WorkerSetup, parts: Path) -> None:
+        self.setup = setup
+        self.parts = parts
+        self.scorer: Scorer | None = None
+        self.limits: Any = None
+
+    def __enter__(self) -> InProcessExecutor:
+        self.parts.mkdir(parents=True, exist_ok=True)
+        # One core, as a worker process has: BLAS would otherwise start a thread a core.
+        self.limits = threadpool_limits(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.limits is not None:
+            self.limits.restore_original_limits()
+            self.limits = None
+
+    def submit(self, chunk: int, first_row: int, table: pa.Table) -> Future[ChunkResult]:
+        future: Future[ChunkResult] = Future()
+        try:
+            if self.scorer is None:  # on the first chunk, as a worker loads it
+                self.scorer = self.setup.build()
+            scored = self.scorer.score(chunk, first_row, table)
+            future.set_result(write_scored(self.parts, scored))
+        except PointsmanError as exc:
+            future.set_exception(ChunkFailed(exc.message))
+        return future
+
+
+def local_executor(setup: WorkerSetup, workers: int, parts: Path) -> Executor:
+    """Worker processes for `workers` cores (0: every core); this process for one."""
+    if (workers or cores()) == 1:
+        return InProcessExecutor(setup, parts)
+    return LocalExecutor(setup, workers, parts)
 
 
 _setup: WorkerSetup | None = None
