@@ -87,9 +87,16 @@ def test_a_job_reads_and_writes_sql_tables_and_is_recorded_chunk_by_chunk(
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("workers", "whole_group"),
+    [("1", True), ("2", False)],
+    ids=["in-process-killed", "job-pid-killed-workers-left"],
+)
 def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
-    tmp_path: Path,
+    tmp_path: Path, workers: str, whole_group: bool
 ) -> None:
+    # One worker: the job's own process scores, and SIGKILL takes it whole. Two: only the
+    # job's process is killed (by its PID), its workers may outlive it for a moment.
     folder = tmp_path / "proj"
     run("init", str(folder))
     p = ["--project", str(folder)]
@@ -105,7 +112,7 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
         "--chunk-rows",
         "100",
         "--workers",
-        "1",
+        workers,
     ]
     run(*p, *args, "-o", str(tmp_path / "whole.parquet"))
 
@@ -124,7 +131,10 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
             if jobs and len(book.get(jobs[0].id).chunks_done) >= 5:
                 break
             time.sleep(0.02)
-        os.killpg(killed.pid, signal.SIGKILL)  # the job, its worker and its forkserver
+        if whole_group:
+            os.killpg(killed.pid, signal.SIGKILL)
+        else:
+            os.kill(killed.pid, signal.SIGKILL)
     finally:
         killed.wait(10)
     job = book.get(jobs[0].id)
@@ -140,7 +150,17 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
     resumed = pd.read_parquet(tmp_path / "resumed.parquet").drop(columns=["job_id"])
     pd.testing.assert_frame_equal(whole, resumed)
     assert run(*p, "jobs", "resume", job.id, ok=False).exit_code == 1  # done: nothing to resume
+    assert len(resumed) == 3000 and resumed["row"].is_unique
     engine.dispose()
+    _reap(killed.pid)
+
+
+def _reap(group: int) -> None:
+    """End what is left of a killed job's process group (its orphaned workers)."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def test_an_artifact_changed_since_registration_fails_the_job_saying_so(
