@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -93,7 +94,7 @@ def test_a_job_reads_and_writes_sql_tables_and_is_recorded_chunk_by_chunk(
     ids=["in-process-killed", "job-pid-killed-workers-left"],
 )
 def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
-    tmp_path: Path, workers: str, whole_group: bool
+    tmp_path: Path, workers: str, whole_group: bool, request: pytest.FixtureRequest
 ) -> None:
     # One worker: the job's own process scores, and SIGKILL takes it whole. Two: only the
     # job's process is killed (by its PID), its workers may outlive it for a moment.
@@ -122,6 +123,7 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    request.addfinalizer(lambda: _reap(killed.pid))
     engine = sa.create_engine(f"sqlite:///{folder / 'pointsman.db'}")
     book = JobBook(engine)
     deadline = time.monotonic() + 60
@@ -152,15 +154,12 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
     assert run(*p, "jobs", "resume", job.id, ok=False).exit_code == 1  # done: nothing to resume
     assert len(resumed) == 3000 and resumed["row"].is_unique
     engine.dispose()
-    _reap(killed.pid)
 
 
 def _reap(group: int) -> None:
     """End what is left of a killed job's process group (its orphaned workers)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def test_an_artifact_changed_since_registration_fails_the_job_saying_so(
