@@ -10,6 +10,9 @@ again) and a copy of every chunk.
 from __future__ import annotations
 
 import os
+import select
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +94,10 @@ class LocalExecutor:
         parts = self.parts
         parts.mkdir(parents=True, exist_ok=True)
         self.pool = ProcessPoolExecutor(
-            self.workers, runner_context(), initializer=_start, initargs=(self.setup, parts)
+            self.workers,
+            runner_context(),
+            initializer=_start,
+            initargs=(self.setup, parts, os.getpid()),
         )
         return self
 
@@ -150,9 +156,33 @@ _scorer: Scorer | None = None
 _parts: Path | None = None
 
 
-def _start(setup: WorkerSetup, parts: Path) -> None:
+def _start(setup: WorkerSetup, parts: Path, job_pid: int) -> None:
     global _setup, _parts
     _setup, _parts = setup, parts
+    threading.Thread(target=_exit_with, args=(job_pid,), daemon=True).start()
+
+
+def _exit_with(job_pid: int) -> None:
+    """End this worker when the job's process ends, however it ends: a job killed with
+    SIGKILL would otherwise leave its workers waiting on the pool's queue for good."""
+    try:
+        pidfd = os.pidfd_open(job_pid)  # readable once the process has ended
+    except (AttributeError, OSError):  # not Linux 5.3+: look every second
+        while _alive(job_pid):
+            time.sleep(1.0)
+    else:
+        select.select([pidfd], [], [])
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _score(chunk: int, first_row: int, table: pa.Table) -> ChunkResult:

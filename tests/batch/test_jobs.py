@@ -139,6 +139,11 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
             os.kill(killed.pid, signal.SIGKILL)
     finally:
         killed.wait(10)
+    # The killed job's workers (and its forkserver) end too, rather than wait on its queue.
+    deadline = time.monotonic() + 60
+    while _group(killed.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group(killed.pid) == []
     job = book.get(jobs[0].id)
     assert job.state == "running" and 5 <= len(job.chunks_done) < 30
     assert not (tmp_path / "resumed.parquet").exists()
@@ -154,6 +159,22 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
     assert run(*p, "jobs", "resume", job.id, ok=False).exit_code == 1  # done: nothing to resume
     assert len(resumed) == 3000 and resumed["row"].is_unique
     engine.dispose()
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry))
+    return found
 
 
 def _reap(group: int) -> None:
