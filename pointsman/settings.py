@@ -204,7 +204,8 @@ class StorageSettings(ReplicaSettings):
         default=2 * 1024 * 1024 * 1024,
         ge=1024,
         description="Largest upload `pointsman register --url` may send (the artifact and "
-        "its training data, as one tar archive); larger uploads get 413.",
+        "its training data, as one tar archive), and the most a console upload's files may "
+        "add up to; larger uploads get 413.",
     )
 
     def project_path(self) -> Path:

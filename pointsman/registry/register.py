@@ -43,6 +43,7 @@ class Submission:
     metrics: dict[str, float] = field(default_factory=dict)
     note: str = ""
     user: str = ""
+    reason: str = ""  # why it is registered (the console asks): kept in the audit log
     trusted_types: tuple[str, ...] = ()  # skops types the admin accepts (--trust)
     # Lineage the uploading client captured (its git commit), over this process's own.
     client_lineage: dict[str, Any] = field(default_factory=dict)
