@@ -274,8 +274,11 @@ class RunnerPool:
 
     def close(self) -> None:
         for replica in self.replicas:
-            if replica.link is not None and replica.link.transport is not None:
-                replica.link.transport.close()
+            link = replica.link
+            if link is not None and link.transport is not None:
+                if link.loop is not None and link.loop.is_closed():
+                    continue  # closing needs the loop; the socket goes with the transport
+                link.transport.close()
 
 
 def call_once(path: Path, frame: Frame, timeout_s: float) -> Outputs:
