@@ -12,7 +12,13 @@ Prints medians over the rounds: rows/s, rows per CPU-second (what "per core used
 their ratio to the floor, and the peak of the summed resident memory of the job's processes.
 See bench/README.md.
 
-    .venv/bin/python bench/batch.py [--rows 1000000] [--workers 1,2] [--rounds 3] [--json f]
+With --baseline it also prints, per worker count, the job's throughput as a ratio to the floor
+of the same round (floor and job run back to back, so a busy machine slows both alike), and
+the median of those ratios: rows/s, rows per CPU-second, and rows per CPU-second less the
+fixed cost (the same job on one row).
+
+    .venv/bin/python bench/batch.py [--rows 1000000] [--workers 1,2] [--rounds 3] [--baseline]
+                                    [--json f]
 """
 
 from __future__ import annotations
@@ -171,6 +177,11 @@ def main() -> None:
         choices=(1, 2),
         help="churn 1 (logistic regression) or 2 (gradient boosting)",
     )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also print each round's ratio to that round's floor, and their median",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
@@ -201,7 +212,7 @@ def main() -> None:
                 jobs[w].append(job(project, data, out, w, args.version))
                 fixed[w].append(job(project, one, tiny, w, args.version))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-        report(args.rows, floors, jobs, fixed, args.json)
+        report(args.rows, floors, jobs, fixed, args.json, args.baseline)
 
 
 def report(
@@ -210,6 +221,7 @@ def report(
     jobs: dict[int, list[Run]],
     fixed: dict[int, list[Run]],
     path: Path | None,
+    baseline: bool = False,
 ) -> None:
     """Medians; `fixed` is the same job on one row: start-up, loading, assembling."""
     f_rate = statistics.median(r.rows_per_s(rows) for r in floors)
@@ -244,8 +256,37 @@ def report(
             "runs": [asdict(r) for r in runs],
             "fixed_runs": [asdict(r) for r in fixed[w]],
         }
+    if baseline:
+        out["baseline"] = against_floor(rows, floors, jobs, fixed)
     if path is not None:
         path.write_text(json.dumps(out, indent=2))
+
+
+def against_floor(
+    rows: int, floors: list[Run], jobs: dict[int, list[Run]], fixed: dict[int, list[Run]]
+) -> dict[int, dict[str, float]]:
+    """Each round's job against the same round's floor; the median of the ratios."""
+    print("\nagainst the floor of the same round (median of the rounds' ratios):")
+    print("workers | rows/s ratio | per CPU-s ratio | less fixed ratio | rounds (per CPU-s)")
+    medians: dict[int, dict[str, float]] = {}
+    for w, runs in jobs.items():
+        wall, cpu, steady = [], [], []
+        for f, r, one in zip(floors, runs, fixed[w], strict=True):
+            wall.append(r.rows_per_s(rows) / f.rows_per_s(rows))
+            cpu.append(r.rows_per_cpu_s(rows) / f.rows_per_cpu_s(rows))
+            steady.append(rows / max(r.cpu_s - one.cpu_s, 1e-9) / f.rows_per_cpu_s(rows))
+        medians[w] = {
+            "rows_per_s": statistics.median(wall),
+            "rows_per_cpu_s": statistics.median(cpu),
+            "rows_per_cpu_s_less_fixed": statistics.median(steady),
+        }
+        m = medians[w]
+        rounds = " ".join(f"{c:.0%}" for c in cpu)
+        print(
+            f"{w:7d} | {m['rows_per_s']:12.0%} | {m['rows_per_cpu_s']:15.0%} |"
+            f" {m['rows_per_cpu_s_less_fixed']:16.0%} | {rounds}"
+        )
+    return medians
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,40 @@ def stop_all(servers: list[Server]) -> None:
                 print(f"{name}: killing leftover process {proc.pid}", file=sys.stderr)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGKILL)
+
+
+# -- in process ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def in_process(settings: Any, wait_s: float = 60.0) -> Iterator[Any]:
+    """A project's pipeline in this process, its runners supervised as a server's are;
+    yields the pipeline once every routed version has a warm runner. Its runner links
+    belong to the first event loop that calls them: use it from one `asyncio.run`."""
+    from pointsman.catalog import Catalog
+    from pointsman.pipeline import build_pipeline
+    from pointsman.project import open_project
+    from pointsman.runners import RunDir
+    from pointsman.runners.directory import new_run_dir
+    from pointsman.runners.serving import build_supervisor
+
+    project = open_project(settings)
+    supervisor = build_supervisor(project, run_dir := RunDir(new_run_dir()))
+    supervisor.start()
+    catalog = Catalog(project, run_dir)
+    pipeline = None
+    try:
+        catalog.refresh()
+        deadline = time.monotonic() + wait_s
+        while not catalog.readiness()["ready"]:
+            if catalog.has_failed() or time.monotonic() > deadline:
+                raise RuntimeError(f"runners not ready: {catalog.readiness()}")
+            time.sleep(0.05)
+        pipeline = build_pipeline(catalog, settings)
+        yield pipeline
+    finally:
+        try:
+            if pipeline is not None:
+                pipeline.close()
+            catalog.close()
+        finally:  # runner processes left running would hang the interpreter's exit
+            supervisor.stop()
+            project.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import BODY, VENV_BIN, WRK_DONE, Server, free_port, make_demo, run_wrk
+from harness import in_process as harness_in_process
 
 MAX_ADDED_P50_US = 100.0
 MIN_RATIO = 0.90
@@ -45,19 +47,15 @@ wrk.body = [==[%s]==]
 
 # -- in process -----------------------------------------------------------------------------
 def in_process(project: Path, rounds: int, calls: int) -> dict[str, Any]:
-    from pointsman.catalog import Catalog
-    from pointsman.pipeline import build_pipeline
-    from pointsman.project import open_project
     from pointsman.protocols import Payload, native
     from pointsman.settings import load_settings
     from pointsman.types import Outcome
 
+    sides = contextlib.ExitStack()
     pipelines = {}
     for side in SIDES:
         settings = load_settings(project, log_predictions=side == "on", auth=False)
-        catalog = Catalog(open_project(settings))
-        catalog.refresh()
-        pipelines[side] = build_pipeline(catalog, settings)
+        pipelines[side] = sides.enter_context(harness_in_process(settings))
     body = BODY.encode()
 
     async def block(side: str) -> tuple[float, float]:
@@ -99,13 +97,13 @@ def in_process(project: Path, rounds: int, calls: int) -> dict[str, Any]:
             pipeline.log.ship()
         return blocks
 
+    async def both() -> tuple[dict[str, list[float]], list[float]]:
+        return await run(), await record_alone()  # one loop: the runner links belong to it
+
     try:
-        times = asyncio.run(run())
-        alone = asyncio.run(record_alone())
+        times, alone = asyncio.run(both())
     finally:
-        for pipeline in pipelines.values():
-            pipeline.close()
-            pipeline.catalog.project.close()
+        sides.close()
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "on_us": med["on_wall"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from harness import VENV_BIN, WRK_SCRIPT, Server, free_port, run_wrk
+from harness import in_process as harness_in_process
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline as SkPipeline
@@ -99,17 +101,13 @@ def make_project(folder: Path) -> tuple[Path, dict[str, Any]]:
 
 # -- in process -----------------------------------------------------------------------------
 def in_process(project: Path, row: dict[str, Any], rounds: int, calls: int) -> dict[str, Any]:
-    from pointsman.catalog import Catalog
-    from pointsman.pipeline import build_pipeline
-    from pointsman.project import open_project
     from pointsman.protocols import Payload, native
     from pointsman.settings import load_settings
     from pointsman.types import Outcome
 
-    opened = open_project(load_settings(project))
-    catalog = Catalog(opened)
-    catalog.refresh()
-    pipeline = build_pipeline(catalog, opened.settings)
+    opened = contextlib.ExitStack()
+    pipeline = opened.enter_context(harness_in_process(load_settings(project)))
+    catalog = pipeline.catalog
     body = json.dumps({"rows": [row]}).encode()
 
     async def block(model: str) -> float:
@@ -151,7 +149,6 @@ def in_process(project: Path, row: dict[str, Any], rounds: int, calls: int) -> d
     try:
         times = asyncio.run(run())
     finally:
-        pipeline.close()
         opened.close()
     on, off = statistics.median(times["checked"]), statistics.median(times["unchecked"])
     step_on, step_off = (

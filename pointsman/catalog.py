@@ -28,7 +28,8 @@ from pointsman.monitoring import metrics
 from pointsman.project import Project
 from pointsman.registry import VersionRecord, read_change_counter
 from pointsman.routing import Route
-from pointsman.runners import RunDir, RunnerPool, RunnerSpec
+from pointsman.runners import RunDir, RunnerSpec
+from pointsman.runners.client import RunnerPool
 from pointsman.runners.remote import RemoteRunners, expand
 from pointsman.types import Signature
 

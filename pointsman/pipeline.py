@@ -38,7 +38,8 @@ from pointsman.routing.assign import choose_arm
 from pointsman.routing.breaker import Breaker
 from pointsman.routing.shadow import ShadowJob, ShadowQueue, compare
 from pointsman.routing.stats import StatsRecorder
-from pointsman.runners import RunnerFault, RunnerSpec
+from pointsman.runners import RunnerSpec
+from pointsman.runners.client import RunnerFault
 from pointsman.settings import Settings
 from pointsman.types import FailureReason, Fallback, Frame, Outcome, Outputs, Prediction, Role
 from pointsman.validation.faults import InputFaults

@@ -83,6 +83,11 @@ class ReplicaSettings(BaseSettings):
     """What several replicas on one PostgreSQL share: pushed changes, rate limits in Redis
     (docs/replicas.md). `Settings` holds these too; docs/settings.md lists them last."""
 
+    # Only `Settings` is ever validated: the classes it is built from in steps (this one,
+    # StorageSettings, AlertSettings) leave their validators unbuilt, which every command
+    # would otherwise pay for at start-up. `Settings` sets it back to False.
+    model_config = SettingsConfigDict(defer_build=True)
+
     refresh_interval_s: float = Field(
         default=0.5,
         gt=0,
@@ -171,7 +176,7 @@ class ReplicaSettings(BaseSettings):
 class StorageSettings(ReplicaSettings):
     """Where a project keeps its store and artifacts: the first settings of `Settings`."""
 
-    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid", defer_build=True)
 
     project: Path = Field(
         default=Path("."),
@@ -199,7 +204,8 @@ class StorageSettings(ReplicaSettings):
         default=2 * 1024 * 1024 * 1024,
         ge=1024,
         description="Largest upload `pointsman register --url` may send (the artifact and "
-        "its training data, as one tar archive); larger uploads get 413.",
+        "its training data, as one tar archive), and the most a console upload's files may "
+        "add up to; larger uploads get 413.",
     )
 
     def project_path(self) -> Path:
@@ -219,7 +225,7 @@ class StorageSettings(ReplicaSettings):
 class AlertSettings(StorageSettings):
     """Alert rules, the evaluator, the watchdog and the e-mail channel: a part of `Settings`."""
 
-    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid", defer_build=True)
 
     alerts: list[AlertRuleConfig] = Field(
         default_factory=list,
@@ -278,7 +284,7 @@ class AlertSettings(StorageSettings):
 class Settings(AlertSettings):
     """Everything an operator can set. Every field is documented in docs/settings.md."""
 
-    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="POINTSMAN_", extra="forbid", defer_build=False)
 
     default_model: str = Field(
         default="",

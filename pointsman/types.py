@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+# numpy is not imported here at run time: every component imports this module, and the CLI's
+# read-only commands (`pointsman models`, `pointsman route MODEL`) must start without numpy.
+if TYPE_CHECKING:
+    import numpy as np
 
 # Which part a version played in answering a request: the routed arm, the fallback that
 # answered for it, a version the caller pinned, or a shadow copy run after the answer.
@@ -20,16 +24,6 @@ FailureReason = Literal["timeout", "not_ready", "error", "circuit_open", "crashe
 # Column types, named as MLflow names them so its signatures map one to one.
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 COLUMN_TYPES = NUMERIC_TYPES | {"boolean", "string"}
-
-# numpy dtype each column type is held in inside a Frame.
-DTYPES: dict[str, Any] = {
-    "double": np.float64,
-    "float": np.float32,
-    "long": np.int64,
-    "integer": np.int32,
-    "boolean": np.bool_,
-    "string": object,
-}
 
 # Open Inference Protocol datatype of each column type.
 V2_DATATYPES = {
@@ -236,7 +230,17 @@ def json_type(value: Any) -> str:
 
 def _plain(value: Any) -> Any:
     """A numpy scalar as the JSON-able Python value; NaN as None."""
-    if isinstance(value, np.generic):
+    return _plain_given(value, _numpy_scalar())
+
+
+def _numpy_scalar() -> Any:
+    """numpy's scalar base class, or () when numpy is not loaded (then no value is one)."""
+    np = sys.modules.get("numpy")  # cheaper than an import, and keeps numpy off the CLI's path
+    return np.generic if np is not None else ()
+
+
+def _plain_given(value: Any, numpy_scalar: Any) -> Any:
+    if isinstance(value, numpy_scalar):
         value = value.item()
     if isinstance(value, float) and value != value:
         return None
@@ -245,15 +249,17 @@ def _plain(value: Any) -> Any:
 
 def plain_list(values: Any) -> list[Any]:
     """A numpy array (or list) of labels as JSON-able Python values."""
+    np = sys.modules.get("numpy")  # as in _numpy_scalar: no array without numpy loaded
+    if np is None:
+        return [_plain_given(v, ()) for v in values]
     if isinstance(values, np.ndarray):
         if values.dtype.kind in "iub":  # no NaN possible: numpy's own conversion, in C
             return list(values.tolist())
         if values.dtype.kind == "f":
             if not np.isnan(values).any():
                 return list(values.tolist())
-            return [_plain(v) for v in values.tolist()]
-        return [_plain(v) for v in values]
-    return [_plain(v) for v in values]
+            return [_plain_given(v, np.generic) for v in values.tolist()]
+    return [_plain_given(v, np.generic) for v in values]
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -21,7 +21,8 @@ from pointsman.project import Project
 from pointsman.protocols import Payload, native
 from pointsman.registry import VersionRecord
 from pointsman.routing import Arm, Policy
-from pointsman.runners import RunnerFault, RunnerSpec
+from pointsman.runners import RunnerSpec
+from pointsman.runners.client import RunnerFault
 from pointsman.types import ColumnSpec, Outcome, Signature
 from pointsman.validation.policy import ValidationPolicy
 from tests.routing.test_traffic import family, frame_of

@@ -2,18 +2,24 @@
 
 Each worker process loads the version once (its artifact checked against the sha256 the
 version recorded) and writes each chunk's part files itself, so that only the chunk's rows
-and a few counts cross between processes.
+and a few counts cross between processes. With one worker the job's own process scores:
+a worker process would only add its start-up (seconds: it imports the model's libraries
+again) and a copy of every chunk.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from pointsman.batch.score import ChunkResult, Scored, Scorer, write_part
 from pointsman.errors import ChunkFailed, PointsmanError
@@ -88,7 +94,10 @@ class LocalExecutor:
         parts = self.parts
         parts.mkdir(parents=True, exist_ok=True)
         self.pool = ProcessPoolExecutor(
-            self.workers, runner_context(), initializer=_start, initargs=(self.setup, parts)
+            self.workers,
+            runner_context(),
+            initializer=_start,
+            initargs=(self.setup, parts, os.getpid()),
         )
         return self
 
@@ -101,14 +110,79 @@ class LocalExecutor:
         return self.pool.submit(_score, chunk, first_row, table)
 
 
+class InProcessExecutor:
+    """Scores each chunk in this process as it is submitted: one worker, no pool."""
+
+    capacity = 1
+
+    def __init__(self, setup: WorkerSetup, parts: Path) -> None:
+        self.setup = setup
+        self.parts = parts
+        self.scorer: Scorer | None = None
+        self.limits: Any = None
+
+    def __enter__(self) -> InProcessExecutor:
+        self.parts.mkdir(parents=True, exist_ok=True)
+        # One core, as a worker process has: BLAS would otherwise start a thread a core.
+        self.limits = threadpool_limits(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.limits is not None:
+            self.limits.restore_original_limits()
+            self.limits = None
+
+    def submit(self, chunk: int, first_row: int, table: pa.Table) -> Future[ChunkResult]:
+        future: Future[ChunkResult] = Future()
+        try:
+            if self.scorer is None:  # on the first chunk, as a worker loads it
+                self.scorer = self.setup.build()
+            scored = self.scorer.score(chunk, first_row, table)
+            future.set_result(write_scored(self.parts, scored))
+        except PointsmanError as exc:
+            future.set_exception(ChunkFailed(exc.message))
+        return future
+
+
+def local_executor(setup: WorkerSetup, workers: int, parts: Path) -> Executor:
+    """Worker processes for `workers` cores (0: every core); this process for one."""
+    if (workers or cores()) == 1:
+        return InProcessExecutor(setup, parts)
+    return LocalExecutor(setup, workers, parts)
+
+
 _setup: WorkerSetup | None = None
 _scorer: Scorer | None = None
 _parts: Path | None = None
 
 
-def _start(setup: WorkerSetup, parts: Path) -> None:
+def _start(setup: WorkerSetup, parts: Path, job_pid: int) -> None:
     global _setup, _parts
     _setup, _parts = setup, parts
+    threading.Thread(target=_exit_with, args=(job_pid,), daemon=True).start()
+
+
+def _exit_with(job_pid: int) -> None:
+    """End this worker when the job's process ends, however it ends: a job killed with
+    SIGKILL would otherwise leave its workers waiting on the pool's queue for good."""
+    try:
+        pidfd = os.pidfd_open(job_pid)  # readable once the process has ended
+    except (AttributeError, OSError):  # not Linux 5.3+: look every second
+        while _alive(job_pid):
+            time.sleep(1.0)
+    else:
+        select.select([pidfd], [], [])
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _score(chunk: int, first_row: int, table: pa.Table) -> ChunkResult:

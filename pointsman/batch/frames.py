@@ -5,6 +5,10 @@ arrives typed by Arrow, so a column of the right type converts to numpy whole an
 rows that break the signature are named. A file is not a request: a bad value refuses its
 row, not the chunk. Columns of the wrong type (text in a Parquet number column) take the
 per-value path with the request path's `coerce`.
+
+Text without nulls can stay in Arrow (`arrow_strings`): pandas reads it without a copy, where
+a numpy column of Python strings costs an object per value, made here and undone again when
+the model's DataFrame is built.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pointsman.types import DTYPES, NUMERIC_TYPES, ColumnSpec, Finding, Frame, Signature
-from pointsman.validation.signature import coerce
+from pointsman.types import NUMERIC_TYPES, ColumnSpec, Finding, Frame, Signature
+from pointsman.validation.signature import DTYPES, coerce
 
 _ARROW_OF = {
     "double": pa.float64(),
@@ -39,11 +44,14 @@ class CheckedChunk:
     refused: dict[int, list[Finding]] = field(default_factory=dict)  # chunk row → findings
 
 
-def check_chunk(signature: Signature, table: pa.Table, text_source: bool) -> CheckedChunk:
+def check_chunk(
+    signature: Signature, table: pa.Table, text_source: bool, arrow_strings: bool = False
+) -> CheckedChunk:
     """The chunk as a Frame of the version's inputs; rows breaking the signature refused.
 
     `text_source`: read from CSV, where "41" is how a number is written, so reading text as
-    a number is no finding (as `pointsman validate` does).
+    a number is no finding (as `pointsman validate` does). `arrow_strings`: text columns
+    without nulls as pandas' Arrow-backed strings, for a model that takes a DataFrame.
     """
     n = table.num_rows
     refused: dict[int, list[Finding]] = {}
@@ -51,7 +59,7 @@ def check_chunk(signature: Signature, table: pa.Table, text_source: bool) -> Che
     columns: dict[str, np.ndarray] = {}
     for spec in signature.inputs:
         column = table.column(spec.name).combine_chunks()
-        columns[spec.name] = _column(spec, column, refused, coerced, text_source)
+        columns[spec.name] = _column(spec, column, refused, coerced, text_source, arrow_strings)
     if not refused:
         return CheckedChunk(Frame(columns, n, {}, coerced), np.arange(n), refused)
     keep = np.array([i for i in range(n) if i not in refused], dtype=np.int64)
@@ -76,11 +84,14 @@ def _column(
     refused: dict[int, list[Finding]],
     coerced: list[Finding],
     text_source: bool,
+    arrow_strings: bool = False,
 ) -> np.ndarray:
     """The column as its numpy dtype; refusals and coercions noted by chunk row."""
     kind = column.type
     wanted = spec.type
     if wanted == "string" and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        if arrow_strings and not column.null_count:
+            return _arrow_strings(column)
         return _with_nulls(spec, column, column.to_numpy(zero_copy_only=False), refused)
     if wanted in NUMERIC_TYPES and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         return _numbers(spec, column, refused)
@@ -122,6 +133,16 @@ def _numbers(spec: ColumnSpec, column: pa.Array, refused: dict[int, list[Finding
         elif spec.type != "double":  # nullable integers and booleans travel as float, as pandas
             return values.astype(np.float64)
     return values.astype(DTYPES[spec.type], copy=False)
+
+
+def _arrow_strings(column: pa.Array) -> np.ndarray:
+    """Null-free text as pandas reads it from Arrow: without a copy where pandas keeps text
+    in Arrow (pandas 3, or its future.infer_string), else as numpy objects."""
+    values = column.to_pandas().array
+    if isinstance(values, pd.arrays.ArrowStringArray):
+        return values  # type: ignore[return-value]  # indexes and compares as the numpy one
+    text: np.ndarray = values.to_numpy(dtype=object)
+    return text
 
 
 def _with_nulls(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pointsman.batch.executors import Executor, LocalExecutor, WorkerSetup, write_scored
+from pointsman.batch.executors import Executor, WorkerSetup, local_executor, write_scored
 from pointsman.batch.jobs import Job, JobBook, JobSpec
 from pointsman.batch.score import OUTPUT_COLUMNS, ROW, ChunkResult, Scored, write_part
 from pointsman.batch.sinks import check_output, rejects_of, unified_schema, write_parts
@@ -165,7 +165,7 @@ def _executor(project: Project, job: Job, version: VersionRecord, source: Source
         from pointsman.batch.cluster import DaskExecutor
 
         return DaskExecutor(job.spec.cluster, setup)
-    return LocalExecutor(setup, job.spec.workers, job_folder(project, job.id) / "parts")
+    return local_executor(setup, job.spec.workers, job_folder(project, job.id) / "parts")
 
 
 def _score_all(

@@ -21,6 +21,7 @@ from pointsman.batch.frames import check_chunk, subset
 from pointsman.logstore.record import build_record, columns_of
 from pointsman.registry import VersionRecord
 from pointsman.runtimes import Runtime
+from pointsman.runtimes.sklearn import SklearnRuntime
 from pointsman.types import Finding, Frame, Outputs
 from pointsman.validation.checks import ProfileChecks
 from pointsman.validation.policy import ValidationPolicy
@@ -72,11 +73,15 @@ class Scorer:
         self.job_id = job_id
         self.text_source = text_source
         self.checks = ProfileChecks.build(version.signature, version.profile, policy.tolerance)
+        # Arrow-backed text only where it goes into a DataFrame (other runtimes take numpy).
+        self.arrow_strings = runtime is None or (
+            isinstance(runtime, SklearnRuntime) and runtime.uses_frame
+        )
 
     def score(self, chunk: int, first_row: int, table: pa.Table) -> Scored:
         """The chunk through every check and (unless a dry run) the model."""
         start = time.perf_counter()
-        checked = check_chunk(self.version.signature, table, self.text_source)
+        checked = check_chunk(self.version.signature, table, self.text_source, self.arrow_strings)
         refused = checked.refused
         frame, rows = checked.frame, checked.rows
         flagged: set[int] = set()

@@ -20,7 +20,7 @@ from pointsman.registry.register import split_entrypoint
 from pointsman.runners.session import RunnerSession
 from pointsman.runtimes import detect_format, load_runtime
 from pointsman.types import Frame, Outputs, Signature
-from pointsman.validation import build_frame
+from pointsman.validation.signature import build_frame
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pointsman.errors import CannotRerun
 from pointsman.registry import VersionRecord
 from pointsman.routing.agreement import Agreement, rows_agree
 from pointsman.types import Frame, Outputs
-from pointsman.validation import build_frame
+from pointsman.validation.signature import build_frame
 
 
 @dataclass

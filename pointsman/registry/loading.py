@@ -9,7 +9,7 @@ from pointsman.errors import CompiledRuntimeRefused, InvalidArtifact
 from pointsman.registry.artifacts import ArtifactStore
 from pointsman.registry.versions import VersionRecord
 from pointsman.runtimes import Runtime, load_runtime
-from pointsman.validation import build_frame, records_to_columns
+from pointsman.validation.signature import build_frame, records_to_columns
 
 
 def resolve_runtime(version: VersionRecord, asked: str) -> str:

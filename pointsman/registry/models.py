@@ -246,7 +246,7 @@ class Registry:
                             "note": sub.note,
                             "compiled": _compiled_summary(compiled),
                         },
-                        audit_detail(prepared.format),
+                        "; ".join(d for d in (sub.reason, audit_detail(prepared.format)) if d),
                     )
                     bump_changes(conn, "versions")
                 break

@@ -1,7 +1,7 @@
 """Signature inference and reference profiles from a training sample.
 
-pandas is imported where a function needs it, not with the module: the registry (and so
-every CLI command that opens a project) imports this module, and most never read a sample.
+numpy and pandas are imported where a function needs them, not with the module: the registry
+(and so every CLI command that opens a project) imports this module, and most never read a sample.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from pointsman.errors import InvalidArtifact
 from pointsman.types import ColumnSpec
@@ -94,6 +92,7 @@ def build_profile(features: pd.DataFrame, columns: list[ColumnSpec]) -> dict[str
 
 def numeric_profile(series: pd.Series) -> dict[str, Any]:
     """Range, moments, null rate and quantile bins of a numeric feature."""
+    import numpy as np
     import pandas as pd
 
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
@@ -147,6 +146,8 @@ def output_profile(predictions: list[Any]) -> dict[str, Any]:
 
 def to_records(features: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
     """The first rows as JSON-able records (NaN → null): the version's input example."""
+    import numpy as np
+
     head = features.head(limit).astype(object).where(features.head(limit).notna(), None)
     return [
         {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}

@@ -13,7 +13,6 @@ from pointsman.errors import InvalidArtifact
 from pointsman.registry import lineage, profiles
 from pointsman.runtimes import FORMATS, Runtime, detect_format, load_runtime
 from pointsman.types import ColumnSpec, Frame, Signature
-from pointsman.validation import build_frame, records_to_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +43,7 @@ class Submission:
     metrics: dict[str, float] = field(default_factory=dict)
     note: str = ""
     user: str = ""
+    reason: str = ""  # why it is registered (the console asks): kept in the audit log
     trusted_types: tuple[str, ...] = ()  # skops types the admin accepts (--trust)
     # Lineage the uploading client captured (its git commit), over this process's own.
     client_lineage: dict[str, Any] = field(default_factory=dict)
@@ -237,6 +237,10 @@ def _columns(runtime: Runtime, features: pd.DataFrame | None) -> list[ColumnSpec
 
 def sample_frame(features: pd.DataFrame, columns: list[ColumnSpec]) -> Frame:
     """The reference sample as the frame a request would give (the same decoding path)."""
+    # Here, not at the top: validation loads numpy, and the registry is opened by commands
+    # that only read the store (`pointsman models`) and must start at once.
+    from pointsman.validation.signature import build_frame, records_to_columns
+
     signature = Signature(tuple(columns))
     sample = features[[c.name for c in columns]].head(SAMPLE_ROWS)
     records = profiles.to_records(sample, len(sample))
@@ -251,6 +255,11 @@ def _smoke_test(
     features: pd.DataFrame | None,
 ) -> tuple[list[Any] | None, dict[str, Any] | None, Frame | None]:
     """Predict on the example (and the training sample); refuse a model that cannot."""
+    from pointsman.validation.signature import (  # numpy: see sample_frame
+        build_frame,
+        records_to_columns,
+    )
+
     signature = Signature(tuple(columns))
     sample = None
     try:

@@ -9,9 +9,10 @@ tolerance; shadows, replay, the canary's agreement gate and `pointsman diff` use
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ def rows_agree(
     regression: bool | None = None,
 ) -> np.ndarray:
     """Per row, whether `new` agrees with `old` under `agreement` (booleans)."""
+    # Here, not at the top: route policies (which hold an Agreement) are read by commands
+    # that must start without numpy (`pointsman route MODEL`).
+    import numpy as np
+
     a, b = np.asarray(old), np.asarray(new)
     if len(a) != len(b):
         return np.zeros(max(len(a), len(b)), dtype=bool)

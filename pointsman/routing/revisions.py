@@ -167,9 +167,12 @@ class RouteBook:
 
     def deploy(
         self, model: str, version: int | str, user: str, reason: str = "", *,
-        allow_signature_change: bool = False,
+        allow_signature_change: bool = False, expect_revision: int | None = None,
     ) -> RouteChange:  # fmt: skip
-        """Make `version` the sole primary, keeping key, timeout and compatible extras."""
+        """Make `version` the sole primary, keeping key, timeout and compatible extras.
+
+        With `expect_revision` (here and in the other writes) nothing is written unless that
+        revision is still the one in force: RouteConflict instead."""
         record = self.registry.get_version(model, version)
         return self.apply(
             model,
@@ -177,11 +180,12 @@ class RouteBook:
             user,
             reason or f"deploy version {record.number}",
             action="deploy", allow_signature_change=allow_signature_change,
+            expect_revision=expect_revision,
         )  # fmt: skip
 
     def promote(
         self, model: str, version: int | str, user: str, reason: str = "", *,
-        allow_signature_change: bool = False,
+        allow_signature_change: bool = False, expect_revision: int | None = None,
     ) -> RouteChange:  # fmt: skip
         """Make `version` the sole primary; a running canary of it ends as promoted."""
         record = self.registry.get_version(model, version)
@@ -197,19 +201,16 @@ class RouteBook:
             user,
             reason or f"promote version {record.number}",
             allow_canary_change=True, action="promote",
-            allow_signature_change=allow_signature_change,
+            allow_signature_change=allow_signature_change, expect_revision=expect_revision,
         )  # fmt: skip
 
-    def rollback(self, model: str, user: str, reason: str = "") -> RouteChange:
+    def rollback(
+        self, model: str, user: str, reason: str = "", *, expect_revision: int | None = None
+    ) -> RouteChange:
         """Re-apply the revision before the one in force, as a new revision."""
         history = self.history(model)
-        if len(history) < 2:
-            raise RouteConflict(f"Model {model!r} has no earlier route revision to roll back to.")
+        policy = rollback_policy(model, history)
         current, previous = history[-1], history[-2]
-        policy = previous.policy
-        if policy.canary is not None and policy.canary.is_running:
-            # Never resurrect a half-done canary: go back to its baseline alone.
-            policy = self._sole(model, policy.canary.baseline, None)
         return self.apply(
             model,
             policy,
@@ -218,6 +219,7 @@ class RouteBook:
             allow_canary_change=True,
             action="rollback",
             signatures=False,  # back to what was in force: never refused
+            expect_revision=expect_revision,
         )
 
     def start_canary(
@@ -232,6 +234,7 @@ class RouteBook:
         gates: Gates | None = None,
         allow_signature_change: bool = False,
         reason: str = "",
+        expect_revision: int | None = None,
     ) -> RouteChange:
         """Send the first step's share to `candidate`, the rest to the current primary."""
         record = self.registry.get_version(model, candidate)
@@ -250,13 +253,7 @@ class RouteBook:
         baseline = current.primary
         if record.number == baseline:
             raise RouteConflict(f"Version {baseline} is already the primary of {model!r}.")
-        if not steps or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
-            raise InvalidRoute(  # the request is malformed (422), not in conflict with the route
-                model,
-                [f"canary steps must rise strictly within 1..100, e.g. 5,25,50,100; got {steps}"],
-            )
-        if steps[-1] != 100:
-            steps = [*steps, 100]
+        steps = canary_steps(model, steps)
         shadowed = window(self.engine, model, [current.revision]).get((record.number, "shadow"))
         canary = Canary(
             candidate=record.number,
@@ -272,7 +269,7 @@ class RouteBook:
         reason = f"{why}: {reason}" if reason else why
         return self.apply(
             model, policy, user, reason, action="canary.start",
-            allow_signature_change=allow_signature_change,
+            allow_signature_change=allow_signature_change, expect_revision=expect_revision,
         )  # fmt: skip
 
     def end_canary(
@@ -327,12 +324,7 @@ class RouteBook:
 
     def _sole(self, model: str, version: int, canary: Canary | None) -> Policy:
         current = self.find(model)
-        base = current.policy if current else Policy(arms=())
-        shadows = tuple(s for s in base.shadows if s.version != version)
-        fallback = None if base.fallback == version else base.fallback
-        return replace(
-            base, arms=(Arm(version, 100),), shadows=shadows, fallback=fallback, canary=canary
-        )
+        return sole_policy(current.policy if current else Policy(arms=()), version, canary)
 
     def _append(
         self,
@@ -414,6 +406,16 @@ def _check_change(
         )
 
 
+def canary_steps(model: str, steps: list[int]) -> list[int]:
+    """A canary's steps, checked to rise strictly within 1..100, ending at 100."""
+    if not steps or any(not 0 < s <= 100 for s in steps) or steps != sorted(set(steps)):
+        raise InvalidRoute(  # the request is malformed (422), not in conflict with the route
+            model,
+            [f"canary steps must rise strictly within 1..100, e.g. 5,25,50,100; got {steps}"],
+        )
+    return steps if steps[-1] == 100 else [*steps, 100]
+
+
 def canary_policy(base: Policy, canary: Canary) -> Policy:
     """The policy of one canary step: candidate at the step's weight, baseline the rest."""
     weight = canary.weight
@@ -423,3 +425,24 @@ def canary_policy(base: Policy, canary: Canary) -> Policy:
     shadows = tuple(s for s in base.shadows if s.version not in (canary.candidate, canary.baseline))
     fallback = None if base.fallback == canary.candidate else base.fallback
     return replace(base, arms=arms, shadows=shadows, fallback=fallback, canary=canary)
+
+
+def sole_policy(base: Policy, version: int, canary: Canary | None) -> Policy:
+    """`base` with `version` as its sole primary (no longer a shadow or the fallback)."""
+    shadows = tuple(s for s in base.shadows if s.version != version)
+    fallback = None if base.fallback == version else base.fallback
+    return replace(
+        base, arms=(Arm(version, 100),), shadows=shadows, fallback=fallback, canary=canary
+    )
+
+
+def rollback_policy(model: str, history: list[Route]) -> Policy:
+    """The policy a rollback puts in force, given `model`'s revisions oldest first: the one
+    before the revision in force, except that a canary still running in it is not resurrected
+    (its baseline alone, on the policy in force). The RouteBook writes it; the console shows it."""
+    if len(history) < 2:
+        raise RouteConflict(f"Model {model!r} has no earlier route revision to roll back to.")
+    policy = history[-2].policy
+    if policy.canary is not None and policy.canary.is_running:
+        return sole_policy(history[-1].policy, policy.canary.baseline, None)
+    return policy

@@ -5,9 +5,10 @@ protocol), process (a runner), client (the HTTP worker's side), supervisor (star
 restart, stop), session (runners for one command), directory (sockets and state).
 """
 
-from pointsman.runners.client import RunnerFault, RunnerPool
+# The client (RunnerPool, RunnerFault) is imported from pointsman.runners.client, not from here:
+# it loads the wire protocol and numpy, which commands that only read the store do without.
 from pointsman.runners.directory import RunDir
 from pointsman.runners.placement import RunnerBook
 from pointsman.runners.spec import RunnerSpec
 
-__all__ = ["RunDir", "RunnerBook", "RunnerFault", "RunnerPool", "RunnerSpec"]
+__all__ = ["RunDir", "RunnerBook", "RunnerSpec"]

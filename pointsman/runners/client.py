@@ -49,6 +49,7 @@ class RunnerLink(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.pending: dict[int, asyncio.Future[Outputs]] = {}
         self.buffer = bytearray()
         self.draining = False  # the runner said it is stopping: answers come, calls go elsewhere
@@ -59,6 +60,8 @@ class RunnerLink(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        # Kept: asyncio.get_running_loop() costs a getpid() system call on Python 3.11.
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -98,26 +101,31 @@ class RunnerLink(asyncio.Protocol):
                 future.set_exception(fault)
 
     async def call(self, frame: Frame, timeout_s: float, flagged: bool = False) -> Outputs:
-        if self.transport is None:
+        if self.transport is None or self.loop is None:
             raise RunnerFault("crashed", "the connection to the runner is closed")
         request_id = next(_ids)
-        future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Outputs] = self.loop.create_future()
         self.pending[request_id] = future
         kind = wire.PREDICT_FLAGGED if flagged else wire.PREDICT
         self.transport.write(wire.message(kind, request_id, wire.encode_frame(frame)))
+        # The deadline fails the future itself: neither wait_for (on 3.11 it swallows a
+        # cancellation that arrives as the answer does) nor asyncio.timeout (it looks up the
+        # loop and the task on every call); a cancelled caller still cancels the future.
+        timer = self.loop.call_at(self.loop.time() + timeout_s, _time_out, future, timeout_s)
         try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
-            # arrives as the answer does, and a cancelled caller would carry on.
-            async with asyncio.timeout(timeout_s):
-                return await future
-        except TimeoutError:
-            raise RunnerFault("timeout", f"no answer within {timeout_s:g} s") from None
+            return await future
         finally:
+            timer.cancel()
             # Still pending: no answer came (a timeout, or our caller went away), so the
             # runner may drop the call if it has not started it.
             if self.pending.pop(request_id, None) is not None and self.transport is not None:
                 self.transport.write(wire.message(wire.CANCEL, request_id))
             self.hang_up_if_idle()
+
+
+def _time_out(future: asyncio.Future[Outputs], timeout_s: float) -> None:
+    if not future.done():
+        future.set_exception(RunnerFault("timeout", f"no answer within {timeout_s:g} s"))
 
 
 class Replica:
@@ -266,8 +274,11 @@ class RunnerPool:
 
     def close(self) -> None:
         for replica in self.replicas:
-            if replica.link is not None and replica.link.transport is not None:
-                replica.link.transport.close()
+            link = replica.link
+            if link is not None and link.transport is not None:
+                if link.loop is not None and link.loop.is_closed():
+                    continue  # closing needs the loop; the socket goes with the transport
+                link.transport.close()
 
 
 def call_once(path: Path, frame: Frame, timeout_s: float) -> Outputs:

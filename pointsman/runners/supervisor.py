@@ -128,9 +128,10 @@ class Runner:
         if self.slot is not None:
             busy_since, _, queued, served, calls = SLOT.unpack_from(self.slot, 0)
             self.busy, self.queued = bool(busy_since), queued
-            # Counters in the slot start at 0 with each process: count what is new.
-            metrics.RUNNER_REQUESTS.labels(model, str(number)).inc(served - self.served)
-            metrics.RUNNER_CALLS.labels(model, str(number)).inc(calls - self.calls)
+            # Counters in the slot start at 0 with each process: count what is new. One that
+            # went down is a new process's slot (the file is truncated at its start).
+            metrics.RUNNER_REQUESTS.labels(model, str(number)).inc(_new(served, self.served))
+            metrics.RUNNER_CALLS.labels(model, str(number)).inc(_new(calls, self.calls))
             self.served, self.calls = served, calls
         metrics.RUNNER_MEMORY.labels(model, str(number), str(self.index)).set(self.memory_bytes)
 
@@ -478,6 +479,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, orjson.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _new(count: int, last: int) -> int:
+    """What a slot's counter added since it read `last`; all of it when it restarted from 0."""
+    return count - last if count >= last else count
 
 
 def _open_slot(path: Path) -> mmap.mmap | None:

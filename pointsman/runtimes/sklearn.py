@@ -49,7 +49,7 @@ class SklearnRuntime:
         self._classes_array = None if classes is None else np.asarray(classes)
         self._argmax = _final_name(estimator) in _ARGMAX_CLASSIFIERS
         names = getattr(estimator, "feature_names_in_", None)
-        self._uses_frame = names is not None
+        self.uses_frame = names is not None  # fitted on a DataFrame: given one
         self.info = RuntimeInfo(
             outputs=["predictions"] + (["probabilities"] if self.classes else []),
             classes=self.classes,
@@ -90,7 +90,7 @@ class SklearnRuntime:
         return Outputs(plain_list(labels), proba, self.classes)
 
     def _input(self, frame: Frame) -> Any:
-        if self._uses_frame:
+        if self.uses_frame:
             return pd.DataFrame(frame.columns, copy=False)
         return np.column_stack(list(frame.columns.values()))
 

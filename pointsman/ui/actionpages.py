@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from pointsman.errors import BadRequest, PointsmanError
+from pointsman.errors import BadRequest, PayloadTooLarge, PointsmanError
 from pointsman.project import Project
 from pointsman.registry import Submission
 from pointsman.ui.actions import KINDS, carry_out, plan
@@ -45,7 +45,14 @@ def _forms(project: Project, model: str) -> dict[str, Any]:
         "weights": {a.version: a.weight for a in route.arms} if route else {},
         "canary": route.policy.canary if route and route.policy.canary else None,
         "kinds": KINDS,
+        "max_upload_bytes": project.settings.max_upload_bytes,
+        "max_upload": _size_text(project.settings.max_upload_bytes),
     }
+
+
+def _size_text(size: int) -> str:
+    """A size in bytes as people read it: KiB below a MiB, else MiB (as console.js writes it)."""
+    return f"{size / 1024:.1f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MiB"
 
 
 @page
@@ -109,6 +116,12 @@ def _register(project: Project, model: str, form: Any, who: str) -> str:
     artifact, data = form.get("artifact"), form.get("training_data")
     if not isinstance(artifact, UploadFile) or not artifact.filename:
         raise BadRequest("Choose the model file to upload.")
+    reason = str(form.get("reason") or "").strip()
+    if not reason:
+        raise BadRequest("Say why you register it (the reason is kept in the audit log).")
+    sizes = [f.size or 0 for f in (artifact, data) if isinstance(f, UploadFile)]
+    if sum(sizes) > project.settings.max_upload_bytes:
+        raise PayloadTooLarge(sum(sizes), project.settings.max_upload_bytes, "max_upload_bytes")
     with tempfile.TemporaryDirectory(dir=project.settings.artifact_path(), prefix=".ui-") as tmp:
         path = _save(artifact, Path(tmp))
         training = (
@@ -122,6 +135,8 @@ def _register(project: Project, model: str, form: Any, who: str) -> str:
                 target=str(form.get("target") or "").strip() or None,
                 note=str(form.get("note") or ""),
                 user=who,
+                reason=reason,
+                compile=bool(form.get("compile")),  # a checkbox: absent when unticked
             )
         )
     if not created:
@@ -129,8 +144,25 @@ def _register(project: Project, model: str, form: Any, who: str) -> str:
     return f"Registered version {record.number}."
 
 
-@page
-async def upload(request: Request, viewer: Viewer) -> Response:
+# Room in a multipart body for its boundaries and small fields, beyond the files themselves.
+_FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+def _too_large(request: Request) -> PointsmanError | None:
+    """Refuse before the body is read: the files may add up to max_upload_bytes (what the
+    admin API takes as one archive), and the body must say its length."""
+    limit = _project(request).settings.max_upload_bytes
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        return BadRequest(
+            "The upload did not say its length (Content-Length): send it from the form."
+        )
+    if int(length) > limit + _FORM_OVERHEAD_BYTES:
+        return PayloadTooLarge(int(length), limit, "max_upload_bytes")
+    return None
+
+
+async def _upload(request: Request, viewer: Viewer) -> Response:
     model = str(request.path_params["model"])
     denied = _deny(request, viewer, model)
     if denied is not None:
@@ -142,3 +174,6 @@ async def upload(request: Request, viewer: Viewer) -> Response:
         return problem(request, viewer, exc.status, str(exc))
     url = f"/ui/models/{model}/actions?done={quote(done)}"
     return RedirectResponse(url, 303, headers=SECURITY_HEADERS)
+
+
+upload = page(_upload, body_check=_too_large)

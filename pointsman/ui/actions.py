@@ -14,9 +14,10 @@ from typing import Any
 
 from pointsman.errors import BadRequest, RouteConflict
 from pointsman.project import Project
-from pointsman.routing import RouteChange, canary_policy
+from pointsman.routing import RouteChange, canary_policy, rollback_policy, sole_policy
 from pointsman.routing.changes import describe_changes
 from pointsman.routing.policy import Arm, Canary, Policy
+from pointsman.routing.revisions import canary_steps
 
 KINDS = {
     "deploy": "Deploy a version (sole primary)",
@@ -43,6 +44,22 @@ def _int(params: Mapping[str, Any], name: str) -> int:
     if not raw.isdigit():
         raise BadRequest(f"Give {name} as a whole number, got {raw!r}.")
     return int(raw)
+
+
+def _hold(params: Mapping[str, Any]) -> tuple[int, float]:
+    """A canary step's hold: requests (whole number) and seconds, defaults 500 and 120."""
+    requests = str(params.get("hold_requests") or "500").strip()
+    seconds = str(params.get("hold_s") or "120").strip()
+    try:
+        hold_s = float(seconds)
+    except ValueError:
+        hold_s = -1.0
+    if not requests.isdigit() or not 0 <= hold_s < float("inf"):
+        raise BadRequest(
+            f"Hold each step for a whole number of requests and a number of seconds, got "
+            f"{requests!r} and {seconds!r}."
+        )
+    return int(requests), hold_s
 
 
 def _steps(params: Mapping[str, Any]) -> list[int]:
@@ -79,34 +96,31 @@ def proposed(project: Project, model: str, kind: str, params: Mapping[str, Any])
         if kind == "promote" and canary is not None and canary.is_running:
             state = "promoted" if canary.candidate == version else "aborted"
             canary = replace(canary, state=state)
-        return replace(base, arms=(Arm(version, 100),), canary=canary if kind == "promote"
-                       else None, shadows=tuple(s for s in base.shadows if s.version != version),
-                       fallback=None if base.fallback == version else base.fallback)  # fmt: skip
+        return sole_policy(base, version, canary if kind == "promote" else None)
     if current is None:
         raise RouteConflict(f"{model!r} is not deployed: deploy a version first.")
     if kind == "canary":
         version = project.registry.get_version(model, _int(params, "version")).number
-        steps = _steps(params)
-        if steps and steps[-1] != 100:
-            steps.append(100)
+        if version == current.primary:
+            raise RouteConflict(f"Version {version} is already the primary of {model!r}.")
+        steps = canary_steps(model, _steps(params))
+        hold_requests, hold_s = _hold(params)
         canary = Canary(
-            version, current.primary, tuple(steps),
-            hold_requests=int(str(params.get("hold_requests") or 500)),
-            hold_s=float(str(params.get("hold_s") or 120)),
-        )  # fmt: skip
+            version, current.primary, tuple(steps), hold_requests=hold_requests, hold_s=hold_s
+        )
         return canary_policy(base, canary)
     if kind == "abort":
         if base.canary is None or not base.canary.is_running:
             raise RouteConflict(f"{model!r} has no canary running.")
         ended = replace(base.canary, state="aborted")
-        return replace(base, arms=(Arm(base.canary.baseline, 100),), canary=ended)
+        # As RouteBook.end_canary: the baseline alone, no longer the fallback either.
+        return sole_policy(base, base.canary.baseline, ended)
     if kind == "weights":
         return replace(base, arms=_weights(params))
     if kind == "rollback":
-        history = project.routes.history(model)
-        if len(history) < 2:
-            raise RouteConflict(f"{model!r} has no earlier route revision to roll back to.")
-        return history[-2].policy
+        # The same target as RouteBook.rollback (the CLI and admin API): what is shown is
+        # what is written.
+        return rollback_policy(model, project.routes.history(model))
     raise BadRequest(f"Unknown action {kind!r}; one of {', '.join(KINDS)}.")
 
 
@@ -121,6 +135,8 @@ def plan(project: Project, model: str, kind: str, params: Mapping[str, Any]) -> 
         css = "after" if line.startswith("+") else "before" if line.startswith("-") else ""
         diff.append((css, line))
     kept = {k: str(v) for k, v in params.items() if k not in ("csrf", "reason")}
+    # What was reviewed is what is done: refused if the route changes before it is confirmed.
+    kept["seen_revision"] = str(current.revision if current else 0)
     return Plan(kind, kept, describe_changes(before, after), diff)
 
 
@@ -132,23 +148,24 @@ def carry_out(
     if not reason:
         raise BadRequest("Say why (the reason is kept in the route history and the audit log).")
     routes = project.routes
+    seen = _int(params, "seen_revision") if "seen_revision" in params else None
     if kind == "deploy":
-        return routes.deploy(model, _int(params, "version"), who, reason)
+        return routes.deploy(model, _int(params, "version"), who, reason, expect_revision=seen)
     if kind == "promote":
-        return routes.promote(model, _int(params, "version"), who, reason)
+        return routes.promote(model, _int(params, "version"), who, reason, expect_revision=seen)
     if kind == "rollback":
-        return routes.rollback(model, who, reason)
+        return routes.rollback(model, who, reason, expect_revision=seen)
     if kind == "abort":
-        return routes.end_canary(model, "aborted", reason, who)
+        return routes.end_canary(model, "aborted", reason, who, expect_revision=seen)
     if kind == "canary":
-        change = routes.start_canary(
+        hold_requests, hold_s = _hold(params)
+        return routes.start_canary(
             model, _int(params, "version"), _steps(params), who,
-            hold_requests=int(str(params.get("hold_requests") or 500)),
-            hold_s=float(str(params.get("hold_s") or 120)), reason=reason,
+            hold_requests=hold_requests, hold_s=hold_s, reason=reason, expect_revision=seen,
         )  # fmt: skip
-        return change
     if kind == "weights":
         current = routes.get(model)
         policy = replace(current.policy, arms=_weights(params))
-        return routes.apply(model, policy, who, reason, expect_revision=current.revision)
+        expected = current.revision if seen is None else seen
+        return routes.apply(model, policy, who, reason, expect_revision=expected)
     raise BadRequest(f"Unknown action {kind!r}; one of {', '.join(KINDS)}.")

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pointsman import __version__
 from pointsman.auth import KeyCache
+from pointsman.errors import PointsmanError
 from pointsman.ui.sessions import Viewer, check_token, find_viewer
 
 HERE = Path(__file__).resolve().parent
@@ -69,12 +70,17 @@ def render(
 
 
 Page = Callable[[Request, Viewer], Awaitable[Response]]
+# Looks at a POST's headers before its body is read: the error refusing it, or None.
+BodyCheck = Callable[[Request], PointsmanError | None]
 
 
-def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+def page(
+    handler: Page, body_check: BodyCheck | None = None
+) -> Callable[[Request], Awaitable[Response]]:
     """The handler, for a signed-in viewer only; every POST must carry the session's CSRF token.
 
     Without a session a GET is sent to the sign-in page (and back after), a POST gets 401.
+    `body_check` may refuse a POST (too large, say) before its body is read.
     """
 
     @functools.wraps(handler)
@@ -92,6 +98,9 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
             return problem(request, None, 401, "Your session has ended: sign in again.")
         if request.method != "POST":
             return await handler(request, viewer)
+        refused = body_check(request) if body_check is not None else None
+        if refused is not None:
+            return problem(request, viewer, refused.status, str(refused))
         form = await request.form()
         try:
             given = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")

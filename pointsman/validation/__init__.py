@@ -1,5 +1,5 @@
-"""Checks of every input against what the version was trained on."""
+"""Checks of every input against what the version was trained on.
 
-from pointsman.validation.signature import build_frame, records_to_columns
-
-__all__ = ["build_frame", "records_to_columns"]
+Nothing is imported here: route policies import `validation.policy`, and the commands that
+only read them must not load numpy with `validation.signature` (build_frame, records_to_columns).
+"""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,8 +160,11 @@ def _numeric_finding(c: NumericCheck, i: int, v: float, raw: Any, out: list[Find
 
 def _categories(k: CategoryCheck, col: np.ndarray, out: list[Finding]) -> None:
     categories = k.categories
-    values = col.tolist()
-    rows = range(len(values)) if len(values) <= SCALAR_ROWS else _category_suspects(k, col)
+    if len(col) <= SCALAR_ROWS:
+        values = col.tolist()
+        rows: Iterable[int] = range(len(values))
+    else:  # only the suspects are read as Python values
+        values, rows = col, _category_suspects(k, col)
     for i in rows:
         v = values[i]
         if v is None:
@@ -181,7 +185,8 @@ def _categories(k: CategoryCheck, col: np.ndarray, out: list[Finding]) -> None:
 def _category_suspects(k: CategoryCheck, col: np.ndarray) -> list[int]:
     """Rows that can have a finding (a superset), found by a hash lookup in C: a large batch
     of known categories is not walked value by value."""
-    series = pd.Series(col, copy=False)
+    # A numpy column stays of objects: pandas would otherwise copy it into its own strings.
+    series = pd.Series(col, dtype=object if isinstance(col, np.ndarray) else None, copy=False)
     if not k.check_set:
         return list(np.flatnonzero(series.isna().to_numpy()).tolist())
     known = series.isin(list(k.categories)).to_numpy()
@@ -211,13 +216,25 @@ def _rows(names: list[str], columns: dict[str, np.ndarray], n: int, out: list[Fi
 def _row_candidates(cols: list[np.ndarray]) -> list[int]:
     """Rows whose numeric features are all 0/null or all one value: the only rows that can
     be default or constant rows (a superset; the exact test follows)."""
-    numeric = [c.astype(np.float64) for c in cols if c.dtype.kind in "fiub"]
+    numeric = [c for c in cols if c.dtype.kind in "fiub"]
     if not numeric:
         return list(range(len(cols[0])))
-    m = np.column_stack(numeric)
-    nan = np.isnan(m)
-    same = np.all((m == m[:, :1]) | (nan & nan[:, :1]), axis=1)
-    default = np.all((m == 0) | nan, axis=1)
+    # Column by column, so that no copy of every row and feature is made; out= reuses one
+    # mask rather than allocating one per column.
+    first = numeric[0].astype(np.float64, copy=False)
+    first_nan = np.isnan(first)
+    same = np.ones(len(first), dtype=bool)
+    default = (first == 0) | first_nan
+    hit = np.empty(len(first), dtype=bool)
+    for c in numeric[1:]:
+        values = c.astype(np.float64, copy=False)
+        nan = np.isnan(values)
+        np.equal(values, first, out=hit)
+        hit |= nan & first_nan
+        same &= hit
+        np.equal(values, 0, out=hit)
+        hit |= nan
+        default &= hit
     return list(np.flatnonzero(same | default).tolist())
 
 

@@ -10,7 +10,17 @@ from typing import Any
 import numpy as np
 
 from pointsman.errors import BadRequest, FieldProblem, InvalidInput
-from pointsman.types import DTYPES, ColumnSpec, Finding, Frame, Signature, json_type
+from pointsman.types import ColumnSpec, Finding, Frame, Signature, json_type
+
+# numpy dtype each column type is held in inside a Frame.
+DTYPES: dict[str, Any] = {
+    "double": np.float64,
+    "float": np.float32,
+    "long": np.int64,
+    "integer": np.int32,
+    "boolean": np.bool_,
+    "string": object,
+}
 
 
 def records_to_columns(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -87,9 +88,16 @@ def test_a_job_reads_and_writes_sql_tables_and_is_recorded_chunk_by_chunk(
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("workers", "whole_group"),
+    [("1", True), ("2", False)],
+    ids=["in-process-killed", "job-pid-killed-workers-left"],
+)
 def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
-    tmp_path: Path,
+    tmp_path: Path, workers: str, whole_group: bool, request: pytest.FixtureRequest
 ) -> None:
+    # One worker: the job's own process scores, and SIGKILL takes it whole. Two: only the
+    # job's process is killed (by its PID), its workers may outlive it for a moment.
     folder = tmp_path / "proj"
     run("init", str(folder))
     p = ["--project", str(folder)]
@@ -105,7 +113,7 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
         "--chunk-rows",
         "100",
         "--workers",
-        "1",
+        workers,
     ]
     run(*p, *args, "-o", str(tmp_path / "whole.parquet"))
 
@@ -115,6 +123,7 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    request.addfinalizer(lambda: _reap(killed.pid))
     engine = sa.create_engine(f"sqlite:///{folder / 'pointsman.db'}")
     book = JobBook(engine)
     deadline = time.monotonic() + 60
@@ -124,9 +133,17 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
             if jobs and len(book.get(jobs[0].id).chunks_done) >= 5:
                 break
             time.sleep(0.02)
-        os.killpg(killed.pid, signal.SIGKILL)  # the job, its worker and its forkserver
+        if whole_group:
+            os.killpg(killed.pid, signal.SIGKILL)
+        else:
+            os.kill(killed.pid, signal.SIGKILL)
     finally:
         killed.wait(10)
+    # The killed job's workers (and its forkserver) end too, rather than wait on its queue.
+    deadline = time.monotonic() + 60
+    while _group(killed.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _group(killed.pid) == []
     job = book.get(jobs[0].id)
     assert job.state == "running" and 5 <= len(job.chunks_done) < 30
     assert not (tmp_path / "resumed.parquet").exists()
@@ -140,7 +157,30 @@ def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
     resumed = pd.read_parquet(tmp_path / "resumed.parquet").drop(columns=["job_id"])
     pd.testing.assert_frame_equal(whole, resumed)
     assert run(*p, "jobs", "resume", job.id, ok=False).exit_code == 1  # done: nothing to resume
+    assert len(resumed) == 3000 and resumed["row"].is_unique
     engine.dispose()
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry))
+    return found
+
+
+def _reap(group: int) -> None:
+    """End what is left of a killed job's process group (its orphaned workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 def test_an_artifact_changed_since_registration_fails_the_job_saying_so(

@@ -17,7 +17,7 @@ from pointsman.demo.churn import TARGET
 from pointsman.project import open_project
 from pointsman.settings import Redaction, load_settings
 from pointsman.store.tables import prediction_log
-from pointsman.validation import build_frame, records_to_columns
+from pointsman.validation.signature import build_frame, records_to_columns
 from tests.conftest import ProjectTemplates, churn_rows
 from tests.serving import serving
 

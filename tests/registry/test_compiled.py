@@ -28,7 +28,7 @@ from pointsman.registry import Registry, Submission
 from pointsman.runners import wire
 from pointsman.runtimes import compiled
 from pointsman.types import Outputs
-from pointsman.validation import build_frame, records_to_columns
+from pointsman.validation.signature import build_frame, records_to_columns
 from tests.conftest import churn_rows
 from tests.monitoring.test_metrics import parse, value
 from tests.serving import serving

@@ -30,7 +30,7 @@ from pointsman.registry import Submission
 from pointsman.registry.loading import load_and_warm
 from pointsman.registry.s3 import S3Artifacts, parse_s3_url
 from pointsman.settings import load_settings
-from pointsman.validation import build_frame, records_to_columns
+from pointsman.validation.signature import build_frame, records_to_columns
 from tests.conftest import IRIS_COLUMNS, free_port, register_iris
 from tests.serving import serving
 

@@ -13,7 +13,7 @@ from pointsman.project import Project
 from pointsman.routing import Arm, Gates, Policy
 from pointsman.routing.stats import window
 from pointsman.types import Frame, Prediction
-from pointsman.validation import build_frame, records_to_columns
+from pointsman.validation.signature import build_frame, records_to_columns
 from tests.api.conftest import register_churn, register_flaky_churn
 from tests.conftest import churn_rows
 from tests.serving import Serving, serving

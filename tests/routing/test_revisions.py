@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pointsman.errors import ModelNotFound, NotDeployed, VersionNotFound
+from pointsman.errors import ModelNotFound, NotDeployed, RouteConflict, VersionNotFound
 from pointsman.project import Project
 from pointsman.registry import read_change_counter
+from pointsman.routing import Arm, Canary, Policy, Route, Shadow, rollback_policy
 from tests.api.conftest import register_churn
 
 
@@ -74,3 +77,34 @@ def test_every_write_returns_the_revision_it_replaced_and_what_changed(
     promoted = project.routes.promote("churn", 2, "bob")
     assert promoted.before == back.after and promoted.changes[0] == "arms 1=100 → 2=100"
     assert project.routes.find("churn") == promoted.after
+
+
+V1 = Policy(arms=(Arm(1, 100),), shadows=(Shadow(3),), fallback=3)
+RUNNING = Canary(candidate=2, baseline=1, steps=(5, 100))
+AT_5 = Policy(arms=(Arm(1, 95), Arm(2, 5)), shadows=(Shadow(3),), fallback=3, canary=RUNNING)
+PROMOTED = replace(AT_5, arms=(Arm(2, 100),), canary=replace(RUNNING, state="promoted"))
+AB = Policy(arms=(Arm(1, 70), Arm(2, 30)))
+
+
+@pytest.mark.parametrize(
+    ("policies", "target"),
+    [
+        ([V1, AB], V1),  # the revision before, as it was
+        ([V1, AT_5, PROMOTED], replace(PROMOTED, arms=(Arm(1, 100),), canary=None)),
+        ([V1, AT_5, replace(AT_5, canary=replace(RUNNING, step=1))],  # no half-done canary
+         replace(AT_5, arms=(Arm(1, 100),), canary=None)),
+        ([AB, PROMOTED, V1], PROMOTED),  # a finished canary is not running: kept as it was
+    ],
+)  # fmt: skip
+def test_rollback_policy_never_resurrects_a_running_canary(
+    policies: list[Policy], target: Policy
+) -> None:
+    now = datetime.now(UTC)
+    history = [Route("churn", i + 1, p, now, "t") for i, p in enumerate(policies)]
+    assert rollback_policy("churn", history) == target
+
+
+def test_rollback_policy_needs_an_earlier_revision() -> None:
+    history = [Route("churn", 1, V1, datetime.now(UTC), "t")]
+    with pytest.raises(RouteConflict, match="no earlier route revision"):
+        rollback_policy("churn", history)

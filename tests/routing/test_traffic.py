@@ -18,7 +18,7 @@ from pointsman.routing import Arm, Policy, Shadow
 from pointsman.routing.shadow import ShadowQueue
 from pointsman.routing.stats import window
 from pointsman.types import ColumnSpec, Fallback, Frame, Prediction, Signature
-from pointsman.validation import build_frame, records_to_columns
+from pointsman.validation.signature import build_frame, records_to_columns
 from tests.serving import Serving, serving
 
 pytestmark = pytest.mark.anyio

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from pointsman.errors import InputNotComputable
 from pointsman.project import Project
 from pointsman.registry import Submission
 from pointsman.registry.loading import load_and_warm
-from pointsman.runners import batching
+from pointsman.runners import batching, wire
 from pointsman.runners.client import RunnerFault
 from pointsman.runners.directory import runner_name
 from pointsman.runners.process import SLOT
@@ -223,3 +225,46 @@ async def test_a_call_its_caller_gave_up_on_is_never_run(project: Project, tmp_p
         assert counters(served, number) == (1, 1)
         # The runner still answers.
         assert (await pool.predict(x_frame(served, 3.0), 5.0)).predictions == [6.0]
+
+
+async def test_a_caller_that_stops_reading_is_dropped_and_the_others_served(
+    project: Project, tmp_path: Path
+) -> None:
+    number = register_doubler(project, tmp_path)
+    project.routes.deploy("doubler", number, "t")
+    async with serving(project) as served:
+        pool = served.catalog.pools["doubler", number]
+        path = pool.addresses[0]
+        assert isinstance(path, Path)
+        # 40 calls of 4,000 rows: about 3 MB of answers, far past the socket's buffers.
+        xs = np.random.default_rng(1).random(4000).tolist()
+        payload = wire.encode_frame(x_frame(served, *xs))
+        calls = b"".join(wire.message(wire.PREDICT, i, payload) for i in range(1, 41))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stuck:
+            stuck.settimeout(30)
+            stuck.connect(str(path))
+            # The runner stops reading the calls when its answers fill the buffers.
+            sending = asyncio.create_task(asyncio.to_thread(send_until_dropped, stuck, calls))
+            # Served once the runner gave up on the caller that does not read (its calls
+            # still queued are dropped with it).
+            assert (await pool.predict(x_frame(served, 3.0), 30.0)).predictions == [6.0]
+            await sending
+            # The runner hung up on it: what it still holds, then the end (or a reset, as
+            # calls it never read were left behind).
+            answered = await asyncio.to_thread(read_until_closed, stuck)
+        assert answered < 40
+
+
+def send_until_dropped(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        sock.sendall(data)
+
+
+def read_until_closed(sock: socket.socket) -> int:
+    """Answers read until the other side closed (a timeout raises)."""
+    buffer, answered = bytearray(), 0
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(1 << 20):
+            buffer += chunk
+            answered += sum(1 for _ in wire.split(buffer))
+    return answered

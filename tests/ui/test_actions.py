@@ -54,6 +54,24 @@ async def test_canary_promote_weights_rollback_each_confirmed_with_a_reason(
     assert done.status_code == 303 and project.routes.get("churn").primary == 2
     entries = read_audit(project.engine, action="rollback")
     assert entries and entries[0].who.startswith("ds-")
+    # A confirmation reviewed against a route that changed since is refused, nothing written.
+    page = await client.get("/ui/models/churn/actions/confirm?kind=rollback")
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    assert fields["seen_revision"] == str(project.routes.get("churn").revision)
+    moved = project.routes.deploy("churn", 1, "someone else", "meanwhile").after
+    stale = await client.post(
+        "/ui/models/churn/actions/rollback", data={**fields, "csrf": csrf, "reason": "late"}
+    )
+    assert stale.status_code == 409 and "changed meanwhile" in stale.text
+    assert project.routes.get("churn") == moved
+    # A hold that is not a number is explained, not a 500.
+    page = await client.get("/ui/models/churn/actions/confirm?kind=canary&version=2&hold_s=soon")
+    assert page.status_code == 400 and "a number of seconds" in page.text and "soon" in page.text
+    # So are steps the RouteBook would refuse, and a canary of the primary itself.
+    page = await client.get("/ui/models/churn/actions/confirm?kind=canary&version=2&steps=50,5")
+    assert page.status_code == 422 and "rise strictly" in page.text
+    page = await client.get("/ui/models/churn/actions/confirm?kind=canary&version=1")
+    assert page.status_code == 409 and "already the primary" in page.text
     # A bad weight split is explained before anything is written.
     page = await client.get("/ui/models/churn/actions/confirm?kind=weights&w1=70&w2=20")
     assert page.status_code == 400 and "add up to 90" in page.text
@@ -61,7 +79,7 @@ async def test_canary_promote_weights_rollback_each_confirmed_with_a_reason(
     path, data = churn_files[1]
     uploaded = await client.post(
         "/ui/models/churn/upload",
-        data={"csrf": csrf, "target": "churned"},
+        data={"csrf": csrf, "target": "churned", "reason": "same bytes again"},
         files={"artifact": (path.name, path.read_bytes()),
                "training_data": (data.name, data.read_bytes())},
     )  # fmt: skip

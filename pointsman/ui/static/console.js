@@ -10,6 +10,34 @@ document.querySelectorAll("button.copy").forEach((button) => {
   });
 });
 
+// An upload larger than the server takes is stopped here, with the sizes, before it is sent
+// (the server refuses it too: 413).
+function sizeText(bytes) {
+  return bytes < 1048576 ? (bytes / 1024).toFixed(1) + " KiB" : (bytes / 1048576).toFixed(1) + " MiB";
+}
+const uploadForm = document.getElementById("upload-form");
+if (uploadForm) {
+  uploadForm.addEventListener("submit", (event) => {
+    const limit = Number(uploadForm.dataset.maxBytes);
+    const files = [...uploadForm.querySelectorAll("input[type=file]")].flatMap((i) => [...i.files]);
+    const total = files.reduce((sum, f) => sum + f.size, 0);
+    const problem = document.getElementById("upload-problem");
+    if (total <= limit) {
+      problem.hidden = true;
+      return;
+    }
+    event.preventDefault();
+    const size = files.length === 1 ? `${files[0].name} is ${sizeText(total)}`
+      : `${files.map((f) => `${f.name} (${sizeText(f.size)})`).join(" and ")} add up to ` +
+        sizeText(total);
+    problem.textContent = `Too large: ${size}, and this server ` +
+      `takes at most ${sizeText(limit)} per upload (setting max_upload_bytes). Nothing was ` +
+      "sent: choose a smaller file, or ask an admin to raise the limit.";
+    problem.hidden = false;
+    document.getElementById("artifact").focus();
+  });
+}
+
 function colours() {
   const style = getComputedStyle(document.documentElement);
   const get = (name) => style.getPropertyValue(name).trim();
