@@ -147,9 +147,7 @@ def test_a_queued_job_cancelled_is_not_started_by_its_launched_process(
         book.cancel(job.id, "ann")
 
 
-def test_a_job_whose_process_is_gone_is_cancelled_at_once(
-    project: Project, tmp_path: Path
-) -> None:
+def test_a_job_whose_process_is_gone_is_cancelled_at_once(project: Project, tmp_path: Path) -> None:
     register_slow(project, tmp_path)
     numbers(10).to_csv(tmp_path / "in.csv", index=False)
     spec = JobSpec(str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), str(tmp_path / "r.csv"))
