@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ from pointsman.batch import JobBook, JobSpec, create_job, run_job
 from pointsman.batch.run import job_folder
 from pointsman.errors import JobConflict, JobNotFound
 from pointsman.project import Project
-from tests.batch.test_jobs import _group, numbers, register_slow
+from tests.batch.test_jobs import _group, _reap, numbers, register_slow
 from tests.cli.test_routes_cli import flat, run
 
 
@@ -79,15 +77,14 @@ def test_a_job_cancelled_from_the_cli_stops_its_workers_and_resumes(
     numbers(6000).to_parquet(tmp_path / "in.parquet")
     output = tmp_path / "out.parquet"
     p = ["--project", str(project.settings.project_path())]
-    args = [*p, "batch", "slow", str(tmp_path / "in.parquet"), "-o", str(output)]
+    args = [*p, "batch", "slow", str(tmp_path / "in.parquet"), "-o", str(output), "--keep"]
     job_process = subprocess.Popen(
-        [sys.executable, "-m", "pointsman", *args, "--keep", "id", "--chunk-rows", "100"]
-        + ["--workers", "2"],
+        [sys.executable, "-m", "pointsman", *args, "id", "--chunk-rows", "100", "--workers", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    request.addfinalizer(lambda: _end_group(job_process))
+    request.addfinalizer(lambda: _reap(job_process.pid))
     book = JobBook(project.engine)
     job_id = wait_for_chunks(book, str(output), 3)
     pids = _group(job_process.pid)  # the job's process, its forkserver and its workers
@@ -114,16 +111,6 @@ def test_a_job_cancelled_from_the_cli_stops_its_workers_and_resumes(
     assert ended.exit_code == 1 and "has already succeeded" in flat(ended.output)
     unknown = run(*p, "jobs", "cancel", "0123abcd", ok=False)
     assert unknown.exit_code == 1 and "No batch job '0123abcd'" in flat(unknown.output)
-
-
-def _end_group(process: subprocess.Popen[bytes]) -> None:
-    """Whatever is left of the job's process group, should the test fail half-way."""
-    if process.poll() is None or _group(process.pid):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(10)
 
 
 def test_a_queued_job_cancelled_is_not_started_by_its_launched_process(
