@@ -14,7 +14,8 @@ from pointsman.auth import read_audit
 from pointsman.batch import JobBook, JobSpec, create_job, run_job
 from pointsman.batch.run import job_folder
 from pointsman.errors import JobConflict, JobNotFound
-from pointsman.project import Project
+from pointsman.project import Project, open_project
+from pointsman.settings import load_settings
 from tests.batch.test_jobs import _group, _reap, numbers, register_slow
 from tests.cli.test_routes_cli import flat, run
 
@@ -147,3 +148,64 @@ def test_a_job_whose_process_is_gone_is_cancelled_at_once(project: Project, tmp_
     book._update(job.id, runner=f"{host}:{gone.pid}")  # as if its process had been killed
     assert book.cancel(job.id, "ann").state == "cancelled"
     assert book.get(job.id).finished_at is not None
+
+
+STALLING_MODEL = '''
+import os
+import time
+
+
+class Stalling:
+    """Sums its inputs; once the file STALL exists, each chunk takes an hour (its worker's
+    pid noted in STALL.pids when it starts waiting)."""
+
+    def predict(self, frame):
+        if os.path.exists(STALL):
+            with open(STALL + ".pids", "a") as pids:
+                pids.write(f"{os.getpid()} ")
+            time.sleep(3600)
+        time.sleep(0.05)
+        return (frame["a"] + frame["b"] + frame["c"]).tolist()
+'''
+
+
+def test_a_cancel_drops_the_chunks_in_flight_rather_than_wait_for_them(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    folder = tmp_path / "proj"
+    run("init", str(folder))
+    p = ["--project", str(folder)]
+    stall = tmp_path / "stall"
+    (tmp_path / "stalling.py").write_text(STALLING_MODEL.replace("STALL", repr(str(stall))))
+    numbers(200, seed=1).drop(columns=["id"]).to_csv(tmp_path / "train.csv", index=False)
+    model = f"{tmp_path / 'stalling.py'}:Stalling"
+    run(*p, "register", "stalling", model, "--training-data", str(tmp_path / "train.csv"))
+    run(*p, "deploy", "stalling", "1")
+    numbers(6000).to_parquet(tmp_path / "in.parquet")
+    output = tmp_path / "out.parquet"
+    job_process = subprocess.Popen(
+        [sys.executable, "-m", "pointsman", *p, "batch", "stalling", str(tmp_path / "in.parquet")]
+        + ["-o", str(output), "--chunk-rows", "100", "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    request.addfinalizer(lambda: _reap(job_process.pid))
+    with open_project(load_settings(folder)) as project:
+        book = JobBook(project.engine)
+        job_id = wait_for_chunks(book, str(output), 3)
+        pids = _group(job_process.pid)
+        stall.touch()  # the chunks now in flight would take an hour each
+        stalled = tmp_path / "stall.pids"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until both workers are in an hour-long chunk
+            if stalled.exists() and len(set(stalled.read_text().split())) == 2:
+                break
+            time.sleep(0.05)
+        busy = [int(pid) for pid in set(stalled.read_text().split())]
+        assert set(busy) <= set(pids)
+        shown = flat(run(*p, "jobs", "cancel", job_id, "--wait-s", "60").output)
+        assert f"job {job_id}: stalling version 1, cancelled" in shown
+        job_process.wait(30)
+        assert job_process.returncode == 1
+        check_stopped(project, job_id, pids, output)
