@@ -183,9 +183,9 @@ def test_a_cancel_drops_the_chunks_in_flight_rather_than_wait_for_them(
     run(*p, "deploy", "stalling", "1")
     numbers(6000).to_parquet(tmp_path / "in.parquet")
     output = tmp_path / "out.parquet"
+    args = ["batch", "stalling", str(tmp_path / "in.parquet"), "-o", str(output)]
     job_process = subprocess.Popen(
-        [sys.executable, "-m", "pointsman", *p, "batch", "stalling", str(tmp_path / "in.parquet")]
-        + ["-o", str(output), "--chunk-rows", "100", "--workers", "2"],
+        [sys.executable, "-m", "pointsman", *p, *args, "--chunk-rows", "100", "--workers", "2"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
