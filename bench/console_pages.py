@@ -5,7 +5,10 @@ The models' version rows copy one real registered version (the demo's churn v1: 
 reference profile and lineage), so that every page renders real content; nothing is served, so
 no runner starts. Pages are called in-process through ASGI, each --rounds times; the median
 and the worst are printed per page. Records are spread over the last 7 days across the
-models, plus a hot model holding --hot records in the last 24 hours.
+models, plus a hot model holding --hot records in the last 24 hours. Records are inserted
+directly and then rolled up in one pass (the SQL the shipper runs per batch); as a baseline,
+the hot model's 24 h traffic and latency are also aggregated from the raw records, the way
+dashboards read them before the rollups, and the ratio printed.
 
     .venv/bin/python bench/console_pages.py                # ~2-3 minutes, mostly inserting
     .venv/bin/python bench/console_pages.py --records 200000 --hot 20000   # quicker
@@ -35,6 +38,7 @@ from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission
 from pointsman.routing.policy import Arm, Policy
 from pointsman.settings import load_settings
+from pointsman.store.rollups import roll_up_all
 from pointsman.store.tables import models, prediction_log, routes, versions
 from pointsman.ui import ConsoleParts, console_mount
 
@@ -137,6 +141,31 @@ def fill(project: Project, n_models: int, n_versions: int, records: int, hot: in
         flush()
 
 
+def raw_window(project: Project, model: str, span_s: float) -> None:
+    """The baseline: a window's counts per bucket and role, and every latency, from the raw
+    records (what dashboards read before the rollups; they sampled 10 000 latencies)."""
+    t = prediction_log.c
+    since = datetime.now(UTC) - timedelta(seconds=span_s)
+    epoch = (sa.func.julianday(t.time) - 2440587.5) * 86400.0
+    if project.engine.dialect.name != "sqlite":
+        epoch = sa.extract("epoch", t.time)
+    bucket = sa.cast(sa.func.floor((epoch - since.timestamp()) / (span_s / 30)), sa.Integer)
+    where = [t.model == model, t.time >= since, t.role.in_(("primary", "fallback", "pinned"))]
+    with project.engine.connect() as conn:
+        counts = sa.select(bucket, t.role, t.error_code.is_(None), sa.func.count())
+        conn.execute(counts.where(*where).group_by(bucket, t.role, t.error_code.is_(None))).all()
+        conn.execute(sa.select(bucket, t.latency_ms).where(*where)).all()
+
+
+def time_raw(project: Project, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        raw_window(project, "m00", 86400)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 async def measure(project: Project, rounds: int) -> list[tuple[str, float, float]]:
     app = Starlette(routes=[console_mount()])
     keys = KeyCache(KeyBook(project.engine))
@@ -196,8 +225,17 @@ def main() -> None:
             f"filled {args.models} models x {args.versions} versions, "
             f"{args.records + args.hot} records in {time.perf_counter() - started:.0f} s"
         )
-        for url, median, worst in asyncio.run(measure(project, args.rounds)):
+        started = time.perf_counter()
+        with project.engine.begin() as conn:
+            roll_up_all(conn)
+        print(f"rolled up in {time.perf_counter() - started:.1f} s")
+        pages = asyncio.run(measure(project, args.rounds))
+        for url, median, worst in pages:
             print(f"{url:45s} median {median:7.1f} ms   worst {worst:7.1f} ms")
+        raw = time_raw(project, args.rounds)
+        page = next(median for url, median, _ in pages if url.endswith("m00/dashboard?window=24h"))
+        print(f"baseline: m00's 24 h aggregated from raw records, median {raw:.1f} ms "
+              f"(the rolled-up page: {page / raw:.2f} of it)")  # fmt: skip
         project.close()
 
 

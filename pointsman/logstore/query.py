@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import BadLogQuery
+from pointsman.store.rollups import minute_of
+from pointsman.store.tables import finding_rollups, prediction_rollups
 from pointsman.store.tables import prediction_log as t
 from pointsman.types import Role
 
@@ -163,10 +165,13 @@ def count_predictions(engine: Engine, query: LogQuery) -> int:
 
 
 def prune_predictions(engine: Engine, older_than: timedelta, now: datetime | None = None) -> int:
-    """Delete records older than `older_than`; returns how many went."""
+    """Delete records older than `older_than`, and the rollups of the whole minutes before
+    the cutoff (the minute it falls in keeps its counts); returns how many records went."""
     cutoff = (now or datetime.now(UTC)) - older_than
     with engine.begin() as conn:
         result = conn.execute(sa.delete(t).where(t.c.time < _stored(cutoff)))
+        for rollups in (prediction_rollups, finding_rollups):
+            conn.execute(sa.delete(rollups).where(rollups.c.minute < minute_of(cutoff)))
     return int(result.rowcount or 0)
 
 

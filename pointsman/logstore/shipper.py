@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Connection, Engine
 
 from pointsman.logstore.spool import Orphan, Spool, claim_orphans, read_segment, segments_in
+from pointsman.store.rollups import roll_up_ids, roll_up_range
 from pointsman.store.tables import prediction_log
 
 log = logging.getLogger("pointsman.logstore")
@@ -79,23 +81,43 @@ def ship_segments(
 
 
 def insert_records(engine: Engine, records: list[dict[str, Any]]) -> None:
-    """Insert records, skipping those already stored (same request id, role and version)."""
+    """Insert records, skipping those already stored (same request id, role and version),
+    and add the ones inserted to the per-minute rollups in the same transaction."""
     if not records:
         return
-    if engine.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 38):
+    if engine.dialect.name == "postgresql":
+        _insert_postgresql(engine, records)
+    elif sqlite3.sqlite_version_info >= (3, 38):
         _insert_sqlite(engine, records)
     else:
         _insert_rows(engine, records)
 
 
 def _insert_rows(engine: Engine, records: list[dict[str, Any]]) -> None:
-    rows = [_row(r) for r in records]
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(prediction_log).on_conflict_do_nothing(
+    """SQLite before 3.38 (no JSON operators): executemany."""
+    statement = sqlite.insert(prediction_log).on_conflict_do_nothing(
         index_elements=["request_id", "role", "version"]
     )
     with engine.begin() as conn:
-        conn.execute(statement, rows)
+        inserted = conn.execute(statement, [_row(r) for r in records]).rowcount
+        _roll_up_sqlite(conn, inserted)
+
+
+# PostgreSQL: the batch is one JSON array too, taken apart by json_populate_recordset (a
+# quarter of executemany's time), and the ids of the records inserted come back for the
+# roll-up; a record already stored is neither inserted nor returned.
+_POSTGRESQL_INSERT = (
+    f"INSERT INTO {prediction_log.name} ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
+    f"FROM json_populate_recordset(NULL::{prediction_log.name}, CAST(:batch AS json)) "
+    "ON CONFLICT (request_id, role, version) DO NOTHING RETURNING id"
+)
+
+
+def _insert_postgresql(engine: Engine, records: list[dict[str, Any]]) -> None:
+    batch = [{**r, "time": datetime.fromtimestamp(r["time"], UTC).isoformat()} for r in records]
+    with engine.begin() as conn:
+        result = conn.execute(sa.text(_POSTGRESQL_INSERT), {"batch": orjson.dumps(batch).decode()})
+        roll_up_ids(conn, list(result.scalars()))
 
 
 # SQLite: the whole batch is one JSON array bound to one statement, taken apart by SQLite.
@@ -119,7 +141,16 @@ def _insert_sqlite(engine: Engine, records: list[dict[str, Any]]) -> None:
         for r in records
     ]
     with engine.begin() as conn:
-        conn.exec_driver_sql(_SQLITE_INSERT, (orjson.dumps(batch).decode(),))
+        inserted = conn.exec_driver_sql(_SQLITE_INSERT, (orjson.dumps(batch).decode(),)).rowcount
+        _roll_up_sqlite(conn, inserted)
+
+
+def _roll_up_sqlite(conn: Connection, inserted: int) -> None:
+    # SQLite has one writer, and a new row's id is one above the largest: the rows just
+    # inserted are the `inserted` ids up to the last one (read without RETURNING, which
+    # would step once per row; see above).
+    last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    roll_up_range(conn, last - inserted + 1, last)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

@@ -122,6 +122,38 @@ prediction_log = sa.Table(
     sa.Index("ix_prediction_log_time", "time"),
 )
 
+# Per-minute rollups of the prediction log, written by the shipper in the transaction that
+# inserts the records (migration 0014): what the console's dashboards read instead of the raw
+# records. `minute` counts minutes since 1970 (UTC); h00..h43 count records per latency
+# bucket, fixed log buckets sqrt(2) apart (store/rollups.py), so any window's histogram is a sum.
+LATENCY_BUCKETS = 44
+prediction_rollups = sa.Table(
+    "prediction_rollups",
+    metadata,
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("role", sa.String(16), primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("flagged", sa.BigInteger, nullable=False),  # records with validation findings
+    sa.Column("latency_ms_sum", sa.Float, nullable=False),
+    *(sa.Column(f"h{i:02d}", sa.BigInteger, nullable=False) for i in range(LATENCY_BUCKETS)),
+)
+
+# Validation findings per minute by feature and rule (migration 0014), beside the rollups.
+finding_rollups = sa.Table(
+    "finding_rollups",
+    metadata,
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("role", sa.String(16), primary_key=True),
+    sa.Column("feature", sa.Text, primary_key=True),
+    sa.Column("rule", sa.Text, primary_key=True),
+    sa.Column("findings", sa.BigInteger, nullable=False),
+)
+
 # -- keys, rate limits and audit --------------------------------------------------------
 
 # API keys: only the sha256 of a key is stored. A revoked key keeps its row (and its name in

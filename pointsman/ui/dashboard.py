@@ -1,8 +1,9 @@
 """A model's dashboard over a window: traffic, latency, errors, fallbacks, findings by feature,
 drift against the reference profile, shadow agreement, canary progress and alert history.
 
-Every figure is read from the store: the prediction log (bounded to the newest rows of the
-window), route stats, the canary's window and the alert history.
+Every figure is read from the store: traffic, latency and findings from the per-minute rollups
+of the prediction log (the cost of a window does not grow with its records), drift from the
+newest records' inputs, route stats, the canary's window and the alert history.
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ from pointsman.project import Project
 from pointsman.registry.versions import VersionRecord
 from pointsman.routing.canary import canary_status
 from pointsman.routing.stats import window as stats_window
-from pointsman.store.tables import alert_history, prediction_log
+from pointsman.store.rollups import HISTOGRAM, minute_of, percentile
+from pointsman.store.tables import (
+    alert_history,
+    finding_rollups,
+    prediction_log,
+    prediction_rollups,
+)
 from pointsman.ui.figures import ANSWERED_ROLES
 
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
-BUCKETS = 30
+BUCKETS = 30  # at most; a bucket is whole minutes (the 15 min window has 15)
 DRIFT_ROWS = 1000  # newest answered rows whose inputs are histogrammed
-SAMPLE_ROWS = 10_000  # most records read for latency percentiles and findings
 
 
 @dataclass(frozen=True)
@@ -46,77 +52,73 @@ class Chart:
                 "series": self.series, "unit": self.unit}  # fmt: skip
 
 
-def _epoch(engine: Engine, column: Any) -> Any:
-    """Seconds since 1970 of a timestamp column, in the store's SQL dialect."""
-    if engine.dialect.name == "sqlite":  # julianday: a number, cheaper than strftime's text
-        return (sa.func.julianday(column) - 2440587.5) * 86400.0
-    return sa.extract("epoch", column)
+@dataclass(frozen=True)
+class Span:
+    """A window in whole minutes: `buckets` of `width` minutes each, the last one holding the
+    current minute; minutes count from 1970 (UTC), as the rollups do."""
 
+    first: int
+    width: int
+    buckets: int
 
-def _floor(engine: Engine, value: Any) -> Any:
-    """The whole part of a non-negative number: SQLite's CAST truncates, PostgreSQL's rounds."""
-    if engine.dialect.name == "sqlite":
-        return sa.cast(value, sa.Integer)
-    return sa.cast(sa.func.floor(value), sa.Integer)
+    @classmethod
+    def ending_at(cls, now: datetime, span_s: float) -> Span:
+        width = max(1, int(span_s // 60) // BUCKETS)
+        buckets = int(span_s // 60) // width
+        return cls(minute_of(now) + 1 - width * buckets, width, buckets)
 
+    @property
+    def end(self) -> int:
+        return self.first + self.width * self.buckets
 
-def _where(model: str, version: int | None, since: datetime) -> list[Any]:
-    t = prediction_log.c
-    out = [t.model == model, t.time >= since]
-    if version is not None:
-        out.append(t.version == version)
-    return out
+    def start_of(self, bucket: int) -> datetime:
+        return datetime.fromtimestamp((self.first + bucket * self.width) * 60, UTC)
 
 
 @dataclass
 class Window:
-    """The figures of one model (or version) over a window, read with few, bounded queries:
-    counts per bucket are exact (grouped in SQL); latency percentiles and findings come from a
-    uniform sample of at most SAMPLE_ROWS records (every k-th id), scaled back up."""
+    """The figures of one model (or version) over a span, per bucket, summed from the
+    per-minute rollups (store/rollups.py): counts are exact, latency is a histogram."""
 
     requests: list[int]
     errors: list[int]
     fallbacks: list[int]
-    latencies: list[list[float]]
+    histograms: list[list[int]]
     findings: Counter[tuple[str, str]]
-    sampled_every: int
 
 
-def read_window(
-    engine: Engine, model: str, version: int | None, since: datetime, span_s: float
-) -> Window:
-    t = prediction_log.c
-    width = span_s / BUCKETS
-    start = since.timestamp()
-    bucket = _floor(engine, (_epoch(engine, t.time) - start) / width).label("bucket")
-    where = [*_where(model, version, since), t.role.in_(ANSWERED_ROLES)]
-    counts = (
-        sa.select(bucket, t.role, t.error_code.is_(None).label("ok"), sa.func.count())
-        .where(*where)
-        .group_by(bucket, t.role, t.error_code.is_(None))
+def read_window(engine: Engine, model: str, version: int | None, span: Span) -> Window:
+    """A model's (or version's) answered traffic over `span`: two grouped reads of rollups."""
+    r = prediction_rollups.c
+    bucket = ((r.minute - span.first) // span.width).label("bucket")
+    where = [r.model == model, r.minute >= span.first, r.minute < span.end,
+             r.role.in_(ANSWERED_ROLES)]  # fmt: skip
+    if version is not None:
+        where.append(r.version == version)
+    sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
+    counts = sa.select(bucket, r.role, *sums).where(*where).group_by(bucket, r.role)
+    f = finding_rollups.c
+    findings = (
+        sa.select(f.feature, f.rule, sa.func.sum(f.findings))
+        .where(f.model == model, f.minute >= span.first, f.minute < span.end)
+        .where(f.role.in_(ANSWERED_ROLES))
+        .group_by(f.feature, f.rule)
     )
-    out = Window([0] * BUCKETS, [0] * BUCKETS, [0] * BUCKETS,
-                 [[] for _ in range(BUCKETS)], Counter(), 1)  # fmt: skip
+    if version is not None:
+        findings = findings.where(f.version == version)
+    n = span.buckets
+    out = Window([0] * n, [0] * n, [0] * n, [[0] * len(HISTOGRAM) for _ in range(n)], Counter())
     with engine.connect() as conn:
-        total = 0
-        for i, role, ok, n in conn.execute(counts):
-            i = min(BUCKETS - 1, max(0, int(i or 0)))
-            out.requests[i] += n
-            out.errors[i] += 0 if ok else n
-            out.fallbacks[i] += n if role == "fallback" else 0
-            total += n
-        every = max(1, -(-total // SAMPLE_ROWS))
-        sampled = [*where, t.id % every == 0] if every > 1 else where
-        # The bucket comes from SQL and JSON is read as text, parsed by orjson: no datetime
-        # or JSON objects built per row (they were most of a big window's time).
-        for i, latency in conn.execute(sa.select(bucket, t.latency_ms).where(*sampled)):
-            out.latencies[min(BUCKETS - 1, max(0, int(i or 0)))].append(float(latency))
-        text = sa.cast(t.findings, sa.Text)
-        flagged = sa.select(text).where(*sampled, t.findings.is_not(None), text != "null")
-        for (raw,) in conn.execute(flagged):
-            for finding in orjson.loads(raw) or ():
-                out.findings[(str(finding.get("feature")), str(finding.get("rule")))] += every
-    out.sampled_every = every
+        for i, role, requests, errors, *histogram in conn.execute(counts):
+            i = int(i)
+            out.requests[i] += int(requests)
+            out.errors[i] += int(errors)
+            out.fallbacks[i] += int(requests) if role == "fallback" else 0
+            out.histograms[i] = [
+                a + int(b) for a, b in zip(out.histograms[i], histogram, strict=True)
+            ]
+        for feature, rule, count in conn.execute(findings):
+            out.findings[(feature, rule)] += int(count)
     return out
 
 
@@ -124,16 +126,15 @@ def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def traffic_charts(window: Window, since: datetime, span_s: float) -> list[Chart]:
+def traffic_charts(window: Window, span: Span) -> list[Chart]:
     """Requests, errors and fallbacks, and latency percentiles, per time bucket."""
-    width = span_s / BUCKETS
-    fmt = "%H:%M" if span_s <= 86400 else "%m-%d %H:%M"
-    labels = [(since + timedelta(seconds=width * i)).strftime(fmt) for i in range(BUCKETS)]
+    fmt = "%H:%M" if span.width * span.buckets <= 1440 else "%m-%d %H:%M"
+    labels = [span.start_of(i).strftime(fmt) for i in range(span.buckets)]
     percentiles: dict[str, list[float | None]] = {"p50": [], "p95": [], "p99": []}
-    for bucket in window.latencies:
-        values = np.percentile(bucket, [50, 95, 99]) if bucket else [None] * 3
-        for name, value in zip(percentiles, values, strict=True):
-            percentiles[name].append(None if value is None else round(float(value), 2))
+    for histogram in window.histograms:
+        for name in percentiles:
+            value = percentile(histogram, float(name[1:]))
+            percentiles[name].append(None if value is None else round(value, 2))
     return [
         Chart("requests", "Requests, errors and fallbacks", "line", labels, [
             {"label": "requests", "data": window.requests},
@@ -240,8 +241,9 @@ def dashboard_data(
     span_s = WINDOWS.get(window, WINDOWS["1h"])
     now = datetime.now(UTC)
     since = now - timedelta(seconds=span_s)
-    window_figures = read_window(project.engine, model, version, since, span_s)
-    charts = traffic_charts(window_figures, since, span_s)
+    span = Span.ending_at(now, span_s)
+    window_figures = read_window(project.engine, model, version, span)
+    charts = traffic_charts(window_figures, span)
     findings = findings_chart(window_figures.findings)
     if findings is not None:
         charts.append(findings)
@@ -263,7 +265,6 @@ def dashboard_data(
         "charts_json": [c.to_json() for c in charts + drift],
         "total": sum(window_figures.requests),
         "errors": sum(window_figures.errors),
-        "sampled_every": window_figures.sampled_every,
         "shadows": shadow_agreement(project, model),
         "canary": canary,
         "alerts": alerts_of(project.engine, model, since),

@@ -1,24 +1,22 @@
 """Live figures for the catalogue, from the prediction log: requests, rate, errors, p50/p99.
 
-Read from the store (every worker's records, shipped about once a second), not from this
-process's counters, so every replica shows the same figures.
+Read from the store's per-minute rollups of the log (every worker's records, shipped about
+once a second), not from this process's counters, so every replica shows the same figures.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pointsman.store.tables import prediction_log
+from pointsman.store.rollups import HISTOGRAM, minute_of, percentile
+from pointsman.store.tables import prediction_rollups
 
 ANSWERED_ROLES = ("primary", "fallback", "pinned")
 NONE = "\N{EN DASH}"  # a figure with nothing to show
-MAX_ROWS = 200_000  # newest rows read per page; the figures say when a window holds more
 
 
 @dataclass(frozen=True)
@@ -40,36 +38,33 @@ class Live:
         return self.errors / self.requests if self.requests else None
 
 
-def _live(latencies: list[float], errors: int, window_s: float) -> Live:
-    if not latencies:
-        return Live(0, 0, window_s, None, None)
-    values = np.asarray(latencies)
-    p50, p99 = np.percentile(values, [50, 99])
-    return Live(len(latencies), errors, window_s, float(p50), float(p99))
-
-
 def live_figures(
     engine: Engine, models: list[str] | None = None, window_s: float = 300.0
 ) -> dict[tuple[str, int | None], Live]:
-    """(model, version) → Live, and (model, None) → the model's total, answered requests only."""
-    since = datetime.now(UTC) - timedelta(seconds=window_s)
-    t = prediction_log.c
+    """(model, version) → Live, and (model, None) → the model's total, answered requests only,
+    over the whole minutes of the last `window_s` (the current one so far included)."""
+    now = datetime.now(UTC)
+    first = minute_of(now) - int(window_s // 60) + 1
+    r = prediction_rollups.c
+    sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
     query = (
-        sa.select(t.model, t.version, t.latency_ms, t.error_code)
-        .where(t.time >= since, t.role.in_(ANSWERED_ROLES))
-        .order_by(t.time.desc())
-        .limit(MAX_ROWS)
+        sa.select(r.model, r.version, *sums)
+        .where(r.minute >= first, r.role.in_(ANSWERED_ROLES))
+        .group_by(r.model, r.version)
     )
     if models is not None:
-        query = query.where(t.model.in_(models))
-    latencies: dict[tuple[str, int | None], list[float]] = defaultdict(list)
-    errors: dict[tuple[str, int | None], int] = defaultdict(int)
+        query = query.where(r.model.in_(models))
+    totals: dict[tuple[str, int | None], list[int]] = {}
     with engine.connect() as conn:
-        for model, version, latency, error in conn.execute(query):
+        for model, version, *counts in conn.execute(query):
             for key in ((model, int(version)), (model, None)):
-                latencies[key].append(float(latency))
-                errors[key] += error is not None
-    return {k: _live(v, errors[k], window_s) for k, v in latencies.items()}
+                kept = totals.get(key, [0] * len(counts))
+                totals[key] = [a + int(b) for a, b in zip(kept, counts, strict=True)]
+    covered_s = now.timestamp() - first * 60
+    return {
+        key: Live(n[0], n[1], covered_s, percentile(n[2:], 50), percentile(n[2:], 99))
+        for key, n in totals.items()
+    }
 
 
 def format_ms(value: float | None) -> str:

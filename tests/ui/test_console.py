@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from pointsman.auth import KeyBook
+from pointsman.logstore.shipper import insert_records
 from pointsman.project import Project
-from pointsman.store.tables import prediction_log
-from pointsman.ui.dashboard import read_window
+from pointsman.store.rollups import bucket_of
+from pointsman.ui.dashboard import Span, read_window
 
 pytestmark = pytest.mark.anyio
 
@@ -216,21 +217,21 @@ async def test_window_counts_fall_in_their_time_buckets(app_client) -> None:
     now = datetime.now(UTC)
     records = [
         {"request_id": f"w{i}", "role": role, "version": 1, "model": "iris",
-         "time": now - timedelta(minutes=minutes), "n_rows": 1, "inputs": {},
+         "time": (now - timedelta(minutes=minutes)).timestamp(), "n_rows": 1, "inputs": {},
          "latency_ms": latency, "error_code": error,
          "findings": [{"feature": "petal_width", "rule": "range"}] if i == 0 else None}
         for i, (minutes, role, latency, error) in enumerate([
             (49, "primary", 5.0, None), (49, "primary", 7.0, "model_error"),
             (9, "fallback", 9.0, None), (9, "shadow", 1.0, None)])
     ]  # fmt: skip
-    with project.engine.begin() as conn:
-        conn.execute(prediction_log.insert(), records)
-    since = now - timedelta(hours=1)
-    window = read_window(project.engine, "iris", None, since, 3600)
-    # Mid-bucket (660 s and 3060 s in, 120 s a bucket): a time on a boundary could fall
-    # either side of it by the microseconds the store keeps.
+    insert_records(project.engine, records)
+    span = Span.ending_at(now, 3600)
+    window = read_window(project.engine, "iris", None, span)
+    # 30 buckets of 2 minutes, the last holding the current minute: 49 minutes back is
+    # bucket 5, 9 minutes back bucket 25, whichever second of its minute `now` is.
+    assert span.buckets == 30 and span.width == 2
     assert window.requests[5] == 2 and window.errors[5] == 1
     assert window.requests[25] == 1 and window.fallbacks[25] == 1  # the shadow is not counted
     assert sum(window.requests) == 3
-    assert sorted(window.latencies[5]) == [5.0, 7.0]
+    assert window.histograms[5][bucket_of(5.0)] == 1 and window.histograms[5][bucket_of(7.0)] == 1
     assert window.findings[("petal_width", "range")] == 1
