@@ -10,7 +10,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from pointsman.batch import JobBook
+from pointsman.batch import JobBook, JobSpec, create_job
 from pointsman.batch.run import job_folder
 from pointsman.demo.churn import TARGET, make_data
 from pointsman.project import Project
@@ -112,3 +112,10 @@ async def test_a_job_cancelled_over_the_api_stops_its_process_and_is_audited(
         r = await client.post(path)
         assert r.status_code == status, r.text
         assert says in r.json()["error"] and r.json()["code"], r.text
+
+    # A job whose process has not stopped within wait_s: 202, still cancelling.
+    spec = JobSpec(body["input"], str(tmp_path / "o2.parquet"), str(tmp_path / "r2.parquet"))
+    job = create_job(served, "slow", None, spec, "test")
+    book.start(job.id, 6000, "queued")  # as if this (live) process ran it
+    r = await client.post(f"/v1/admin/jobs/{job.id}/cancel", params={"wait_s": 0})
+    assert (r.status_code, r.json()["state"]) == (202, "cancelling"), r.text

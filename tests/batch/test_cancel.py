@@ -209,3 +209,23 @@ def test_a_cancel_drops_the_chunks_in_flight_rather_than_wait_for_them(
         job_process.wait(30)
         assert job_process.returncode == 1
         check_stopped(project, job_id, pids, output)
+
+
+def test_a_job_asked_twice_keeps_the_first_cancel_until_its_process_stops(
+    project: Project, tmp_path: Path
+) -> None:
+    register_slow(project, tmp_path)
+    numbers(10).to_csv(tmp_path / "in.csv", index=False)
+    spec = JobSpec(str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), str(tmp_path / "r.csv"))
+    job = create_job(project, "slow", None, spec, "test")
+    book = JobBook(project.engine)
+    book.start(job.id, 10, "queued")  # run by this process, which is alive
+    first = book.cancel(job.id, "ann")
+    assert first.state == "cancelling" and first.finished_at is None
+    assert book.wait_stopped(job.id, 0).state == "cancelling"
+    second = book.cancel(job.id, "bob")
+    assert (second.state, second.error) == ("cancelling", first.error)  # ann's, kept
+    book.stopped(job.id)  # what the job's process records once its workers have ended
+    stopped = book.get(job.id)
+    assert stopped.state == "cancelled" and stopped.error.startswith("cancelled by ann at ")
+    assert [e.who for e in read_audit(project.engine, action="job.cancel")] == ["ann", "bob"]
