@@ -49,6 +49,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── BadBatchSource                  400, a batch job's input or output cannot be read or written
 ├── JobNotFound                     404, no batch job of that id
 ├── JobConflict                     409, e.g. resuming a job that is running or finished
+├── JobCancelled                    409, a job stopped because it was cancelled
 └── ChunkFailed                     500, a batch worker's error, its message carried back
 """
 
@@ -650,6 +651,19 @@ class JobNotFound(PointsmanError):
 class JobConflict(PointsmanError):
     status = HTTPStatus.CONFLICT
     code = "job_conflict"
+
+
+class JobCancelled(PointsmanError):
+    """Raised in the job's own process when it stops because the job was cancelled."""
+
+    status = HTTPStatus.CONFLICT
+    code = "job_cancelled"
+
+    def __init__(self, job_id: str, note: str, chunks_done: int) -> None:
+        super().__init__(
+            f"Job {job_id} was {note}. Its {chunks_done} finished chunks are kept and no output "
+            f"was written; `pointsman jobs resume {job_id}` finishes it."
+        )
 
 
 class ChunkFailed(PointsmanError):

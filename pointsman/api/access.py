@@ -170,6 +170,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/v1/models/{model}/jobs"): ADMIN,
     ("GET", "/v1/admin/jobs"): ADMIN,
     ("GET", "/v1/admin/jobs/{job_id}"): ADMIN,
+    ("POST", "/v1/admin/jobs/{job_id}/cancel"): ADMIN,
     # every model's figures: read:* (or no key with metrics_open, see `table_for`)
     ("GET", "/metrics"): Access("read", every_model),
 }

@@ -1,4 +1,5 @@
-"""Batch jobs over HTTP: POST /v1/models/{m}/jobs starts one, GET /v1/admin/jobs follows them.
+"""Batch jobs over HTTP: POST /v1/models/{m}/jobs starts one, GET /v1/admin/jobs follows them,
+POST /v1/admin/jobs/{id}/cancel stops one.
 
 Every endpoint needs `admin`: a job reads and writes files and databases of the server's
 machine, which a `predict:<model>` key must not reach. The job runs in a process of its own
@@ -19,6 +20,7 @@ from pointsman.api.common import project_of
 from pointsman.batch import JobBook, JobSpec, create_job
 from pointsman.batch.launch import start_in_background
 from pointsman.batch.sinks import rejects_of
+from pointsman.errors import JobConflict
 
 router = APIRouter(
     tags=["batch jobs"],
@@ -27,6 +29,15 @@ router = APIRouter(
         404: {"model": ErrorOut, "description": "Unknown model, version or job"},
     },
 )
+
+Wait = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=60,
+        description="Seconds to wait for the job's process to stop (0: ask and return).",
+    ),
+]
 
 
 class JobIn(Body):
@@ -78,6 +89,28 @@ def list_jobs(
 def show_job(request: Request, job_id: str) -> dict[str, Any]:
     job = JobBook(project_of(request).engine).get(job_id)
     return {**job.to_json(), "chunks_done": len(job.chunks_done)}
+
+
+@router.post(
+    "/v1/admin/jobs/{job_id}/cancel",
+    summary="Cancel a queued or running batch job",
+    responses={
+        202: {"description": "Asked: the job's process has not stopped within wait_s"},
+        409: {"model": ErrorOut, "description": "The job has ended (its state is named)"},
+    },
+)
+def cancel_job(
+    request: Request, job_id: str, wait_s: Wait = 10.0, user: User = None
+) -> JSONResponse:
+    """Stop the job at its next chunk boundary: its workers end, its finished chunks are
+    kept (no output is written), it is `cancelled` by whom and when (audited)."""
+    book = JobBook(project_of(request).engine)
+    asked = book.cancel(job_id, who(request, user))
+    job = book.wait_stopped(job_id, wait_s) if asked.state == "cancelling" else asked
+    if job.state not in ("cancelling", "cancelled"):
+        raise JobConflict(f"Job {job_id} {job.state} before the cancel took effect.")
+    body = {**job.to_json(), "chunks_done": len(job.chunks_done)}
+    return JSONResponse(body, status_code=202 if job.state == "cancelling" else 200)
 
 
 def routes() -> list[BaseRoute]:

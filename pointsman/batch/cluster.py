@@ -38,6 +38,7 @@ class DaskExecutor:
         self.capacity = 2
         self.client: Any = None
         self.artifact: Any = None
+        self.futures: list[Any] = []
 
     def __enter__(self) -> DaskExecutor:
         try:
@@ -69,9 +70,17 @@ class DaskExecutor:
 
     def submit(self, chunk: int, first_row: int, table: pa.Table) -> Any:
         setup = replace(self.setup, artifacts=None)  # type: ignore[arg-type]
-        return self.client.submit(
+        future = self.client.submit(
             score_on_worker, self.artifact, setup, chunk, first_row, table, pure=False
         )
+        self.futures = [f for f in self.futures if not f.done()]
+        self.futures.append(future)
+        return future
+
+    def stop(self) -> None:
+        """Cancel the chunks in flight; the cluster's workers are not the job's to end."""
+        if self.client is not None and self.futures:
+            self.client.cancel(self.futures)
 
 
 _scorers: dict[tuple[str, str], Scorer] = {}

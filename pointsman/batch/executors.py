@@ -67,6 +67,9 @@ class Executor(Protocol):
 
     def submit(self, chunk: int, first_row: int, table: pa.Table) -> Any: ...
 
+    def stop(self) -> None:
+        """Drop the chunks in flight at once (the job was cancelled); `__exit__` follows."""
+
     def __enter__(self) -> Executor: ...
 
     def __exit__(self, *exc: object) -> None: ...
@@ -109,6 +112,22 @@ class LocalExecutor:
         assert self.pool is not None, "submit inside `with`"
         return self.pool.submit(_score, chunk, first_row, table)
 
+    def stop(self) -> None:
+        """End the worker processes now, their chunks unfinished: a part file is renamed
+        into place whole, so a killed worker leaves only its `.partial` file, removed here."""
+        if self.pool is None:
+            return
+        # The pool has no public way to end busy workers (before Python 3.14).
+        workers = list(self.pool._processes.values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.join(10)
+        self.pool.shutdown(wait=True)
+        for partial in self.parts.glob("*.partial"):
+            partial.unlink(missing_ok=True)
+
 
 class InProcessExecutor:
     """Scores each chunk in this process as it is submitted: one worker, no pool."""
@@ -126,6 +145,9 @@ class InProcessExecutor:
         # One core, as a worker process has: BLAS would otherwise start a thread a core.
         self.limits = threadpool_limits(1)
         return self
+
+    def stop(self) -> None:
+        """Nothing runs between chunks here: the chunk being scored has already ended."""
 
     def __exit__(self, *exc: object) -> None:
         if self.limits is not None:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pointsman.batch.score import ChunkResult
-from pointsman.errors import JobNotFound
+from pointsman.errors import JobConflict, JobNotFound
+from pointsman.store.audit import write_audit
 from pointsman.store.tables import batch_chunks, batch_jobs
 from pointsman.types import as_utc
 
-STATES = ("queued", "running", "succeeded", "failed")
+# cancelling: asked to stop, its process has not yet; cancelled: stopped, its chunks kept.
+STATES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
+ENDED = ("succeeded", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -107,9 +112,22 @@ class Job:
 
 def runner_id() -> str:
     """Who runs a job: host and process, so a resume can tell a dead run from a live one."""
-    import os
-
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def runner_is_gone(runner: str) -> bool:
+    """Whether a job's recorded process has surely ended: on this host and no longer there.
+    A process of another host may still run: only it can say (by stopping)."""
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class JobBook:
@@ -162,15 +180,77 @@ class JobBook:
         with self.engine.connect() as conn:
             return [_job(r._mapping) for r in conn.execute(query)]
 
-    def start(self, job_id: str, rows_total: int) -> None:
-        self._update(
+    def state(self, job_id: str) -> str:
+        """The job's state as recorded now (what a running job polls for a cancel)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(batch_jobs.c.state).where(batch_jobs.c.id == job_id)
+            ).scalar()
+        if found is None:
+            raise JobNotFound(job_id)
+        return str(found)
+
+    def start(self, job_id: str, rows_total: int, was: str) -> None:
+        """Mark the job running in this process, if it is still in the state `was` read."""
+        changed = self._update(
             job_id,
+            was,
             state="running",
             rows_total=rows_total,
             runner=runner_id(),
             error="",
             finished_at=None,
         )
+        if not changed:
+            now = self.state(job_id)
+            raise JobConflict(f"Job {job_id} became {now} while starting; it was not run.")
+
+    def cancel(self, job_id: str, who: str) -> Job:
+        """Ask a job to stop: `cancelled` at once when no process runs it, else `cancelling`
+        until its process stops at its next chunk boundary. Audited as `job.cancel`."""
+        for _ in range(5):  # a state that moved between the read and the write: read again
+            job = self.get(job_id)
+            if job.state in ENDED:
+                raise JobConflict(
+                    f"Job {job_id} has {_ended(job.state)}; there is nothing to cancel "
+                    f"(its state: {job.state})."
+                )
+            now = datetime.now(UTC)
+            note = f"cancelled by {who} at {now:%Y-%m-%d %H:%M:%S} UTC"
+            # queued: no process has taken it (the one a server launched refuses it now).
+            stopped = job.state == "queued" or runner_is_gone(job.runner)
+            values: dict[str, Any] = {"state": "cancelled" if stopped else "cancelling"}
+            if stopped:
+                values["finished_at"] = now
+            if job.state != "cancelling":  # a second cancel keeps the first one's note
+                values["error"] = note
+            with self.engine.begin() as conn:
+                if not self._update(job_id, job.state, conn, **values):
+                    continue
+                write_audit(
+                    conn,
+                    who,
+                    "job.cancel",
+                    f"job:{job_id}",
+                    {"state": job.state, "rows_done": job.rows_done},
+                    {"state": values["state"]},
+                    f"{job.model} version {job.version}, {len(job.chunks_done)} chunks done",
+                )
+            return self.get(job_id)
+        raise JobConflict(f"Job {job_id} kept changing state; try to cancel it again.")
+
+    def wait_stopped(self, job_id: str, wait_s: float) -> Job:
+        """The job once its process stopped on a cancel, or as it is after `wait_s`."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            job = self.get(job_id)
+            if job.state != "cancelling" or time.monotonic() >= deadline:
+                return job
+            time.sleep(0.1)
+
+    def stopped(self, job_id: str) -> None:
+        """The job's process stopped on a cancel: the job is `cancelled` from now."""
+        self._update(job_id, "cancelling", state="cancelled", finished_at=datetime.now(UTC))
 
     def chunk_done(self, job_id: str, result: ChunkResult, rows_per_s: float | None) -> None:
         """A chunk's part files are written: record it and add its counts, in one go."""
@@ -218,13 +298,24 @@ class JobBook:
     def finish(self, job_id: str, state: str, error: str = "") -> None:
         self._update(job_id, state=state, error=error[:2000], finished_at=datetime.now(UTC))
 
-    def _update(self, job_id: str, **values: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                batch_jobs.update()
-                .where(batch_jobs.c.id == job_id)
-                .values(updated_at=datetime.now(UTC), **values)
-            )
+    def _update(
+        self, job_id: str, was: str | None = None, conn: Connection | None = None, **values: Any
+    ) -> bool:
+        """Write `values`, only while the job is in state `was` when given; whether it was."""
+        query = batch_jobs.update().where(batch_jobs.c.id == job_id)
+        if was is not None:
+            query = query.where(batch_jobs.c.state == was)
+        query = query.values(updated_at=datetime.now(UTC), **values)
+        if conn is not None:
+            return bool(conn.execute(query).rowcount)
+        with self.engine.begin() as own:
+            return bool(own.execute(query).rowcount)
+
+
+def _ended(state: str) -> str:
+    return {"succeeded": "already succeeded", "failed": "already failed"}.get(
+        state, "already been cancelled"
+    )
 
 
 def _job(row: Any) -> Job:

@@ -13,7 +13,7 @@ _launched: list[subprocess.Popen[bytes]] = []
 
 
 def start_in_background(project: Project, job_id: str) -> int:
-    """Run the queued job as `pointsman jobs resume ID` in a new session; its pid.
+    """Run the queued job as `pointsman jobs resume ID --if-queued` in a new session; its pid.
 
     The process outlives the request (and the server, should it stop): the job's record
     says how it goes, and its output goes to `PROJECT/jobs/ID/job.log`.
@@ -29,6 +29,7 @@ def start_in_background(project: Project, job_id: str) -> int:
         "jobs",
         "resume",
         job_id,
+        "--if-queued",
     ]
     with (folder / "job.log").open("ab") as log:
         process = subprocess.Popen(

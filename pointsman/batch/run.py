@@ -29,13 +29,15 @@ from pointsman.batch.sources import (
     open_source,
     read_chunks,
 )
-from pointsman.errors import BadBatchSource, JobConflict
+from pointsman.errors import BadBatchSource, JobCancelled, JobConflict
 from pointsman.logstore import PredictionLog
 from pointsman.project import Project
 from pointsman.registry import VersionRecord
 from pointsman.validation.policy import ValidationPolicy
 
 Progress = Callable[[Job], None]
+
+POLL_S = 0.5  # how often a running job reads its record for a cancel, at most
 
 
 def version_for(project: Project, model: str, version: str | None) -> VersionRecord:
@@ -104,12 +106,19 @@ def run_job(
     job_id: str,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    only_queued: bool = False,
 ) -> Job:
-    """Run (or resume) a job to its end; its record says how it went."""
+    """Run (or resume) a job to its end; its record says how it went.
+
+    `only_queued`: run it only if nothing touched it since it was queued (a job a server
+    launched, which may have been cancelled before its process started).
+    """
     book = JobBook(project.engine)
     job = book.get(job_id)
     if job.state == "succeeded":
         raise JobConflict(f"Job {job_id} has already succeeded; its output is {job.spec.output}.")
+    if only_queued and job.state != "queued":
+        raise JobConflict(f"Job {job_id} is {job.state}, no longer queued; it was not started.")
     spec = job.spec
     version = project.registry.get_version(job.model, str(job.version))
     source = open_source(spec.input)
@@ -118,7 +127,7 @@ def run_job(
             f"The input of job {job_id} ({spec.input}) changed since the job started: its "
             "finished chunks would no longer match. Start a new job with `pointsman batch`."
         )
-    book.start(job_id, count_rows(source))
+    book.start(job_id, count_rows(source), job.state)
     folder = job_folder(project, job_id)
     try:
         if executor is None:
@@ -126,11 +135,20 @@ def run_job(
         log = PredictionLog(project.settings, project.engine) if spec.log else None
         try:
             with executor:
-                _score_all(book, job_id, source, spec, version, folder, executor, progress, log)
+                try:
+                    _score_all(book, job_id, source, spec, version, folder, executor, progress, log)
+                except JobCancelled:
+                    executor.stop()  # the chunks in flight are dropped, not waited for
+                    raise
         finally:
             if log is not None:
                 log.close()  # ships what was spooled
         _assemble(book, job_id, spec, folder)
+    except JobCancelled:
+        book.stopped(job_id)
+        if progress is not None:
+            progress(book.get(job_id))
+        raise
     except BaseException as exc:
         book.finish(job_id, "failed", _why(exc))
         raise
@@ -183,10 +201,11 @@ def _score_all(
     columns = list(dict.fromkeys([*version.signature.names, *spec.keep]))
     inflight: deque[Any] = deque()
     start, rows = time.monotonic(), 0
+    watch = CancelWatch(book, job_id)
 
     def collect() -> None:
         nonlocal rows
-        outcome = inflight.popleft().result()
+        outcome = watch.result(inflight.popleft())
         if isinstance(outcome, Scored):  # scored elsewhere: its parts are written here
             outcome = write_scored(folder / "parts", outcome)
         rows += outcome.rows
@@ -202,11 +221,38 @@ def _score_all(
     for chunk, table in enumerate(read_chunks(source, columns, spec.chunk_rows)):
         if chunk in done:
             continue
+        watch.check()
         inflight.append(executor.submit(chunk, chunk * spec.chunk_rows, table))
         while len(inflight) >= executor.capacity:
             collect()
     while inflight:
         collect()
+
+
+class CancelWatch:
+    """Reads the job's state (every POLL_S at most) and raises JobCancelled on a cancel."""
+
+    def __init__(self, book: JobBook, job_id: str) -> None:
+        self.book = book
+        self.job_id = job_id
+        self.last = time.monotonic()
+
+    def result(self, future: Any) -> Any:
+        """The future's result; a chunk may take long, so a cancel is looked for meanwhile."""
+        while True:
+            self.check()
+            try:
+                return future.result(timeout=POLL_S)
+            except TimeoutError:
+                continue
+
+    def check(self) -> None:
+        if time.monotonic() - self.last < POLL_S:
+            return
+        self.last = time.monotonic()
+        if self.book.state(self.job_id) == "cancelling":
+            job = self.book.get(self.job_id)
+            raise JobCancelled(self.job_id, job.error, len(job.chunks_done))
 
 
 def _assemble(book: JobBook, job_id: str, spec: JobSpec, folder: Path) -> None:

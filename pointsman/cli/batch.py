@@ -104,7 +104,8 @@ def batch(
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def jobs(click_ctx: click.Context, model: str | None, limit: int, as_json: bool) -> None:
-    """Batch jobs, newest first: `pointsman jobs`, `jobs show ID`, `jobs resume ID`."""
+    """Batch jobs, newest first: `pointsman jobs`, `jobs show ID`, `jobs resume ID`,
+    `jobs cancel ID`."""
     if click_ctx.invoked_subcommand is not None:
         return
     project = Context.current().project()
@@ -148,17 +149,55 @@ def show(ctx: Context, job_id: str, as_json: bool) -> None:
 @jobs.command("resume")
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True)
+# A job a server launched runs as `jobs resume ID --if-queued`: not if cancelled meanwhile.
+@click.option("--if-queued", "only_queued", is_flag=True, hidden=True)
 @pass_context
-def resume(ctx: Context, job_id: str, as_json: bool) -> None:
-    """Finish a job that was killed or failed, without redoing its finished chunks."""
+def resume(ctx: Context, job_id: str, as_json: bool, only_queued: bool) -> None:
+    """Finish a job that was killed, failed or cancelled, without redoing its finished
+    chunks."""
     project = ctx.project()
     job = JobBook(project.engine).get(job_id)
-    if job.state == "running" and _alive(job.runner):
+    if job.state in ("running", "cancelling") and _alive(job.runner):
         raise JobConflict(
-            f"Job {job_id} is running (process {job.runner}); wait for it, or stop it first."
+            f"Job {job_id} is {job.state} (process {job.runner}); wait for it, or cancel it "
+            f"first with `pointsman jobs cancel {job_id}`."
         )
     err_console.print(f"job [bold]{job.id}[/bold]: resuming, {len(job.chunks_done)} chunks done")
-    _run(project, job, as_json)
+    _run(project, job, as_json, only_queued)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option(
+    "--wait-s",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="How long to wait for the job's process to stop (0: ask and return).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def cancel(ctx: Context, job_id: str, wait_s: float, as_json: bool) -> None:
+    """Stop a queued or running job at its next chunk boundary, wherever it runs.
+
+    Its worker processes end, its finished chunks are kept (no output is written) and it is
+    recorded as cancelled, by whom and when (audit log: job.cancel). `jobs resume ID`
+    finishes it later. A job that has ended cannot be cancelled (exit 1).
+    """
+    book = JobBook(ctx.project().engine)
+    asked = book.cancel(job_id, current_user())
+    job = book.wait_stopped(job_id, wait_s) if asked.state == "cancelling" else asked
+    if as_json:
+        print_json(job.to_json())
+    else:
+        _summary(job)
+    if job.state == "cancelling":
+        err_console.print(
+            f"The job's process ({job.runner}) has not stopped yet; it stops at its next "
+            "chunk boundary (`pointsman jobs show` follows it)."
+        )
+    elif job.state != "cancelled":
+        raise JobConflict(f"Job {job_id} {job.state} before the cancel took effect.")
 
 
 def _alive(runner: str) -> bool:
@@ -178,9 +217,9 @@ def _alive(runner: str) -> bool:
     return int(pid) != os.getpid()
 
 
-def _run(project: Project, job: Job, as_json: bool) -> None:
+def _run(project: Project, job: Job, as_json: bool, only_queued: bool = False) -> None:
     with _bar(job) as progress:
-        done = run_job(project, job.id, progress)
+        done = run_job(project, job.id, progress, only_queued=only_queued)
     if as_json:
         print_json(done.to_json())
     else:
@@ -231,9 +270,11 @@ def _summary(job: Job) -> None:
     if not spec.dry_run:
         console.print(f"  output {escape(spec.output)}")
     console.print(f"  rejects {escape(spec.rejects)}")
-    if job.error:
+    if job.error and job.state in ("cancelling", "cancelled"):
+        console.print(f"  {escape(job.error)}")  # by whom and when
+    elif job.error:
         console.print(f"  [red]error:[/red] {escape(job.error)}")
-    if job.state in ("running", "failed"):
+    if job.state in ("running", "failed", "cancelled"):
         console.print(f"  resume with `pointsman jobs resume {job.id}`")
 
 

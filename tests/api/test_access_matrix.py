@@ -25,7 +25,7 @@ from pointsman.store.tables import api_keys
 
 pytestmark = pytest.mark.anyio
 
-PARAMS = {"model": "iris", "version": "1", "name": "nobody"}
+PARAMS = {"model": "iris", "version": "1", "name": "nobody", "job_id": "0123abcd"}
 STATES = ["none", "wrong", "revoked", "expired", "without_scope", "with_scope"]
 
 

@@ -44,9 +44,9 @@ def numbers(rows: int, seed: int = 3) -> pd.DataFrame:
     return frame
 
 
-def register_slow(project: Project, folder: Path) -> None:
+def register_slow(project: Project, folder: Path, sleep_s: float = 0.03) -> None:
     source = folder / "slow.py"
-    source.write_text(SLOW_MODEL)
+    source.write_text(SLOW_MODEL.replace("0.03", str(sleep_s)))
     numbers(200, seed=1).drop(columns=["id"]).to_csv(folder / "train.csv", index=False)
     project.registry.register(
         Submission(
