@@ -95,7 +95,8 @@ TABLE: dict[str, tuple[str, str]] = {
     ),
     "jobs": (
         "batch:jobs",
-        "Batch jobs, newest first: `pointsman jobs`, `jobs show ID`, `jobs resume ID`.",
+        "Batch jobs, newest first: `pointsman jobs`, `jobs show ID`, `jobs resume ID`, "
+        "`jobs cancel ID`.",
     ),
     "keys": ("keys:keys", "API keys: who may call which model, and how often."),
     "kubernetes": (
