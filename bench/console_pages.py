@@ -39,7 +39,7 @@ from pointsman.registry import Submission
 from pointsman.routing.policy import Arm, Policy
 from pointsman.settings import load_settings
 from pointsman.store.rollups import roll_up_all
-from pointsman.store.tables import models, prediction_log, routes, versions
+from pointsman.store.tables import key_requests, models, prediction_log, routes, versions
 from pointsman.ui import ConsoleParts, console_mount
 
 
@@ -139,6 +139,14 @@ def fill(project: Project, n_models: int, n_versions: int, records: int, hot: in
             flush()
     if batch:
         flush()
+    # A client whose collected key made every record: /ui/clients sums their last 24 hours.
+    with project.engine.begin() as conn:
+        conn.execute(
+            key_requests.insert().values(
+                client="acme", model="m00", scopes=["predict:m00"], state="collected",
+                requested_by="bench", requested_at=now, key_name="bench",
+            )
+        )  # fmt: skip
 
 
 def raw_window(project: Project, model: str, span_s: float) -> None:
