@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pointsman.auth.keys import KeyBook
 from pointsman.auth.scopes import check_scopes
 from pointsman.errors import BadRequest, RouteConflict
 from pointsman.store.audit import write_audit
-from pointsman.store.tables import clients, key_requests, prediction_log
+from pointsman.store.rollups import minute_of
+from pointsman.store.tables import client_rollups, clients, key_requests, prediction_log
 from pointsman.types import as_utc
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
@@ -176,7 +177,8 @@ class ClientBook:
         return key
 
     def usage(self, window_s: float = 86400.0) -> dict[str, Usage]:
-        """Client name → its keys' requests, errors and last call over the window."""
+        """Client name → its keys' requests, errors and last call over the window's minutes
+        (from the per-minute client rollups; the last call's time from its last minute)."""
         with self.engine.connect() as conn:
             keys: dict[str, str] = {
                 r.key_name: r.client
@@ -188,25 +190,41 @@ class ClientBook:
             }
             if not keys:
                 return {}
-            t = prediction_log.c
-            since = datetime.now(UTC) - timedelta(seconds=window_s)
+            r = client_rollups.c
+            first = minute_of(datetime.now(UTC)) - int(window_s // 60) + 1
             rows = conn.execute(
                 sa.select(
-                    t.client, sa.func.count(), sa.func.count(t.error_code), sa.func.max(t.time)
+                    r.client, sa.func.sum(r.requests), sa.func.sum(r.errors), sa.func.max(r.minute)
                 )
-                .where(t.time >= since, t.role != "shadow", t.client.in_(list(keys)))
-                .group_by(t.client)
+                .where(r.minute >= first, r.client.in_(list(keys)))
+                .group_by(r.client)
             ).all()
+            last_calls = {name: _last_call(conn, name, minute) for name, _, _, minute in rows}
         out: dict[str, Usage] = {}
-        for key_name, count, errors, last in rows:
+        for key_name, count, errors, _ in rows:
             client = keys[key_name]
             before = out.get(client, Usage(0, 0, None))
-            seen = as_utc(last) if last is not None else None
+            seen = last_calls[key_name]
             latest = (
                 max(d for d in (before.last_seen, seen) if d) if seen or before.last_seen else None
             )
             out[client] = Usage(before.requests + int(count), before.errors + int(errors), latest)
         return out
+
+
+def _last_call(conn: Connection, key_name: str, minute: int) -> datetime | None:
+    """The time of a key's last call in that minute: one minute of records, by time."""
+    t = prediction_log.c
+    start = datetime.fromtimestamp(minute * 60, UTC)
+    last = conn.execute(
+        sa.select(sa.func.max(t.time)).where(
+            t.time >= start,
+            t.time < start + timedelta(minutes=1),
+            t.client == key_name,
+            t.role != "shadow",
+        )
+    ).scalar_one()
+    return as_utc(last) if last is not None else None
 
 
 def _request(row: Any) -> KeyRequest:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from pointsman.errors import BadLogQuery
 from pointsman.store.rollups import minute_of
-from pointsman.store.tables import finding_rollups, prediction_rollups
+from pointsman.store.tables import client_rollups, finding_rollups, prediction_rollups
 from pointsman.store.tables import prediction_log as t
 from pointsman.types import Role
 
@@ -170,7 +170,7 @@ def prune_predictions(engine: Engine, older_than: timedelta, now: datetime | Non
     cutoff = (now or datetime.now(UTC)) - older_than
     with engine.begin() as conn:
         result = conn.execute(sa.delete(t).where(t.c.time < _stored(cutoff)))
-        for rollups in (prediction_rollups, finding_rollups):
+        for rollups in (prediction_rollups, finding_rollups, client_rollups):
             conn.execute(sa.delete(rollups).where(rollups.c.minute < minute_of(cutoff)))
     return int(result.rowcount or 0)
 

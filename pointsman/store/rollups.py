@@ -22,7 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pointsman.store.tables import LATENCY_BUCKETS, finding_rollups, prediction_rollups
+from pointsman.store.tables import (
+    LATENCY_BUCKETS,
+    client_rollups,
+    finding_rollups,
+    prediction_rollups,
+)
 
 # Bucket k holds latencies in [UPPER_MS[k-1], UPPER_MS[k]): 0 takes everything under 0.177 ms,
 # the last everything from ~370 s up.
@@ -77,6 +82,7 @@ def roll_up(conn: Connection, where: str, params: dict[str, Any]) -> None:
     ]
     conn.execute(sa.text(_counts_sql(dialect, where)).bindparams(*expanding), bind)
     conn.execute(sa.text(_findings_sql(dialect, where)).bindparams(*expanding), params)
+    conn.execute(sa.text(_clients_sql(dialect, where)).bindparams(*expanding), params)
 
 
 def roll_up_ids(conn: Connection, ids: Sequence[int]) -> None:
@@ -100,6 +106,7 @@ def roll_up_range(conn: Connection, low: int, high: int) -> None:
 
 def roll_up_all(conn: Connection) -> None:
     """Rebuild every rollup from the prediction log (a store that had records before them)."""
+    conn.execute(client_rollups.delete())
     conn.execute(finding_rollups.delete())
     conn.execute(prediction_rollups.delete())
     roll_up(conn, "true", {})
@@ -177,4 +184,17 @@ def _findings_sql(dialect: str, where: str) -> str:
         f"FROM {_records(dialect)}, {elements} AS f WHERE {where} "
         "GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 "
         + _upsert(finding_rollups.name, key, ("findings",))
+    )
+
+
+@cache
+def _clients_sql(dialect: str, where: str) -> str:
+    key = ("client", "minute")
+    return (
+        f"INSERT INTO {client_rollups.name} (client, minute, requests, errors) "
+        f"SELECT p.client, {_minute_sql(dialect)}, count(*), "
+        "sum(CASE WHEN p.error_code IS NULL THEN 0 ELSE 1 END) "
+        f"FROM {_records(dialect)} WHERE ({where}) AND p.client IS NOT NULL "
+        "AND p.role <> 'shadow' GROUP BY 1, 2 ORDER BY 1, 2 "
+        + _upsert(client_rollups.name, key, ("requests", "errors"))
     )

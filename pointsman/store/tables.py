@@ -154,6 +154,17 @@ finding_rollups = sa.Table(
     sa.Column("findings", sa.BigInteger, nullable=False),
 )
 
+# Requests and errors per minute by the client label of the key that made them, shadows left
+# out (migration 0014): the console's client usage, beside the rollups.
+client_rollups = sa.Table(
+    "client_rollups",
+    metadata,
+    sa.Column("client", sa.String(128), primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+)
+
 # -- keys, rate limits and audit --------------------------------------------------------
 
 # API keys: only the sha256 of a key is stored. A revoked key keeps its row (and its name in

@@ -18,7 +18,12 @@ from pointsman.logstore.shipper import insert_records
 from pointsman.store import connect, upgrade_to_head
 from pointsman.store.engine import MIGRATIONS
 from pointsman.store.rollups import HISTOGRAM, bucket_of, minute_of, percentile, roll_up_all
-from pointsman.store.tables import finding_rollups, prediction_log, prediction_rollups
+from pointsman.store.tables import (
+    client_rollups,
+    finding_rollups,
+    prediction_log,
+    prediction_rollups,
+)
 
 NOW = datetime.now(UTC).replace(second=30, microsecond=0)
 FINDINGS = [
@@ -49,6 +54,7 @@ def make_records(
             "latency_ms": rng.lognormvariate(1.5, 1.2),
             "error_code": "model_error" if rng.random() < 0.1 else None,
             "findings": rng.choice(FINDINGS) if rng.random() < 0.3 else None,
+            "client": rng.choice(["crm", "web", None]),
         }
         for i in range(n)
     ]
@@ -103,6 +109,29 @@ def assert_rollups_match(engine: sa.Engine, records: list[dict[str, Any]]) -> No
         assert got[:3] == row[:3] and got[4:] == row[4:], key  # counts: exact
         assert abs(got[3] - row[3]) < 1e-6 * max(1.0, row[3]), key
     assert stored_findings == expected_findings
+    assert stored_clients(engine) == raw_clients(records)
+
+
+def raw_clients(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[int]]:
+    """Requests and errors per client and minute, shadows left out (each record once)."""
+    unique = {(r["request_id"], r["role"], r["version"]): r for r in records}
+    out: dict[tuple[str, int], list[int]] = {}
+    for r in unique.values():
+        if r["client"] is None or r["role"] == "shadow":
+            continue
+        key = (r["client"], minute_of(datetime.fromtimestamp(r["time"], UTC)))
+        counts = out.setdefault(key, [0, 0])
+        counts[0] += 1
+        counts[1] += r["error_code"] is not None
+    return out
+
+
+def stored_clients(engine: sa.Engine) -> dict[tuple[str, int], list[int]]:
+    with engine.connect() as conn:
+        return {
+            (row.client, row.minute): [row.requests, row.errors]
+            for row in conn.execute(sa.select(client_rollups))
+        }
 
 
 def ship(engine: sa.Engine, records: list[dict[str, Any]], size: int = 250) -> None:
@@ -218,6 +247,11 @@ def test_pruning_takes_the_rollups_of_whole_minutes_before_the_cutoff(database_u
         edge = minute_of(cutoff)  # the cutoff's own minute keeps the counts of its pruned part
         assert min(k[1] for k in stored) >= edge
         assert {k for k in stored if k[1] > edge} == {k for k in expected if k[1] > edge}
+        clients = stored_clients(engine)
+        assert min(minute for _, minute in clients) >= edge
+        assert {k: v for k, v in clients.items() if k[1] > edge} == {
+            k: v for k, v in raw_clients(kept).items() if k[1] > edge
+        }
     finally:
         engine.dispose()
 
