@@ -115,19 +115,24 @@ def runner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def runner_is_gone(runner: str) -> bool:
-    """Whether a job's recorded process has surely ended: on this host and no longer there.
-    A process of another host may still run: only it can say (by stopping)."""
+def runner_alive(runner: str) -> bool | None:
+    """Whether a job's recorded process still runs on this host; None for a process of
+    another host, which only it can say (by stopping)."""
     host, _, pid = runner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return False
+        return None
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
+
+
+def runner_is_gone(runner: str) -> bool:
+    """Whether a job's recorded process has surely ended: on this host and no longer there."""
+    return runner_alive(runner) is False
 
 
 class JobBook:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from rich.progress import (
 )
 
 from pointsman.batch import Job, JobBook, JobSpec, create_job, run_job
+from pointsman.batch.jobs import runner_alive
 from pointsman.batch.sinks import rejects_of
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import cell, console, err_console, print_json, table
@@ -201,20 +203,9 @@ def cancel(ctx: Context, job_id: str, wait_s: float, as_json: bool) -> None:
 
 
 def _alive(runner: str) -> bool:
-    """Whether the process that ran a job still runs (on this host; elsewhere: assume not)."""
-    import os
-    import socket
-
-    host, _, pid = runner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return int(pid) != os.getpid()
+    """Whether another process that ran a job still runs (on this host; elsewhere: assume
+    not, so that a job of a host that is gone can be taken over)."""
+    return bool(runner_alive(runner)) and runner.rpartition(":")[2] != str(os.getpid())
 
 
 def _run(project: Project, job: Job, as_json: bool, only_queued: bool = False) -> None:
