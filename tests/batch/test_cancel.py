@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pointsman.auth import read_audit
-from pointsman.batch import JobBook, JobSpec, create_job, run_job
+from pointsman.batch import Job, JobBook, JobSpec, create_job, run_job
 from pointsman.batch.run import job_folder
 from pointsman.errors import JobConflict, JobNotFound
 from pointsman.project import Project, open_project
@@ -114,14 +114,18 @@ def test_a_job_cancelled_from_the_cli_stops_its_workers_and_resumes(
     assert unknown.exit_code == 1 and "No batch job '0123abcd'" in flat(unknown.output)
 
 
-def test_a_queued_job_cancelled_is_not_started_by_its_launched_process(
-    project: Project, tmp_path: Path
-) -> None:
+def queued_job(project: Project, tmp_path: Path) -> tuple[Job, JobBook]:
+    """A job of the slow model over 10 rows, created and not started, and the job book."""
     register_slow(project, tmp_path)
     numbers(10).to_csv(tmp_path / "in.csv", index=False)
     spec = JobSpec(str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), str(tmp_path / "r.csv"))
-    job = create_job(project, "slow", None, spec, "test")
-    book = JobBook(project.engine)
+    return create_job(project, "slow", None, spec, "test"), JobBook(project.engine)
+
+
+def test_a_queued_job_cancelled_is_not_started_by_its_launched_process(
+    project: Project, tmp_path: Path
+) -> None:
+    job, book = queued_job(project, tmp_path)
     cancelled = book.cancel(job.id, "ann")
     assert cancelled.state == "cancelled" and cancelled.error.startswith("cancelled by ann at ")
     with pytest.raises(JobConflict, match="is cancelled, no longer queued"):
@@ -136,11 +140,7 @@ def test_a_queued_job_cancelled_is_not_started_by_its_launched_process(
 
 
 def test_a_job_whose_process_is_gone_is_cancelled_at_once(project: Project, tmp_path: Path) -> None:
-    register_slow(project, tmp_path)
-    numbers(10).to_csv(tmp_path / "in.csv", index=False)
-    spec = JobSpec(str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), str(tmp_path / "r.csv"))
-    job = create_job(project, "slow", None, spec, "test")
-    book = JobBook(project.engine)
+    job, book = queued_job(project, tmp_path)
     book.start(job.id, 10, "queued")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -214,11 +214,7 @@ def test_a_cancel_drops_the_chunks_in_flight_rather_than_wait_for_them(
 def test_a_job_asked_twice_keeps_the_first_cancel_until_its_process_stops(
     project: Project, tmp_path: Path
 ) -> None:
-    register_slow(project, tmp_path)
-    numbers(10).to_csv(tmp_path / "in.csv", index=False)
-    spec = JobSpec(str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), str(tmp_path / "r.csv"))
-    job = create_job(project, "slow", None, spec, "test")
-    book = JobBook(project.engine)
+    job, book = queued_job(project, tmp_path)
     book.start(job.id, 10, "queued")  # run by this process, which is alive
     first = book.cancel(job.id, "ann")
     assert first.state == "cancelling" and first.finished_at is None
