@@ -8,9 +8,13 @@ rows of churn features to Parquet (a million rows at a time), then alternately:
 - `pointsman batch churn IN -o OUT.parquet --workers W`, a subprocess in a session of its own,
   its process tree (job, forkserver, workers) sampled from /proc every 50 ms for CPU time and
   resident memory.
+- the model's own start-up: a fresh interpreter that imports pyarrow and pandas and loads the
+  version's artifact with joblib (what any script must do before the floor's loop), its CPU
+  time measured the same way.
 Prints medians over the rounds: rows/s, rows per CPU-second (what "per core used" means here),
-their ratio to the floor, and the peak of the summed resident memory of the job's processes.
-See bench/README.md.
+their ratio to the floor, and to the floor plus the model's own start-up (a script that
+starts, loads the model and runs the floor's loop), and the peak of the summed resident
+memory of the job's processes. See bench/README.md.
 
 With --baseline it also prints, per worker count, the job's throughput as a ratio to the floor
 of the same round (floor and job run back to back, so a busy machine slows both alike), and
@@ -90,6 +94,18 @@ def floor(model_path: Path, data: Path) -> Run:
     after = os.times()
     cpu = (after.user - before.user) + (after.system - before.system)
     return Run(seconds, cpu, 0.0)
+
+
+def bare_start(model_path: Path) -> float:
+    """CPU seconds of a fresh interpreter that imports pyarrow and pandas and loads the model:
+    the start-up any script scoring with this model pays before its first row."""
+    code = f"import pyarrow.parquet, pandas, joblib; joblib.load({str(model_path)!r})"
+    before = os.times()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    after = os.times()
+    return (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
 
 
 def tree(pgid: int) -> dict[int, tuple[float, int]]:
@@ -203,39 +219,53 @@ def main() -> None:
         write_rows(one, 1)
         model = project / "models" / MODELS[args.version]
         floors: list[Run] = []
+        starts: list[float] = []
         jobs: dict[int, list[Run]] = {w: [] for w in workers}
         fixed: dict[int, list[Run]] = {w: [] for w in workers}
         for r in range(args.rounds):
             floors.append(floor(model, data))
+            starts.append(bare_start(model))
             for w in workers:
                 out, tiny = folder / f"out-{w}-{r}.parquet", folder / f"one-{w}-{r}.parquet"
                 jobs[w].append(job(project, data, out, w, args.version))
                 fixed[w].append(job(project, one, tiny, w, args.version))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-        report(args.rows, floors, jobs, fixed, args.json, args.baseline)
+        report(args.rows, floors, starts, jobs, fixed, args.json, args.baseline)
 
 
 def report(
     rows: int,
     floors: list[Run],
+    starts: list[float],
     jobs: dict[int, list[Run]],
     fixed: dict[int, list[Run]],
     path: Path | None,
     baseline: bool = False,
 ) -> None:
-    """Medians; `fixed` is the same job on one row: start-up, loading, assembling."""
+    """Medians; `fixed` is the same job on one row: start-up, loading, assembling; `starts`
+    the model's own start-up (a bare interpreter loading it)."""
     f_rate = statistics.median(r.rows_per_s(rows) for r in floors)
     f_cpu = statistics.median(r.rows_per_cpu_s(rows) for r in floors)
+    start = statistics.median(starts)
+    f_script = statistics.median(rows / (r.cpu_s + s) for r, s in zip(floors, starts, strict=True))
     print(f"{rows:,} rows · {os.cpu_count()} CPUs · load {os.getloadavg()[0]:.1f}")
     print(
         f"floor (predict_proba, 64k chunks, one core): {f_rate:,.0f} rows/s, "
-        f"{f_cpu:,.0f} rows per CPU-second"
+        f"{f_cpu:,.0f} rows per CPU-second; the model's own start-up {start:.2f} CPU-s "
+        f"(floor with it: {f_script:,.0f} rows per CPU-second)"
     )
     print(
-        "workers |   rows/s  per worker | rows/CPU-s  vs floor | less fixed  vs floor |"
-        " fixed CPU-s | peak PSS MiB"
+        "workers |   rows/s  per worker | rows/CPU-s  vs floor  vs floor+start |"
+        " less fixed  vs floor | fixed CPU-s | peak PSS MiB"
     )
-    out = {"rows": rows, "floor_rows_per_s": f_rate, "floor_rows_per_cpu_s": f_cpu, "jobs": {}}
+    out = {
+        "rows": rows,
+        "floor_rows_per_s": f_rate,
+        "floor_rows_per_cpu_s": f_cpu,
+        "model_start_cpu_s": start,
+        "floor_with_start_rows_per_cpu_s": f_script,
+        "jobs": {},
+    }
     for w, runs in jobs.items():
         rate = statistics.median(r.rows_per_s(rows) for r in runs)
         per_cpu = statistics.median(r.rows_per_cpu_s(rows) for r in runs)
@@ -244,12 +274,14 @@ def report(
         steady = statistics.median(rows / max(r.cpu_s - start_cpu, 1e-9) for r in runs)
         print(
             f"{w:7d} | {rate:8,.0f} {rate / w:11,.0f} | {per_cpu:10,.0f} {per_cpu / f_cpu:8.0%}"
-            f" | {steady:10,.0f} {steady / f_cpu:8.0%} | {start_cpu:11.2f} | {peak:12,.0f}"
+            f" {per_cpu / f_script:14.0%} | {steady:10,.0f} {steady / f_cpu:8.0%} |"
+            f" {start_cpu:11.2f} | {peak:12,.0f}"
         )
         out["jobs"][w] = {
             "rows_per_s": rate,
             "rows_per_cpu_s": per_cpu,
             "vs_floor_per_cpu": per_cpu / f_cpu,
+            "vs_floor_with_start_per_cpu": per_cpu / f_script,
             "rows_per_cpu_s_less_fixed": steady,
             "fixed_cpu_s": start_cpu,
             "peak_pss_mib": peak,
@@ -257,33 +289,43 @@ def report(
             "fixed_runs": [asdict(r) for r in fixed[w]],
         }
     if baseline:
-        out["baseline"] = against_floor(rows, floors, jobs, fixed)
+        out["baseline"] = against_floor(rows, floors, starts, jobs, fixed)
     if path is not None:
         path.write_text(json.dumps(out, indent=2))
 
 
 def against_floor(
-    rows: int, floors: list[Run], jobs: dict[int, list[Run]], fixed: dict[int, list[Run]]
+    rows: int,
+    floors: list[Run],
+    starts: list[float],
+    jobs: dict[int, list[Run]],
+    fixed: dict[int, list[Run]],
 ) -> dict[int, dict[str, float]]:
     """Each round's job against the same round's floor; the median of the ratios."""
     print("\nagainst the floor of the same round (median of the rounds' ratios):")
-    print("workers | rows/s ratio | per CPU-s ratio | less fixed ratio | rounds (per CPU-s)")
+    print(
+        "workers | rows/s ratio | per CPU-s ratio | with start-up ratio | less fixed ratio |"
+        " rounds (per CPU-s)"
+    )
     medians: dict[int, dict[str, float]] = {}
     for w, runs in jobs.items():
-        wall, cpu, steady = [], [], []
-        for f, r, one in zip(floors, runs, fixed[w], strict=True):
+        wall, cpu, script, steady = [], [], [], []
+        for f, s, r, one in zip(floors, starts, runs, fixed[w], strict=True):
             wall.append(r.rows_per_s(rows) / f.rows_per_s(rows))
             cpu.append(r.rows_per_cpu_s(rows) / f.rows_per_cpu_s(rows))
+            script.append((f.cpu_s + s) / r.cpu_s)
             steady.append(rows / max(r.cpu_s - one.cpu_s, 1e-9) / f.rows_per_cpu_s(rows))
         medians[w] = {
             "rows_per_s": statistics.median(wall),
             "rows_per_cpu_s": statistics.median(cpu),
+            "rows_per_cpu_s_with_start": statistics.median(script),
             "rows_per_cpu_s_less_fixed": statistics.median(steady),
         }
         m = medians[w]
         rounds = " ".join(f"{c:.0%}" for c in cpu)
         print(
             f"{w:7d} | {m['rows_per_s']:12.0%} | {m['rows_per_cpu_s']:15.0%} |"
+            f" {m['rows_per_cpu_s_with_start']:19.0%} |"
             f" {m['rows_per_cpu_s_less_fixed']:16.0%} | {rounds}"
         )
     return medians

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pointsman.batch.executors import WorkerSetup
+from pointsman.batch.executors import WorkerSetup, loading_libraries
 from pointsman.batch.score import Scored, Scorer
 from pointsman.errors import (
     ArtifactTampered,
@@ -114,7 +114,8 @@ def scorer_of(artifact: bytes, setup: WorkerSetup) -> Scorer:
                 path = folder / Path(version.artifact).name
                 path.write_bytes(artifact)
                 trusted = tuple(version.lineage.get("trusted_types") or ())
-                runtime = load_runtime(version.format, path, version.entrypoint, trusted)
+                with loading_libraries(freeze=False):
+                    runtime = load_runtime(version.format, path, version.entrypoint, trusted)
             scorer = Scorer(
                 version,
                 runtime,

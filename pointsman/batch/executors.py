@@ -9,11 +9,14 @@ again) and a copy of every chunk.
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +29,6 @@ from pointsman.errors import ChunkFailed, PointsmanError
 from pointsman.registry import VersionRecord
 from pointsman.registry.artifacts import ArtifactStore
 from pointsman.registry.loading import load_resolved
-from pointsman.runners.supervisor import runner_context
 from pointsman.validation.policy import ValidationPolicy
 
 
@@ -48,7 +50,8 @@ class WorkerSetup:
         """Load the version (sha256-verified) and prepare its checks."""
         loaded = None
         if not self.dry_run:
-            loaded, _ = load_resolved(self.artifacts, self.version, self.runtime)
+            with loading_libraries():
+                loaded, _ = load_resolved(self.artifacts, self.version, self.runtime)
         return Scorer(
             self.version,
             loaded,
@@ -58,6 +61,24 @@ class WorkerSetup:
             self.text_source,
             self.log_rows,
         )
+
+
+@contextmanager
+def loading_libraries(freeze: bool = True) -> Iterator[None]:
+    """The garbage collector paused while a model and its libraries load (the import of
+    scikit-learn makes a million objects and little garbage: the collector would walk them
+    again and again), then, with `freeze`, those objects set aside for good, so that the
+    collections while chunks are scored do not walk them either. `freeze` is for processes
+    of the job's own, not a long-lived Dask worker, whose later jobs load other models."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 class Executor(Protocol):
@@ -94,6 +115,9 @@ class LocalExecutor:
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
+        # Imported here: one worker (the job's own process) needs no forkserver.
+        from pointsman.runners.supervisor import runner_context
+
         parts = self.parts
         parts.mkdir(parents=True, exist_ok=True)
         self.pool = ProcessPoolExecutor(

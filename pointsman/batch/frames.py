@@ -62,9 +62,13 @@ def check_chunk(
         columns[spec.name] = _column(spec, column, refused, coerced, text_source, arrow_strings)
     if not refused:
         return CheckedChunk(Frame(columns, n, {}, coerced), np.arange(n), refused)
-    keep = np.array([i for i in range(n) if i not in refused], dtype=np.int64)
-    position = {int(row): i for i, row in enumerate(keep.tolist())}
-    findings = [_moved(f, position[f.row]) for f in coerced if f.row in position]
+    kept = np.ones(n, dtype=bool)
+    kept[np.fromiter(refused, dtype=np.int64, count=len(refused))] = False
+    keep = np.flatnonzero(kept)
+    # A coerced value's row in the frame: its chunk row less the refused rows before it.
+    findings = [
+        _moved(f, int(np.searchsorted(keep, f.row))) for f in coerced if f.row not in refused
+    ]
     frame = Frame({k: v[keep] for k, v in columns.items()}, len(keep), {}, findings)
     return CheckedChunk(frame, keep, refused)
 

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -30,10 +30,12 @@ from pointsman.batch.sources import (
     read_chunks,
 )
 from pointsman.errors import BadBatchSource, JobCancelled, JobConflict
-from pointsman.logstore import PredictionLog
 from pointsman.project import Project
 from pointsman.registry import VersionRecord
 from pointsman.validation.policy import ValidationPolicy
+
+if TYPE_CHECKING:
+    from pointsman.logstore import PredictionLog
 
 Progress = Callable[[Job], None]
 
@@ -132,7 +134,7 @@ def run_job(
     try:
         if executor is None:
             executor = _executor(project, job, version, source)
-        log = PredictionLog(project.settings, project.engine) if spec.log else None
+        log = _prediction_log(project) if spec.log else None
         try:
             with executor:
                 try:
@@ -158,6 +160,13 @@ def run_job(
     if progress is not None:
         progress(done)
     return done
+
+
+def _prediction_log(project: Project) -> PredictionLog:
+    # Imported with --log only: the log's writer and shipper are not a plain job's start-up.
+    from pointsman.logstore import PredictionLog
+
+    return PredictionLog(project.settings, project.engine)
 
 
 def setup_of(project: Project, job: Job, version: VersionRecord, source: Source) -> WorkerSetup:

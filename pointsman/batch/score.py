@@ -18,11 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pointsman.batch.frames import check_chunk, subset
-from pointsman.logstore.record import build_record, columns_of
 from pointsman.registry import VersionRecord
 from pointsman.runtimes import Runtime
 from pointsman.runtimes.sklearn import SklearnRuntime
-from pointsman.types import Finding, Frame, Outputs
+from pointsman.types import Finding, Frame, Outputs, plain_list
 from pointsman.validation.checks import ProfileChecks
 from pointsman.validation.policy import ValidationPolicy
 
@@ -41,6 +40,20 @@ class ChunkResult:
     failed: int  # rows the model raised on (they are in the rejects, with what it raised)
     seconds: float
     record: dict[str, Any] | None = None  # with --log: the chunk's prediction record
+
+
+@dataclass(frozen=True)
+class Answers:
+    """A chunk's model outputs: labels as the runtime's numpy array where it gives one
+    (`predict_arrays`), else its list; probabilities with their classes, or None."""
+
+    labels: Any
+    probabilities: np.ndarray | None = None
+    classes: list[Any] | None = None
+
+    def outputs(self) -> Outputs:
+        """As a request's Outputs (Python values: what the prediction log stores)."""
+        return Outputs(plain_list(self.labels), self.probabilities, self.classes)
 
 
 @dataclass(frozen=True)
@@ -91,10 +104,9 @@ class Scorer:
             refused_rows, flagged_rows = self._judge(findings, rows, refused)
             flagged = flagged_rows - refused_rows
             if refused_rows:
-                keep = np.array([i for i, r in enumerate(rows.tolist()) if r not in refused_rows])
-                keep = keep.astype(np.int64)
+                keep = np.flatnonzero(~np.isin(rows, _array(refused_rows)))
                 frame, rows = subset(frame, keep), rows[keep]
-        outputs: Outputs | None = None
+        outputs: Answers | None = None
         record: dict[str, Any] | None = None
         failed: dict[int, list[Finding]] = {}
         if self.runtime is not None and frame.n_rows:
@@ -112,7 +124,7 @@ class Scorer:
             chunk,
             table.num_rows,
             len(refused),
-            len(flagged & set(rows.tolist())),
+            int(np.isin(rows, _array(flagged)).sum()) if flagged else 0,
             len(failed),
             time.perf_counter() - start,
             record,
@@ -120,11 +132,13 @@ class Scorer:
         return Scored(output, rejects, result)
 
     def _record(
-        self, chunk: int, rows: np.ndarray, frame: Frame, outputs: Outputs, model_s: float
+        self, chunk: int, rows: np.ndarray, frame: Frame, outputs: Answers, model_s: float
     ) -> dict[str, Any]:
         """The chunk's answered rows as one prediction record (inputs redacted where it is
         spooled); its request id is the job's and the chunk's, so a resumed job's records are
         stored once (the log is idempotent by request id, role and version)."""
+        from pointsman.logstore.record import build_record, columns_of  # with --log only
+
         return build_record(
             request_id=f"{self.job_id}-{chunk:06d}",
             role="pinned",
@@ -132,7 +146,7 @@ class Scorer:
             version=self.version.number,
             frame=frame,
             inputs=columns_of(frame),
-            outputs=outputs,
+            outputs=outputs.outputs(),
             latency_s=model_s,
             model_s=model_s,
             client=f"batch:{self.job_id}",
@@ -160,7 +174,7 @@ class Scorer:
         table: pa.Table,
         first: int,
         rows: np.ndarray,
-        outputs: Outputs | None,
+        outputs: Answers | None,
         flagged: set[int],
     ) -> pa.Table:
         taken = pa.array(rows, type=pa.int64())
@@ -168,15 +182,19 @@ class Scorer:
         for name in self.keep:
             columns[name] = table.column(name).take(taken)
         if outputs is not None:
-            columns["prediction"] = pa.array(outputs.predictions)
-            classes = outputs.classes or []
+            columns["prediction"] = arrow_labels(outputs.labels)
             if outputs.probabilities is not None:
-                for k, label in enumerate(classes):
-                    columns[f"p_{label}"] = pa.array(outputs.probabilities[:, k])
+                # One copy with each class's probabilities contiguous, then no copy a class.
+                by_class = np.ascontiguousarray(outputs.probabilities.T)
+                for k, label in enumerate(outputs.classes or []):
+                    columns[f"p_{label}"] = pa.array(by_class[k])
         n = len(rows)
         columns["version"] = pa.array(np.full(n, self.version.number, dtype=np.int64))
-        is_flagged = np.isin(rows, np.fromiter(flagged, dtype=np.int64, count=len(flagged)))
-        columns["status"] = pc.if_else(pa.array(is_flagged), "flagged", "ok")
+        if flagged:
+            is_flagged = np.isin(rows, _array(flagged))
+            columns["status"] = pc.if_else(pa.array(is_flagged), "flagged", "ok")
+        else:
+            columns["status"] = _repeat("ok", n)
         columns["job_id"] = _repeat(self.job_id, n)
         return pa.table(columns)
 
@@ -196,6 +214,29 @@ class Scorer:
         return pa.table(columns)
 
 
+def _array(rows: set[int]) -> np.ndarray:
+    return np.fromiter(rows, dtype=np.int64, count=len(rows))
+
+
+def arrow_labels(labels: Any) -> pa.Array:
+    """Predictions as an Arrow column of the type their Python values would give (integers
+    as int64, floats as double, NaN as null), converted in C from the model's array."""
+    if isinstance(labels, np.ndarray) and labels.ndim == 1:
+        kind = labels.dtype.kind
+        if kind in "iu" and (kind == "i" or labels.dtype.itemsize < 8):
+            return pa.array(labels.astype(np.int64, copy=False))
+        if kind == "f":
+            return pa.array(labels.astype(np.float64, copy=False), from_pandas=True)
+        if kind in "bU":
+            return pa.array(labels)
+        if kind == "O":
+            try:
+                return pa.array(labels, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                pass  # mixed values: as the request path reads them
+    return pa.array(plain_list(labels))
+
+
 def _repeat(text: str, n: int) -> pa.Array:
     """`text` n times, built in C."""
     return pc.fill_null(pa.nulls(n, pa.string()), text)
@@ -206,13 +247,23 @@ def pc_add(rows: pa.Array, first: int) -> pa.Array:
     return pa.array(rows.to_numpy() + first, type=pa.int64())
 
 
+def _answers(runtime: Runtime, frame: Frame) -> Answers:
+    arrays = getattr(runtime, "predict_arrays", None)
+    if arrays is not None:  # scikit-learn: labels stay numpy to the output's Arrow column
+        labels, probabilities = arrays(frame)
+        classes = None if probabilities is None else runtime.info.classes
+        return Answers(labels, probabilities, classes)
+    out = runtime.predict(frame)
+    return Answers(out.predictions, out.probabilities, out.classes)
+
+
 def _predict(
     runtime: Runtime, frame: Frame, rows: np.ndarray, failed: dict[int, list[Finding]]
-) -> tuple[Outputs | None, np.ndarray]:
-    """Outputs of the rows that the model answers, halving a failing batch to find the rows
+) -> tuple[Answers | None, np.ndarray]:
+    """Answers of the rows that the model answers, halving a failing batch to find the rows
     it raises on (noted in `failed`); and which rows answered."""
     try:
-        return runtime.predict(frame), rows
+        return _answers(runtime, frame), rows
     except Exception as exc:
         if frame.n_rows == 1:
             what = f"an input the model answers (it raised {type(exc).__name__}: {exc})"[:300]
@@ -220,7 +271,7 @@ def _predict(
             return None, rows[:0]
     half = frame.n_rows // 2
     parts = [np.arange(half), np.arange(half, frame.n_rows)]
-    answered: list[tuple[Outputs, np.ndarray]] = []
+    answered: list[tuple[Answers, np.ndarray]] = []
     for part in parts:
         out, ok = _predict(runtime, subset(frame, part), rows[part], failed)
         if out is not None:
@@ -230,12 +281,16 @@ def _predict(
     return _joined([o for o, _ in answered]), np.concatenate([ok for _, ok in answered])
 
 
-def _joined(outputs: list[Outputs]) -> Outputs:
-    predictions = [p for o in outputs for p in o.predictions]
+def _joined(outputs: list[Answers]) -> Answers:
+    labels: Any
+    if all(isinstance(o.labels, np.ndarray) and o.labels.ndim == 1 for o in outputs):
+        labels = np.concatenate([o.labels for o in outputs])
+    else:
+        labels = [p for o in outputs for p in plain_list(o.labels)]
     probabilities = None
     if all(o.probabilities is not None for o in outputs):
         probabilities = np.vstack([o.probabilities for o in outputs])  # type: ignore[misc]
-    return Outputs(predictions, probabilities, outputs[0].classes, outputs[0].runtime)
+    return Answers(labels, probabilities, outputs[0].classes)
 
 
 def write_part(table: pa.Table, path: Path) -> None:

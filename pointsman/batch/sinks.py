@@ -93,7 +93,7 @@ def read_part(path: Path, schema: pa.Schema) -> pa.Table:
 
 
 def _part_schema(path: Path) -> pa.Schema:
-    with pa.OSFile(str(path), "rb") as source:
+    with pa.memory_map(str(path), "rb") as source:
         return pa.ipc.open_file(source).schema
 
 
@@ -101,7 +101,10 @@ def _write_file(path: Path, parts: list[Path], schema: pa.Schema) -> None:
     partial = path.with_name(path.name + ".partial")
     csv = path.suffix.lower() == ".csv"
     writer: pacsv.CSVWriter | pq.ParquetWriter
-    writer = pacsv.CSVWriter(partial, schema) if csv else pq.ParquetWriter(partial, schema)
+    if csv:
+        writer = pacsv.CSVWriter(partial, schema)
+    else:
+        writer = pq.ParquetWriter(partial, schema, use_dictionary=dictionary_columns(schema))
     try:
         for part in parts:
             writer.write_table(read_part(part, schema))
@@ -110,9 +113,16 @@ def _write_file(path: Path, parts: list[Path], schema: pa.Schema) -> None:
     os.replace(partial, path)
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth Parquet's dictionary encoding: few distinct values (labels, status,
+    version, job id, kept text). Probabilities and row numbers are all distinct, and trying a
+    dictionary on them first costs more than the rest of writing them."""
+    return [f.name for f in schema if f.name != "row" and not pa.types.is_floating(f.type)]
+
+
 def read_ipc(part: Path) -> pa.Table:
-    """A part file as a table, read into memory (one chunk's worth)."""
-    with pa.OSFile(str(part), "rb") as source:
+    """A part file as a table, memory-mapped rather than copied (read once, then written)."""
+    with pa.memory_map(str(part), "rb") as source:
         return pa.ipc.open_file(source).read_all()
 
 
@@ -121,4 +131,6 @@ def _write_folder(folder: Path, parts: list[Path]) -> None:
     for old in folder.glob("part-*.parquet"):
         old.unlink()
     for i, part in enumerate(parts):
-        pq.write_table(read_ipc(part), folder / f"part-{i:06d}.parquet")
+        table = read_ipc(part)
+        columns = dictionary_columns(table.schema)
+        pq.write_table(table, folder / f"part-{i:06d}.parquet", use_dictionary=columns)

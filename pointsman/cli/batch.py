@@ -23,6 +23,7 @@ from pointsman.batch import Job, JobBook, JobSpec, create_job, run_job
 from pointsman.batch.jobs import runner_alive
 from pointsman.batch.sinks import rejects_of
 from pointsman.cli.context import Context, pass_context
+from pointsman.cli.main import exit_without_teardown
 from pointsman.cli.output import cell, console, err_console, print_json, table
 from pointsman.errors import JobConflict
 from pointsman.project import Project
@@ -209,6 +210,7 @@ def _alive(runner: str) -> bool:
 
 
 def _run(project: Project, job: Job, as_json: bool, only_queued: bool = False) -> None:
+    exit_without_teardown()  # the job's output and records are closed when this returns
     with _bar(job) as progress:
         done = run_job(project, job.id, progress, only_queued=only_queued)
     if as_json:

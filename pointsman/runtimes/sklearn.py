@@ -79,15 +79,25 @@ class SklearnRuntime:
         return cls(estimator, "sklearn_" + ("skops" if fmt == "skops" else "joblib"))
 
     def predict(self, frame: Frame) -> Outputs:
+        labels, proba = self._answer(frame)
+        if proba is None:
+            return Outputs(plain_list(labels))
+        return Outputs(plain_list(labels), proba, self.classes)
+
+    def predict_arrays(self, frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels and probabilities left as arrays: a batch job writes them to Arrow without
+        a Python value per row, which `predict` makes for JSON."""
+        labels, proba = self._answer(frame)
+        return np.asarray(labels), proba
+
+    def _answer(self, frame: Frame) -> tuple[Any, np.ndarray | None]:
         x = self._input(frame)
         if self.classes is None or self._proba is None:
-            return Outputs(plain_list(self._predict(x)))
+            return self._predict(x), None
         proba = np.asarray(self._proba(x), dtype=np.float64)
         if self._argmax and self._classes_array is not None:
-            labels = self._classes_array[proba.argmax(axis=1)]
-        else:
-            labels = self._predict(x)
-        return Outputs(plain_list(labels), proba, self.classes)
+            return self._classes_array[proba.argmax(axis=1)], proba
+        return self._predict(x), proba
 
     def _input(self, frame: Frame) -> Any:
         if self.uses_frame:

@@ -235,6 +235,8 @@ def _row_candidates(cols: list[np.ndarray]) -> list[int]:
         np.equal(values, 0, out=hit)
         hit |= nan
         default &= hit
+        if not (same.any() or default.any()):  # no later column can make a candidate
+            return []
     return list(np.flatnonzero(same | default).tolist())
 
 
