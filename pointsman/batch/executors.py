@@ -2,7 +2,8 @@
 
 Each worker process loads the version once (its artifact checked against the sha256 the
 version recorded) and writes each chunk's part files itself, so that only the chunk's rows
-and a few counts cross between processes. With one worker the job's own process scores:
+(or, for Parquet whose row groups fit in a chunk, where to read them) and a few counts cross
+between processes. With one worker the job's own process scores:
 a worker process would only add its start-up (seconds: it imports the model's libraries
 again) and a copy of every chunk.
 """
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
+from pointsman.batch.rowgroups import ChunkPlace, read_chunk
 from pointsman.batch.score import ChunkResult, Scored, Scorer, write_part
 from pointsman.errors import ChunkFailed, PointsmanError
 from pointsman.registry import VersionRecord
@@ -115,14 +117,11 @@ class LocalExecutor:
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
-        # Imported here: one worker (the job's own process) needs no forkserver.
-        from pointsman.runners.supervisor import runner_context
-
         parts = self.parts
         parts.mkdir(parents=True, exist_ok=True)
         self.pool = ProcessPoolExecutor(
             self.workers,
-            runner_context(),
+            _worker_context(),
             initializer=_start,
             initargs=(self.setup, parts, os.getpid()),
         )
@@ -135,6 +134,11 @@ class LocalExecutor:
     def submit(self, chunk: int, first_row: int, table: pa.Table) -> Future[ChunkResult]:
         assert self.pool is not None, "submit inside `with`"
         return self.pool.submit(_score, chunk, first_row, table)
+
+    def submit_place(self, place: ChunkPlace, first_row: int) -> Future[ChunkResult]:
+        """A chunk the worker reads itself from the input's row groups."""
+        assert self.pool is not None, "submit inside `with`"
+        return self.pool.submit(_read_and_score, place, first_row)
 
     def stop(self) -> None:
         """End the worker processes now, their chunks unfinished: a part file is renamed
@@ -190,6 +194,33 @@ class InProcessExecutor:
         return future
 
 
+# Imported once by the forkserver the workers are forked from rather than by each worker:
+# the usual libraries of a model and what scores a chunk (not the runners' serving side).
+WORKER_PRELOAD = [
+    "numpy",
+    "pandas",
+    "pyarrow.parquet",
+    "sklearn",
+    "sklearn.base",
+    "sklearn.pipeline",
+    "sklearn.compose",
+    "sklearn.preprocessing",
+    "sklearn.linear_model",
+    "joblib",
+    "pointsman.batch.executors",
+]
+
+
+def _worker_context() -> Any:
+    """The runners' forkserver (single-threaded BLAS), preloading what a batch worker runs.
+    Imported here: one worker (the job's own process) needs no forkserver."""
+    from pointsman.runners.supervisor import runner_context
+
+    context = runner_context()
+    context.set_forkserver_preload(WORKER_PRELOAD)
+    return context
+
+
 def local_executor(setup: WorkerSetup, workers: int, parts: Path) -> Executor:
     """Worker processes for `workers` cores (0: every core); this process for one."""
     if (workers or cores()) == 1:
@@ -242,6 +273,14 @@ def _score(chunk: int, first_row: int, table: pa.Table) -> ChunkResult:
         return write_scored(_parts, _scorer.score(chunk, first_row, table))
     except PointsmanError as exc:
         raise ChunkFailed(exc.message) from None
+
+
+def _read_and_score(place: ChunkPlace, first_row: int) -> ChunkResult:
+    try:
+        table = read_chunk(place)
+    except PointsmanError as exc:
+        raise ChunkFailed(exc.message) from None
+    return _score(place.chunk, first_row, table)
 
 
 def write_scored(parts: Path, scored: Scored) -> ChunkResult:

@@ -17,8 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pointsman.batch.executors import Executor, WorkerSetup, local_executor, write_scored
+from pointsman.batch.executors import (
+    Executor,
+    LocalExecutor,
+    WorkerSetup,
+    local_executor,
+    write_scored,
+)
 from pointsman.batch.jobs import Job, JobBook, JobSpec
+from pointsman.batch.rowgroups import plan_chunks
 from pointsman.batch.score import OUTPUT_COLUMNS, ROW, ChunkResult, Scored, write_part
 from pointsman.batch.sinks import check_output, rejects_of, unified_schema, write_parts
 from pointsman.batch.sources import (
@@ -227,13 +234,23 @@ def _score_all(
         if progress is not None:
             progress(book.get(job_id))
 
-    for chunk, table in enumerate(read_chunks(source, columns, spec.chunk_rows)):
-        if chunk in done:
-            continue
-        watch.check()
-        inflight.append(executor.submit(chunk, chunk * spec.chunk_rows, table))
-        while len(inflight) >= executor.capacity:
-            collect()
+    # Worker processes read their chunks themselves where they can (Parquet row groups).
+    local = executor if isinstance(executor, LocalExecutor) else None
+    places = None if local is None else plan_chunks(source, columns, spec.chunk_rows)
+    if local is not None and places is not None:
+        for place in places:
+            if place.chunk not in done:
+                watch.check()
+                inflight.append(local.submit_place(place, place.chunk * spec.chunk_rows))
+                while len(inflight) >= executor.capacity:
+                    collect()
+    else:
+        for chunk, table in enumerate(read_chunks(source, columns, spec.chunk_rows)):
+            if chunk not in done:
+                watch.check()
+                inflight.append(executor.submit(chunk, chunk * spec.chunk_rows, table))
+                while len(inflight) >= executor.capacity:
+                    collect()
     while inflight:
         collect()
 

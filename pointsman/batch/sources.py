@@ -139,7 +139,7 @@ def read_chunks(source: Source, columns: list[str], chunk_rows: int) -> Iterator
         if schema is None:
             schema = batch.schema
         elif batch.schema != schema:
-            batch = _cast(batch, schema)
+            batch = cast_to(batch, schema)
         while batch.num_rows:
             take = min(chunk_rows - size, batch.num_rows)
             pending.append(batch.slice(0, take))
@@ -155,7 +155,8 @@ def read_chunks(source: Source, columns: list[str], chunk_rows: int) -> Iterator
         yield empty.empty_table()
 
 
-def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+def cast_to(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A later file's batch as the input's first rows are typed."""
     try:
         return batch.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:

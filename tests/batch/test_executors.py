@@ -13,6 +13,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from pointsman.batch import JobBook, JobSpec, create_job, run_job
+from pointsman.batch import run as run_module
 from pointsman.batch.executors import (
     InProcessExecutor,
     LocalExecutor,
@@ -138,3 +139,32 @@ def test_in_process_setup_is_what_a_worker_gets(project: Project, tmp_path: Path
     with InProcessExecutor(setup, tmp_path / "parts") as executor:
         result = executor.submit(0, 0, pa.Table.from_pandas(numbers(4))).result()
     assert result.rows == 4 and (tmp_path / "parts" / "out-000000.arrow").exists()
+
+
+def test_workers_read_their_chunks_from_row_groups_that_fit_a_chunk(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register_slow(project, tmp_path)
+    numbers(1000).to_parquet(tmp_path / "in.parquet", row_group_size=64)  # 100-row chunks
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"out-{workers}.parquet"
+        spec = JobSpec(
+            str(tmp_path / "in.parquet"),
+            str(out),
+            str(tmp_path / f"rejects-{workers}.parquet"),
+            keep=("id",),
+            chunk_rows=100,
+            workers=workers,
+        )
+        job = create_job(project, "slow", None, spec, "test")
+        if workers == 2:  # the job's process hands out places, never rows
+            monkeypatch.setattr(run_module, "read_chunks", refuse_to_read)
+        assert run_job(project, job.id).state == "succeeded"
+        outputs.append(pd.read_parquet(out).drop(columns=["job_id"]))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    assert outputs[1]["row"].tolist() == list(range(1000))
+
+
+def refuse_to_read(*args: object) -> None:
+    raise AssertionError("the job's process read the input's rows")

@@ -89,21 +89,26 @@ def test_a_job_reads_and_writes_sql_tables_and_is_recorded_chunk_by_chunk(
 
 
 @pytest.mark.parametrize(
-    ("workers", "whole_group"),
-    [("1", True), ("2", False)],
-    ids=["in-process-killed", "job-pid-killed-workers-left"],
+    ("workers", "whole_group", "group_rows"),
+    [("1", True, None), ("2", False, None), ("2", False, 70)],
+    ids=["in-process-killed", "job-pid-killed-workers-left", "workers-reading-row-groups"],
 )
 def test_a_job_killed_mid_run_resumes_to_the_output_of_an_uninterrupted_run(
-    tmp_path: Path, workers: str, whole_group: bool, request: pytest.FixtureRequest
+    tmp_path: Path,
+    workers: str,
+    whole_group: bool,
+    group_rows: int | None,
+    request: pytest.FixtureRequest,
 ) -> None:
     # One worker: the job's own process scores, and SIGKILL takes it whole. Two: only the
-    # job's process is killed (by its PID), its workers may outlive it for a moment.
+    # job's process is killed (by its PID), its workers may outlive it for a moment; with
+    # row groups smaller than a chunk, the workers read their chunks themselves.
     folder = tmp_path / "proj"
     run("init", str(folder))
     p = ["--project", str(folder)]
     with open_project(load_settings(folder)) as project:
         register_slow(project, tmp_path)
-    numbers(3000).to_parquet(tmp_path / "in.parquet")
+    numbers(3000).to_parquet(tmp_path / "in.parquet", row_group_size=group_rows)
     args = [
         "batch",
         "slow",
