@@ -2,9 +2,11 @@
 at a time, on one core.
 
 Makes a demo project (churn version 1 or 2 with --version: scikit-learn pipelines), writes N
-rows of churn features to Parquet (a million rows at a time), then alternately:
-- the floor: this process reads the Parquet file 65 536 rows at a time and calls the
-  version's `predict_proba` on each chunk (one thread, no checks, nothing written);
+rows of churn features to Parquet in row groups of 65 536 (or CSV with --format csv), then
+alternately:
+- the floor: this process reads the file 65 536 rows at a time and calls the version's
+  `predict_proba` on each chunk (one thread, no checks, nothing written; CSV read by
+  pyarrow's streaming reader, its types inferred);
 - `pointsman batch churn IN -o OUT.parquet --workers W`, a subprocess in a session of its own,
   its process tree (job, forkserver, workers) sampled from /proc every 50 ms for CPU time and
   resident memory.
@@ -14,7 +16,8 @@ rows of churn features to Parquet (a million rows at a time), then alternately:
 Prints medians over the rounds: rows/s, rows per CPU-second (what "per core used" means here),
 their ratio to the floor, and to the floor plus the model's own start-up (a script that
 starts, loads the model and runs the floor's loop), and the peak of the summed resident
-memory of the job's processes. See bench/README.md.
+memory of the job's processes (PSS; and RSS, which counts shared pages once per process).
+See bench/README.md.
 
 With --baseline it also prints, per worker count, the job's throughput as a ratio to the floor
 of the same round (floor and job run back to back, so a busy machine slows both alike), and
@@ -22,7 +25,7 @@ the median of those ratios: rows/s, rows per CPU-second, and rows per CPU-second
 fixed cost (the same job on one row).
 
     .venv/bin/python bench/batch.py [--rows 1000000] [--workers 1,2] [--rounds 3] [--baseline]
-                                    [--json f]
+                                    [--format parquet|csv] [--json f]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +46,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the floor runs on one core
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import joblib
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pointsman.demo.churn import TARGET, make_data
@@ -58,6 +64,7 @@ class Run:
     seconds: float
     cpu_s: float
     peak_pss_mib: float
+    peak_rss_mib: float = 0.0
 
     def rows_per_s(self, rows: int) -> float:
         return rows / self.seconds
@@ -67,20 +74,41 @@ class Run:
 
 
 def write_rows(path: Path, rows: int) -> None:
-    """`rows` churn rows (no target), written a million at a time."""
-    writer = None
+    """`rows` churn rows (no target), written a million at a time; CSV for a .csv path."""
+    writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
     done = 0
     while done < rows:
         n = min(1_000_000, rows - done)
         frame = make_data(n, seed=100 + done // 1_000_000).drop(columns=[TARGET])
-        import pyarrow as pa
-
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        writer = writer or pq.ParquetWriter(path, table.schema)
-        writer.write_table(table, row_group_size=CHUNK)
+        if path.suffix == ".csv":
+            writer = writer or pacsv.CSVWriter(path, table.schema)
+            writer.write_table(table)
+        else:
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table, row_group_size=CHUNK)
         done += n
     if writer is not None:
         writer.close()
+
+
+def chunks(data: Path) -> Iterator[pa.Table]:
+    """The file 65 536 rows at a time, as a hand-written script would read it."""
+    if data.suffix != ".csv":
+        for batch in pq.ParquetFile(data).iter_batches(batch_size=CHUNK):
+            yield pa.Table.from_batches([batch])
+        return
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in pacsv.open_csv(data, read_options=pacsv.ReadOptions(block_size=4 << 20)):
+        pending.append(batch)
+        size += batch.num_rows
+        while size >= CHUNK:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, CHUNK)
+            pending, size = table.slice(CHUNK).to_batches(), size - CHUNK
+    if size:
+        yield pa.Table.from_batches(pending)
 
 
 def floor(model_path: Path, data: Path) -> Run:
@@ -88,8 +116,8 @@ def floor(model_path: Path, data: Path) -> Run:
     model = joblib.load(model_path)
     before = os.times()
     start = time.perf_counter()
-    for batch in pq.ParquetFile(data).iter_batches(batch_size=CHUNK):
-        model.predict_proba(batch.to_pandas())
+    for table in chunks(data):
+        model.predict_proba(table.to_pandas())
     seconds = time.perf_counter() - start
     after = os.times()
     cpu = (after.user - before.user) + (after.system - before.system)
@@ -108,8 +136,9 @@ def bare_start(model_path: Path) -> float:
     )
 
 
-def tree(pgid: int) -> dict[int, tuple[float, int]]:
-    """pid → (CPU seconds, proportional set size in bytes) of every process of the group.
+def tree(pgid: int) -> dict[int, tuple[float, int, int]]:
+    """pid → (CPU seconds, proportional and resident set sizes in bytes) of every process of
+    the group.
 
     PSS, not RSS: the forkserver's preloaded libraries are shared by every worker, and
     summing RSS would count them once per process."""
@@ -125,7 +154,8 @@ def tree(pgid: int) -> dict[int, tuple[float, int]]:
         if int(fields[2]) != pgid:  # fields[2]: the process group
             continue
         cpu = (int(fields[11]) + int(fields[12])) / TICKS
-        out[int(entry)] = (cpu, _pss(entry) or int(fields[21]) * PAGE)
+        rss = int(fields[21]) * PAGE
+        out[int(entry)] = (cpu, _pss(entry) or rss, rss)
     return out
 
 
@@ -163,13 +193,14 @@ def job(project: Path, data: Path, out: Path, workers: int, version: int) -> Run
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     cpu: dict[int, float] = {}
-    peak = 0
+    peak = peak_rss = 0
     try:
         while process.poll() is None:
             seen = tree(process.pid)
-            for pid, (used, _) in seen.items():
+            for pid, (used, _, _) in seen.items():
                 cpu[pid] = used
-            peak = max(peak, sum(rss for _, rss in seen.values()))
+            peak = max(peak, sum(pss for _, pss, _ in seen.values()))
+            peak_rss = max(peak_rss, sum(rss for _, _, rss in seen.values()))
             time.sleep(0.05)
     finally:
         if process.poll() is None:
@@ -177,7 +208,7 @@ def job(project: Path, data: Path, out: Path, workers: int, version: int) -> Run
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         raise SystemExit(f"the batch job failed: {process.stderr.read().decode()[-2000:]}")
-    return Run(seconds, sum(cpu.values()), peak / 2**20)
+    return Run(seconds, sum(cpu.values()), peak / 2**20, peak_rss / 2**20)
 
 
 def main() -> None:
@@ -198,6 +229,7 @@ def main() -> None:
         action="store_true",
         help="also print each round's ratio to that round's floor, and their median",
     )
+    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
@@ -213,9 +245,9 @@ def main() -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        data = folder / "rows.parquet"
+        data = folder / f"rows.{args.format}"
         write_rows(data, args.rows)
-        one = folder / "one.parquet"
+        one = folder / f"one.{args.format}"
         write_rows(one, 1)
         model = project / "models" / MODELS[args.version]
         floors: list[Run] = []
@@ -230,6 +262,7 @@ def main() -> None:
                 jobs[w].append(job(project, data, out, w, args.version))
                 fixed[w].append(job(project, one, tiny, w, args.version))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+        print(f"input: {data.name} ({args.format}), churn version {args.version}")
         report(args.rows, floors, starts, jobs, fixed, args.json, args.baseline)
 
 
@@ -256,7 +289,7 @@ def report(
     )
     print(
         "workers |   rows/s  per worker | rows/CPU-s  vs floor  vs floor+start |"
-        " less fixed  vs floor | fixed CPU-s | peak PSS MiB"
+        " less fixed  vs floor | fixed CPU-s | peak PSS MiB | peak RSS MiB"
     )
     out = {
         "rows": rows,
@@ -270,12 +303,13 @@ def report(
         rate = statistics.median(r.rows_per_s(rows) for r in runs)
         per_cpu = statistics.median(r.rows_per_cpu_s(rows) for r in runs)
         peak = max(r.peak_pss_mib for r in runs)
+        peak_rss = max(r.peak_rss_mib for r in runs)
         start_cpu = statistics.median(r.cpu_s for r in fixed[w])
         steady = statistics.median(rows / max(r.cpu_s - start_cpu, 1e-9) for r in runs)
         print(
             f"{w:7d} | {rate:8,.0f} {rate / w:11,.0f} | {per_cpu:10,.0f} {per_cpu / f_cpu:8.0%}"
             f" {per_cpu / f_script:14.0%} | {steady:10,.0f} {steady / f_cpu:8.0%} |"
-            f" {start_cpu:11.2f} | {peak:12,.0f}"
+            f" {start_cpu:11.2f} | {peak:12,.0f} | {peak_rss:12,.0f}"
         )
         out["jobs"][w] = {
             "rows_per_s": rate,
@@ -285,6 +319,7 @@ def report(
             "rows_per_cpu_s_less_fixed": steady,
             "fixed_cpu_s": start_cpu,
             "peak_pss_mib": peak,
+            "peak_rss_mib": peak_rss,
             "runs": [asdict(r) for r in runs],
             "fixed_runs": [asdict(r) for r in fixed[w]],
         }
