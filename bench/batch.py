@@ -25,7 +25,7 @@ the median of those ratios: rows/s, rows per CPU-second, and rows per CPU-second
 fixed cost (the same job on one row).
 
     .venv/bin/python bench/batch.py [--rows 1000000] [--workers 1,2] [--rounds 3] [--baseline]
-                                    [--format parquet|csv] [--json f]
+                                    [--format parquet|csv] [--against PM] [--json f]
 """
 
 from __future__ import annotations
@@ -170,10 +170,12 @@ def _pss(pid: str) -> int:
     return 0
 
 
-def job(project: Path, data: Path, out: Path, workers: int, version: int) -> Run:
+def job(
+    project: Path, data: Path, out: Path, workers: int, version: int, pointsman: str = ""
+) -> Run:
     """One `pointsman batch` run, its process tree sampled until it ends."""
     argv = [
-        str(VENV_BIN / "pointsman"),
+        pointsman or str(VENV_BIN / "pointsman"),
         "--project",
         str(project),
         "batch",
@@ -230,6 +232,12 @@ def main() -> None:
         help="also print each round's ratio to that round's floor, and their median",
     )
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument(
+        "--against",
+        default="",
+        help="another `pointsman` (a checkout of other code, its own venv) whose job runs "
+        "after this one's in every round, against the same floors",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
@@ -254,6 +262,8 @@ def main() -> None:
         starts: list[float] = []
         jobs: dict[int, list[Run]] = {w: [] for w in workers}
         fixed: dict[int, list[Run]] = {w: [] for w in workers}
+        other: dict[int, list[Run]] = {w: [] for w in workers}
+        other_fixed: dict[int, list[Run]] = {w: [] for w in workers}
         for r in range(args.rounds):
             floors.append(floor(model, data))
             starts.append(bare_start(model))
@@ -261,9 +271,16 @@ def main() -> None:
                 out, tiny = folder / f"out-{w}-{r}.parquet", folder / f"one-{w}-{r}.parquet"
                 jobs[w].append(job(project, data, out, w, args.version))
                 fixed[w].append(job(project, one, tiny, w, args.version))
+                if args.against:
+                    other[w].append(job(project, data, out, w, args.version, args.against))
+                    other_fixed[w].append(job(project, one, tiny, w, args.version, args.against))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         print(f"input: {data.name} ({args.format}), churn version {args.version}")
         report(args.rows, floors, starts, jobs, fixed, args.json, args.baseline)
+        if args.against:
+            print(f"\nagainst: {args.against}")
+            path = args.json and args.json.with_name(args.json.stem + "-against.json")
+            report(args.rows, floors, starts, other, other_fixed, path, args.baseline)
 
 
 def report(
