@@ -1,15 +1,15 @@
 """The read-only commands' way to a SQLite store without SQLAlchemy or pydantic.
 
-`pointsman models` and `pointsman route MODEL` print what a few rows say; importing
-SQLAlchemy and building the pydantic `Settings` took more than the rest of their run. So
-when the project's settings are ones read here exactly (plain text and on/off values, no
+`pointsman models`, `versions MODEL` and `route MODEL [--history]` print what a few rows
+say; importing SQLAlchemy and building the pydantic `Settings` took about half of their run.
+So when the project's settings are ones read here exactly (plain text and on/off values, no
 object store, no runner cgroup) and its store is a SQLite file at the newest schema, they
 read the rows with the standard library's sqlite3 and build the same objects the full path
-builds (`ModelSummary.from_row`, `Route.from_row`), decoding each column as SQLAlchemy's
-types do. Anything else (PostgreSQL, another setting, a pending migration, an unknown model)
-returns None, and the command opens the project as every other command does, which
-validates, migrates and words the errors. tests/cli/test_fastread.py holds the two paths
-to the same output.
+builds (`ModelSummary`, `VersionRecord` and `Route.from_row`), decoding each column as
+SQLAlchemy's types do. Anything else (PostgreSQL, another setting, a pending migration, an
+unknown model) returns None, and the command opens the project as every other command does,
+which validates, migrates and words the errors. tests/cli/test_fastread.py holds the two
+paths to the same output.
 """
 
 from __future__ import annotations
