@@ -27,6 +27,7 @@ from pointsman.auth import KeyCache
 from pointsman.catalog import Catalog
 from pointsman.gates.verdicts import canary_quality_check
 from pointsman.monitoring import metrics
+from pointsman.monitoring.drift_process import DriftProcess
 from pointsman.monitoring.heartbeat import Heart, replica_name
 from pointsman.monitoring.monitor import DriftMonitor
 from pointsman.pipeline import Pipeline
@@ -88,7 +89,11 @@ class Worker:
             history_days=settings.alerts_history_days,
             live_within_s=3 * settings.heartbeat_interval_s,
         )
-        self.drift = DriftMonitor(project, holder) if pipeline.log is not None else None
+        self.drift_process: DriftProcess | None = None
+        self.drift: DriftMonitor | None = None
+        if pipeline.log is not None:  # drift reads the log; it runs off this process's GIL
+            self.drift_process = DriftProcess(settings)
+            self.drift = DriftMonitor(project, holder, run=self.drift_process.run)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pointsman-bg")
         self._tasks: list[asyncio.Task[None]] = []
         self._wakes: dict[str, asyncio.Event] = {}  # job name → set to run it now
@@ -146,6 +151,8 @@ class Worker:
         self.close()
 
     def close(self) -> None:
+        if self.drift_process is not None:
+            self.drift_process.close()  # first: a run in flight would hold up the pool
         self._pool.shutdown(wait=True, cancel_futures=True)  # no query left in flight
         self.alerts.close()
         self.heart.stop()  # a clean stop: the other replicas do not call this one down

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import uuid
@@ -53,6 +55,51 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+class Dropper:
+    """Drops the tests' databases in a thread of its own, one after the other: DROP DATABASE
+    waits for a checkpoint (seconds on a busy server), which no test needs to wait for. The
+    session waits for the last drop at its end."""
+
+    def __init__(self) -> None:
+        self.names: queue.Queue[str] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.failed: list[str] = []
+
+    def drop(self, name: str) -> None:
+        self.names.put(name)
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._drain, name="drop-databases", daemon=True)
+            self.thread.start()
+
+    def _drain(self) -> None:
+        admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        while True:
+            name = self.names.get()
+            try:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except sa.exc.SQLAlchemyError as exc:
+                self.failed.append(f"{name}: {exc}")
+            finally:
+                self.names.task_done()
+
+    def wait(self) -> list[str]:
+        """Until every database queued is dropped; the drops that failed."""
+        if self.thread is not None:
+            self.names.join()
+        return self.failed
+
+
+DROPPER = Dropper()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    failed = DROPPER.wait()
+    if failed:  # as a failed drop at a test's teardown did: the run fails
+        print(f"\ntest databases left behind: {failed}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def fresh_postgres_database(request: pytest.FixtureRequest, template: str = "") -> str:
     """A new database on the local PostgreSQL (empty, or a copy of `template`), dropped at
     teardown."""
@@ -66,12 +113,8 @@ def fresh_postgres_database(request: pytest.FixtureRequest, template: str = "") 
         admin.dispose()
         skip_or_fail(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.orig}")
 
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    request.addfinalizer(drop)
+    admin.dispose()
+    request.addfinalizer(lambda: DROPPER.drop(name))
     return str(sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
 
 

@@ -30,7 +30,9 @@ from pointsman.routing import Route
 RoutesInForce = Callable[[], dict[str, Route]]
 # Scoring a day of predictions reads the log: once a minute per process, not per scrape.
 QUALITY_TTL_S = 60.0
-_quality_cache: dict[tuple[str, float], tuple[float, dict[tuple[int, str], dict[str, object]]]] = {}
+# Keyed by store too: two apps in one process (tests, an embedded app) must not share scores.
+QualityKey = tuple[str, str, float]  # store URL, model, window
+_quality_cache: dict[QualityKey, tuple[float, dict[tuple[int, str], dict[str, object]]]] = {}
 
 log = logging.getLogger("pointsman.monitoring")
 
@@ -116,11 +118,12 @@ class StateCollector(Collector):
         yield counted
 
     def _scores(self, model: str, key: str | None) -> dict[tuple[int, str], dict[str, object]]:
-        cached = _quality_cache.get((model, self.quality_window_s))
+        cache_key = (str(self.engine.url), model, self.quality_window_s)
+        cached = _quality_cache.get(cache_key)
         if cached is not None and time.monotonic() - cached[0] < QUALITY_TTL_S:
             return cached[1]
         scores = quality_by_version(self.engine, key, model, self.quality_window_s)
-        _quality_cache[(model, self.quality_window_s)] = (time.monotonic(), scores)
+        _quality_cache[cache_key] = (time.monotonic(), scores)
         return scores
 
 

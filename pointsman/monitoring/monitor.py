@@ -8,7 +8,9 @@ sparklines, the metrics and the alerts read.
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -192,13 +194,19 @@ def latest_psi(engine: Engine, model: str | None = None) -> dict[tuple[str, int,
 
 
 class DriftMonitor:
-    """Runs every routed version's drift report on a schedule, in one process at a time."""
+    """Runs every routed version's drift report on a schedule, in one process at a time.
 
-    def __init__(self, project: Project, holder: str) -> None:
+    `run` computes and stores the reports: in this thread by default; a serving process
+    passes a `DriftProcess`'s, so that the work never holds its event loop's GIL."""
+
+    def __init__(
+        self, project: Project, holder: str, run: Callable[[], list[DriftReport]] | None = None
+    ) -> None:
         self.project = project
         self.holder = holder
-        self.last_run = 0.0
-        self.last_prune = -DAY_S
+        self.run = run or (lambda: run_reports(project))
+        self.last_run = -math.inf  # the first tick runs (monotonic time starts at boot)
+        self.last_prune = -math.inf
 
     def tick(self, monotonic_now: float) -> list[DriftReport]:
         """Run when the interval has passed and this process holds the lease."""
@@ -209,32 +217,35 @@ class DriftMonitor:
         if not hold_lease(self.project.engine, LEASE, self.holder, lease_s):
             return []
         self.last_run = monotonic_now
-        reports = self.run_all()
+        reports = self.run()
+        for report in reports:
+            if report.grade in ("warn", "alert"):
+                worst = [f for f in report.features if f.grade == report.grade]
+                log.warning(
+                    "drift %s on %s version %s: %s",
+                    report.grade,
+                    report.model,
+                    report.version,
+                    "; ".join(f"{f.feature} PSI {f.psi:.3f} ({f.top_change})" for f in worst),
+                )
         days = settings.drift_history_days
         if days > 0 and monotonic_now - self.last_prune >= DAY_S:
             self.last_prune = monotonic_now
             prune_results(self.project.engine, datetime.now(UTC) - timedelta(days=days))
         return reports
 
-    def run_all(self) -> list[DriftReport]:
-        settings = self.project.settings
-        thresholds = Thresholds(
-            settings.drift_warn_psi, settings.drift_alert_psi, settings.drift_min_rows
-        )
-        window = timedelta(seconds=settings.drift_window_s)
-        reports = []
-        for model in self.project.registry.model_names():
-            for version in routed_versions(self.project, model):
-                report = drift_report(self.project, model, version, window, thresholds)
-                store_report(self.project.engine, report)
-                reports.append(report)
-                if report.grade in ("warn", "alert"):
-                    worst = [f for f in report.features if f.grade == report.grade]
-                    log.warning(
-                        "drift %s on %s version %s: %s",
-                        report.grade,
-                        model,
-                        version,
-                        "; ".join(f"{f.feature} PSI {f.psi:.3f} ({f.top_change})" for f in worst),
-                    )
-        return reports
+
+def run_reports(project: Project) -> list[DriftReport]:
+    """Compute and store the report of every routed version of every model."""
+    settings = project.settings
+    thresholds = Thresholds(
+        settings.drift_warn_psi, settings.drift_alert_psi, settings.drift_min_rows
+    )
+    window = timedelta(seconds=settings.drift_window_s)
+    reports = []
+    for model in project.registry.model_names():
+        for version in routed_versions(project, model):
+            report = drift_report(project, model, version, window, thresholds)
+            store_report(project.engine, report)
+            reports.append(report)
+    return reports

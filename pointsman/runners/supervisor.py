@@ -343,11 +343,16 @@ class Supervisor:
         if runner.slot is None:
             return
         busy_since, cpu_at_start, *_ = SLOT.unpack_from(runner.slot, 0)
+        if runner.killed_for in ("cpu", "timeout"):  # told apart once: dying, it is runnable
+            return
         if busy_since and now - busy_since > runner.spec.timeout_s + 0.05:
-            used = process_cpu_s(runner.process.pid if runner.process else None)
+            pid = runner.process.pid if runner.process else None
+            used = process_cpu_s(pid)
             # A stuck call (sleep, a lock, I/O) uses next to no CPU; a spinning one as much as
-            # it gets, which, niced and next to busy neighbours, can be well under a core.
-            spinning = used is not None and used - cpu_at_start > 0.2 * (now - busy_since)
+            # it gets, which, niced on a crowded machine, can be a few per cent of a core:
+            # then it is still runnable (waiting for a CPU) where a stuck one sleeps.
+            share = used is not None and used - cpu_at_start > 0.2 * (now - busy_since)
+            spinning = share or is_runnable(pid)
             runner.killed_for = "cpu" if spinning else "timeout"
             runner.error = f"a call ran past its {runner.spec.timeout_s:g} s time limit" + (
                 " using the CPU" if spinning else ""
@@ -506,6 +511,23 @@ def process_cpu_s(pid: int | None) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def is_runnable(pid: int | None) -> bool:
+    """Whether any thread of the process is running or waiting for a CPU (state R)."""
+    if pid is None:
+        return False
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            if (task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "R":
+                return True
+        except (OSError, IndexError):
+            continue
+    return False
 
 
 def _resident_bytes(pid: int) -> int:
