@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pointsman.logstore import shipper
-from pointsman.store import connect, upgrade_to_head
+from pointsman.store.engine import connect, upgrade_to_head
 from pointsman.store.tables import prediction_log
 
 

@@ -41,7 +41,7 @@ from harness import Server, free_port, make_demo, make_key
 from pointsman.project import Project, open_project
 from pointsman.registry import Submission
 from pointsman.routing.policy import Arm, Policy
-from pointsman.routing.revisions import Route
+from pointsman.routing.route import Route
 from pointsman.settings import load_settings
 
 VENV_BIN = Path(sys.executable).parent

@@ -26,7 +26,8 @@ from pointsman.errors import (
 )
 from pointsman.monitoring import metrics
 from pointsman.project import Project
-from pointsman.registry import VersionRecord, read_change_counter
+from pointsman.registry import VersionRecord
+from pointsman.registry.models import read_change_counter
 from pointsman.routing import Route
 from pointsman.runners import RunDir, RunnerSpec
 from pointsman.runners.client import RunnerPool

@@ -245,7 +245,8 @@ class Pipeline:
         can_fall_back = policy.fallback is not None and policy.fallback != version.number
         if not breaker.allow(time.monotonic(), policy.breaker_pause_s):
             self._book(version, route, "primary", invalid=invalid, fell_back=can_fall_back)
-            return self._failed(version, route, ArmFailure("circuit_open", "circuit open"))
+            last = f" (last failure: {breaker.last_failure})" if breaker.last_failure else ""
+            return self._failed(version, route, ArmFailure("circuit_open", f"circuit open{last}"))
         start = time.perf_counter()
         try:
             outputs = await self._run(version, frame, policy.timeout_ms, outcome, flagged=invalid)
@@ -274,7 +275,7 @@ class Pipeline:
             breaker.release()
             self._book(version, route, "primary", invalid=True)  # nor its latency
             raise fault from None
-        breaker.failure(time.monotonic(), policy.breaker_failures)
+        breaker.failure(time.monotonic(), policy.breaker_failures, failure.detail)
         can_fall_back = policy.fallback is not None and policy.fallback != version.number
         self._book(
             version, route, "primary", latency_s=latency_s, failed=True,

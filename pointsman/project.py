@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import ConfigError, ProjectNotFound
-from pointsman.registry import Registry, Submission, build_artifact_store
+from pointsman.registry import Submission
+from pointsman.registry.models import Registry
 from pointsman.registry.register import CompileJob, Prepared, compile_json, prepare_json
-from pointsman.routing import RouteBook
-from pointsman.routing.revisions import Preflight
+from pointsman.registry.stores import build_artifact_store
+from pointsman.routing.revisions import Preflight, RouteBook
 from pointsman.runners import RunnerBook, limits
 from pointsman.settings import SETTINGS_FILE, Settings, write_settings_file
-from pointsman.store import connect, upgrade_to_head
+from pointsman.store.engine import connect, upgrade_to_head
 
 
 @dataclass

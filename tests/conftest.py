@@ -35,7 +35,7 @@ from pointsman.demo.churn import TARGET, make_data, train_versions
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission
 from pointsman.settings import SETTINGS_FILE, load_settings
-from pointsman.store import connect, upgrade_to_head
+from pointsman.store.engine import connect, upgrade_to_head
 
 PG_ADMIN_URL = os.environ.get(
     "POINTSMAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -12,8 +12,9 @@ from pointsman.catalog import Catalog
 from pointsman.pipeline import Pipeline, build_pipeline
 from pointsman.project import Project
 from pointsman.protocols import FramePayload
-from pointsman.routing import Policy, RouteBook
+from pointsman.routing import Policy
 from pointsman.routing.canary import CanaryController
+from pointsman.routing.revisions import RouteBook
 from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
 from pointsman.runners.serving import build_supervisor

@@ -28,7 +28,7 @@ from pointsman.alerts.metrics import METRICS, MetricContext, format_value, get_m
 from pointsman.alerts.rules import Rule, RuleBook, format_duration
 from pointsman.alerts.snapshots import NotCovered, Snapshots
 from pointsman.errors import InvalidAlertRule
-from pointsman.routing import RouteBook
+from pointsman.routing.revisions import RouteBook
 from pointsman.store.leases import hold_lease, release_lease
 from pointsman.store.tables import alert_states
 from pointsman.store.upsert import update_or_insert

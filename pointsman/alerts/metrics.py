@@ -20,7 +20,7 @@ from pointsman.alerts.snapshots import Snapshots
 from pointsman.errors import InvalidAlertRule, ModelNotFound
 from pointsman.logstore.usage import fullest_spool
 from pointsman.monitoring.quality import outcome_key_of, window_quality
-from pointsman.routing import RouteBook
+from pointsman.routing.revisions import RouteBook
 from pointsman.store.heartbeats import Beat, load_beats, silent_s
 from pointsman.store.tables import alert_events, drift_results
 

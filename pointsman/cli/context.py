@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import update_wrapper
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
-from pointsman.project import Project, open_project
-from pointsman.settings import Settings, load_settings
+from pointsman.cli.fastread import FastRead
+
+if TYPE_CHECKING:
+    from pointsman.project import Project
+    from pointsman.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,10 +36,22 @@ class Context:
 
     def settings(self, **overrides: Any) -> Settings:
         """The settings of the project folder (`--project`), with `overrides` on top."""
+        # pydantic loads here, not with the module: commands that read through `fastread`
+        # run without it (and without SQLAlchemy, which `project` loads).
+        from pointsman.settings import load_settings
+
         return load_settings(self.folder, **overrides)
+
+    def fast_read(self) -> FastRead | None:
+        """The project's SQLite store read without SQLAlchemy, closed when the command ends;
+        None when the command has to open the project (`fastread` says when)."""
+        reader = FastRead.open(self.folder)
+        return None if reader is None else click.get_current_context().with_resource(reader)
 
     def project(self) -> Project:
         """The project, open until the command ends; closed then even if the command fails."""
+        from pointsman.project import open_project
+
         return click.get_current_context().with_resource(open_project(self.settings()))
 
 

@@ -148,8 +148,10 @@ def register(
 @pass_context
 def list_models(ctx: Context, as_json: bool) -> None:
     """List models, their versions and what is deployed."""
-    project = ctx.project()
-    summaries = project.registry.list_models()
+    reader = ctx.fast_read()
+    summaries = reader.models() if reader else None
+    if summaries is None:
+        summaries = ctx.project().registry.list_models()
     if as_json:
         print_json([s.to_json() for s in summaries])
         return
@@ -169,9 +171,13 @@ def list_models(ctx: Context, as_json: bool) -> None:
 @pass_context
 def list_versions(ctx: Context, model: str, as_json: bool) -> None:
     """List the versions of MODEL."""
-    project = ctx.project()
-    records = project.registry.list_versions(model)
-    route = project.routes.find(model)
+    reader = ctx.fast_read()
+    records = reader.versions(model) if reader else None
+    route = reader.route(model) if reader and records is not None else None
+    if records is None:
+        project = ctx.project()
+        records = project.registry.list_versions(model)
+        route = project.routes.find(model)
     if as_json:
         print_json([_summary(r) for r in records])
         return

@@ -11,7 +11,8 @@ from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import console
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry.lineage import current_user
-from pointsman.store.engine import head_revision, stored_revisions
+from pointsman.store.engine import stored_revisions
+from pointsman.store.revision import head_revision
 
 
 @click.command()

@@ -307,18 +307,24 @@ def route(
     changing = _is_change(options)
     if history and changing:
         raise click.UsageError("--history only shows revisions; give it without changes.")
-    project = ctx.project()
-    if history:
-        _print_history(model, project.routes.history(model), as_json)
-    elif not changing:
-        _print_route(project.routes.get(model), as_json)
-    else:
+    if changing:
+        project = ctx.project()
         in_force = project.routes.find(model)
         policy = changed_policy(in_force.policy if in_force else Policy(arms=()), options)
         change = project.routes.apply(
             model, policy, current_user(), reason, allow_signature_change=allow_signature_change
         )
         print_change(model, change, as_json)
+        return
+    reader = ctx.fast_read()  # a read: without SQLAlchemy when `fastread` can
+    if history:
+        revisions = reader.history(model) if reader else None
+        if revisions is None:
+            revisions = ctx.project().routes.history(model)
+        _print_history(model, revisions, as_json)
+    else:
+        found = reader.route(model) if reader else None
+        _print_route(ctx.project().routes.get(model) if found is None else found, as_json)
 
 
 def _print_history(model: str, revisions: list[Route], as_json: bool) -> None:

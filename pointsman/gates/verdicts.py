@@ -14,7 +14,8 @@ from pointsman.errors import BadRequest
 from pointsman.gates.abtest import PER_ROW, compare, row_values
 from pointsman.logstore.outcomes import Labelled, load_outcomes
 from pointsman.monitoring.quality import QualityQuery, is_regression, labelled, score
-from pointsman.routing import Route, RouteBook
+from pointsman.routing import Route
+from pointsman.routing.revisions import RouteBook
 
 _GATE = re.compile(r"^\s*([a-z_]+)\s*(>=|<=)\s*primary\s*(?:([+-])\s*(\d+(?:\.\d*)?))?\s*$")
 GATE_FORM = 'METRIC >= primary - MARGIN (or <=, +), e.g. "auc >= primary - 0.01"'

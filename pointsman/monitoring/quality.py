@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from pointsman.logstore.outcomes import Labelled, OutcomeBook, labelled_rows, load_outcomes
 from pointsman.logstore.query import LogQuery
-from pointsman.routing import RouteBook
+from pointsman.routing.revisions import RouteBook
 
 CLASSIFIER_METRICS = ("accuracy", "log_loss", "auc", "brier", "calibration_error")
 REGRESSOR_METRICS = ("mae", "rmse", "bias")

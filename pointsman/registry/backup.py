@@ -26,7 +26,7 @@ from pointsman import __version__
 from pointsman.errors import ConfigError, InvalidBackup
 from pointsman.registry.artifacts import ArtifactStore, sha256_of
 from pointsman.registry.versions import VersionRecord
-from pointsman.store.engine import head_revision
+from pointsman.store.revision import head_revision
 from pointsman.store.tables import models
 
 MANIFEST = "manifest.json"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,8 @@ from pointsman import __version__
 
 def package_versions(names: list[str]) -> dict[str, str]:
     """Installed versions of the named distributions (missing ones are left out)."""
+    from importlib import metadata  # a tenth of `pointsman models`' start: only to register
+
     out = {}
     for name in names:
         try:

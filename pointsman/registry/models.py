@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,34 +26,11 @@ from pointsman.registry.register import (
     compile_json,
     prepare,
 )
+from pointsman.registry.summary import ModelSummary
 from pointsman.registry.versions import VersionRecord
 from pointsman.store.audit import write_audit
 from pointsman.store.changes import notify_change
 from pointsman.store.tables import changes, models, routes, versions
-from pointsman.types import as_utc
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    """One row of `pointsman models`."""
-
-    name: str
-    versions: int
-    latest: int | None
-    deployed: list[int]
-    route_revision: int | None
-    created_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "versions": self.versions,
-            "latest": self.latest,
-            "deployed": self.deployed,
-            "route_revision": self.route_revision,
-            "created_at": self.created_at.isoformat(),
-        }
-
 
 # Where an on-demand compile runs: in this process, or in a child under a runner's limits.
 CompileRun = Callable[[CompileJob, Path], dict[str, Any]]
@@ -133,17 +110,7 @@ class Registry:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [
-            ModelSummary(
-                name=r.name,
-                versions=int(r.n or 0),
-                latest=r.latest,
-                deployed=[int(a["version"]) for a in (r.spec or {}).get("arms", [])],
-                route_revision=r.revision,
-                created_at=as_utc(r.created_at),
-            )
-            for r in rows
-        ]
+        return [ModelSummary.from_row(r) for r in rows]
 
     def list_versions(self, model: str) -> list[VersionRecord]:
         with self.engine.connect() as conn:

@@ -12,6 +12,7 @@ class Breaker:
     failures: int = 0
     opened_at: float | None = None
     probing: bool = False
+    last_failure: str = ""  # told with "circuit open": the caller learns why, not only that
 
     @property
     def state(self) -> str:
@@ -38,8 +39,9 @@ class Breaker:
         was the probe, the next request probes instead; the count of failures stands."""
         self.probing = False
 
-    def failure(self, now: float, threshold: int) -> None:
+    def failure(self, now: float, threshold: int, why: str = "") -> None:
         self.failures += 1
+        self.last_failure = why
         if self.probing or self.failures >= threshold:
             self.opened_at = now
             self.probing = False

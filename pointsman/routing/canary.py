@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from pointsman.errors import RouteConflict
 from pointsman.routing.policy import Canary
-from pointsman.routing.revisions import Route, RouteBook
+from pointsman.routing.revisions import RouteBook
+from pointsman.routing.route import Route
 from pointsman.routing.stats import Counts, window
 from pointsman.store.leases import hold_lease
 

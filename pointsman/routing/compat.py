@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from pointsman.errors import IncompatibleSignature
-from pointsman.registry import Registry
+from pointsman.registry.models import Registry
 from pointsman.store.audit import write_audit
 from pointsman.types import Signature
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,84 +11,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import InvalidRoute, NotDeployed, RouteConflict
-from pointsman.registry import Registry, bump_changes
-from pointsman.routing.changes import describe_changes
+from pointsman.registry.models import Registry, bump_changes
 from pointsman.routing.compat import SignatureChange, audit_signature_changes, check_signatures
 from pointsman.routing.policy import Arm, Canary, Gates, Policy, check_policy
+from pointsman.routing.route import Route, RouteChange
 from pointsman.routing.stats import window
 from pointsman.store.audit import write_audit
 from pointsman.store.tables import models, routes
-from pointsman.types import as_utc
 
 # Called with (model, versions) before a revision is written: loads and warms them, raising
 # if one cannot answer, so that a broken version never becomes routed.
 Preflight = Callable[[str, list[int]], None]
-
-
-@dataclass(frozen=True)
-class Route:
-    """One route revision of a model."""
-
-    model: str
-    revision: int
-    policy: Policy
-    created_at: datetime
-    created_by: str
-    reason: str = ""
-
-    @property
-    def arms(self) -> tuple[Arm, ...]:
-        return self.policy.arms
-
-    @property
-    def versions(self) -> list[int]:
-        """Every version this revision needs loaded (arms, shadows, fallback)."""
-        return self.policy.versions
-
-    @property
-    def primary(self) -> int:
-        return self.policy.primary
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "revision": self.revision,
-            **self.policy.to_json(),
-            "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by,
-            "reason": self.reason,
-        }
-
-    @classmethod
-    def from_row(cls, model: str, row: Any) -> Route:
-        policy = Policy.from_json(row.spec)
-        created = as_utc(row.created_at)
-        return cls(model, row.revision, policy, created, row.created_by, row.reason)
-
-
-@dataclass(frozen=True)
-class RouteChange:
-    """What one route write did: the revision in force before it (None if first), and after."""
-
-    before: Route | None
-    after: Route
-
-    @property
-    def changes(self) -> list[str]:
-        """What differs from the revision before, as phrases (`describe_changes`)."""
-        return describe_changes(self.before.policy if self.before else None, self.after.policy)
-
-    def to_json(self) -> dict[str, Any]:
-        """The new revision as JSON, plus `changes`."""
-        return {**self.after.to_json(), "changes": self.changes}
-
-
-def history_json(revisions: list[Route]) -> list[dict[str, Any]]:
-    """Each revision as JSON plus `changes`: what differs from the revision before it."""
-    return [
-        RouteChange(revisions[i - 1] if i else None, revision).to_json()
-        for i, revision in enumerate(revisions)
-    ]
 
 
 class RouteBook:

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pointsman.errors import CompiledRuntimeRefused, ConfigError
-from pointsman.registry import VersionRecord, bump_changes
+from pointsman.registry import VersionRecord
+from pointsman.registry.models import bump_changes
 from pointsman.runners.spec import (
     RunnerSpec,
     default_replicas,

@@ -8,7 +8,7 @@ import time
 
 from pointsman.alerts import record_event
 from pointsman.project import Project
-from pointsman.registry import read_change_counter
+from pointsman.registry.models import read_change_counter
 from pointsman.runners.directory import RunDir
 from pointsman.runners.remote import RemoteRunners
 from pointsman.runners.supervisor import Key, OnEvent, Supervisor, Wanted

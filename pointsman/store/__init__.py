@@ -1,6 +1,5 @@
-"""SQL schema, migrations and connections, shared by every component that keeps state."""
+"""SQL schema, migrations and connections, shared by every component that keeps state.
 
-from pointsman.store.engine import connect, upgrade_to_head
-from pointsman.store.tables import metadata
-
-__all__ = ["connect", "metadata", "upgrade_to_head"]
+Nothing is imported here: `engine` (connect, upgrade_to_head) and `tables` load SQLAlchemy,
+which the commands that read a SQLite store through `schema` and sqlite3 do without.
+"""

@@ -2,12 +2,11 @@
 
 Every command opens the store, so a store already at the newest schema is recognised
 without loading Alembic: its revision is read from `alembic_version` and compared with the
-newest migration file's (files are named after their revision, `0007_spool_usage.py`).
+newest migration file's (`revision.head_revision`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,9 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from pointsman.errors import ConfigError, StoreUnavailable
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION_TABLE = "alembic_version"
+from pointsman.store.revision import MIGRATIONS, VERSION_TABLE, head_revision
 
 
 def connect(url: str) -> Engine:
@@ -57,11 +54,6 @@ def upgrade_to_head(engine: Engine) -> None:
                 _alembic_upgrade(connection)
     except OperationalError as exc:
         raise StoreUnavailable(_safe_url(engine), str(exc.orig).strip().splitlines()[0]) from exc
-
-
-def head_revision() -> str:
-    """The newest migration's revision: the number its file name starts with."""
-    return max(path.name.partition("_")[0] for path in (MIGRATIONS / "versions").glob("*_*.py"))
 
 
 def stored_revisions(connection: Connection) -> set[str]:

@@ -14,10 +14,10 @@ from typing import Any
 
 from pointsman.errors import BadRequest, RouteConflict
 from pointsman.project import Project
-from pointsman.routing import RouteChange, canary_policy, rollback_policy, sole_policy
+from pointsman.routing import RouteChange
 from pointsman.routing.changes import describe_changes
 from pointsman.routing.policy import Arm, Canary, Policy
-from pointsman.routing.revisions import canary_steps
+from pointsman.routing.revisions import canary_policy, canary_steps, rollback_policy, sole_policy
 
 KINDS = {
     "deploy": "Deploy a version (sole primary)",

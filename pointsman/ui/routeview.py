@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pointsman.routing.revisions import Route
+from pointsman.routing.route import Route
 
 
 @dataclass(frozen=True)

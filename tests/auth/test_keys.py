@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pointsman.auth import KeyBook, KeyCache, hash_key
 from pointsman.auth import keycache as keycache_module
 from pointsman.errors import BadRequest, Unauthorized
-from pointsman.store import connect, upgrade_to_head
+from pointsman.store.engine import connect, upgrade_to_head
 from pointsman.store.tables import api_keys
 
 

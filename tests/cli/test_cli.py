@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
-from pointsman.cli import context as cli_context
+from pointsman import project as project_module
+from pointsman.cli.fastread import FastRead
 from pointsman.cli.main import cli
 from pointsman.project import Project
 from pointsman.settings import Settings
@@ -108,26 +109,40 @@ def test_errors_are_one_line_without_traceback(
 def test_the_project_a_command_opens_is_closed_when_it_ends_or_fails(
     project_dir: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int
 ) -> None:
-    opened: list[Project] = []
-    closed: list[Project] = []
-    real_open, real_close = cli_context.open_project, Project.close
+    """The project, and the store `fastread` opened instead or first (SQLite)."""
+    opened: list[object] = []
+    closed: list[object] = []
+    real_open, real_close = project_module.open_project, Project.close
+    real_fast_open, real_fast_close = FastRead.open, FastRead.close
 
     def open_project(settings: Settings) -> Project:
         opened.append(real_open(settings))
         return opened[-1]
 
+    def fast_open(folder: Path | None) -> FastRead | None:
+        reader = real_fast_open(folder)
+        if reader is not None:
+            opened.append(reader)
+        return reader
+
     def close(self: Project) -> None:
         closed.append(self)
         real_close(self)
 
-    monkeypatch.setattr(cli_context, "open_project", open_project)
+    def fast_close(self: FastRead) -> None:
+        closed.append(self)
+        real_fast_close(self)
+
+    monkeypatch.setattr(project_module, "open_project", open_project)
     monkeypatch.setattr(Project, "close", close)
+    monkeypatch.setattr(FastRead, "open", staticmethod(fast_open))
+    monkeypatch.setattr(FastRead, "close", fast_close)
     result = run("--project", str(project_dir), *args, ok=False)
     assert result.exit_code == code, result.output
     if code:
         assert result.output.startswith("error: Model 'nope' not found")
         assert "Traceback" not in result.output
-    assert len(opened) == 1 and closed == opened
+    assert opened and sorted(map(id, closed)) == sorted(map(id, opened))
 
 
 def test_commands_outside_a_project_say_how_to_make_one(tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ CLI_FOLDER = Path(main.__file__).parent
 HEAVY = ("pandas", "sklearn", "numpy", "scipy", "fastapi", "uvicorn", "pyarrow", "onnxruntime")
 # What commands that only read the store must not load either.
 NOT_FOR_READING = (*HEAVY, "alembic", "prometheus_client", "httpx")
+# What `--help` does without, and on SQLite `models`, `versions MODEL` and `route MODEL
+# [--history] (cli/fastread.py).
+NOT_FOR_A_GLANCE = ("sqlalchemy", "pydantic", "pydantic_settings", "numpy", "pandas")
 
 
 def real_commands() -> dict[str, click.Command]:
@@ -110,3 +113,21 @@ def test_reading_commands_load_neither_the_server_nor_numpy_nor_alembic(
 ) -> None:
     modules = loaded_modules("--project", str(deployed), *args)
     assert [m for m in modules if m.split(".")[0] in NOT_FOR_READING] == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["models"],
+        ["versions", "iris"],
+        ["route", "iris"],
+        ["route", "iris", "--history"],
+    ],
+)
+def test_help_and_the_reading_commands_load_neither_sqlalchemy_nor_pydantic(
+    deployed: Path, args: list[str]
+) -> None:
+    modules = loaded_modules("--project", str(deployed), *args)
+    assert "pointsman.cli.main" in modules
+    assert [m for m in modules if m.split(".")[0] in NOT_FOR_A_GLANCE] == []

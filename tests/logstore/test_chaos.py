@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from pointsman.cli.main import cli
 from pointsman.demo.churn import TARGET
-from pointsman.store import connect
+from pointsman.store.engine import connect
 from pointsman.store.tables import prediction_log
 from tests.conftest import Server, churn_rows
 

@@ -24,7 +24,8 @@ from pointsman.demo.churn import TARGET
 from pointsman.errors import CompiledRuntimeRefused
 from pointsman.pipeline import Pipeline
 from pointsman.project import Project
-from pointsman.registry import Registry, Submission
+from pointsman.registry import Submission
+from pointsman.registry.models import Registry
 from pointsman.runners import wire
 from pointsman.runtimes import compiled
 from pointsman.types import Outputs

@@ -10,8 +10,9 @@ import pytest
 
 from pointsman.errors import ModelNotFound, NotDeployed, RouteConflict, VersionNotFound
 from pointsman.project import Project
-from pointsman.registry import read_change_counter
-from pointsman.routing import Arm, Canary, Policy, Route, Shadow, rollback_policy
+from pointsman.registry.models import read_change_counter
+from pointsman.routing import Arm, Canary, Policy, Route, Shadow
+from pointsman.routing.revisions import rollback_policy
 from tests.api.conftest import register_churn
 
 

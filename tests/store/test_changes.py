@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pointsman.auth import KeyBook
-from pointsman.store import connect, upgrade_to_head
 from pointsman.store.changes import RESYNC, ChangeListener, listener_for, notify_change
+from pointsman.store.engine import connect, upgrade_to_head
 from tests.conftest import PG_ADMIN_URL, free_port, fresh_postgres_database
 
 WAIT_S = 10.0  # generous: only a failure waits this long

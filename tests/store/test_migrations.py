@@ -12,9 +12,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from pointsman.errors import ConfigError, StoreUnavailable
-from pointsman.store import connect, metadata, upgrade_to_head
-from pointsman.store.engine import MIGRATIONS, head_revision, stored_revisions
-from pointsman.store.tables import changes
+from pointsman.store.engine import connect, stored_revisions, upgrade_to_head
+from pointsman.store.revision import MIGRATIONS, head_revision
+from pointsman.store.tables import changes, metadata
 
 
 def alembic_config() -> Config:

@@ -15,8 +15,8 @@ from alembic.config import Config
 
 from pointsman.logstore.query import prune_predictions
 from pointsman.logstore.shipper import insert_records
-from pointsman.store import connect, upgrade_to_head
-from pointsman.store.engine import MIGRATIONS
+from pointsman.store.engine import connect, upgrade_to_head
+from pointsman.store.revision import MIGRATIONS
 from pointsman.store.rollups import HISTOGRAM, bucket_of, minute_of, percentile, roll_up_all
 from pointsman.store.tables import (
     client_rollups,
