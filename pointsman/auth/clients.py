@@ -192,9 +192,7 @@ class ClientBook:
             if not keys:
                 return {}
             first = minute_of(datetime.now(UTC)) - int(window_s // 60) + 1
-            r = clients_with_tail(
-                conn.dialect.name, lambda c: [c.minute >= first, c.client.in_(list(keys))]
-            ).c
+            r = clients_with_tail(conn, lambda c: [c.minute >= first, c.client.in_(list(keys))]).c
             rows = conn.execute(
                 sa.select(
                     r.client, sa.func.sum(r.requests), sa.func.sum(r.errors), sa.func.max(r.minute)

@@ -206,37 +206,63 @@ def _set_watermark(conn: Connection, last_id: int) -> None:
 
 
 # -- reading: the rollups plus the records above the watermark, in one statement ----------
-def counts_with_tail(dialect: str, where: Filter) -> sa.Subquery:
+def counts_with_tail(conn: Connection, where: Filter) -> sa.Subquery:
     """prediction_rollups' columns over the rollups and the records not rolled up yet, each
     part filtered by `where(columns)` (model, minute, version, role); sum over it."""
     names = (*KEY, *_COUNTS)
-    return _with_tail(prediction_rollups, names, _grouped_sql(dialect, PENDING), where, _EDGES)
+    pending, floor = _pending(conn)
+    tail = _grouped_sql(conn.dialect.name, pending)
+    return _with_tail(prediction_rollups, names, tail, where, [*floor, *_EDGE_PARAMS])
 
 
-def findings_with_tail(dialect: str, where: Filter) -> sa.Subquery:
+def findings_with_tail(conn: Connection, where: Filter) -> sa.Subquery:
     """finding_rollups' columns over the rollups and the records not rolled up yet."""
     names = (*_FINDING_KEY, "findings")
-    return _with_tail(finding_rollups, names, _findings_select(dialect, PENDING), where, {})
+    pending, floor = _pending(conn)
+    tail = _findings_select(conn.dialect.name, pending)
+    return _with_tail(finding_rollups, names, tail, where, floor)
 
 
-def clients_with_tail(dialect: str, where: Filter) -> sa.Subquery:
+def clients_with_tail(conn: Connection, where: Filter) -> sa.Subquery:
     """client_rollups' columns over the rollups and the records not rolled up yet."""
     names = (*_CLIENT_KEY, "requests", "errors")
-    return _with_tail(client_rollups, names, _clients_select(dialect, PENDING), where, {})
+    pending, floor = _pending(conn)
+    tail = _clients_select(conn.dialect.name, pending)
+    return _with_tail(client_rollups, names, tail, where, floor)
+
+
+def _pending(conn: Connection) -> tuple[str, list[sa.BindParameter[Any]]]:
+    """The SQL of the records not rolled up yet, and its parameters."""
+    if conn.dialect.name != "postgresql":
+        return PENDING, []
+    # PostgreSQL's planner cannot see how few records lie above a watermark read inside the
+    # statement (it guesses a third of them) and would walk all of a model's records by
+    # its (model, time) index: the watermark read just before bounds the id range it plans
+    # for (as a literal, so no generic plan). It only moves up; the statement's own read
+    # keeps the figures exact if it moved meanwhile.
+    floor: sa.BindParameter[int] = sa.bindparam(
+        "floor", _read_watermark(conn), literal_execute=True
+    )
+    return f"{PENDING} AND p.id > :floor", [floor]
 
 
 def _with_tail(
-    table: sa.Table, names: Sequence[str], tail_sql: str, where: Filter, params: dict[str, Any]
+    table: sa.Table,
+    names: Sequence[str],
+    tail_sql: str,
+    where: Filter,
+    params: Sequence[sa.BindParameter[Any]],
 ) -> sa.Subquery:
     rolled = sa.select(*(table.c[n] for n in names)).where(*where(table.c))
     columns = [sa.column(n, table.c[n].type) for n in names]
-    tail = sa.text(tail_sql).bindparams(**params).columns(*columns).subquery("tail")
+    tail = sa.text(tail_sql).bindparams(*params).columns(*columns).subquery("tail")
     pending = sa.select(*tail.c).where(*where(tail.c))
     return sa.union_all(rolled, pending).subquery("r")
 
 
 # -- the SQL ------------------------------------------------------------------------------
 _EDGES = {f"e{k}": edge for k, edge in enumerate(UPPER_MS)}
+_EDGE_PARAMS: list[sa.BindParameter[Any]] = [sa.bindparam(n, edge) for n, edge in _EDGES.items()]
 
 
 def _minute_sql(dialect: str) -> str:

@@ -98,16 +98,15 @@ def read_window(engine: Engine, model: str, version: int | None, span: Span) -> 
                   c.role.in_(ANSWERED_ROLES)]  # fmt: skip
         return chosen if version is None else [*chosen, c.version == version]
 
-    dialect = engine.dialect.name
-    r = counts_with_tail(dialect, where).c
-    bucket = ((r.minute - span.first) // span.width).label("bucket")
-    sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
-    counts = sa.select(bucket, r.role, *sums).group_by(bucket, r.role)
-    f = findings_with_tail(dialect, where).c
-    findings = sa.select(f.feature, f.rule, sa.func.sum(f.findings)).group_by(f.feature, f.rule)
     n = span.buckets
     out = Window([0] * n, [0] * n, [0] * n, [[0] * len(HISTOGRAM) for _ in range(n)], Counter())
     with engine.connect() as conn:
+        r = counts_with_tail(conn, where).c
+        bucket = ((r.minute - span.first) // span.width).label("bucket")
+        sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
+        counts = sa.select(bucket, r.role, *sums).group_by(bucket, r.role)
+        f = findings_with_tail(conn, where).c
+        findings = sa.select(f.feature, f.rule, sa.func.sum(f.findings))
         for i, role, requests, errors, *histogram in conn.execute(counts):
             i = int(i)
             out.requests[i] += int(requests)
@@ -116,7 +115,7 @@ def read_window(engine: Engine, model: str, version: int | None, span: Span) -> 
             out.histograms[i] = [
                 a + int(b) for a, b in zip(out.histograms[i], histogram, strict=True)
             ]
-        for feature, rule, count in conn.execute(findings):
+        for feature, rule, count in conn.execute(findings.group_by(f.feature, f.rule)):
             out.findings[(feature, rule)] += int(count)
     return out
 

@@ -51,11 +51,11 @@ def live_figures(
         chosen = [c.minute >= first, c.role.in_(ANSWERED_ROLES)]
         return chosen if models is None else [*chosen, c.model.in_(models)]
 
-    r = counts_with_tail(engine.dialect.name, where).c
-    sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
-    query = sa.select(r.model, r.version, *sums).group_by(r.model, r.version)
     totals: dict[tuple[str, int | None], list[int]] = {}
     with engine.connect() as conn:
+        r = counts_with_tail(conn, where).c
+        sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
+        query = sa.select(r.model, r.version, *sums).group_by(r.model, r.version)
         for model, version, *counts in conn.execute(query):
             for key in ((model, int(version)), (model, None)):
                 kept = totals.get(key, [0] * len(counts))

@@ -111,12 +111,12 @@ def stored_rollups(
     columns = ["requests", "errors", "flagged", "latency_ms_sum", *HISTOGRAM]
     counts: Any = prediction_rollups
     findings_of: Any = finding_rollups
-    if read:
-        counts = counts_with_tail(engine.dialect.name, everything)
-        findings_of = findings_with_tail(engine.dialect.name, everything)
-    key = [counts.c.model, counts.c.minute, counts.c.version, counts.c.role]
-    f = findings_of.c
     with engine.connect() as conn:
+        if read:
+            counts = counts_with_tail(conn, everything)
+            findings_of = findings_with_tail(conn, everything)
+        key = [counts.c.model, counts.c.minute, counts.c.version, counts.c.role]
+        f = findings_of.c
         rows = {
             tuple(row[:4]): list(row[4:])
             for row in conn.execute(
@@ -175,10 +175,10 @@ def raw_clients(records: list[dict[str, Any]]) -> dict[tuple[str, int], list[int
 
 
 def stored_clients(engine: sa.Engine, read: bool = False) -> dict[tuple[str, int], list[int]]:
-    table: Any = clients_with_tail(engine.dialect.name, everything) if read else client_rollups
-    c = table.c
-    query = sa.select(c.client, c.minute, sa.func.sum(c.requests), sa.func.sum(c.errors))
     with engine.connect() as conn:
+        table: Any = clients_with_tail(conn, everything) if read else client_rollups
+        c = table.c
+        query = sa.select(c.client, c.minute, sa.func.sum(c.requests), sa.func.sum(c.errors))
         return {
             (row[0], int(row[1])): [int(row[2]), int(row[3])]
             for row in conn.execute(query.group_by(c.client, c.minute))
