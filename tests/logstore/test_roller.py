@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pointsman.logstore.roller import Roller
 from pointsman.logstore.shipper import insert_records
 from pointsman.project import Project
-from pointsman.store import connect
+from pointsman.store.engine import connect
 from pointsman.store.rollups import pending_records
 from pointsman.store.tables import prediction_rollups
 from tests.api.conftest import register_churn
