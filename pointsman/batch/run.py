@@ -7,6 +7,7 @@ from its record without redoing a recorded chunk and without writing a row twice
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections import deque
@@ -39,10 +40,13 @@ from pointsman.batch.sources import (
 from pointsman.errors import BadBatchSource, JobCancelled, JobConflict
 from pointsman.project import Project
 from pointsman.registry import VersionRecord
+from pointsman.store.rollups import roll_up_pending
 from pointsman.validation.policy import ValidationPolicy
 
 if TYPE_CHECKING:
     from pointsman.logstore import PredictionLog
+
+logger = logging.getLogger("pointsman.batch")
 
 Progress = Callable[[Job], None]
 
@@ -152,6 +156,7 @@ def run_job(
         finally:
             if log is not None:
                 log.close()  # ships what was spooled
+                _roll_up(project)
         _assemble(book, job_id, spec, folder)
     except JobCancelled:
         book.stopped(job_id)
@@ -313,3 +318,12 @@ def _why(exc: BaseException) -> str:
         return "interrupted (Ctrl-C); resume it with `pointsman jobs resume`"
     message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
     return str(message)
+
+
+def _roll_up(project: Project) -> None:
+    """A logged job's records rolled up now, not left for the console's pages to add (a
+    server's roller would, a second later, if one runs)."""
+    try:
+        roll_up_pending(project.engine)
+    except Exception as exc:  # the job's output is done: the records are stored
+        logger.warning("the job's prediction records are not rolled up yet: %s", exc)

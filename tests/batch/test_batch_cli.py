@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from pointsman.demo.churn import TARGET, make_data
+from pointsman.store.rollups import pending_records
 from pointsman.store.tables import prediction_log
 from tests.cli.test_routes_cli import flat, run
 
@@ -156,6 +157,7 @@ def test_with_log_each_chunk_is_a_prediction_record_of_its_answered_rows(
     query = sa.select(prediction_log).where(prediction_log.c.client == f"batch:{job_id}")
     with engine.connect() as conn:
         records = conn.execute(query.order_by(prediction_log.c.request_id)).all()
+    assert pending_records(engine) == 0  # the job rolled its records up: no tail for pages
     engine.dispose()
     assert [r.request_id for r in records] == [f"{job_id}-00000{i}" for i in range(3)]
     assert [r.n_rows for r in records] == [499, 499, 199]  # rows 3, 700 and 1100 refused
