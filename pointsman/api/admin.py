@@ -14,8 +14,15 @@ from starlette.routing import BaseRoute
 
 from pointsman.api.access import client_of
 from pointsman.api.common import project_of
-from pointsman.gates.verdicts import QualityGate
-from pointsman.registry.about import check_about, load_about, save_about
+from pointsman.gates.verdicts import GATE, QualityGate
+from pointsman.registry.about import (
+    MAX_DESCRIPTION,
+    MAX_TAGS,
+    TAG,
+    check_about,
+    load_about,
+    save_about,
+)
 from pointsman.routing import Arm, Gates, Policy, Shadow, history_json
 from pointsman.routing.agreement import Agreement
 from pointsman.routing.canary import canary_status
@@ -59,6 +66,11 @@ def who(request: Request, user: str | None) -> str:
     return client
 
 
+NOT_BLANK = r"\S"  # a field name: not empty, not only spaces
+MAX_VERSION = 2**31 - 1  # the store's column: a larger number cannot name a version
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+
+
 class Body(BaseModel):
     """A request body: unknown fields are refused, so that a typo is not silently ignored."""
 
@@ -68,15 +80,15 @@ class Body(BaseModel):
 class ArmIn(Body):
     """A primary version and its share of traffic in percent."""
 
-    version: int
-    weight: int = 100
+    version: Version
+    weight: int = Field(100, ge=0, le=100)
 
 
 class ShadowIn(Body):
     """A version that gets a copy of `sample` (0..1] of the traffic after the answer."""
 
-    version: int
-    sample: float = 1.0
+    version: Version
+    sample: float = Field(1.0, gt=0, le=1)
 
 
 Mode = Literal["reject", "flag", "allow"]
@@ -113,15 +125,15 @@ class AgreementIn(Body):
 class PolicyIn(Body):
     """A whole traffic policy: a field left out is cleared or takes its default."""
 
-    arms: list[ArmIn]
-    key: str | None = None
+    arms: list[ArmIn] = Field(min_length=1, description="Weights summing to 100.")
+    key: str | None = Field(None, pattern=NOT_BLANK)
     shadows: list[ShadowIn] = []
-    fallback: int | None = None
-    timeout_ms: int | None = None
-    breaker_failures: int = 5
+    fallback: Version | None = None
+    timeout_ms: int | None = Field(None, ge=1, le=600_000)
+    breaker_failures: int = Field(5, ge=1)
     breaker_pause_s: float = 30.0
     validation: ValidationIn = ValidationIn()
-    outcome_key: str | None = None
+    outcome_key: str | None = Field(None, pattern=NOT_BLANK)
     agreement: AgreementIn = AgreementIn()
     reason: str = ""
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
@@ -133,7 +145,7 @@ class PolicyIn(Body):
 class VersionIn(Body):
     """Which version, and why (kept in the route history)."""
 
-    version: int
+    version: Version
     reason: str = ""
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
 
@@ -147,12 +159,14 @@ class ReasonIn(Body):
 class CanaryIn(Body):
     """A canary plan: the candidate's share at each step, and how long each step holds."""
 
-    version: int
-    steps: list[int] = [5, 25, 50, 100]
+    version: Version
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        [5, 25, 50, 100], min_length=1, description="Percent, rising strictly."
+    )
     hold_requests: int = Field(500, ge=0)
     hold_s: float = Field(120.0, ge=0)
     quality_gate: str | None = Field(
-        None, description='Quality gate on outcomes, e.g. "auc >= primary - 0.01".'
+        None, pattern=GATE, description='Quality gate on outcomes, e.g. "auc >= primary - 0.01".'
     )
     min_outcomes: int = Field(200, ge=1, description="Outcomes per arm before it may fail.")
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
@@ -177,9 +191,9 @@ def list_versions(request: Request, model: str) -> list[dict[str, Any]]:
 class AboutIn(Body):
     """What a model is for: shown and searched in the console's catalogue."""
 
-    description: str = ""
-    owner: str = ""
-    tags: list[str] = []
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+    owner: str = Field("", max_length=128)
+    tags: list[Annotated[str, Field(pattern=TAG)]] = Field([], max_length=MAX_TAGS)
 
 
 @router.get("/{model}/about", summary="A model's description, owner and tags")

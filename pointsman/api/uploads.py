@@ -27,15 +27,23 @@ from pointsman.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, 
 from pointsman.registry.upload import CONTENT_TYPE, DIGEST_HEADER, register_upload
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEADER = r"^\s*[0-9a-fA-F]{64}\s*$"  # what the header may hold (trimmed, any case)
 
 router = APIRouter(
     prefix="/v1/admin/models",
     tags=["admin"],
     responses={
-        400: {"model": ErrorOut, "description": "Not a loadable model, or a malformed upload"},
+        400: {
+            "model": ErrorOut,
+            "description": "Not a loadable model (invalid_artifact, unsafe_artifact), or not "
+            "an archive `pointsman register --url` sends (malformed_upload)",
+        },
         413: {"model": ErrorOut, "description": "Larger than max_upload_bytes"},
         415: {"model": ErrorOut, "description": "Not application/x-tar"},
-        422: {"model": ErrorOut, "description": "The sha256 declared is not the one received"},
+        422: {
+            "model": ErrorOut,
+            "description": "The sha256 declared is not the one received, or no sha256 header",
+        },
     },
 )
 
@@ -56,9 +64,13 @@ async def upload_version(
     response: Response,
     model: str,
     digest: Annotated[
-        str | None,
-        Header(alias=DIGEST_HEADER, description="sha256 (hex) of the body, checked on arrival."),
-    ] = None,
+        str,
+        Header(
+            alias=DIGEST_HEADER,
+            description="sha256 (hex) of the body, checked on arrival.",
+            pattern=SHA256_HEADER,
+        ),
+    ],
     user: User = None,
 ) -> dict[str, Any]:
     """201 with the new version, or 200 with the existing one when the bytes are known."""
