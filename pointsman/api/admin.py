@@ -66,9 +66,19 @@ def who(request: Request, user: str | None) -> str:
     return client
 
 
-NOT_BLANK = r"\S"  # a field name: not empty, not only spaces
 MAX_VERSION = 2**31 - 1  # the store's column: a larger number cannot name a version
-Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+# Held to the store's range here (past it the store cannot even look); 0 or less is the
+# handler's answer naming the versions there are.
+Version = Annotated[int, Field(ge=-MAX_VERSION, le=MAX_VERSION, json_schema_extra={"minimum": 1})]
+
+
+def checked(**schema: Any) -> Any:
+    """JSON Schema for a constraint the handler checks itself, with a message saying what
+    to write (pydantic's would quote the pattern): documented, not enforced twice."""
+    return {"json_schema_extra": schema}
+
+
+NOT_BLANK = checked(pattern=r"\S")  # a field name: not empty, not only spaces
 
 
 class Body(BaseModel):
@@ -81,14 +91,14 @@ class ArmIn(Body):
     """A primary version and its share of traffic in percent."""
 
     version: Version
-    weight: int = Field(100, ge=0, le=100)
+    weight: int = Field(100, **checked(minimum=0, maximum=100))
 
 
 class ShadowIn(Body):
     """A version that gets a copy of `sample` (0..1] of the traffic after the answer."""
 
     version: Version
-    sample: float = Field(1.0, gt=0, le=1)
+    sample: float = Field(1.0, **checked(exclusiveMinimum=0, maximum=1))
 
 
 Mode = Literal["reject", "flag", "allow"]
@@ -125,15 +135,15 @@ class AgreementIn(Body):
 class PolicyIn(Body):
     """A whole traffic policy: a field left out is cleared or takes its default."""
 
-    arms: list[ArmIn] = Field(min_length=1, description="Weights summing to 100.")
-    key: str | None = Field(None, pattern=NOT_BLANK)
+    arms: list[ArmIn] = Field(description="Weights summing to 100.", **checked(minItems=1))
+    key: str | None = Field(None, **NOT_BLANK)
     shadows: list[ShadowIn] = []
     fallback: Version | None = None
-    timeout_ms: int | None = Field(None, ge=1, le=600_000)
-    breaker_failures: int = Field(5, ge=1)
+    timeout_ms: int | None = Field(None, **checked(minimum=1, maximum=600_000))
+    breaker_failures: int = Field(5, **checked(minimum=1))
     breaker_pause_s: float = 30.0
     validation: ValidationIn = ValidationIn()
-    outcome_key: str | None = Field(None, pattern=NOT_BLANK)
+    outcome_key: str | None = Field(None, **NOT_BLANK)
     agreement: AgreementIn = AgreementIn()
     reason: str = ""
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
@@ -160,13 +170,15 @@ class CanaryIn(Body):
     """A canary plan: the candidate's share at each step, and how long each step holds."""
 
     version: Version
-    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
-        [5, 25, 50, 100], min_length=1, description="Percent, rising strictly."
+    steps: list[Annotated[int, Field(**checked(minimum=1, maximum=100))]] = Field(
+        [5, 25, 50, 100], description="Percent, rising strictly.", **checked(minItems=1)
     )
     hold_requests: int = Field(500, ge=0)
     hold_s: float = Field(120.0, ge=0)
     quality_gate: str | None = Field(
-        None, pattern=GATE, description='Quality gate on outcomes, e.g. "auc >= primary - 0.01".'
+        None,
+        description='Quality gate on outcomes, e.g. "auc >= primary - 0.01".',
+        **checked(pattern=GATE),
     )
     min_outcomes: int = Field(200, ge=1, description="Outcomes per arm before it may fail.")
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
 from pointsman.api.access import client_of
-from pointsman.api.admin import ErrorOut, User, who
+from pointsman.api.admin import ErrorOut, User, checked, who
 from pointsman.api.common import project_of
 from pointsman.auth import KeyBook, read_audit
 from pointsman.auth.keys import EXPIRY, NAME, RATE
@@ -35,12 +35,16 @@ class KeyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME, description="Up to 64 letters, digits, '_', '.', '@', '-'.")
-    scopes: list[Annotated[str, Field(pattern=SCOPE)]] = Field(
-        min_length=1, description="predict:MODEL, read:, register:, outcome:, deploy: or admin."
+    # The forms are checked by KeyBook.create, whose 400 says what to write.
+    name: str = Field(
+        description="Up to 64 letters, digits, '_', '.', '@', '-'.", **checked(pattern=NAME)
     )
-    rate: str | None = Field(None, pattern=RATE, description="e.g. 100/s, 6000/min")
-    expires: str | None = Field(None, pattern=EXPIRY, description="e.g. 90d, 12h")
+    scopes: list[Annotated[str, Field(**checked(pattern=SCOPE))]] = Field(
+        description="predict:MODEL, read:, register:, outcome:, deploy: or admin.",
+        **checked(minItems=1),
+    )
+    rate: str | None = Field(None, description="e.g. 100/s, 6000/min", **checked(pattern=RATE))
+    expires: str | None = Field(None, description="e.g. 90d, 12h", **checked(pattern=EXPIRY))
 
 
 def _book(request: Request) -> KeyBook:

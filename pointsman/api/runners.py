@@ -9,17 +9,20 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.routing import BaseRoute
 
-from pointsman.api.admin import Body, User, Version, who
+from pointsman.api.admin import Body, User, Version, checked, who
 from pointsman.api.common import catalog_of, project_of
 from pointsman.runners.spec import DURATION, SIZE, parse_bytes, parse_seconds
 
 router = APIRouter(prefix="/v1/admin/models", tags=["admin"])
 
 
-# A size or duration as text, in the forms runners/spec.py reads; its limits (memory at
-# least 512 MiB, a timeout of at most a day) are the spec's 422 naming them.
-Size = Annotated[str, Field(pattern=SIZE)] | Annotated[int, Field(ge=0)]
-Seconds = Annotated[str, Field(pattern=DURATION)] | Annotated[float, Field(gt=0)]
+# A size or duration as text, in the forms runners/spec.py reads; RunnerSpec checks every
+# field (its 422 names the limit: memory at least 512 MiB, a timeout of at most a day).
+Size = Annotated[str, Field(**checked(pattern=SIZE))] | Annotated[int, Field(**checked(minimum=0))]
+Seconds = (
+    Annotated[str, Field(**checked(pattern=DURATION))]
+    | Annotated[float, Field(**checked(exclusiveMinimum=0))]
+)
 
 
 class RunnersIn(Body):
@@ -28,14 +31,16 @@ class RunnersIn(Body):
     version: Version | None = Field(
         None, description="Change one version only (default: the model)."
     )
-    replicas: int | None = Field(None, ge=1, le=64)
-    cpu: float | None = Field(None, ge=0, le=256, description="CPUs per runner (0: no limit).")
+    replicas: int | None = Field(None, **checked(minimum=1, maximum=64))
+    cpu: float | None = Field(
+        None, description="CPUs per runner (0: no limit).", **checked(minimum=0, maximum=256)
+    )
     memory: Size | None = Field(None, description="Bytes or a size such as `1GiB`; 0: no limit.")
     disk: Size | None = Field(None, description="Largest file in the scratch folder.")
     timeout: Seconds | None = Field(None, description="Seconds, or e.g. `2s`, `500ms`.")
-    queue: int | None = Field(None, ge=1, le=100_000)
-    max_batch_rows: int | None = Field(None, ge=1, le=1_000_000)
-    max_wait_ms: float | None = Field(None, ge=0, le=1000)
+    queue: int | None = Field(None, **checked(minimum=1, maximum=100_000))
+    max_batch_rows: int | None = Field(None, **checked(minimum=1, maximum=1_000_000))
+    max_wait_ms: float | None = Field(None, **checked(minimum=0, maximum=1000))
     runtime: Literal["auto", "original", "compiled"] | None = Field(
         None, description="auto: compiled where it agreed; compiled is refused where not."
     )

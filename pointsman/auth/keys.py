@@ -22,9 +22,9 @@ from pointsman.types import as_utc
 PREFIX = "pk_"
 # The forms a key's name, rate and expiry take (the admin API's schema shows them too).
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
-RATE = r"^\s*0*[1-9]\d*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$"
+RATE = r"^(\s*0*[1-9]\d*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*)?$"  # "": no limit
 # At most five digits: 99999w is some 1900 years, still a date (a longer one overflowed).
-EXPIRY = r"^\s*0*[1-9]\d{0,4}\s*(m|h|d|w)\s*$"
+EXPIRY = r"^(\s*0*[1-9]\d{0,4}\s*(m|h|d|w)\s*)?$"  # "": no expiry
 _NAME = re.compile(NAME)
 _RATE = re.compile(r"^(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)$")
 _PER_S = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
