@@ -17,6 +17,8 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── InvalidBackup                   a backup folder that cannot be written or restored
 ├── UploadDigestMismatch            422, an uploaded body's sha256 is not the one declared
 ├── BadRequest                      400, malformed payload (with where it broke)
+│   ├── MalformedUpload             400, an upload that is no archive `register --url` sends
+│   └── OutcomeWithoutKey           400, an outcome naming no request id nor outcome key
 ├── UnsupportedMediaType            415
 ├── PayloadTooLarge                 413
 ├── InvalidInput                    422, one entry per bad field
@@ -31,6 +33,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── RunnerTimeout                   504, a call past the runner's hard time limit (replaced)
 ├── QueueFull                       503, the version's runner queue is full; Retry-After
 ├── BadLogQuery                     400, a prediction-log query that cannot be read
+│   └── BadCursor                   400, a page cursor this server did not write
 ├── SpoolFull                       503, the log spool is past its disk budget (policy refuse)
 ├── Unauthorized                    401, no key, or an invalid, revoked or expired one
 ├── Forbidden                       403, the key lacks the scope (named)
@@ -38,6 +41,7 @@ PointsmanError                      status + code + a sentence a person can act 
 ├── RateLimiterUnavailable          503, the shared limiter (Redis) is down (policy closed)
 ├── KeyNotFound                     404, no active key of that name
 ├── KeyInUse                        409, a key may not revoke itself over the API
+├── KeyExists                       409, an active key already has the name
 ├── TooManyRows                     422, more rows than max_rows_per_request
 ├── RequestTimedOut                 504, past request_timeout_s
 ├── UnsafeArtifact                  400, a format or type that runs code, not trusted
@@ -224,6 +228,18 @@ class UploadDigestMismatch(PointsmanError):
 class BadRequest(PointsmanError):
     status = HTTPStatus.BAD_REQUEST
     code = "bad_request"
+
+
+class MalformedUpload(BadRequest):
+    """An uploaded version that is no archive `pointsman register --url` would send."""
+
+    code = "malformed_upload"
+
+
+class OutcomeWithoutKey(BadRequest):
+    """An outcome naming neither a request id nor the route's outcome key."""
+
+    code = "outcome_without_key"
 
 
 class UnsupportedMediaType(PointsmanError):
@@ -476,6 +492,17 @@ class BadLogQuery(PointsmanError):
         super().__init__(f"{name} {value!r} cannot be read: {allowed}.")
 
 
+class BadCursor(BadLogQuery):
+    """A page cursor this server did not write (the schema can only say it is text)."""
+
+    code = "bad_cursor"
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(
+            "cursor", cursor, "pass back the `cursor` value of the previous page unchanged"
+        )
+
+
 class SpoolFull(PointsmanError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "log_spool_full"
@@ -553,6 +580,17 @@ class KeyInUse(PointsmanError):
             f"The API key {name!r} is the one making this request: a key cannot revoke itself "
             "(the caller would be locked out mid-call). Revoke it with another admin key, or "
             f"with `pointsman keys revoke {name}` on the server."
+        )
+
+
+class KeyExists(PointsmanError):
+    status = HTTPStatus.CONFLICT
+    code = "key_exists"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"An active key named {name!r} exists; rotate it with `pointsman keys rotate "
+            f"{name}` or revoke it first."
         )
 
 

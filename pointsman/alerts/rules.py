@@ -41,6 +41,22 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 UNITS_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
+# The forms the admin API takes (its schema shows them): durations of up to seven digits
+# (a longer one overflows a timedelta), a window of at least 1 s, a decimal threshold.
+API_DURATION = r"^\s*\d{1,7}(\.\d+)?\s*(ms|s|m|h|d|w)?\s*$"
+API_WINDOW = r"^\s*(0*[1-9]\d{0,6}(\.\d+)?\s*(s|m|h|d|w)?|0*[1-9]\d{3,6}(\.\d+)?\s*ms)\s*$"
+API_CHANNEL = (
+    r"^\s*((webhook|slack)\s*=\s*https?://[^/?#\s\[\]][^/?#\[\]]*([/?#].*)?"
+    r"|email\s*=\s*[^ ]*@[^ ]*)\s*$"
+)
+_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?"
+_THRESHOLD = re.compile(_NUMBER)
+
+
+def condition_pattern(metrics: Iterable[str]) -> str:
+    """`METRIC OP NUMBER` with METRIC one of `metrics`, as a regular expression."""
+    names = "|".join(sorted(metrics, key=lambda m: (-len(m), m)))
+    return rf"^\s*({names})\s*(>=|<=|==|!=|>|<)\s*{_NUMBER}\s*$"
 
 
 def parse_duration(text: str, what: str, rule: str) -> float:
@@ -81,7 +97,13 @@ class Channel:
                 f"{', '.join(CHANNEL_KINDS)} (e.g. email=ops@example.com)",
             )
         if kind in ("webhook", "slack"):
-            parts = urlsplit(target)
+            try:
+                parts = urlsplit(target)
+                parts.port  # noqa: B018 - raises on a port that is no number 0-65535
+            except ValueError:  # that, or an unclosed [ of an IPv6 host
+                raise InvalidAlertRule(
+                    rule, f"{kind} URL {redact(target)!r} is not an http(s) URL"
+                ) from None
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise InvalidAlertRule(rule, f"{kind} URL {redact(target)!r} is not an http(s) URL")
         elif "@" not in target or " " in target:
@@ -102,12 +124,15 @@ def redact(text: str) -> str:
     kind, sep, rest = text.partition("=")
     if sep and kind.strip().lower() in CHANNEL_KINDS:
         return f"{kind}={redact(rest)}"
-    parts = urlsplit(text)
-    if parts.scheme and parts.netloc:
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        tail = "/…" if parts.path.strip("/") or parts.query else ""
-        return f"{parts.scheme}://{host}{port}{tail}"
+    try:
+        parts = urlsplit(text)
+        if parts.scheme and parts.netloc:
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+            tail = "/…" if parts.path.strip("/") or parts.query else ""
+            return f"{parts.scheme}://{host}{port}{tail}"
+    except ValueError:  # an unclosed [ of an IPv6 host, a port that is no number
+        return f"{text.partition(':')[0]}:…"
     return text
 
 
@@ -129,10 +154,9 @@ class Condition:
         metric, op, number = found.groups()
         if check_metric:
             get_metric(metric, rule)  # names the known metrics when unknown
-        try:
-            threshold = float(number.rstrip("%")) / (100 if number.endswith("%") else 1)
-        except ValueError:
-            raise InvalidAlertRule(rule, f"threshold {number!r} is not a number") from None
+        if not _THRESHOLD.fullmatch(number):  # not "nan", "inf" or "1_000" either
+            raise InvalidAlertRule(rule, f"threshold {number!r} is not a decimal number")
+        threshold = float(number.rstrip("%")) / (100 if number.endswith("%") else 1)
         return cls(metric, op, threshold)
 
     def holds(self, value: float) -> bool:

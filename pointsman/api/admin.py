@@ -14,8 +14,15 @@ from starlette.routing import BaseRoute
 
 from pointsman.api.access import client_of
 from pointsman.api.common import project_of
-from pointsman.gates.verdicts import QualityGate
-from pointsman.registry.about import check_about, load_about, save_about
+from pointsman.gates.verdicts import GATE, QualityGate
+from pointsman.registry.about import (
+    MAX_DESCRIPTION,
+    MAX_TAGS,
+    TAG,
+    check_about,
+    load_about,
+    save_about,
+)
 from pointsman.routing import Arm, Gates, Policy, Shadow, history_json
 from pointsman.routing.agreement import Agreement
 from pointsman.routing.canary import canary_status
@@ -59,6 +66,21 @@ def who(request: Request, user: str | None) -> str:
     return client
 
 
+MAX_VERSION = 2**31 - 1  # the store's column: a larger number cannot name a version
+# Held to the store's range here (past it the store cannot even look); 0 or less is the
+# handler's answer naming the versions there are.
+Version = Annotated[int, Field(ge=-MAX_VERSION, le=MAX_VERSION, json_schema_extra={"minimum": 1})]
+
+
+def checked(**schema: Any) -> Any:
+    """JSON Schema for a constraint the handler checks itself, with a message saying what
+    to write (pydantic's would quote the pattern): documented, not enforced twice."""
+    return {"json_schema_extra": schema}
+
+
+NOT_BLANK = checked(pattern=r"\S")  # a field name: not empty, not only spaces
+
+
 class Body(BaseModel):
     """A request body: unknown fields are refused, so that a typo is not silently ignored."""
 
@@ -68,15 +90,15 @@ class Body(BaseModel):
 class ArmIn(Body):
     """A primary version and its share of traffic in percent."""
 
-    version: int
-    weight: int = 100
+    version: Version
+    weight: int = Field(100, **checked(minimum=0, maximum=100))
 
 
 class ShadowIn(Body):
     """A version that gets a copy of `sample` (0..1] of the traffic after the answer."""
 
-    version: int
-    sample: float = 1.0
+    version: Version
+    sample: float = Field(1.0, **checked(exclusiveMinimum=0, maximum=1))
 
 
 Mode = Literal["reject", "flag", "allow"]
@@ -113,15 +135,15 @@ class AgreementIn(Body):
 class PolicyIn(Body):
     """A whole traffic policy: a field left out is cleared or takes its default."""
 
-    arms: list[ArmIn]
-    key: str | None = None
+    arms: list[ArmIn] = Field(description="Weights summing to 100.", **checked(minItems=1))
+    key: str | None = Field(None, **NOT_BLANK)
     shadows: list[ShadowIn] = []
-    fallback: int | None = None
-    timeout_ms: int | None = None
-    breaker_failures: int = 5
+    fallback: Version | None = None
+    timeout_ms: int | None = Field(None, **checked(minimum=1, maximum=600_000))
+    breaker_failures: int = Field(5, **checked(minimum=1))
     breaker_pause_s: float = 30.0
     validation: ValidationIn = ValidationIn()
-    outcome_key: str | None = None
+    outcome_key: str | None = Field(None, **NOT_BLANK)
     agreement: AgreementIn = AgreementIn()
     reason: str = ""
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
@@ -133,7 +155,7 @@ class PolicyIn(Body):
 class VersionIn(Body):
     """Which version, and why (kept in the route history)."""
 
-    version: int
+    version: Version
     reason: str = ""
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
 
@@ -147,12 +169,16 @@ class ReasonIn(Body):
 class CanaryIn(Body):
     """A canary plan: the candidate's share at each step, and how long each step holds."""
 
-    version: int
-    steps: list[int] = [5, 25, 50, 100]
+    version: Version
+    steps: list[Annotated[int, Field(**checked(minimum=1, maximum=100))]] = Field(
+        [5, 25, 50, 100], description="Percent, rising strictly.", **checked(minItems=1)
+    )
     hold_requests: int = Field(500, ge=0)
     hold_s: float = Field(120.0, ge=0)
     quality_gate: str | None = Field(
-        None, description='Quality gate on outcomes, e.g. "auc >= primary - 0.01".'
+        None,
+        description='Quality gate on outcomes, e.g. "auc >= primary - 0.01".',
+        **checked(pattern=GATE),
     )
     min_outcomes: int = Field(200, ge=1, description="Outcomes per arm before it may fail.")
     allow_signature_change: bool = Field(False, description=SIGNATURE_CHANGE)
@@ -177,9 +203,9 @@ def list_versions(request: Request, model: str) -> list[dict[str, Any]]:
 class AboutIn(Body):
     """What a model is for: shown and searched in the console's catalogue."""
 
-    description: str = ""
-    owner: str = ""
-    tags: list[str] = []
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+    owner: str = Field("", max_length=128)
+    tags: list[Annotated[str, Field(pattern=TAG)]] = Field([], max_length=MAX_TAGS)
 
 
 @router.get("/{model}/about", summary="A model's description, owner and tags")

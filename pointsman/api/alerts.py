@@ -12,7 +12,15 @@ from starlette.routing import BaseRoute
 from pointsman.alerts import RuleBook, build_rule, read_history, read_states
 from pointsman.alerts.dispatch import send_test
 from pointsman.alerts.metrics import METRICS
-from pointsman.alerts.rules import CONDITION, DURATION, NAME, Rule
+from pointsman.alerts.rules import (
+    API_CHANNEL,
+    API_DURATION,
+    API_WINDOW,
+    NAME,
+    RESERVED,
+    Rule,
+    condition_pattern,
+)
 from pointsman.alerts.watch import rule_configs
 from pointsman.api.admin import ErrorOut, User, who
 from pointsman.api.common import project_of
@@ -31,33 +39,54 @@ router = APIRouter(
 )
 
 
+PER_MODEL = [m.name for m in METRICS.values() if m.per_model]
+SERVER_WIDE = [m.name for m in METRICS.values() if not m.per_model]
+# A metric measured for the whole server (or each replica) takes no model: `*` or blank.
+ONE_MODEL_OR_ALL: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"when": {"pattern": condition_pattern(PER_MODEL)}}},
+        {
+            "properties": {
+                "when": {"pattern": condition_pattern(SERVER_WIDE)},
+                "model": {"pattern": r"^\s*\*?\s*$"},
+            }
+        },
+    ]
+}
+
+
 class RuleIn(BaseModel):
     """A new alert rule, as `pointsman alerts add` takes it."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, json_schema_extra=ONE_MODEL_OR_ALL
+    )
 
     name: str = Field(
         pattern=NAME.pattern,
         description="1-64 letters, digits, '.', '_' or '-' (not history or metrics).",
+        json_schema_extra={"not": {"enum": list(RESERVED)}},
     )
+    # Its pattern is in ONE_MODEL_OR_ALL: which metrics it may name depends on `model`.
     when: str = Field(
-        pattern=CONDITION.pattern, description="METRIC OP NUMBER, e.g. `error_rate > 0.02`."
+        description="METRIC OP NUMBER, e.g. `error_rate > 0.02` (GET …/alerts/metrics lists "
+        "the metrics; one measured for the whole server takes no model)."
     )
     model: str = Field(
         "*", min_length=1, description="The model watched; `*`: each model on its own."
     )
     window: str = Field(
-        "5m", pattern=DURATION.pattern, description="Span the metric is read over, e.g. 5m."
+        "5m", pattern=API_WINDOW, description="Span the metric is read over (1s or more)."
     )
     for_: str = Field(
-        "0s", alias="for", pattern=DURATION.pattern, description="How long the condition holds."
+        "0s", alias="for", pattern=API_DURATION, description="How long the condition holds."
     )
     severity: Literal["info", "warn", "critical"] = Field("warn", description="How urgent.")
-    notify: list[str] = Field(
+    notify: list[Annotated[str, Field(pattern=API_CHANNEL)]] = Field(
         default_factory=list, description="webhook=URL, slack=URL or email=ADDRESS each."
     )
     cooldown: str = Field(
-        "1h", pattern=DURATION.pattern, description="Repeat a firing alert at most this often."
+        "1h", pattern=API_DURATION, description="Repeat a firing alert at most this often."
     )
     description: str = ""
 

@@ -30,6 +30,7 @@ from pointsman.api import (
     keys,
     metrics,
     mlflow,
+    openapi_models,
     outcomes,
     predictions,
     runners,
@@ -140,7 +141,7 @@ def build_app(settings: Settings) -> FastAPI:
     for module in modules:
         app.router.routes.extend(module.routes())
     gate = access.Gate(enabled=settings.auth)
-    console.use_openapi_route(app, gate)
+    openapi_models.use_openapi_route(app, gate)
     table = access.table_for(settings.metrics_open)
     access.protect(app.router.routes, gate, table)
     app.fast_routes = fast_routes(inference.routes(), gate, table)
@@ -148,7 +149,7 @@ def build_app(settings: Settings) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = build_openapi(app, table)
+            app.openapi_schema = build_openapi(app, table, settings.max_rows_per_request)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, cast
@@ -47,10 +48,20 @@ def request_id_of(request: Request) -> str:
     """The caller's X-Request-ID, or a new one; kept on the request for error responses."""
     rid = getattr(request.state, "request_id", None)
     if rid is None:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        given = request.headers.get("x-request-id")
+        rid = given if given is not None and is_usable_request_id(given) else uuid.uuid4().hex
         request.state.request_id = rid
         bind(request_id=rid)
     return str(rid)
+
+
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def is_usable_request_id(text: str) -> bool:
+    """Whether a caller's id can be the request id: up to 128 printable ASCII characters
+    without spaces (it goes back in a header and into the log's 128-character column)."""
+    return _REQUEST_ID.fullmatch(text) is not None
 
 
 async def pointsman_error(request: Request, exc: Exception) -> Response:
@@ -149,7 +160,8 @@ def _sentence(problem: FieldProblem) -> str:
 def _shown(value: Any) -> Any:
     """The value received, if it is short enough to repeat in a message."""
     if isinstance(value, str | int | float | bool) and len(str(value)) <= 60:
-        return value
+        # JSON has room for any integer, orjson only for 64 bits: a larger one as its text.
+        return str(value) if type(value) is int and not -(2**63) <= value < 2**64 else value
     return None
 
 

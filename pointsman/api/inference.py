@@ -22,7 +22,7 @@ from pointsman.api.common import (
     prediction_response,
     read_body,
 )
-from pointsman.api.errors import request_id_of
+from pointsman.api.errors import is_usable_request_id, request_id_of
 from pointsman.catalog import Catalog
 from pointsman.errors import TooManyRows
 from pointsman.monitoring import metrics
@@ -57,12 +57,13 @@ def _request_id(request: Request, rid: str, decoded: Decoded) -> str:
 
     A V2 body's `id` is echoed in the response body as the protocol asks; it is the request
     id too unless the caller also sent an X-Request-ID, which then wins in the header and
-    the prediction record.
+    the prediction record, or it cannot be one (a header holds only ASCII).
     """
-    if decoded.request_id and "x-request-id" not in request.headers:
-        request.state.request_id = decoded.request_id
-        bind(request_id=decoded.request_id)
-        return decoded.request_id
+    given = decoded.request_id
+    if given and is_usable_request_id(given) and "x-request-id" not in request.headers:
+        request.state.request_id = given
+        bind(request_id=given)
+        return given
     return rid
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.routing import BaseRoute
 
-from pointsman.api.admin import Body, ErrorOut, User, who
+from pointsman.api.admin import Body, ErrorOut, User, Version, who
 from pointsman.api.common import project_of
 from pointsman.batch import JobBook, JobSpec, create_job
 from pointsman.batch.launch import start_in_background
@@ -43,9 +43,13 @@ Wait = Annotated[
 class JobIn(Body):
     """A batch job: what to score, where to write it (as `pointsman batch` takes them)."""
 
-    input: str = Field(description="CSV/Parquet file, folder, glob, s3:// URL or URL#table.")
-    output: str = Field(description="File (.csv, .parquet), folder, s3:// URL or URL#table.")
-    version: int | None = Field(None, description="Default: the routed version.")
+    input: str = Field(
+        min_length=1, description="CSV/Parquet file, folder, glob, s3:// URL or URL#table."
+    )
+    output: str = Field(
+        min_length=1, description="File (.csv, .parquet), folder, s3:// URL or URL#table."
+    )
+    version: Version | None = Field(None, description="Default: the routed version.")
     rejects: str | None = Field(None, description="Default: beside the output, .rejects.")
     keep: list[str] = Field(default_factory=list, description="Input columns to copy.")
     chunk_rows: int = Field(65536, ge=1)

@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute
 
 from pointsman.api.access import client_of
-from pointsman.api.admin import ErrorOut, User, who
+from pointsman.api.admin import ErrorOut, User, checked, who
 from pointsman.api.common import project_of
 from pointsman.auth import KeyBook, read_audit
+from pointsman.auth.keys import EXPIRY, NAME, RATE
+from pointsman.auth.scopes import SCOPE
 from pointsman.errors import KeyInUse
 from pointsman.logstore.query import TIME_FORMS, parse_time
 
@@ -23,7 +25,7 @@ router = APIRouter(
         401: {"model": ErrorOut, "description": "No valid API key"},
         403: {"model": ErrorOut, "description": "The key lacks the admin scope"},
         404: {"model": ErrorOut, "description": "Unknown key"},
-        409: {"model": ErrorOut, "description": "A key revoking itself"},
+        409: {"model": ErrorOut, "description": "A key revoking itself, or a name in use"},
     },
 )
 
@@ -33,10 +35,16 @@ class KeyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    scopes: list[str] = Field(min_length=1)
-    rate: str | None = Field(None, description="e.g. 100/s, 6000/min")
-    expires: str | None = Field(None, description="e.g. 90d, 12h")
+    # The forms are checked by KeyBook.create, whose 400 says what to write.
+    name: str = Field(
+        description="Up to 64 letters, digits, '_', '.', '@', '-'.", **checked(pattern=NAME)
+    )
+    scopes: list[Annotated[str, Field(**checked(pattern=SCOPE))]] = Field(
+        description="predict:MODEL, read:, register:, outcome:, deploy: or admin.",
+        **checked(minItems=1),
+    )
+    rate: str | None = Field(None, description="e.g. 100/s, 6000/min", **checked(pattern=RATE))
+    expires: str | None = Field(None, description="e.g. 90d, 12h", **checked(pattern=EXPIRY))
 
 
 def _book(request: Request) -> KeyBook:

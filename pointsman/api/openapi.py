@@ -18,6 +18,8 @@ from fastapi.openapi.utils import get_openapi
 from starlette.routing import Route
 
 from pointsman.api.access import Access
+from pointsman.api.predict_schemas import answer_schema, generic_body
+from pointsman.logstore.query import SPAN
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ANY_JSON: dict[str, Any] = {}
@@ -42,7 +44,6 @@ PREDICT = {
     "504": "Past the route's or the runner's time limit, with no fallback.",
 }
 # `since` and `until` are read as a span back from now or an ISO time (logstore/query.py).
-SPAN = r"^\s*(\d+(\.\d+)?)\s*(s|m|h|d|w)\s*$"
 TIME_PARAM = {
     "anyOf": [{"type": "string", "pattern": SPAN}, {"type": "string", "format": "date-time"}]
 }
@@ -53,15 +54,11 @@ TEXT_PATHS = {
     "/health": "MLflow's liveness probe",
     "/version": "the pointsman version",
 }
-PREDICT_BODY: dict[str, Any] = {
-    "type": "object",
-    "description": "The protocol's request body: rows or columns of the model's inputs "
-    "(native), `instances` (V1), `inputs` (V2), `dataframe_split`/`dataframe_records`/"
-    "`instances`/`inputs` (MLflow). GET /v1/models/{model} lists a model's inputs.",
-}
 
 
-def build_openapi(app: FastAPI, table: dict[tuple[str, str], Access]) -> dict[str, Any]:
+def build_openapi(
+    app: FastAPI, table: dict[tuple[str, str], Access], max_rows: int
+) -> dict[str, Any]:
     """The whole document: FastAPI's routes, the plain ones, and every answer documented."""
     doc = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -75,7 +72,10 @@ def build_openapi(app: FastAPI, table: dict[tuple[str, str], Access]) -> dict[st
         for method in sorted((route.methods or set()) - {"HEAD"}):
             operations = paths.setdefault(route.path, {})
             if method.lower() not in operations:
-                operations[method.lower()] = plain_operation(route, method)
+                access = table.get((method, route.path))
+                codec = None if access is None else access.codec
+                protocol = None if codec is None else codec.name
+                operations[method.lower()] = plain_operation(route, method, protocol, max_rows)
     for path, operations in paths.items():
         for method, operation in operations.items():
             access = table.get((method.upper(), path))
@@ -93,8 +93,11 @@ def build_openapi(app: FastAPI, table: dict[tuple[str, str], Access]) -> dict[st
     return doc
 
 
-def plain_operation(route: Route, method: str) -> dict[str, Any]:
-    """An operation for a Starlette route: its docstring, path parameters, a JSON answer."""
+def plain_operation(
+    route: Route, method: str, protocol: str | None, max_rows: int
+) -> dict[str, Any]:
+    """An operation for a Starlette route: its docstring, path parameters, a JSON answer;
+    a predict route's body and answer in its protocol's shape."""
     doc = inspect.getdoc(route.endpoint) or route.name or route.path
     operation: dict[str, Any] = {
         "summary": doc.splitlines()[0],
@@ -114,10 +117,17 @@ def plain_operation(route: Route, method: str) -> dict[str, Any]:
             }
             for n in names
         ]
-    if method == "POST":
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": PREDICT_BODY}},
+    if protocol is not None:
+        body = {
+            **generic_body(protocol, max_rows),
+            "description": "The protocol's body for any model; each model's inputs are at "
+            "GET /v1/models/{model} (and, asked with a key, in its own paths here).",
+        }
+        content = predict_content(protocol, body, with_csv=True)
+        operation["requestBody"] = {"required": True, "content": content}
+        operation["responses"]["200"] = {
+            "description": "The predictions",
+            "content": {"application/json": {"schema": answer_schema(protocol)}},
         }
     if route.path in TEXT_PATHS:
         operation["responses"]["200"] = {
@@ -125,6 +135,17 @@ def plain_operation(route: Route, method: str) -> dict[str, Any]:
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }
     return operation
+
+
+def predict_content(
+    protocol: str, schema: dict[str, Any], *, with_csv: bool = False
+) -> dict[str, Any]:
+    """The media types a predict body may come in: JSON, and CSV for MLflow's paths when
+    `with_csv` (its grammar is no JSON Schema: a model's own paths list JSON only)."""
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if protocol == "mlflow" and with_csv:
+        content["text/csv"] = {"schema": {"type": "string"}}
+    return content
 
 
 def complete(operation: dict[str, Any], access: Access | None, *, is_predict: bool) -> None:

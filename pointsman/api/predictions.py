@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.routing import BaseRoute
 
-from pointsman.api.admin import ErrorOut
+from pointsman.api.admin import MAX_VERSION, ErrorOut
 from pointsman.api.common import project_of
 from pointsman.logstore import LogQuery, find_predictions
 from pointsman.logstore.outcomes import attach_outcomes
@@ -31,7 +31,7 @@ router = APIRouter(
 def list_predictions(
     request: Request,
     model: str | None = None,
-    version: int | None = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     role: Annotated[
         str | None,
         # The enum documents what the handler reads; a wrong role is its 400 naming them.

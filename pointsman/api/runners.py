@@ -3,31 +3,44 @@ GET/PUT /v1/admin/models/{m}/runners (the same as `pointsman runners`)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.routing import BaseRoute
 
-from pointsman.api.admin import Body, User, who
+from pointsman.api.admin import Body, User, Version, checked, who
 from pointsman.api.common import catalog_of, project_of
-from pointsman.runners.spec import parse_bytes, parse_seconds
+from pointsman.runners.spec import DURATION, SIZE, parse_bytes, parse_seconds
 
 router = APIRouter(prefix="/v1/admin/models", tags=["admin"])
+
+
+# A size or duration as text, in the forms runners/spec.py reads; RunnerSpec checks every
+# field (its 422 names the limit: memory at least 512 MiB, a timeout of at most a day).
+Size = Annotated[str, Field(**checked(pattern=SIZE))] | Annotated[int, Field(**checked(minimum=0))]
+Seconds = (
+    Annotated[str, Field(**checked(pattern=DURATION))]
+    | Annotated[float, Field(**checked(exclusiveMinimum=0))]
+)
 
 
 class RunnersIn(Body):
     """Fields to change; a field left out keeps its value. `cpu` or `memory` null: no limit."""
 
-    version: int | None = Field(None, description="Change one version only (default: the model).")
-    replicas: int | None = None
-    cpu: float | None = Field(None, description="CPUs per runner, e.g. 0.5 or 2.")
-    memory: str | int | None = Field(None, description="Bytes, or a size such as `1GiB`.")
-    disk: str | int | None = Field(None, description="Largest file in the scratch folder.")
-    timeout: str | float | None = Field(None, description="Seconds, or e.g. `2s`, `500ms`.")
-    queue: int | None = None
-    max_batch_rows: int | None = None
-    max_wait_ms: float | None = None
+    version: Version | None = Field(
+        None, description="Change one version only (default: the model)."
+    )
+    replicas: int | None = Field(None, **checked(minimum=1, maximum=64))
+    cpu: float | None = Field(
+        None, description="CPUs per runner (0: no limit).", **checked(minimum=0, maximum=256)
+    )
+    memory: Size | None = Field(None, description="Bytes or a size such as `1GiB`; 0: no limit.")
+    disk: Size | None = Field(None, description="Largest file in the scratch folder.")
+    timeout: Seconds | None = Field(None, description="Seconds, or e.g. `2s`, `500ms`.")
+    queue: int | None = Field(None, **checked(minimum=1, maximum=100_000))
+    max_batch_rows: int | None = Field(None, **checked(minimum=1, maximum=1_000_000))
+    max_wait_ms: float | None = Field(None, **checked(minimum=0, maximum=1000))
     runtime: Literal["auto", "original", "compiled"] | None = Field(
         None, description="auto: compiled where it agreed; compiled is refused where not."
     )

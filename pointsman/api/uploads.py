@@ -14,11 +14,11 @@ import hashlib
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.routing import BaseRoute
 
 from pointsman.api.admin import ErrorOut, User, who
@@ -27,12 +27,18 @@ from pointsman.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, 
 from pointsman.registry.upload import CONTENT_TYPE, DIGEST_HEADER, register_upload
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEADER = r"^\s*[0-9a-fA-F]{64}\s*$"  # what the header may hold (trimmed, any case)
 
 router = APIRouter(
     prefix="/v1/admin/models",
     tags=["admin"],
     responses={
-        400: {"model": ErrorOut, "description": "Not a loadable model, or a malformed upload"},
+        400: {
+            "model": ErrorOut,
+            "description": "No sha256 header, not a loadable model (invalid_artifact, "
+            "unsafe_artifact), or not an archive `pointsman register --url` sends "
+            "(malformed_upload)",
+        },
         413: {"model": ErrorOut, "description": "Larger than max_upload_bytes"},
         415: {"model": ErrorOut, "description": "Not application/x-tar"},
         422: {"model": ErrorOut, "description": "The sha256 declared is not the one received"},
@@ -48,20 +54,27 @@ router = APIRouter(
         "requestBody": {
             "required": True,
             "content": {CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-        }
+        },
+        # Read by the handler, whose 400 names the header and what it must hold.
+        "parameters": [
+            {
+                "name": DIGEST_HEADER,
+                "in": "header",
+                "required": True,
+                "description": "sha256 (hex) of the body, checked on arrival.",
+                "schema": {"type": "string", "pattern": SHA256_HEADER},
+            }
+        ],
     },
 )
 async def upload_version(
     request: Request,
     response: Response,
     model: str,
-    digest: Annotated[
-        str | None,
-        Header(alias=DIGEST_HEADER, description="sha256 (hex) of the body, checked on arrival."),
-    ] = None,
     user: User = None,
 ) -> dict[str, Any]:
     """201 with the new version, or 200 with the existing one when the bytes are known."""
+    digest = request.headers.get(DIGEST_HEADER)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != CONTENT_TYPE:
         raise UnsupportedMediaType(

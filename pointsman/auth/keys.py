@@ -13,17 +13,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from pointsman.auth.scopes import check_scopes
-from pointsman.errors import BadRequest, KeyNotFound
+from pointsman.errors import BadRequest, KeyExists, KeyNotFound
 from pointsman.store.audit import write_audit
 from pointsman.store.changes import notify_change
 from pointsman.store.tables import api_keys
 from pointsman.types import as_utc
 
 PREFIX = "pk_"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+# The forms a key's name, rate and expiry take (the admin API's schema shows them too).
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+RATE = r"^(\s*0*[1-9]\d*\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*)?$"  # "": no limit
+# At most five digits: 99999w is some 1900 years, still a date (a longer one overflowed).
+EXPIRY = r"^(\s*0*[1-9]\d{0,4}\s*(m|h|d|w)\s*)?$"  # "": no expiry
+_NAME = re.compile(NAME)
 _RATE = re.compile(r"^(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)$")
 _PER_S = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
-_SPAN = re.compile(r"^(\d+)\s*(m|h|d|w)$")
+_SPAN = re.compile(r"^0*(\d{1,5})\s*(m|h|d|w)$")
 _SPAN_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -56,7 +61,8 @@ def parse_span(span: str) -> timedelta:
     found = _SPAN.match(span.strip().lower())
     if not found or int(found.group(1)) == 0:
         raise BadRequest(
-            f"Expiry {span!r} is not understood; write a count and m, h, d or w, e.g. 90d."
+            f"Expiry {span!r} is not understood; write a count (1 to 99999) and m, h, d or w, "
+            "e.g. 90d."
         )
     return timedelta(seconds=int(found.group(1)) * _SPAN_S[found.group(2)])
 
@@ -148,10 +154,7 @@ class KeyBook:
         key = new_key()
         with self.engine.begin() as conn:
             if self._active(conn, name) is not None:
-                raise BadRequest(
-                    f"An active key named {name!r} exists; rotate it with `pointsman keys "
-                    f"rotate {name}` or revoke it first."
-                )
+                raise KeyExists(name)
             conn.execute(
                 api_keys.insert().values(
                     name=name,

@@ -14,7 +14,8 @@ import re
 from pointsman.errors import BadRequest
 
 _MODEL = r"(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
-_SCOPE = re.compile(rf"^(admin|(predict|read|register|outcome|deploy):{_MODEL})$")
+SCOPE = rf"^(admin|(predict|read|register|outcome|deploy):{_MODEL})$"  # in the API schema too
+_SCOPE = re.compile(SCOPE)
 
 
 def check_scopes(scopes: list[str]) -> list[str]:

@@ -17,6 +17,9 @@ from pointsman.monitoring.quality import QualityQuery, is_regression, labelled, 
 from pointsman.routing import Route
 from pointsman.routing.revisions import RouteBook
 
+GATE_METRICS = ("accuracy", "auc", "brier", "calibration_error", "log_loss", "mae", "rmse")
+# What a quality gate reads (the admin API's schema shows it too).
+GATE = rf"^\s*({'|'.join(GATE_METRICS)})\s*(>=|<=)\s*primary\s*(?:([+-])\s*(\d+(?:\.\d*)?))?\s*$"
 _GATE = re.compile(r"^\s*([a-z_]+)\s*(>=|<=)\s*primary\s*(?:([+-])\s*(\d+(?:\.\d*)?))?\s*$")
 GATE_FORM = 'METRIC >= primary - MARGIN (or <=, +), e.g. "auc >= primary - 0.01"'
 
@@ -35,10 +38,9 @@ class QualityGate:
         if not match:
             raise BadRequest(f"Quality gate {text!r} is not understood; write {GATE_FORM}.")
         metric, op, sign, number = match.groups()
-        known = {"auc", "accuracy", "log_loss", "brier", "calibration_error", "mae", "rmse"}
-        if metric not in known:
+        if metric not in GATE_METRICS:
             raise BadRequest(
-                f"Quality gate metric {metric!r} is unknown; use one of {', '.join(sorted(known))}."
+                f"Quality gate metric {metric!r} is unknown; use one of {', '.join(GATE_METRICS)}."
             )
         margin = float(number or 0)
         if (op == ">=" and sign == "+") or (op == "<=" and sign == "-"):

@@ -17,13 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pointsman.errors import BadRequest
+from pointsman.errors import BadRequest, OutcomeWithoutKey
 from pointsman.logstore.query import LogQuery, iter_predictions, parse_time
 from pointsman.store.tables import outcomes as t
 from pointsman.store.tables import prediction_log
 
 REQUEST_ID = "request_id"
 MAX_OUTCOMES = 10_000  # per call: a bigger file goes in several
+MAX_ROW = 2**31 - 1  # a row of a request (the store's column is an integer)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def parse_outcomes(
                     "`pointsman route MODEL --outcome-key customer_id`."
                 )
             )
-            raise BadRequest(f"{where} names no prediction: give {hint}.{extra}")
+            raise OutcomeWithoutKey(f"{where} names no prediction: give {hint}.{extra}")
         row = _row(item.get("row"), where) if name == REQUEST_ID else 0
         observed = item.get("time")
         when = None if _blank(observed) else parse_time(f"{where} time", str(observed))
@@ -243,10 +244,11 @@ def _row(value: Any, where: str) -> int:
         return 0
     try:
         row = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"{where}: row must be a whole number, got {value!r}.") from None
-    if row < 0 or row != float(value):
-        raise BadRequest(f"{where}: row must be a whole number >= 0, got {value!r}.")
+        whole = row == float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise BadRequest(f"{where}: row must be a whole number, got {value!r:.40}.") from None
+    if not whole or not 0 <= row <= MAX_ROW:
+        raise BadRequest(f"{where}: row must be a whole number 0 to {MAX_ROW}, got {value!r:.40}.")
     return row
 
 

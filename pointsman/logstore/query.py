@@ -13,7 +13,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pointsman.errors import BadLogQuery
+from pointsman.errors import BadCursor, BadLogQuery
 from pointsman.store.rollups import after_prune, minute_of
 from pointsman.store.tables import client_rollups, finding_rollups, prediction_rollups
 from pointsman.store.tables import prediction_log as t
@@ -21,16 +21,23 @@ from pointsman.types import Role
 
 ROLES: tuple[Role, ...] = ("primary", "fallback", "pinned", "shadow")
 MAX_LIMIT = 1000
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+# A span back from now, up to a few centuries (so that now minus it is still a date); the
+# OpenAPI document shows it too.
+SPAN = (
+    r"^\s*0*(\d{1,10}(\.\d+)?\s*s|\d{1,8}(\.\d+)?\s*m|\d{1,6}(\.\d+)?\s*h"
+    r"|\d{1,5}(\.\d+)?\s*d|\d{1,4}(\.\d+)?\s*w)\s*$"
+)
+_SPAN = re.compile(SPAN)
+_PARTS = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 TIME_FORMS = "use a span back from now (30s, 15m, 1h, 7d, 2w) or an ISO time (2026-11-22T08:00Z)"
 
 
 def parse_span(name: str, text: str) -> timedelta:
     """`1h`, `30d` → a timedelta; anything else a BadLogQuery naming `name`."""
-    match = _SPAN.match(text)
+    match = _PARTS.search(text) if _SPAN.match(text) else None
     if not match:
-        raise BadLogQuery(name, text, "use a number and a unit: 30s, 15m, 1h, 7d, 2w")
+        raise BadLogQuery(name, text, "use a number and a unit: 30s, 15m, 1h, 7d, 2w (up to 9999w)")
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
@@ -194,11 +201,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         text, row_id = orjson.loads(raw)
-        return _stored(datetime.fromisoformat(text)), int(row_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise BadLogQuery(
-            "cursor", cursor, "pass back the `cursor` value of the previous page unchanged"
-        ) from None
+        when, number = _stored(datetime.fromisoformat(text)), int(row_id)
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError):
+        number = -1
+    if not 0 <= number < 2**63:  # a cursor this server did not write
+        raise BadCursor(cursor)
+    return when, number
 
 
 def _aware(when: datetime) -> datetime:

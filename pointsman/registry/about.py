@@ -13,7 +13,8 @@ from pointsman.errors import BadRequest, ModelNotFound
 from pointsman.store.audit import write_audit
 from pointsman.store.tables import models
 
-_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,31}$")
+TAG = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,31}$"  # the admin API's schema shows it too
+_TAG = re.compile(TAG)
 MAX_DESCRIPTION = 4000
 MAX_TAGS = 20
 

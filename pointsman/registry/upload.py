@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pointsman.errors import BadRequest, InvalidArtifact, UploadDigestMismatch
+from pointsman.errors import InvalidArtifact, MalformedUpload, UploadDigestMismatch
 from pointsman.registry import lineage
 from pointsman.registry.artifacts import sha256_of
 from pointsman.registry.models import Registry
@@ -98,30 +98,34 @@ def unpack(bundle: Path, folder: Path, model: str, user: str) -> tuple[Submissio
         with tarfile.open(bundle, "r:") as tar:
             for member in tar.getmembers():
                 if not (member.isfile() or member.isdir()):
-                    raise BadRequest(
+                    raise MalformedUpload(
                         f"The upload holds {member.name!r}, which is not a file or a folder: "
                         "links and devices are refused."
                     )
             tar.extractall(folder, filter="data")
-    except tarfile.TarError as exc:
-        raise BadRequest(
+    except (tarfile.TarError, OSError) as exc:  # OSError: e.g. a name too long to extract
+        raise MalformedUpload(
             f"The upload is not a readable tar archive ({exc}); send what `pointsman register "
             "--url` sends: submission.json, artifact/NAME and optionally training/NAME."
         ) from exc
     meta_file = folder / META
     if not meta_file.is_file():
-        raise BadRequest(f"The upload has no {META}.")
+        raise MalformedUpload(f"The upload has no {META}.")
     try:
         meta = UploadMeta.model_validate_json(meta_file.read_bytes())
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise BadRequest(f"{META} of the upload is not valid: {problems}.") from exc
+        raise MalformedUpload(f"{META} of the upload is not valid: {problems}.") from exc
     artifacts = _entries(folder / "artifact")
     if len(artifacts) != 1:
-        raise BadRequest(f"The upload must hold one entry under artifact/, found {len(artifacts)}.")
+        raise MalformedUpload(
+            f"The upload must hold one entry under artifact/, found {len(artifacts)}."
+        )
     training = _entries(folder / "training")
     if len(training) > 1:
-        raise BadRequest(f"The upload may hold one file under training/, found {len(training)}.")
+        raise MalformedUpload(
+            f"The upload may hold one file under training/, found {len(training)}."
+        )
     sub = Submission(
         model=model,
         path=artifacts[0],

@@ -14,9 +14,12 @@ MIB = 1024 * 1024
 # Below this a runner cannot even import its libraries (numpy, pandas, scikit-learn
 # reserve about 200 MiB of data before any model is loaded): refused with a message.
 MIN_MEMORY_BYTES = 512 * MIB
+MAX_BYTES = 1024**6  # past any machine: a longer number is a typo (and overflowed)
+SIZE = r"^\s*(\d+(?:\.\d+)?)\s*([kmgtKMGT][iI]?[bB]?|[bB])?\s*$"  # the API schema's form
+DURATION = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$"
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_SIZE = re.compile(SIZE)
+_DURATION = re.compile(DURATION)
 _SECONDS = {"ms": 0.001, "s": 1.0, "": 1.0, "m": 60.0, "h": 3600.0}
 RUNTIMES = ("auto", "original", "compiled")  # a spec's `runtime`
 
@@ -156,7 +159,10 @@ def parse_bytes(text: str, what: str = "size") -> int:
     number, unit = float(match.group(1)), (match.group(2) or "").lower()
     base = 1024 if "i" in unit else 1000
     power = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3, "t": 4}[unit[:1] if unit else ""]
-    return int(number * base**power)
+    size = number * base**power
+    if not math.isfinite(size) or size > MAX_BYTES:
+        raise InvalidRunnerSpec(f"{what} {text!r:.40} is over {MAX_BYTES // 1024**5} PiB.")
+    return int(size)
 
 
 def parse_seconds(text: str, what: str = "duration") -> float:

@@ -166,16 +166,51 @@ def _to_array(
         array = np.empty(len(values), dtype=object)
         array[:] = list(values)
         return array
-    if nulls and spec.type in ("double", "float"):
-        return np.array([math.nan if v is None else v for v in values], dtype=dtype)
     if nulls:
         # Nullable integer/boolean columns travel as float with NaN, as pandas does.
-        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+        values = [math.nan if v is None else v for v in values]
+        dtype = dtype if spec.type in ("double", "float") else np.float64
     try:
-        return np.asarray(values, dtype=dtype)
+        with np.errstate(over="ignore"):  # a float32 column: checked just below
+            array = np.asarray(values, dtype=dtype)
     except OverflowError:
         problems.append(FieldProblem(spec.name, "integer out of range", expected=spec.type))
         return None
+    beyond = _beyond_range(spec.type, values, array)
+    if beyond is not None:
+        problems.append(
+            FieldProblem(
+                spec.name,
+                f"number out of range for {spec.type}",
+                expected=RANGES[spec.type],
+                received=values[beyond],
+                row=beyond,
+            )
+        )
+        return None
+    return array
+
+
+# What the columns whose range a JSON number can exceed unnoticed hold.
+RANGES = {
+    "float": "a number within ±3.4028235e38 (32-bit float)",
+    "long": "an integer from -2**63 to 2**63-1",
+}
+
+
+def _beyond_range(column_type: str, values: Sequence[Any], array: np.ndarray) -> int | None:
+    """The row of a finite value its column cannot hold but that converted without an
+    error: past float32's range (now infinite), or, in a long column, an integer below
+    -2**63 that the JSON parser read as the float -2**63."""
+    if column_type == "float" and array.size and np.isinf(array).any():
+        for i in np.flatnonzero(np.isinf(array)).tolist():
+            if math.isfinite(values[i]):
+                return int(i)
+    if column_type == "long" and (array <= -(2**63)).any():
+        for i, v in enumerate(values):
+            if type(v) is float and v <= -(2**63):
+                return i
+    return None
 
 
 def _from_numpy(

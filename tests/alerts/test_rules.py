@@ -50,6 +50,25 @@ def test_urls_are_redacted_to_scheme_and_host(text: str, shown: str) -> None:
     assert redact(text) == shown
 
 
+@pytest.mark.parametrize(
+    ("channel", "why"),
+    [
+        ("webhook=http://[", "not an http"),  # urlsplit raises on the unclosed [
+        ("webhook=http://x:99999/h", "not an http"),  # a port past 65535
+        ("webhook=http://x:port/h", "not an http"),
+    ],
+)
+def test_channels_whose_url_cannot_be_read_are_refused_naming_it(channel: str, why: str) -> None:
+    with pytest.raises(InvalidAlertRule, match=why):
+        build_rule("r", when="error_rate > 0.1", notify=[channel])
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "1_000", "0x10"])
+def test_thresholds_are_decimal_numbers(threshold: str) -> None:
+    with pytest.raises(InvalidAlertRule, match="not a decimal number"):
+        build_rule("r", when=f"error_rate > {threshold}")
+
+
 def test_percent_thresholds_and_channel_labels() -> None:
     rule = build_rule(
         "flags",

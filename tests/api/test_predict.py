@@ -102,6 +102,36 @@ async def test_v2_infer_with_one_2d_tensor_and_per_column_tensors(
     assert {o["name"]: o for o in r.json()["outputs"]}["predictions"]["data"] == [0]
 
 
+@pytest.mark.parametrize("given", ["caf\u00e9 \U0001f600", "a\r\nX-Evil: 1", "x" * 129, " "])
+async def test_a_v2_id_that_cannot_be_a_header_is_echoed_but_the_request_id_is_ours(
+    client: httpx.AsyncClient, given: str
+) -> None:
+    body = {
+        "id": given,
+        "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": SETOSA}],
+    }
+    r = await client.post("/v2/models/iris/infer", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == given
+    ours = r.headers["x-request-id"]
+    assert ours != given and len(ours) == 32
+
+
+async def test_an_x_request_id_past_128_characters_is_replaced_by_ours(
+    client: httpx.AsyncClient,
+) -> None:
+    kept = await client.post(
+        "/v1/models/churn/predict", json={"rows": churn_rows(1)}, headers={"X-Request-ID": "r-1"}
+    )
+    assert kept.headers["x-request-id"] == "r-1" == kept.json()["request_id"]
+    long = "r" * 129
+    r = await client.post(
+        "/v1/models/churn/predict", json={"rows": churn_rows(1)}, headers={"X-Request-ID": long}
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["x-request-id"] == r.json()["request_id"] != long
+
+
 async def test_v2_metadata_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v2/health/live")).json() == {"live": True}
     assert (await client.get("/v2/health/ready")).json() == {"ready": True}

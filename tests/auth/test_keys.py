@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from pointsman.auth import KeyBook, KeyCache, hash_key
 from pointsman.auth import keycache as keycache_module
-from pointsman.errors import BadRequest, Unauthorized
+from pointsman.errors import BadRequest, KeyExists, Unauthorized
 from pointsman.store.engine import connect, upgrade_to_head
 from pointsman.store.tables import api_keys
 
@@ -29,7 +29,7 @@ def test_only_the_hash_is_stored(book: KeyBook) -> None:
         row = conn.execute(sa.select(api_keys)).one()
     assert row.key_hash == hash_key(key) and key not in repr(row)
     assert record.prefix == key[:8]
-    with pytest.raises(BadRequest, match="active key named 'app' exists"):
+    with pytest.raises(KeyExists, match="active key named 'app' exists"):
         book.create("app", ["predict:churn"], "t")
     with pytest.raises(BadRequest, match="is not allowed"):
         book.create("no spaces", ["admin"], "t")
