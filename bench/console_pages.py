@@ -6,9 +6,12 @@ reference profile and lineage), so that every page renders real content; nothing
 no runner starts. Pages are called in-process through ASGI, each --rounds times; the median
 and the worst are printed per page. Records are spread over the last 7 days across the
 models, plus a hot model holding --hot records in the last 24 hours. Records are inserted
-directly and then rolled up in one pass (the SQL the shipper runs per batch); as a baseline,
+directly and then rolled up in one pass (the roller's SQL); then --tail more records of the
+hot model, answered in the last seconds, are shipped and left for the pages to add (what a
+busy server's roller has not reached yet, about two seconds of its records); as a baseline,
 the hot model's 24 h traffic and latency are also aggregated from the raw records, the way
-dashboards read them before the rollups, and the ratio printed.
+dashboards read them before the rollups, and the ratio printed. Each page is timed with the
+tail, then again once it is rolled up (what the pages read with no tail to add).
 
     .venv/bin/python bench/console_pages.py                # ~2-3 minutes, mostly inserting
     .venv/bin/python bench/console_pages.py --records 200000 --hot 20000   # quicker
@@ -34,11 +37,12 @@ from starlette.applications import Starlette
 
 from pointsman.auth import KeyBook, KeyCache
 from pointsman.demo.churn import train_versions
+from pointsman.logstore.shipper import insert_records
 from pointsman.project import Project, init_project, open_project
 from pointsman.registry import Submission
 from pointsman.routing.policy import Arm, Policy
 from pointsman.settings import load_settings
-from pointsman.store.rollups import roll_up_all
+from pointsman.store.rollups import pending_records, roll_up_all, roll_up_pending
 from pointsman.store.tables import key_requests, models, prediction_log, routes, versions
 from pointsman.ui import ConsoleParts, console_mount
 
@@ -149,6 +153,23 @@ def fill(project: Project, n_models: int, n_versions: int, records: int, hot: in
         )  # fmt: skip
 
 
+def ship_tail(project: Project, n: int, n_versions: int) -> None:
+    """`n` records of the hot model from the last 2 s, shipped (not rolled up)."""
+    rng = random.Random(11)
+    now = time.time()
+    records = [
+        {"request_id": f"tail{i}", "role": "primary", "version": n_versions, "model": "m00",
+         "time": now - rng.random() * 2, "client": "bench", "n_rows": 1,
+         "inputs": {"age": [40]}, "outputs": {"predictions": [0]},
+         "latency_ms": rng.lognormvariate(1, 0.5), "model_ms": 1.0,
+         "error_code": None, "findings": [{"row": 0, "feature": "age", "rule": "range"}]
+         if rng.random() < 0.02 else None}
+        for i in range(n)
+    ]  # fmt: skip
+    for start in range(0, n, 1000):
+        insert_records(project.engine, records[start : start + 1000])
+
+
 def raw_window(project: Project, model: str, span_s: float) -> None:
     """The baseline: a window's counts per bucket and role, and every latency, from the raw
     records (what dashboards read before the rollups; they sampled 10 000 latencies)."""
@@ -177,7 +198,7 @@ def time_raw(project: Project, rounds: int) -> float:
 async def measure(project: Project, rounds: int) -> list[tuple[str, float, float]]:
     app = Starlette(routes=[console_mount()])
     keys = KeyCache(KeyBook(project.engine))
-    key, _ = KeyBook(project.engine).create("bench-admin", ["admin"], "bench")
+    key, _ = KeyBook(project.engine).create(f"admin-{uuid.uuid4().hex[:8]}", ["admin"], "bench")
     keys.refresh(force=True)
 
     async def invoke(model: str, body: bytes, client: str) -> tuple[int, Any]:
@@ -220,6 +241,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--hot", type=int, default=50_000, help="records of m00 in the last 24 h")
+    parser.add_argument("--tail", type=int, default=5000, help="records left to roll up")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--database-url", default="")
     args = parser.parse_args()
@@ -237,9 +259,21 @@ def main() -> None:
         with project.engine.begin() as conn:
             roll_up_all(conn)
         print(f"rolled up in {time.perf_counter() - started:.1f} s")
+        ship_tail(project, args.tail, args.versions)
+        if project.engine.dialect.name == "postgresql":  # what autovacuum does in a while
+            with project.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+        print(f"records not rolled up, which the pages add: {pending_records(project.engine)}")
         pages = asyncio.run(measure(project, args.rounds))
+        roll_up_pending(project.engine)  # and again with nothing left to add
+        rolled = {
+            url: (median, worst)
+            for url, median, worst in asyncio.run(measure(project, args.rounds))
+        }
+        print(f"{'page':45s} {'with the tail: median (worst)':>30s} {'all rolled up':>22s}")
         for url, median, worst in pages:
-            print(f"{url:45s} median {median:7.1f} ms   worst {worst:7.1f} ms")
+            print(f"{url:45s} {median:14.1f} ({worst:7.1f}) ms {rolled[url][0]:10.1f} "
+                  f"({rolled[url][1]:7.1f}) ms")  # fmt: skip
         raw = time_raw(project, args.rounds)
         page = next(median for url, median, _ in pages if url.endswith("m00/dashboard?window=24h"))
         print(f"baseline: m00's 24 h aggregated from raw records, median {raw:.1f} ms "

@@ -49,7 +49,6 @@ from harness import (
     free_port,
     machine,
     make_demo,
-    make_key,
     process_tree,
     run_wrk,
     stop_all,
@@ -77,17 +76,31 @@ NOOP_MODEL = textwrap.dedent(
 SERVERS = ("uvicorn", "granian", "baseline")
 
 
-def noop_project(folder: Path) -> Path:
-    """A demo project whose churn route answers with a no-op class (version 3)."""
-    make_demo(folder)
+def noop_project(folder: Path, code: Path | None = None) -> Path:
+    """A demo project whose churn route answers with a no-op class (version 3), made by the
+    code of checkout `code` (default: this one), so that its store is at that code's schema."""
+    env = {**os.environ, **({"PYTHONPATH": str(code.resolve())} if code else {})}
+    pointsman = [str(VENV_BIN / "pointsman")]
+    demo = [*pointsman, "demo", str(folder), "--no-serve", "--port", "8080"]
+    subprocess.run(demo, check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
     (folder / "noop_model.py").write_text(NOOP_MODEL)
-    pointsman = [str(VENV_BIN / "pointsman"), "--project", str(folder)]
+    pointsman += ["--project", str(folder)]
     register = [*pointsman, "register", "churn", f"{folder / 'noop_model.py'}:Noop"]
     register += ["--training-data", str(folder / "models" / "churn_train.csv")]
     register += ["--target", "churned"]
     for argv in (register, [*pointsman, "deploy", "churn", "3"]):
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)
     return folder
+
+
+def make_key(project: Path, code: Path | None = None) -> str:
+    """A predict key, made by the code of checkout `code` (default: this one)."""
+    env = {**os.environ, **({"PYTHONPATH": str(code.resolve())} if code else {})}
+    argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "keys", "create"]
+    argv += [f"bench-{os.getpid()}", "--scope", "predict:churn", "--json"]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=ROOT, env=env)
+    key: str = json.loads(done.stdout)["key"]
+    return key
 
 
 def build(
@@ -258,9 +271,17 @@ def main(argv: list[str] | None = None) -> int:
             project = tmp / "demo"
             make_demo(project)
         key = make_key(project)
-        script = tmp / "post.lua"
-        script.write_text(WRK_SCRIPT % (key, BODY))
-        servers = [build(name, project, tmp, key, args.baseline) for name in args.servers]
+        scripts = {name: tmp / "post.lua" for name in args.servers}
+        scripts["uvicorn"].write_text(WRK_SCRIPT % (key, BODY))
+        servers = [build(name, project, tmp, key) for name in args.servers if name != "baseline"]
+        if args.baseline is not None:  # its own project: the store at its code's schema
+            if args.model != "noop":
+                raise SystemExit("--baseline measures the no-op model only")
+            theirs = noop_project(tmp / "baseline-demo", args.baseline)
+            their_key = make_key(theirs, args.baseline)
+            scripts["baseline"] = tmp / "post-baseline.lua"
+            scripts["baseline"].write_text(WRK_SCRIPT % (their_key, BODY))
+            servers.append(build("baseline", theirs, tmp, their_key, args.baseline))
         cells = [Cell(c, {s.name: [] for s in servers}) for c in args.concurrency]
         try:
             for server in servers:
@@ -268,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             for cell in cells:
                 for round_ in range(args.rounds):
                     for server in servers if round_ % 2 == 0 else servers[::-1]:
-                        run = measure(server, args, cell.concurrency, script)
+                        run = measure(server, args, cell.concurrency, scripts[server.name])
                         cell.runs[server.name].append(run)
                         print(
                             f"  c={cell.concurrency:<3} {server.name:<8} {run.rps:8.0f} req/s "

@@ -1,9 +1,10 @@
-"""What the per-minute rollups add to the shipper: one batch inserted with and without them.
+"""What the per-minute rollups cost: one batch inserted, then rolled up, or inserted alone.
 
 The same batches of records (as the spool holds them, over the last hour, 2 models of
 2 versions, some errors and findings) are inserted into a fresh store, alternating the
-shipper's `insert_records` (insert and roll-up in one transaction) with the insert alone,
-into two stores side by side; the median per batch and per record is printed.
+shipper's `insert_records` followed by the roller's `roll_up_pending` (the work of both, per
+batch; they run in different processes) with the insert alone, into two stores side by
+side; the median per batch and per record is printed.
 
     .venv/bin/python bench/rollup_cost.py [--batch 160 1000] [--rounds 15]
     .venv/bin/python bench/rollup_cost.py --database-url PG_URL_1 PG_URL_2 PG_URL_3
@@ -17,16 +18,15 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from pointsman.logstore import shipper
 from pointsman.store.engine import connect, upgrade_to_head
+from pointsman.store.rollups import roll_up_pending
 from pointsman.store.tables import prediction_log
 
 
@@ -45,19 +45,10 @@ def records(n: int, serial: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def insert_only(engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
-    """The shipper's insert without the roll-up (what it did before the rollups)."""
-    if engine.dialect.name == "sqlite":
-        rows = [{**r, "time": datetime.fromtimestamp(r["time"], UTC).strftime(shipper._SQLITE_TIME)}
-                for r in batch]  # fmt: skip
-        with engine.begin() as conn:
-            conn.exec_driver_sql(shipper._SQLITE_INSERT, (orjson.dumps(rows).decode(),))
-    else:
-        rows = [{**r, "time": datetime.fromtimestamp(r["time"], UTC).isoformat()} for r in batch]
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text(shipper._POSTGRESQL_INSERT), {"batch": orjson.dumps(rows).decode()}
-            )
+def insert_and_roll_up(engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
+    """The shipper's insert, then the roller's run over what it inserted."""
+    shipper.insert_records(engine, batch)
+    roll_up_pending(engine)
 
 
 def executemany(engine: sa.Engine, batch: list[dict[str, Any]]) -> None:
@@ -83,8 +74,8 @@ def main() -> None:
         for engine in engines:
             upgrade_to_head(engine)
         sides: list[tuple[str, sa.Engine, Callable[[sa.Engine, list[Any]], None]]] = [
-            ("with rollups", engines[0], shipper.insert_records),
-            ("insert only", engines[1], insert_only),
+            ("with rollups", engines[0], insert_and_roll_up),
+            ("insert only", engines[1], shipper.insert_records),
         ]
         if len(engines) > 2:
             sides.append(("executemany before", engines[2], executemany))

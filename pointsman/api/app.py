@@ -41,6 +41,7 @@ from pointsman.api.fastpath import ServingApp, fast_routes
 from pointsman.api.openapi import build_openapi
 from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
+from pointsman.logstore.roller import Roller
 from pointsman.monitoring.exposition import worker_exits
 from pointsman.pipeline import build_pipeline
 from pointsman.project import open_project
@@ -73,8 +74,12 @@ def build_app(settings: Settings) -> FastAPI:
         # One listening connection per process: pushed changes reach worker and supervisor.
         listener = listener_for(project.engine, settings.listen_for_changes)
         supervisor = build_supervisor(project, run_dir, listener) if own else None
+        # Alone, the app also rolls up the prediction log (else `pointsman serve` does).
+        roller = Roller(project.engine) if own else None
         if supervisor is not None:
             supervisor.start()
+        if roller is not None:
+            roller.start()
         catalog = Catalog(project, run_dir)
         await anyio.to_thread.run_sync(catalog.refresh)
         await wait_ready(catalog, settings.startup_wait_s)
@@ -101,6 +106,8 @@ def build_app(settings: Settings) -> FastAPI:
             pipeline.close()
             catalog.close()
             await access.close_gate(gate)
+            if roller is not None:  # after the pipeline shipped its last records
+                await anyio.to_thread.run_sync(roller.stop)
             if supervisor is not None:
                 await anyio.to_thread.run_sync(supervisor.stop)
                 run_dir.remove()

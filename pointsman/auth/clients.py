@@ -17,8 +17,8 @@ from pointsman.auth.keys import KeyBook
 from pointsman.auth.scopes import check_scopes
 from pointsman.errors import BadRequest, RouteConflict
 from pointsman.store.audit import write_audit
-from pointsman.store.rollups import minute_of
-from pointsman.store.tables import client_rollups, clients, key_requests, prediction_log
+from pointsman.store.rollups import clients_with_tail, minute_of
+from pointsman.store.tables import clients, key_requests, prediction_log
 from pointsman.types import as_utc
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
@@ -178,7 +178,8 @@ class ClientBook:
 
     def usage(self, window_s: float = 86400.0) -> dict[str, Usage]:
         """Client name → its keys' requests, errors and last call over the window's minutes
-        (from the per-minute client rollups; the last call's time from its last minute)."""
+        (from the per-minute client rollups and the records not rolled up yet; the last
+        call's time from its last minute)."""
         with self.engine.connect() as conn:
             keys: dict[str, str] = {
                 r.key_name: r.client
@@ -190,14 +191,12 @@ class ClientBook:
             }
             if not keys:
                 return {}
-            r = client_rollups.c
             first = minute_of(datetime.now(UTC)) - int(window_s // 60) + 1
+            r = clients_with_tail(conn, lambda c: [c.minute >= first, c.client.in_(list(keys))]).c
             rows = conn.execute(
                 sa.select(
                     r.client, sa.func.sum(r.requests), sa.func.sum(r.errors), sa.func.max(r.minute)
-                )
-                .where(r.minute >= first, r.client.in_(list(keys)))
-                .group_by(r.client)
+                ).group_by(r.client)
             ).all()
             last_calls = {name: _last_call(conn, name, minute) for name, _, _, minute in rows}
         out: dict[str, Usage] = {}

@@ -20,6 +20,7 @@ from pointsman.api.redirect import start_redirect_server
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.output import console
 from pointsman.errors import ConfigError
+from pointsman.logstore.roller import Roller
 from pointsman.monitoring import metrics
 from pointsman.monitoring.exposition import prepare_multiprocess_dir, remove_multiprocess_dir
 from pointsman.monitoring.logs import logging_config
@@ -107,13 +108,16 @@ def serve(
 @contextlib.contextmanager
 def supervised_runners(settings: Settings) -> Iterator[None]:
     """The runners of every worker, supervised from this process; workers find them by the
-    folder in POINTSMAN_RUNNER_DIR."""
+    folder in POINTSMAN_RUNNER_DIR. The prediction log's rollups are made here too, off the
+    workers."""
     metrics.use_multiprocess_values()  # the supervisor's metrics summed with the workers'
     project = open_project(settings)
     run_dir = RunDir(new_run_dir())
     listener = listener_for(project.engine, settings.listen_for_changes)
     supervisor = build_supervisor(project, run_dir, listener)
     supervisor.start()
+    roller = Roller(project.engine)
+    roller.start()
     if listener is not None:
         listener.start()
     os.environ["POINTSMAN_RUNNER_DIR"] = str(run_dir.root)
@@ -124,6 +128,7 @@ def supervised_runners(settings: Settings) -> Iterator[None]:
         if listener is not None:
             listener.stop()
         supervisor.stop()
+        roller.stop()  # after the workers: it rolls up what they shipped on their way out
         run_dir.remove()
         project.close()
 

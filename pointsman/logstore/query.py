@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import BadLogQuery
-from pointsman.store.rollups import minute_of
+from pointsman.store.rollups import after_prune, minute_of
 from pointsman.store.tables import client_rollups, finding_rollups, prediction_rollups
 from pointsman.store.tables import prediction_log as t
 from pointsman.types import Role
@@ -172,6 +172,7 @@ def prune_predictions(engine: Engine, older_than: timedelta, now: datetime | Non
         result = conn.execute(sa.delete(t).where(t.c.time < _stored(cutoff)))
         for rollups in (prediction_rollups, finding_rollups, client_rollups):
             conn.execute(sa.delete(rollups).where(rollups.c.minute < minute_of(cutoff)))
+        after_prune(conn)
     return int(result.rowcount or 0)
 
 

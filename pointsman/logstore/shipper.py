@@ -2,7 +2,8 @@
 
 Runs off the request path (a background thread on a fixed cadence, and once on shutdown).
 A segment is deleted only after its records are committed; a crash in between ships it
-again, and the unique (request_id, role, version) makes the second insert a no-op.
+again, and the unique (request_id, role, version) makes the second insert a no-op. It only
+inserts: the per-minute rollups are added by one process per server (store/rollups.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pointsman.logstore.spool import Orphan, Spool, claim_orphans, read_segment, segments_in
-from pointsman.store.rollups import roll_up_ids, roll_up_range
+from pointsman.store.rollups import hold_roller_off
 from pointsman.store.tables import prediction_log
 
 log = logging.getLogger("pointsman.logstore")
@@ -81,43 +82,44 @@ def ship_segments(
 
 
 def insert_records(engine: Engine, records: list[dict[str, Any]]) -> None:
-    """Insert records, skipping those already stored (same request id, role and version),
-    and add the ones inserted to the per-minute rollups in the same transaction."""
-    if not records:
-        return
-    if engine.dialect.name == "postgresql":
-        _insert_postgresql(engine, records)
+    """Insert records, skipping those already stored (same request id, role and version)."""
+    if records:
+        with engine.begin() as conn:
+            insert_batch(conn, records)
+
+
+def insert_batch(conn: Connection, records: list[dict[str, Any]]) -> None:
+    """`insert_records` in the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        _insert_postgresql(conn, records)
     elif sqlite3.sqlite_version_info >= (3, 38):
-        _insert_sqlite(engine, records)
+        _insert_sqlite(conn, records)
     else:
-        _insert_rows(engine, records)
+        _insert_rows(conn, records)
 
 
-def _insert_rows(engine: Engine, records: list[dict[str, Any]]) -> None:
+def _insert_rows(conn: Connection, records: list[dict[str, Any]]) -> None:
     """SQLite before 3.38 (no JSON operators): executemany."""
     statement = sqlite.insert(prediction_log).on_conflict_do_nothing(
         index_elements=["request_id", "role", "version"]
     )
-    with engine.begin() as conn:
-        inserted = conn.execute(statement, [_row(r) for r in records]).rowcount
-        _roll_up_sqlite(conn, inserted)
+    conn.execute(statement, [_row(r) for r in records])
 
 
 # PostgreSQL: the batch is one JSON array too, taken apart by json_populate_recordset (a
-# quarter of executemany's time), and the ids of the records inserted come back for the
-# roll-up; a record already stored is neither inserted nor returned.
+# quarter of executemany's time). The transaction holds the roller off (store/rollups.py):
+# ids are handed out here but counted only once it commits.
 _POSTGRESQL_INSERT = (
     f"INSERT INTO {prediction_log.name} ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
     f"FROM json_populate_recordset(NULL::{prediction_log.name}, CAST(:batch AS json)) "
-    "ON CONFLICT (request_id, role, version) DO NOTHING RETURNING id"
+    "ON CONFLICT (request_id, role, version) DO NOTHING"
 )
 
 
-def _insert_postgresql(engine: Engine, records: list[dict[str, Any]]) -> None:
+def _insert_postgresql(conn: Connection, records: list[dict[str, Any]]) -> None:
     batch = [{**r, "time": datetime.fromtimestamp(r["time"], UTC).isoformat()} for r in records]
-    with engine.begin() as conn:
-        result = conn.execute(sa.text(_POSTGRESQL_INSERT), {"batch": orjson.dumps(batch).decode()})
-        roll_up_ids(conn, list(result.scalars()))
+    hold_roller_off(conn)
+    conn.execute(sa.text(_POSTGRESQL_INSERT), {"batch": orjson.dumps(batch).decode()})
 
 
 # SQLite: the whole batch is one JSON array bound to one statement, taken apart by SQLite.
@@ -135,22 +137,12 @@ _SQLITE_INSERT = (
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def _insert_sqlite(engine: Engine, records: list[dict[str, Any]]) -> None:
+def _insert_sqlite(conn: Connection, records: list[dict[str, Any]]) -> None:
     batch = [
         {**r, "time": datetime.fromtimestamp(r["time"], UTC).strftime(_SQLITE_TIME)}
         for r in records
     ]
-    with engine.begin() as conn:
-        inserted = conn.exec_driver_sql(_SQLITE_INSERT, (orjson.dumps(batch).decode(),)).rowcount
-        _roll_up_sqlite(conn, inserted)
-
-
-def _roll_up_sqlite(conn: Connection, inserted: int) -> None:
-    # SQLite has one writer, and a new row's id is one above the largest: the rows just
-    # inserted are the `inserted` ids up to the last one (read without RETURNING, which
-    # would step once per row; see above).
-    last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
-    roll_up_range(conn, last - inserted + 1, last)
+    conn.exec_driver_sql(_SQLITE_INSERT, (orjson.dumps(batch).decode(),))
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

@@ -122,10 +122,10 @@ prediction_log = sa.Table(
     sa.Index("ix_prediction_log_time", "time"),
 )
 
-# Per-minute rollups of the prediction log, written by the shipper in the transaction that
-# inserts the records (migration 0014): what the console's dashboards read instead of the raw
-# records. `minute` counts minutes since 1970 (UTC); h00..h43 count records per latency
-# bucket, fixed log buckets sqrt(2) apart (store/rollups.py), so any window's histogram is a sum.
+# Per-minute rollups of the prediction log (migration 0014), rolled up from the records
+# (store/rollups.py): what the console's dashboards read instead of the raw records. `minute`
+# counts minutes since 1970 (UTC); h00..h43 count records per latency bucket, fixed log buckets
+# sqrt(2) apart, so any window's histogram is a sum.
 LATENCY_BUCKETS = 44
 prediction_rollups = sa.Table(
     "prediction_rollups",
@@ -139,6 +139,17 @@ prediction_rollups = sa.Table(
     sa.Column("flagged", sa.BigInteger, nullable=False),  # records with validation findings
     sa.Column("latency_ms_sum", sa.Float, nullable=False),
     *(sa.Column(f"h{i:02d}", sa.BigInteger, nullable=False) for i in range(LATENCY_BUCKETS)),
+)
+
+# How far the rollups go (migration 0015): every record with an id up to `last_id` is counted
+# in them, none above it. One row. The shipper only inserts; one process per server (the
+# supervisor of `pointsman serve`) rolls up the records above the mark and moves it, and
+# readers add the records above it (store/rollups.py), so figures stay exact in between.
+rollup_watermark = sa.Table(
+    "rollup_watermark",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_id", sa.BigInteger, nullable=False),
 )
 
 # Validation findings per minute by feature and rule (migration 0014), beside the rollups.

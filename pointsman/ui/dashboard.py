@@ -2,7 +2,8 @@
 drift against the reference profile, shadow agreement, canary progress and alert history.
 
 Every figure is read from the store: traffic, latency and findings from the per-minute rollups
-of the prediction log (the cost of a window does not grow with its records), drift from the
+of the prediction log plus its records not rolled up yet (the cost of a window does not grow
+with its records), drift from the
 newest records' inputs, route stats, the canary's window and the alert history.
 """
 
@@ -22,13 +23,14 @@ from pointsman.project import Project
 from pointsman.registry.versions import VersionRecord
 from pointsman.routing.canary import canary_status
 from pointsman.routing.stats import window as stats_window
-from pointsman.store.rollups import HISTOGRAM, minute_of, percentile
-from pointsman.store.tables import (
-    alert_history,
-    finding_rollups,
-    prediction_log,
-    prediction_rollups,
+from pointsman.store.rollups import (
+    HISTOGRAM,
+    counts_with_tail,
+    findings_with_tail,
+    minute_of,
+    percentile,
 )
+from pointsman.store.tables import alert_history, prediction_log
 from pointsman.ui.figures import ANSWERED_ROLES
 
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
@@ -88,27 +90,23 @@ class Window:
 
 
 def read_window(engine: Engine, model: str, version: int | None, span: Span) -> Window:
-    """A model's (or version's) answered traffic over `span`: two grouped reads of rollups."""
-    r = prediction_rollups.c
-    bucket = ((r.minute - span.first) // span.width).label("bucket")
-    where = [r.model == model, r.minute >= span.first, r.minute < span.end,
-             r.role.in_(ANSWERED_ROLES)]  # fmt: skip
-    if version is not None:
-        where.append(r.version == version)
-    sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
-    counts = sa.select(bucket, r.role, *sums).where(*where).group_by(bucket, r.role)
-    f = finding_rollups.c
-    findings = (
-        sa.select(f.feature, f.rule, sa.func.sum(f.findings))
-        .where(f.model == model, f.minute >= span.first, f.minute < span.end)
-        .where(f.role.in_(ANSWERED_ROLES))
-        .group_by(f.feature, f.rule)
-    )
-    if version is not None:
-        findings = findings.where(f.version == version)
+    """A model's (or version's) answered traffic over `span`: two grouped reads of rollups
+    (each with the records not rolled up yet)."""
+
+    def where(c: Any) -> list[sa.ColumnElement[bool]]:
+        chosen = [c.model == model, c.minute >= span.first, c.minute < span.end,
+                  c.role.in_(ANSWERED_ROLES)]  # fmt: skip
+        return chosen if version is None else [*chosen, c.version == version]
+
     n = span.buckets
     out = Window([0] * n, [0] * n, [0] * n, [[0] * len(HISTOGRAM) for _ in range(n)], Counter())
     with engine.connect() as conn:
+        r = counts_with_tail(conn, where).c
+        bucket = ((r.minute - span.first) // span.width).label("bucket")
+        sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
+        counts = sa.select(bucket, r.role, *sums).group_by(bucket, r.role)
+        f = findings_with_tail(conn, where).c
+        findings = sa.select(f.feature, f.rule, sa.func.sum(f.findings))
         for i, role, requests, errors, *histogram in conn.execute(counts):
             i = int(i)
             out.requests[i] += int(requests)
@@ -117,7 +115,7 @@ def read_window(engine: Engine, model: str, version: int | None, span: Span) -> 
             out.histograms[i] = [
                 a + int(b) for a, b in zip(out.histograms[i], histogram, strict=True)
             ]
-        for feature, rule, count in conn.execute(findings):
+        for feature, rule, count in conn.execute(findings.group_by(f.feature, f.rule)):
             out.findings[(feature, rule)] += int(count)
     return out
 

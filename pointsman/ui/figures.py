@@ -1,19 +1,20 @@
 """Live figures for the catalogue, from the prediction log: requests, rate, errors, p50/p99.
 
-Read from the store's per-minute rollups of the log (every worker's records, shipped about
-once a second), not from this process's counters, so every replica shows the same figures.
+Read from the store's per-minute rollups of the log plus the records not rolled up yet (every
+worker's records, shipped about once a second), not from this process's counters, so every
+replica shows the same figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pointsman.store.rollups import HISTOGRAM, minute_of, percentile
-from pointsman.store.tables import prediction_rollups
+from pointsman.store.rollups import HISTOGRAM, counts_with_tail, minute_of, percentile
 
 ANSWERED_ROLES = ("primary", "fallback", "pinned")
 NONE = "\N{EN DASH}"  # a figure with nothing to show
@@ -45,17 +46,16 @@ def live_figures(
     over the whole minutes of the last `window_s` (the current one so far included)."""
     now = datetime.now(UTC)
     first = minute_of(now) - int(window_s // 60) + 1
-    r = prediction_rollups.c
-    sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
-    query = (
-        sa.select(r.model, r.version, *sums)
-        .where(r.minute >= first, r.role.in_(ANSWERED_ROLES))
-        .group_by(r.model, r.version)
-    )
-    if models is not None:
-        query = query.where(r.model.in_(models))
+
+    def where(c: Any) -> list[sa.ColumnElement[bool]]:
+        chosen = [c.minute >= first, c.role.in_(ANSWERED_ROLES)]
+        return chosen if models is None else [*chosen, c.model.in_(models)]
+
     totals: dict[tuple[str, int | None], list[int]] = {}
     with engine.connect() as conn:
+        r = counts_with_tail(conn, where).c
+        sums = [sa.func.sum(r[name]) for name in ("requests", "errors", *HISTOGRAM)]
+        query = sa.select(r.model, r.version, *sums).group_by(r.model, r.version)
         for model, version, *counts in conn.execute(query):
             for key in ((model, int(version)), (model, None)):
                 kept = totals.get(key, [0] * len(counts))

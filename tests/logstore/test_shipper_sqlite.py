@@ -63,7 +63,8 @@ def test_batch_insert_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
     spooled = records()
     shipper.insert_records(batch, spooled)
     shipper.insert_records(batch, spooled)  # shipped twice: a no-op
-    shipper._insert_rows(rows, spooled)
+    with rows.begin() as conn:
+        shipper._insert_rows(conn, spooled)
     assert len(stored(batch)) == 4
     assert stored(batch) == stored(rows)
     query = LogQuery(model="churn")

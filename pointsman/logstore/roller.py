@@ -1,0 +1,54 @@
+"""The roller: adds the prediction log's new records to the per-minute rollups, in a thread.
+
+One per server, in a process that does not serve requests when there is one (the supervisor
+of `pointsman serve --workers N`), else in the app's own process: its work is a few SQL
+statements a run that hold the GIL only while SQLAlchemy sends them. Readers add the records
+it has not reached yet, so its cadence bounds their work, never their exactness.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.engine import Engine
+
+from pointsman.store.outage import OutageLog, probe_of
+from pointsman.store.rollups import roll_up_pending
+
+log = logging.getLogger("pointsman.logstore")
+
+ROLL_S = 1.0  # the shippers ship every second: a page's unrolled tail is about two seconds
+
+
+class Roller:
+    """Runs `roll_up_pending` every `interval_s` until stopped, and once more at stop."""
+
+    def __init__(self, engine: Engine, interval_s: float = ROLL_S) -> None:
+        self.engine = engine
+        self.interval_s = interval_s
+        self.rolled = 0  # ids moved over (tests, logs)
+        self.outage = OutageLog(probe=probe_of(engine))
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pointsman-roller", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, wait_s: float = 15.0) -> None:
+        self._stopping.set()
+        self._thread.join(wait_s)
+
+    def run_once(self) -> None:
+        try:
+            self.rolled += roll_up_pending(self.engine)
+        except Exception as exc:  # the store may be down for a while: readers add the tail
+            if not self.outage.failed("log rollups", exc):
+                log.exception("rolling up the prediction log failed; trying again")
+        else:
+            self.outage.succeeded("log rollups")
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.interval_s):
+            self.run_once()
+        self.run_once()  # what the workers shipped on their way out
