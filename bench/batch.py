@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -258,6 +259,10 @@ def main() -> None:
         one = folder / f"one.{args.format}"
         write_rows(one, 1)
         model = project / "models" / MODELS[args.version]
+        # A copy of its own for the other code: it migrates its store to its own schema.
+        theirs = folder / "demo-against"
+        if args.against:
+            shutil.copytree(project, theirs)
         floors: list[Run] = []
         starts: list[float] = []
         jobs: dict[int, list[Run]] = {w: [] for w in workers}
@@ -272,8 +277,8 @@ def main() -> None:
                 jobs[w].append(job(project, data, out, w, args.version))
                 fixed[w].append(job(project, one, tiny, w, args.version))
                 if args.against:
-                    other[w].append(job(project, data, out, w, args.version, args.against))
-                    other_fixed[w].append(job(project, one, tiny, w, args.version, args.against))
+                    other[w].append(job(theirs, data, out, w, args.version, args.against))
+                    other_fixed[w].append(job(theirs, one, tiny, w, args.version, args.against))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         print(f"input: {data.name} ({args.format}), churn version {args.version}")
         report(args.rows, floors, starts, jobs, fixed, args.json, args.baseline)
