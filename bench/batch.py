@@ -213,6 +213,19 @@ def job(
     return Run(seconds, sum(cpu.values()), peak / 2**20, peak_rss / 2**20)
 
 
+def make_project(pointsman: str, project: Path, runtime: str) -> Path:
+    """A demo project (its versions trained from fixed seeds: the same models each time)."""
+    subprocess.run(
+        [pointsman, "demo", str(project), "--no-serve"], check=True, stdout=subprocess.DEVNULL
+    )
+    subprocess.run(
+        [pointsman, "--project", str(project), "runners", "churn", "--runtime", runtime],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return project
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -243,21 +256,16 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="pointsman-bench-batch-") as tmp:
         folder = Path(tmp)
-        project = folder / "demo"
-        pm = str(VENV_BIN / "pointsman")
-        subprocess.run(
-            [pm, "demo", str(project), "--no-serve"], check=True, stdout=subprocess.DEVNULL
-        )
-        subprocess.run(
-            [pm, "--project", str(project), "runners", "churn", "--runtime", args.runtime],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        project = make_project(str(VENV_BIN / "pointsman"), folder / "demo", args.runtime)
         data = folder / f"rows.{args.format}"
         write_rows(data, args.rows)
         one = folder / f"one.{args.format}"
         write_rows(one, 1)
         model = project / "models" / MODELS[args.version]
+        # A project of the other code's own making: its store at that code's schema.
+        theirs = folder / "demo-against"
+        if args.against:
+            make_project(args.against, theirs, args.runtime)
         floors: list[Run] = []
         starts: list[float] = []
         jobs: dict[int, list[Run]] = {w: [] for w in workers}
@@ -272,8 +280,8 @@ def main() -> None:
                 jobs[w].append(job(project, data, out, w, args.version))
                 fixed[w].append(job(project, one, tiny, w, args.version))
                 if args.against:
-                    other[w].append(job(project, data, out, w, args.version, args.against))
-                    other_fixed[w].append(job(project, one, tiny, w, args.version, args.against))
+                    other[w].append(job(theirs, data, out, w, args.version, args.against))
+                    other_fixed[w].append(job(theirs, one, tiny, w, args.version, args.against))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         print(f"input: {data.name} ({args.format}), churn version {args.version}")
         report(args.rows, floors, starts, jobs, fixed, args.json, args.baseline)

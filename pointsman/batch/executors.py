@@ -117,11 +117,14 @@ class LocalExecutor:
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
+        # Imported here: one worker (the job's own process) needs no forkserver.
+        from pointsman.runners.supervisor import runner_context
+
         parts = self.parts
         parts.mkdir(parents=True, exist_ok=True)
         self.pool = ProcessPoolExecutor(
             self.workers,
-            _worker_context(),
+            runner_context(),
             initializer=_start,
             initargs=(self.setup, parts, os.getpid()),
         )
@@ -192,33 +195,6 @@ class InProcessExecutor:
         except PointsmanError as exc:
             future.set_exception(ChunkFailed(exc.message))
         return future
-
-
-# Imported once by the forkserver the workers are forked from rather than by each worker:
-# the usual libraries of a model and what scores a chunk (not the runners' serving side).
-WORKER_PRELOAD = [
-    "numpy",
-    "pandas",
-    "pyarrow.parquet",
-    "sklearn",
-    "sklearn.base",
-    "sklearn.pipeline",
-    "sklearn.compose",
-    "sklearn.preprocessing",
-    "sklearn.linear_model",
-    "joblib",
-    "pointsman.batch.executors",
-]
-
-
-def _worker_context() -> Any:
-    """The runners' forkserver (single-threaded BLAS), preloading what a batch worker runs.
-    Imported here: one worker (the job's own process) needs no forkserver."""
-    from pointsman.runners.supervisor import runner_context
-
-    context = runner_context()
-    context.set_forkserver_preload(WORKER_PRELOAD)
-    return context
 
 
 def local_executor(setup: WorkerSetup, workers: int, parts: Path) -> Executor:
