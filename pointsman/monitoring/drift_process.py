@@ -14,6 +14,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pointsman.drift")
 
+NICE = 10
 STOP_WAIT_S = 5.0  # how long close waits for the child to end before killing it
 
 
@@ -103,6 +105,7 @@ class DriftProcess:
 
 def serve(conn: multiprocessing.connection.Connection, settings: Settings) -> None:
     """The child: run the reports whenever asked, until the pipe closes."""
+    os.nice(NICE)  # background work: the serving processes and the runners come first
     from pointsman.monitoring.monitor import run_reports
     from pointsman.project import open_project
 
