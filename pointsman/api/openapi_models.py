@@ -40,10 +40,15 @@ def openapi_with_models(app: FastAPI, visible: Visible) -> Any:
         return document
     settings = app.state.pipeline.settings
     max_rows = settings.max_rows_per_request
-    models = [m for m in catalog.deployed_models() if visible(m)]
+    models = []
     paths: dict[str, Any] = document.setdefault("paths", {})
-    for model in models:
-        for path, operation in model_operations(catalog, model, max_rows):
+    for model in filter(visible, catalog.deployed_models()):
+        try:
+            operations = model_operations(catalog, model, max_rows)
+        except PointsmanError:  # undeployed since the catalog listed it: left out
+            continue
+        models.append(model)
+        for path, operation in operations:
             paths[path] = {"post": operation}
     default = _default_model(catalog, settings.default_model)
     if default in models:

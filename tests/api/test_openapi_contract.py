@@ -37,7 +37,8 @@ max-examples = 3
 deterministic = true
 
 # The operations a schema-valid request may still be refused by (400 or 422), with the codes
-# that may refuse it: contract_hooks.REFUSALS, which this regex lists.
+# that may refuse it: contract_hooks.REFUSALS, which this regex lists. One filter per table:
+# schemathesis ORs include-path with include-method (that once left out every POST).
 [[operations]]
 include-name-regex = "{refused}"
 checks.positive_data_acceptance.expected-statuses = [
@@ -114,9 +115,15 @@ def test_every_check_passes_over_the_whole_document_with_and_without_a_key(
         # Without a key every body is refused before it is read (401): no fuzzing of bodies.
         schemathesis(server_url, config, tmp_path / "without", "--phases", NO_KEY_PHASES),
     ]
-    for run in runs:
-        stdout, stderr = run.communicate(timeout=600)
-        assert run.returncode == 0, stdout[-6000:] + stderr[-2000:]
-        assert " passed" in stdout
+    try:
+        for run in runs:
+            stdout, stderr = run.communicate(timeout=600)
+            assert run.returncode == 0, stdout[-6000:] + stderr[-2000:]
+            assert " passed" in stdout
+    finally:
+        for run in runs:  # the other run, when one failed
+            if run.poll() is None:
+                run.kill()
+                run.wait()
     answer = httpx.get(f"{server_url}/v1/admin/keys", headers=headers)
     assert answer.status_code == 200, answer.text
