@@ -12,7 +12,7 @@ import pytest
 
 from pointsman.registry.profiles import build_profile, infer_columns
 from pointsman.types import ColumnSpec, Finding, Frame, Signature
-from pointsman.validation.checks import SCALAR_ROWS, ProfileChecks, normalize
+from pointsman.validation.checks import HASHED_ROWS, SCALAR_ROWS, ProfileChecks, normalize
 from pointsman.validation.signature import build_frame
 
 TRAINING = pd.DataFrame(
@@ -171,7 +171,7 @@ def test_features_without_a_profile_are_not_checked() -> None:
 
 
 @pytest.mark.parametrize("arrow_text", [False, True])
-@pytest.mark.parametrize("n", [1, SCALAR_ROWS, SCALAR_ROWS + 1, 500])
+@pytest.mark.parametrize("n", [1, SCALAR_ROWS, SCALAR_ROWS + 1, 500, HASHED_ROWS + 1])
 def test_the_scalar_and_vector_paths_agree(n: int, arrow_text: bool) -> None:
     rng = np.random.default_rng(n)
     rows = [
