@@ -62,7 +62,8 @@ MODEL_PACKAGES = ("scikit-learn", "joblib", "pandas", "numpy", "scipy")
 DEFAULT_BENTOML_VENV = Path.home() / ".cache" / "pointsman-bench" / "bentoml"
 
 POINTSMAN, NOBATCH, MINIMAL, BENTOML = "pointsman", "pm-nobatch", "minimal", "bentoml"
-ORDER = (POINTSMAN, NOBATCH, MINIMAL, BENTOML)
+GRANIAN = "pm-granian"  # with --granian: pointsman on `--http-server granian`
+ORDER = (POINTSMAN, NOBATCH, MINIMAL, BENTOML, GRANIAN)
 TRAIN_CSV = "churn_train.csv"
 
 
@@ -134,6 +135,7 @@ def build_servers(
     workers: int,
     logs: Path,
     key: str,
+    granian: bool = False,
 ) -> list[Server]:
     model_file = project / "models" / "churn_v1_logreg.joblib"
     env = {
@@ -144,10 +146,16 @@ def build_servers(
         "BENTOML_DO_NOT_TRACK": "True",
     }
     servers: list[Server] = []
-    for name, folder in ((POINTSMAN, project), (NOBATCH, nobatch)):
+    pointsmen = [(POINTSMAN, project), (NOBATCH, nobatch)]
+    if granian:  # a copy of its own, as pm-nobatch has: no store or spool shared
+        copy = logs / "granian"
+        shutil.copytree(project, copy)
+        pointsmen.append((GRANIAN, copy))
+    for name, folder in pointsmen:
         port = free_port()
         argv = [str(VENV_BIN / "pointsman"), "--project", str(folder), "serve"]
         argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        argv += ["--http-server", "granian"] if name == GRANIAN else []
         path = "/v1/models/churn/predict"
         servers.append(TreeServer(name, argv, env, path, port, logs / f"{name}.log", key))
     port = free_port()
@@ -315,6 +323,7 @@ def print_table(cells: list[Cell], names: list[str]) -> None:
             f"{'':<14} ratios: pointsman/bentoml {c.ratio(POINTSMAN, BENTOML):.2f}, "
             f"batching on/off {c.ratio(POINTSMAN, NOBATCH):.2f}, "
             f"pointsman/minimal {c.ratio(POINTSMAN, MINIMAL):.2f}"
+            + (f", pm-granian/bentoml {c.ratio(GRANIAN, BENTOML):.2f}" if GRANIAN in c.runs else "")
         )
     print("req/s = answers other than errors per second (a 503 is not counted)")
     print("cpu ms = server CPU time (user + system, all its processes) per request")
@@ -342,6 +351,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_BENTOML_VENV,
         help="BentoML's virtualenv (made there on first use)",
     )
+    p.add_argument(
+        "--granian",
+        action="store_true",
+        help="also pointsman on granian (`--http-server granian`; needs pointsman[granian])",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     if args.quick:
@@ -368,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         key = make_key(project)
         nobatch = nobatch_project(project, tmp)
         rows = bench_rows(project, max(n for n, _ in args.cells))
-        servers = build_servers(project, nobatch, bentoml, args.workers, tmp, key)
+        servers = build_servers(
+            project, nobatch, bentoml, args.workers, tmp, key, granian=args.granian
+        )
         try:
             for server in servers:
                 server.start()

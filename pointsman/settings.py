@@ -298,6 +298,13 @@ class Settings(AlertSettings):
         le=64,
         description="HTTP worker processes for serve; 0: one per CPU the server may use.",
     )
+    http_server: Literal["uvicorn", "granian"] = Field(
+        default="uvicorn",
+        description="The HTTP server `pointsman serve` runs the app on: uvicorn (uvloop + "
+        "httptools), or granian (a Rust HTTP server; `pip install 'pointsman[granian]'`). "
+        "With granian the runners are always supervised by the serve process, whatever the "
+        "worker count. bench/front_cpu.py and bench/serve_vs_bentoml.py measure both.",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,

@@ -7,15 +7,17 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
 from pointsman import __version__
 from pointsman.api import (
@@ -177,3 +179,14 @@ async def wait_ready(catalog: Catalog, wait_s: float) -> None:
 def app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` and worker processes: settings from POINTSMAN_*."""
     return build_app(load_settings())
+
+
+def proxied_app_from_environment() -> ASGIApp:
+    """The same, behind uvicorn's proxy-header handling, for a server without it (granian):
+    X-Forwarded-For and -Proto from FORWARDED_ALLOW_IPS (default 127.0.0.1), as on uvicorn."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    app: Any = app_from_environment()  # uvicorn types ASGI apps apart from Starlette
+    proxied: Any = ProxyHeadersMiddleware(app, trusted_hosts=trusted)
+    return cast(ASGIApp, proxied)

@@ -47,16 +47,16 @@ FLAGS = frozenset({
 # Every other setting: set in the file or the environment, it sends the command the full way.
 OTHER = frozenset({
     "alerts", "alerts_history_days", "alerts_interval_s", "alerts_lease_s", "drift_alert_psi",
-    "drift_history_days", "drift_interval_s", "drift_max_rows", "drift_min_rows", "drift_warn_psi",
-    "drift_window_s", "gate", "heartbeat_interval_s", "listen_poll_interval_s", "log_format",
-    "log_level", "log_redact", "log_retention_days", "log_segment_bytes", "log_ship_interval_s",
-    "log_sink_queue_size", "log_sink_retries", "log_spool_budget_bytes", "log_spool_full_policy",
-    "max_body_bytes", "max_rows_per_request", "max_upload_bytes", "metrics_max_clients", "port",
-    "project", "quality_window_s", "rate_limit_replicas", "redis_down_policy",
-    "refresh_interval_s", "remote_runners", "replica_down_after_s", "replica_down_notify",
-    "replica_name", "request_timeout_s", "runner_drain_s", "runners", "shadow_queue_size",
-    "smtp_port", "startup_wait_s", "tls_redirect_port", "ui_session_hours", "watchdog_every_s",
-    "watchdog_notify", "workers"
+    "drift_history_days", "drift_interval_s", "drift_max_rows", "drift_min_rows",
+    "drift_warn_psi", "drift_window_s", "gate", "heartbeat_interval_s", "http_server",
+    "listen_poll_interval_s", "log_format", "log_level", "log_redact", "log_retention_days",
+    "log_segment_bytes", "log_ship_interval_s", "log_sink_queue_size", "log_sink_retries",
+    "log_spool_budget_bytes", "log_spool_full_policy", "max_body_bytes", "max_rows_per_request",
+    "max_upload_bytes", "metrics_max_clients", "port", "project", "quality_window_s",
+    "rate_limit_replicas", "redis_down_policy", "refresh_interval_s", "remote_runners",
+    "replica_down_after_s", "replica_down_notify", "replica_name", "request_timeout_s",
+    "runner_drain_s", "runners", "shadow_queue_size", "smtp_port", "startup_wait_s",
+    "tls_redirect_port", "ui_session_hours", "watchdog_every_s", "watchdog_notify", "workers"
 })  # fmt: skip
 SETTINGS = TEXT | FLAGS | OTHER
 # The SQLAlchemy dialects whose URL names a file opened as sqlite3 opens it.

@@ -18,6 +18,7 @@ from pointsman.api.access import BANNER
 from pointsman.api.app import build_app
 from pointsman.api.redirect import start_redirect_server
 from pointsman.cli.context import Context, pass_context
+from pointsman.cli.granian_server import run_granian
 from pointsman.cli.output import console
 from pointsman.errors import ConfigError
 from pointsman.logstore.roller import Roller
@@ -49,6 +50,11 @@ from pointsman.store.changes import listener_for
 @click.option(
     "--access-log/--no-access-log", default=None, help="One log line per answered request."
 )
+@click.option(
+    "--http-server",
+    type=click.Choice(["uvicorn", "granian"]),
+    help="HTTP server to run on (default uvicorn; granian needs pointsman[granian]).",
+)
 @pass_context
 def serve(
     ctx: Context,
@@ -60,6 +66,7 @@ def serve(
     tls_redirect_port: int | None,
     log_format: str | None,
     access_log: bool | None,
+    http_server: str | None,
 ) -> None:
     """Serve every deployed model over HTTP (HTTPS with --tls-cert and --tls-key)."""
     settings = ctx.settings(
@@ -71,6 +78,7 @@ def serve(
         tls_redirect_port=tls_redirect_port,
         log_format=log_format,
         access_log=access_log,
+        http_server=http_server,
     )
     if not settings.workers:  # the default: use the machine
         settings = settings.model_copy(update={"workers": usable_cpus()})
@@ -87,7 +95,8 @@ def serve(
     console.print(f"pointsman serving {', '.join(deployed) or 'no deployed model yet'} on {base}")
     for model in deployed:
         console.print(f"  POST {base}/v1/models/{model}/predict")
-    console.print(f"  {settings.workers} HTTP worker{'s' if settings.workers > 1 else ''}; "
+    console.print(f"  {settings.workers} HTTP worker{'s' if settings.workers > 1 else ''} "
+                  f"on {settings.http_server}; "
                   f"model runners: limits enforced by {enforcement}")  # fmt: skip
     if not settings.auth:
         console.print(f"[bold red]{BANNER}[/bold red] (auth = false in the settings)")
@@ -96,7 +105,7 @@ def serve(
         console.print(f"  plain HTTP on port {settings.tls_redirect_port} redirects to HTTPS")
     metrics_dir = prepare_multiprocess_dir(settings.workers)  # summed over workers on a scrape
     try:
-        if settings.workers == 1:
+        if settings.workers == 1 and settings.http_server == "uvicorn":
             run(settings, tls)  # the app supervises its runners itself
         else:
             with supervised_runners(settings):
@@ -134,7 +143,11 @@ def supervised_runners(settings: Settings) -> Iterator[None]:
 
 
 def run(settings: Settings, tls: dict[str, str | None]) -> None:
-    """uvicorn in this process, or as a supervisor of `workers` processes."""
+    """uvicorn in this process, or as a supervisor of `workers` processes; or granian."""
+    if settings.http_server == "granian":
+        hand_over(settings)
+        run_granian(settings, tls)
+        return
     if settings.workers == 1:
         uvicorn.run(
             build_app(settings),
@@ -147,19 +160,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
             ssl_keyfile=tls["keyfile"],
         )
         return
-    # Worker processes rebuild the app from the environment, so hand the settings over there.
-    os.environ["POINTSMAN_PROJECT"] = str(settings.project_path())
-    names = (
-        "database_url", "default_model", "max_body_bytes", "auth", "startup_wait_s",
-        "metrics_open", "access_log", "port",
-    )  # fmt: skip
-    for name in names:
-        os.environ[f"POINTSMAN_{name.upper()}"] = str(getattr(settings, name))
-    for name in settings.model_fields_set:  # prediction-log options given on the command line
-        if name.startswith("log_"):
-            value = settings.model_dump(mode="json")[name]
-            text = value if isinstance(value, str) else json.dumps(value)
-            os.environ[f"POINTSMAN_{name.upper()}"] = text
+    hand_over(settings)
     uvicorn.run(
         "pointsman.api.app:app_from_environment",
         factory=True,
@@ -172,6 +173,22 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
         ssl_certfile=tls["certfile"],
         ssl_keyfile=tls["keyfile"],
     )
+
+
+def hand_over(settings: Settings) -> None:
+    """Worker processes rebuild the app from the environment: hand the settings over there."""
+    os.environ["POINTSMAN_PROJECT"] = str(settings.project_path())
+    names = (
+        "database_url", "default_model", "max_body_bytes", "auth", "startup_wait_s",
+        "metrics_open", "access_log", "port",
+    )  # fmt: skip
+    for name in names:
+        os.environ[f"POINTSMAN_{name.upper()}"] = str(getattr(settings, name))
+    for name in settings.model_fields_set:  # prediction-log options given on the command line
+        if name.startswith("log_"):
+            value = settings.model_dump(mode="json")[name]
+            text = value if isinstance(value, str) else json.dumps(value)
+            os.environ[f"POINTSMAN_{name.upper()}"] = text
 
 
 def tls_files(settings: Settings) -> dict[str, str | None]:

@@ -116,6 +116,8 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             "uvicorn": quiet,
             "uvicorn.error": {"level": level},
             "uvicorn.access": quiet,
+            "_granian": quiet,  # `http_server = granian`: its own logger
+            "granian.access": quiet,
         },
         "root": {"handlers": ["main"], "level": "WARNING"},
     }

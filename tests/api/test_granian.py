@@ -1,0 +1,87 @@
+"""`pointsman serve --http-server granian`: the same app, and the same guarantees, on granian."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Server, churn_rows
+from tests.logstore.test_chaos import project_with_churn, stored_counts
+
+pytest.importorskip(
+    "granian", reason="granian is an optional extra: pip install 'pointsman[granian]'"
+)
+# The HTTP server is what differs here, not the store: one store is enough.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+# Keys off (not what differs); nothing shipped until the stop, so that the stop ships it all,
+# the killed worker's spool included.
+ENV = {"POINTSMAN_AUTH": "false", "POINTSMAN_LOG_SHIP_INTERVAL_S": "3600"}
+
+
+def workers_of(server: Server) -> set[int]:
+    """granian's worker processes: the server's children forked from it (same command line);
+    the runners' forkserver and the drift child are started with a command of their own."""
+    root = server.process.pid
+    cmdline = Path(f"/proc/{root}/cmdline").read_bytes()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == root and (entry / "cmdline").read_bytes() == cmdline:
+                found.add(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def predict(server: Server, request_id: str) -> httpx.Response:
+    with httpx.Client(base_url=server.url, timeout=10) as client:  # a new connection each
+        return client.post(
+            "/v1/models/churn/predict",
+            json={"rows": churn_rows(1)},
+            headers={"X-Request-ID": request_id},
+        )
+
+
+def test_granian_serves_logs_every_answer_and_replaces_a_killed_worker(
+    tmp_path: Path, database_url: str, churn_files: list[tuple[Path, Path]]
+) -> None:
+    folder = tmp_path / "proj"
+    project_with_churn(folder, database_url, *churn_files[0])
+    args = ["--http-server", "granian"]
+    server = Server(folder, workers=2, env=ENV, args=args)
+    answered: list[str] = []
+    try:
+        for i in range(30):
+            r = predict(server, f"before-{i}")
+            assert r.status_code == 200 and r.json()["version"] == 1, r.text
+            assert r.headers["X-Request-ID"] == f"before-{i}"
+            answered.append(f"before-{i}")
+        first = workers_of(server)
+        assert len(first) == 2, first
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # answers go on while granian replaces it
+            r = predict(server, f"after-{len(answered)}")
+            assert r.status_code == 200, r.text
+            answered.append(r.headers["X-Request-ID"])
+            now = workers_of(server)
+            if len(now) == 2 and killed not in now:
+                break
+        else:
+            pytest.fail(f"no worker replaced {killed} in 30 s: {workers_of(server)}")
+    finally:
+        server.stop()
+    assert server.process.returncode == 0, server.log.read_text()
+    log = server.log.read_text()
+    assert "2 HTTP workers on granian" in log, log
+    counts = stored_counts(database_url)  # shipped by the time serve has stopped
+    assert [r for r in answered if counts.get(r) != 1] == [], log
