@@ -103,9 +103,12 @@ def serve(
     if tls["certfile"] and settings.tls_redirect_port:
         start_redirect_server(settings.host, settings.tls_redirect_port, settings.port)
         console.print(f"  plain HTTP on port {settings.tls_redirect_port} redirects to HTTPS")
-    metrics_dir = prepare_multiprocess_dir(settings.workers)  # summed over workers on a scrape
+    # One process serves alone only on uvicorn: granian's worker is a process of its own.
+    alone = settings.workers == 1 and settings.http_server == "uvicorn"
+    # Summed over the processes on a scrape: the workers' and the runner supervisor's.
+    metrics_dir = prepare_multiprocess_dir(1 if alone else settings.workers + 1)
     try:
-        if settings.workers == 1 and settings.http_server == "uvicorn":
+        if alone:
             run(settings, tls)  # the app supervises its runners itself
         else:
             with supervised_runners(settings):

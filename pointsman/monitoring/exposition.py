@@ -139,13 +139,13 @@ def scrape(routes: RoutesInForce, engine: Engine, quality_window_s: float = 8640
     return generate_latest(recorded) + generate_latest(state)
 
 
-def prepare_multiprocess_dir(workers: int) -> Path | None:
+def prepare_multiprocess_dir(processes: int) -> Path | None:
     """Before serving: a clean folder for the workers' metric files.
 
     The user's PROMETHEUS_MULTIPROC_DIR is emptied of an earlier run's files (this process's
     own stay: it may serve itself); prometheus-client needs that between runs. Otherwise,
-    for several workers, a fresh temporary folder. Returns the folder to remove when serving
-    ends, or None.
+    for several serving processes, a fresh temporary folder. Returns the folder to remove
+    when serving ends, or None.
     """
     given = os.environ.get(MULTIPROC_ENV)
     if given:
@@ -156,7 +156,7 @@ def prepare_multiprocess_dir(workers: int) -> Path | None:
             if not old.name.endswith(own):
                 old.unlink(missing_ok=True)
         return None
-    if workers == 1:
+    if processes == 1:
         return None  # one process: the values live in memory
     folder = Path(tempfile.mkdtemp(prefix="pointsman-metrics-"))
     os.environ[MULTIPROC_ENV] = str(folder)

@@ -85,3 +85,30 @@ def test_granian_serves_logs_every_answer_and_replaces_a_killed_worker(
     assert "2 HTTP workers on granian" in log, log
     counts = stored_counts(database_url)  # shipped by the time serve has stopped
     assert [r for r in answered if counts.get(r) != 1] == [], log
+
+
+def test_one_granian_worker_shows_the_serve_processes_runner_metrics(
+    tmp_path: Path, database_url: str, churn_files: list[tuple[Path, Path]]
+) -> None:
+    """With one worker the runners are still supervised by the serve process (granian's
+    worker is a process of its own), so the scrape must sum both processes' metrics."""
+    folder = tmp_path / "proj"
+    project_with_churn(folder, database_url, *churn_files[0])
+    server = Server(folder, workers=1, env=ENV, args=["--http-server", "granian"])
+    try:
+        assert predict(server, "one").status_code == 200
+        assert len(workers_of(server)) == 1
+        deadline = time.monotonic() + 10
+        while True:  # the supervisor samples its runners' memory every few ticks
+            text = httpx.get(server.url + "/metrics", timeout=10).text
+            memory = [
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith('pointsman_runner_resident_memory_bytes{model_name="churn"')
+            ]
+            if (memory and max(memory) > 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert memory and max(memory) > 0, text
+    finally:
+        server.stop()
