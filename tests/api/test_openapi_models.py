@@ -5,6 +5,7 @@ and examples it answers."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from pointsman.api.app import build_app
 from pointsman.project import Project
 from pointsman.registry import Submission
-from tests.conftest import IRIS_COLUMNS, churn_rows
+from tests.conftest import IRIS_COLUMNS, admin_headers, churn_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -171,3 +173,20 @@ async def test_templated_paths_name_none_of_the_models_with_paths_of_their_own(
 async def test_without_a_key_the_document_names_no_model(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json", headers={"Authorization": ""})).json()["paths"]
     assert not [p for p in paths if "churn" in p or "iris" in p]
+
+
+async def test_a_model_whose_versions_left_the_snapshot_is_left_out(served: Project) -> None:
+    # The catalog as a refresh may leave it mid-undeploy: churn's route without its versions.
+    headers = admin_headers(served)  # before the app: no store change once it runs
+    app = build_app(served.settings)
+    async with app.router.lifespan_context(app):
+        catalog = app.state.catalog
+        versions = {m: v for m, v in catalog.snapshot.versions.items() if m != "churn"}
+        catalog.snapshot = replace(catalog.snapshot, versions=versions)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://p") as client:
+            answer = await client.get("/openapi.json", headers=headers)
+    assert answer.status_code == 200
+    paths = answer.json()["paths"]
+    assert "/v1/models/iris/versions/1/predict" in paths
+    assert not [p for p in paths if "/churn" in p]
