@@ -1,8 +1,9 @@
 """Schemathesis over the app's whole OpenAPI document, against a real server on 127.0.0.1:
 `--checks all` passes with a valid admin key and without one (a bounded, seeded run).
 
-Every operation is in the run: the predict paths of each protocol (with the key, iris's own,
-whose bodies the document describes from its signature), the admin API and the tar upload of
+Every operation is in the run: the predict paths of each protocol (with the key, iris's own
+and its version 1's pinned ones, whose bodies and examples the document gives from its
+signature, MLflow's CSV as a pattern of text), the admin API and the tar upload of
 a version. Where JSON Schema cannot say why a schema-valid request is refused (a value the
 route's policy refuses, weights that must sum to 100, bytes that are no tar archive), the
 run accepts 400 or 422 only with the codes listed in contract_hooks.py. The key's name is
@@ -106,8 +107,16 @@ def test_every_check_passes_over_the_whole_document_with_and_without_a_key(
         assert time.monotonic() < deadline, "the server did not learn the new key"
         time.sleep(0.1)  # keys reach the server's cache within its refresh interval
     keyed = httpx.get(f"{server_url}/openapi.json", headers=headers)
-    for path in ("/v1/models/iris/predict", "/v1/models/iris:predict", "/v2/models/iris/infer"):
+    for path in (
+        "/v1/models/iris/predict",
+        "/v1/models/iris:predict",
+        "/v2/models/iris/infer",
+        "/v1/models/iris/versions/1/predict",
+        "/v1/models/iris/versions/1:predict",
+        "/v2/models/iris/versions/1/infer",
+    ):
         assert path in keyed.json()["paths"]
+    assert "text/csv" in keyed.json()["paths"]["/invocations"]["post"]["requestBody"]["content"]
     runs = [
         schemathesis(
             server_url, config, tmp_path / "with-key", "-H", f"Authorization: Bearer {key}"

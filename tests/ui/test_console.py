@@ -148,8 +148,10 @@ async def test_openapi_lists_the_predict_paths_of_the_models_the_key_may_use(
     headers = {"Authorization": f"Bearer {key}"}
     document = (await client.get("/openapi.json", headers=headers)).json()
     path = document["paths"]["/v1/models/churn/predict"]["post"]
-    rows = path["requestBody"]["content"]["application/json"]["schema"]["properties"]["rows"]
-    assert rows["items"]["properties"]["tenure_months"]["type"] in ("integer", "number")
+    forms = path["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    (rows,) = [f["properties"]["rows"] for f in forms if "rows" in f["required"]]
+    row = document["components"]["schemas"][rows["items"]["$ref"].rsplit("/", 1)[1]]
+    assert row["properties"]["tenure_months"]["type"] in ("integer", "number")
     assert "/v1/models/iris/predict" not in document["paths"]
 
 
