@@ -13,6 +13,7 @@ alternately:
 - the model's own start-up: a fresh interpreter that imports pyarrow and pandas and loads the
   version's artifact with joblib (what any script must do before the floor's loop), its CPU
   time measured the same way.
+A one-row job of each pointsman runs first, not counted (bytecode written, files cached).
 Prints medians over the rounds: rows/s, rows per CPU-second (what "per core used" means here),
 their ratio to the floor, and to the floor plus the model's own start-up (a script that
 starts, loads the model and runs the floor's loop), and the peak of the summed resident
