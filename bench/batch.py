@@ -13,6 +13,7 @@ alternately:
 - the model's own start-up: a fresh interpreter that imports pyarrow and pandas and loads the
   version's artifact with joblib (what any script must do before the floor's loop), its CPU
   time measured the same way.
+A one-row job of each pointsman runs first, not counted (bytecode written, files cached).
 Prints medians over the rounds: rows/s, rows per CPU-second (what "per core used" means here),
 their ratio to the floor, and to the floor plus the model's own start-up (a script that
 starts, loads the model and runs the floor's loop), and the peak of the summed resident
@@ -44,6 +45,10 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the floor runs on one core
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# An installed pointsman has its bytecode compiled; a checkout run with this set would compile
+# its modules from source in every job (a tenth of a short job's CPU). The warm-up job of
+# each pointsman writes its bytecode before the rounds.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 import joblib
 import pyarrow as pa
@@ -261,11 +266,16 @@ def main() -> None:
         write_rows(data, args.rows)
         one = folder / f"one.{args.format}"
         write_rows(one, 1)
+        print(f"load average at the start: {os.getloadavg()[0]:.1f}", file=sys.stderr)
         model = project / "models" / MODELS[args.version]
         # A project of the other code's own making: its store at that code's schema.
         theirs = folder / "demo-against"
         if args.against:
             make_project(args.against, theirs, args.runtime)
+        # Warm-up, not counted: bytecode written, the input and the libraries in the page cache.
+        job(project, one, folder / "warm.parquet", workers[0], args.version)
+        if args.against:
+            job(theirs, one, folder / "warm.parquet", workers[0], args.version, args.against)
         floors: list[Run] = []
         starts: list[float] = []
         jobs: dict[int, list[Run]] = {w: [] for w in workers}

@@ -6,7 +6,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,6 +87,20 @@ class Job:
         if self.state != "running" or not self.rows_per_s or self.rows_total is None:
             return None
         return max(self.rows_total - self.rows_done, 0) / self.rows_per_s
+
+    def after_chunk(self, result: ChunkResult, rows_per_s: float | None) -> Job:
+        """This record as `JobBook.chunk_done` leaves it: the chunk's counts added (and the
+        chunk to the set of chunks done, which the two records share)."""
+        self.chunks_done.add(result.chunk)
+        return replace(
+            self,
+            rows_done=self.rows_done + result.rows,
+            rows_rejected=self.rows_rejected + result.rejected,
+            rows_flagged=self.rows_flagged + result.flagged,
+            rows_failed=self.rows_failed + result.failed,
+            rows_per_s=rows_per_s,
+            updated_at=datetime.now(UTC),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

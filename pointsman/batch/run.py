@@ -218,14 +218,15 @@ def _score_all(
     progress: Progress | None,
     log: PredictionLog | None,
 ) -> None:
-    done = book.get(job_id).chunks_done
+    now = book.get(job_id)
+    done = set(now.chunks_done)
     columns = list(dict.fromkeys([*version.signature.names, *spec.keep]))
     inflight: deque[Any] = deque()
     start, rows = time.monotonic(), 0
     watch = CancelWatch(book, job_id)
 
     def collect() -> None:
-        nonlocal rows
+        nonlocal rows, now
         outcome = watch.result(inflight.popleft())
         if isinstance(outcome, Scored):  # scored elsewhere: its parts are written here
             outcome = write_scored(folder / "parts", outcome)
@@ -236,8 +237,10 @@ def _score_all(
             log.spool.append(record)
         rate = rows / max(time.monotonic() - start, 1e-9)
         book.chunk_done(job_id, outcome, rate)
+        # The record as just written, without reading it back (and its chunks) each chunk.
+        now = now.after_chunk(outcome, rate)
         if progress is not None:
-            progress(book.get(job_id))
+            progress(now)
 
     # Worker processes read their chunks themselves where they can (Parquet row groups).
     local = executor if isinstance(executor, LocalExecutor) else None

@@ -88,6 +88,32 @@ def test_a_job_reads_and_writes_sql_tables_and_is_recorded_chunk_by_chunk(
     engine.dispose()
 
 
+def test_each_progress_report_is_the_job_record_as_stored(project: Project, tmp_path: Path) -> None:
+    register_slow(project, tmp_path, sleep_s=0)
+    data = numbers(250)
+    data.loc[7, "a"] = None  # refused: a null
+    data.loc[8, "b"] = 1e6  # flagged: out of range
+    data.to_csv(tmp_path / "in.csv", index=False)
+    spec = JobSpec(
+        str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), str(tmp_path / "r.csv"), (), 100, 1
+    )
+    job = create_job(project, "slow", None, spec, "test")
+    book = JobBook(project.engine)
+    reports: list[tuple[object, ...]] = []
+
+    def figures(j: object) -> tuple[object, ...]:
+        names = ("rows_done", "rows_rejected", "rows_flagged", "rows_failed", "chunks_done")
+        return tuple(getattr(j, n) for n in names)
+
+    def progress(j: object) -> None:
+        assert figures(j) == figures(book.get(job.id))
+        reports.append(figures(j))
+
+    done = run_job(project, job.id, progress)
+    assert done.rows_done == 250 and done.rows_rejected == 1 and done.rows_flagged >= 1
+    assert [r[0] for r in reports] == [100, 200, 250, 250]
+
+
 @pytest.mark.parametrize(
     ("workers", "whole_group", "group_rows"),
     [("1", True, None), ("2", False, None), ("2", False, 70)],
