@@ -37,7 +37,9 @@ JOB = "log shipping"  # its name in the outage lines
 
 class Shipping:
     """Ships the spool root of `settings` every `log_ship_interval_s` (`start`), or when
-    asked (`ship`); `only` limits live folders to that one (see Shipper)."""
+    asked (`ship`). With `only` (a CLI call or batch job shipping its own records), live
+    folders but that one are left to the server's shipping, and so are the server's
+    duties: reporting the spool's usage and pruning."""
 
     def __init__(self, settings: Settings, engine: Engine, only: Path | None = None) -> None:
         self.settings = settings
@@ -54,6 +56,7 @@ class Shipping:
                 retries=settings.log_sink_retries,
             )
         self.shipper = Shipper(self.root, engine, self.sink.offer if self.sink else None, only)
+        self.is_server_wide = only is None
         self.usage = UsageReporter(self, engine)
         self.outage = OutageLog(self.describe, probe=probe_of(engine))
         self._last_prune = 0.0
@@ -69,10 +72,11 @@ class Shipping:
                 count = self.shipper.ship()
             finally:  # a store taking no records may still take the usage: the alert says so
                 self.used_bytes = spool_bytes(self.root)
-                with contextlib.suppress(Exception):
-                    self.usage.report()
+                if self.is_server_wide:
+                    with contextlib.suppress(Exception):
+                        self.usage.report()
             days = self.settings.log_retention_days
-            if days > 0 and time.monotonic() - self._last_prune > DAY_S:
+            if self.is_server_wide and days > 0 and time.monotonic() - self._last_prune > DAY_S:
                 self._last_prune = time.monotonic()
                 pruned = prune_predictions(self.engine, timedelta(days=days))
                 log.info("pruned %d prediction records older than %g days", pruned, days)
