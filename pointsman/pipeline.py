@@ -30,6 +30,7 @@ from pointsman.errors import (
     RunnerTimeout,
 )
 from pointsman.logstore import PredictionLog
+from pointsman.logstore.writer import ShippingOf
 from pointsman.monitoring import logs, metrics
 from pointsman.protocols.base import Payload, reframe
 from pointsman.registry import VersionRecord
@@ -124,7 +125,7 @@ class Pipeline:
         self.run_shadow = self.shadow_runs.run
 
     def close(self) -> None:
-        """Ship what the log spooled (after the worker stopped)."""
+        """Close the log's spool, for the shipping to take whole (after the worker stopped)."""
         if self.log is not None:
             self.log.close()
 
@@ -466,9 +467,14 @@ class ShadowRuns:
             )  # fmt: skip
 
 
-def build_pipeline(catalog: Catalog, settings: Settings) -> Pipeline:
-    """A pipeline with its stats, its prediction log (if on) and its shadow queue."""
-    log = PredictionLog(settings, catalog.project.engine) if settings.log_predictions else None
+def build_pipeline(
+    catalog: Catalog, settings: Settings, log_shipping: ShippingOf = "own"
+) -> Pipeline:
+    """A pipeline with its stats, its prediction log (if on; shipped by `log_shipping`, see
+    PredictionLog) and its shadow queue."""
+    log = None
+    if settings.log_predictions:
+        log = PredictionLog(settings, catalog.project.engine, log_shipping)
     shadows = ShadowQueue(settings.shadow_queue_size)
     return Pipeline(catalog, StatsRecorder(), log, shadows, settings)
 

@@ -330,7 +330,9 @@ class Settings(AlertSettings):
     log_ship_interval_s: float = Field(
         default=1.0,
         gt=0,
-        description="How often each worker ships its spooled prediction records to the store.",
+        description="How often each worker seals its spooled prediction records for shipping, "
+        "and how often the server's shipping (one per server, off the HTTP workers) moves the "
+        "sealed ones into the store.",
     )
     log_segment_bytes: int = Field(
         default=8 * 1024 * 1024,

@@ -57,7 +57,7 @@ PENDING_WAKE_S = 1.0  # at most this often, a route held back for its runners wa
 
 class Worker:
     """The background of one server process: route changes, stats, canaries, keys, the
-    prediction log's shipping, drift and alerts."""
+    prediction log's sealing, drift and alerts."""
 
     def __init__(
         self,
@@ -115,8 +115,8 @@ class Worker:
         if self.keys is not None:
             keys = frozenset({"keys"})
             jobs.append(Job("API-key poll", s.refresh_interval_s, self.keys.refresh, keys, True))
-        if self.pipeline.log is not None:
-            jobs.append(Job("log shipping", s.log_ship_interval_s, self.pipeline.log.ship))
+        if self.pipeline.log is not None:  # the server's shipping takes what it seals
+            jobs.append(Job("log sealing", s.log_ship_interval_s, self.pipeline.log.seal))
         if self.drift is not None:
             # Drift reads the log: checked every few seconds, run every drift_interval_s.
             drift = self.drift

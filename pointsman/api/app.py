@@ -45,6 +45,7 @@ from pointsman.api.openapi import build_openapi
 from pointsman.catalog import Catalog
 from pointsman.errors import PointsmanError
 from pointsman.logstore.roller import Roller
+from pointsman.logstore.shipping import Shipping
 from pointsman.monitoring.exposition import worker_exits
 from pointsman.pipeline import build_pipeline
 from pointsman.project import open_project
@@ -60,8 +61,12 @@ from pointsman.worker import Worker
 log = logging.getLogger("pointsman.api")
 
 
-def build_app(settings: Settings) -> FastAPI:
-    """The app for the project `settings` point at; models load in its lifespan."""
+def build_app(settings: Settings, *, ships_log: bool = True) -> FastAPI:
+    """The app for the project `settings` point at; models load in its lifespan.
+
+    `ships_log`: False when `pointsman serve` ships and rolls up the prediction log in a
+    process of its own (an app with runners of its own does both in threads otherwise).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,16 +82,25 @@ def build_app(settings: Settings) -> FastAPI:
         # One listening connection per process: pushed changes reach worker and supervisor.
         listener = listener_for(project.engine, settings.listen_for_changes)
         supervisor = build_supervisor(project, run_dir, listener) if own else None
-        # Alone, the app also rolls up the prediction log (else `pointsman serve` does).
-        roller = Roller(project.engine) if own else None
+        # Alone, the app also ships and rolls up the prediction log (else `pointsman serve`
+        # does, in its log process).
+        alone = own and ships_log
+        shipping = None
+        if alone and settings.log_predictions:
+            shipping = Shipping(settings, project.engine)
+        roller = None
+        if alone:
+            roller = Roller(project.engine, outage=shipping.outage if shipping else None)
         if supervisor is not None:
             supervisor.start()
         if roller is not None:
             roller.start()
+        if shipping is not None:
+            shipping.start()
         catalog = Catalog(project, run_dir)
         await anyio.to_thread.run_sync(catalog.refresh)
         await wait_ready(catalog, settings.startup_wait_s)
-        pipeline = build_pipeline(catalog, settings)
+        pipeline = build_pipeline(catalog, settings, shipping)
         await anyio.to_thread.run_sync(access.open_gate, gate, project)
         worker = Worker(project, catalog, pipeline, gate.keys, listener)
         worker.start()
@@ -109,7 +123,9 @@ def build_app(settings: Settings) -> FastAPI:
             pipeline.close()
             catalog.close()
             await access.close_gate(gate)
-            if roller is not None:  # after the pipeline shipped its last records
+            if shipping is not None:  # after the pipeline closed its spool: ships it whole
+                await anyio.to_thread.run_sync(shipping.stop)
+            if roller is not None:  # after the last shipping
                 await anyio.to_thread.run_sync(roller.stop)
             if supervisor is not None:
                 await anyio.to_thread.run_sync(supervisor.stop)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -46,13 +46,22 @@ def error_response_for(
 
 def request_id_of(request: Request) -> str:
     """The caller's X-Request-ID, or a new one; kept on the request for error responses."""
-    rid = getattr(request.state, "request_id", None)
+    # The scope's state dict, which `request.state` wraps, read directly: a missing
+    # attribute of `State` costs an exception, on every request's first call.
+    state = request.scope.setdefault("state", {})
+    rid = state.get("request_id")
     if rid is None:
         given = request.headers.get("x-request-id")
-        rid = given if given is not None and is_usable_request_id(given) else uuid.uuid4().hex
-        request.state.request_id = rid
+        rid = given if given is not None and is_usable_request_id(given) else new_request_id()
+        state["request_id"] = rid
         bind(request_id=rid)
     return str(rid)
+
+
+def new_request_id() -> str:
+    """32 random hex digits, as `uuid.uuid4().hex` gives, without building a UUID (a fifth of
+    the time)."""
+    return os.urandom(16).hex()
 
 
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")

@@ -6,8 +6,10 @@ import contextlib
 import json
 import logging.config
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import click
 import uvicorn
@@ -21,7 +23,7 @@ from pointsman.cli.context import Context, pass_context
 from pointsman.cli.granian_server import run_granian
 from pointsman.cli.output import console
 from pointsman.errors import ConfigError
-from pointsman.logstore.roller import Roller
+from pointsman.logstore.log_process import LogProcess
 from pointsman.monitoring import metrics
 from pointsman.monitoring.exposition import prepare_multiprocess_dir, remove_multiprocess_dir
 from pointsman.monitoring.logs import logging_config
@@ -107,29 +109,50 @@ def serve(
     alone = settings.workers == 1 and settings.http_server == "uvicorn"
     # Summed over the processes on a scrape: the workers' and the runner supervisor's.
     metrics_dir = prepare_multiprocess_dir(1 if alone else settings.workers + 1)
+    # The prediction log is shipped and rolled up off the HTTP workers, in a process of its
+    # own, whatever their number; stopped after them, it ships what they left.
+    log_process = LogProcess(
+        settings, logging_config(settings.log_format, settings.server_log_level)
+    )
+    log_process.start()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    terminated = False
     try:
         if alone:
             run(settings, tls)  # the app supervises its runners itself
         else:
             with supervised_runners(settings):
                 run(settings, tls)
+    except Terminated:
+        terminated = True
     finally:
+        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM ends the stop at once
+        log_process.stop()
         remove_multiprocess_dir(metrics_dir)
+    if terminated:
+        signal.raise_signal(signal.SIGTERM)  # the exit status a supervisor expects of it
+
+
+class Terminated(BaseException):
+    """SIGTERM once uvicorn has shut down: a single-process uvicorn raises the signal again
+    after its shutdown, which by default would end this process before the log process has
+    shipped what the worker left."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
 
 
 @contextlib.contextmanager
 def supervised_runners(settings: Settings) -> Iterator[None]:
     """The runners of every worker, supervised from this process; workers find them by the
-    folder in POINTSMAN_RUNNER_DIR. The prediction log's rollups are made here too, off the
-    workers."""
+    folder in POINTSMAN_RUNNER_DIR."""
     metrics.use_multiprocess_values()  # the supervisor's metrics summed with the workers'
     project = open_project(settings)
     run_dir = RunDir(new_run_dir())
     listener = listener_for(project.engine, settings.listen_for_changes)
     supervisor = build_supervisor(project, run_dir, listener)
     supervisor.start()
-    roller = Roller(project.engine)
-    roller.start()
     if listener is not None:
         listener.start()
     os.environ["POINTSMAN_RUNNER_DIR"] = str(run_dir.root)
@@ -140,7 +163,6 @@ def supervised_runners(settings: Settings) -> Iterator[None]:
         if listener is not None:
             listener.stop()
         supervisor.stop()
-        roller.stop()  # after the workers: it rolls up what they shipped on their way out
         run_dir.remove()
         project.close()
 
@@ -153,7 +175,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
         return
     if settings.workers == 1:
         uvicorn.run(
-            build_app(settings),
+            build_app(settings, ships_log=False),  # the log process ships
             host=settings.host,
             port=settings.port,
             log_config=logging_config(settings.log_format, settings.server_log_level),

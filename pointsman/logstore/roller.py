@@ -1,9 +1,9 @@
 """The roller: adds the prediction log's new records to the per-minute rollups, in a thread.
 
-One per server, in a process that does not serve requests when there is one (the supervisor
-of `pointsman serve --workers N`), else in the app's own process: its work is a few SQL
-statements a run that hold the GIL only while SQLAlchemy sends them. Readers add the records
-it has not reached yet, so its cadence bounds their work, never their exactness.
+One per server, beside the shipper: in the log process of `pointsman serve`
+(logstore/log_process.py), else in the app's own process when it serves alone; its work is a
+few SQL statements a run. Readers add the records it has not reached yet, so its cadence
+bounds their work, never their exactness.
 """
 
 from __future__ import annotations
@@ -18,17 +18,20 @@ from pointsman.store.rollups import roll_up_pending
 
 log = logging.getLogger("pointsman.logstore")
 
-ROLL_S = 1.0  # the shippers ship every second: a page's unrolled tail is about two seconds
+ROLL_S = 1.0  # records are shipped within about two seconds: the unrolled tail is ~three
 
 
 class Roller:
     """Runs `roll_up_pending` every `interval_s` until stopped, and once more at stop."""
 
-    def __init__(self, engine: Engine, interval_s: float = ROLL_S) -> None:
+    def __init__(
+        self, engine: Engine, interval_s: float = ROLL_S, outage: OutageLog | None = None
+    ) -> None:
         self.engine = engine
         self.interval_s = interval_s
         self.rolled = 0  # ids moved over (tests, logs)
-        self.outage = OutageLog(probe=probe_of(engine))
+        # Shared with the shipping beside it: one warning for the process, not one each.
+        self.outage = outage or OutageLog(probe=probe_of(engine))
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pointsman-roller", daemon=True)
 
@@ -51,4 +54,4 @@ class Roller:
     def _run(self) -> None:
         while not self._stopping.wait(self.interval_s):
             self.run_once()
-        self.run_once()  # what the workers shipped on their way out
+        self.run_once()  # what was shipped after the workers stopped

@@ -1,14 +1,21 @@
-"""The shipper: spooled records into the store in batches, idempotently, then segments deleted.
+"""The shipper: every worker's sealed segments into the store in batches, idempotently.
 
-Runs off the request path (a background thread on a fixed cadence, and once on shutdown).
-A segment is deleted only after its records are committed; a crash in between ships it
-again, and the unique (request_id, role, version) makes the second insert a no-op. It only
-inserts: the per-minute rollups are added by one process per server (store/rollups.py).
+One per server, off the serving processes (logstore/shipping.py runs it): the workers only
+append and seal. A segment is deleted only after its records are committed; a crash in
+between ships it again, and the unique (request_id, role, version) makes the second insert a
+no-op. Folders of workers that are gone (their lock is free) are shipped whole, then
+removed. A pass holds the spool root's lock file, so that two shippers on one spool (a
+server and a batch job, two servers of one project) never take the same segment at once.
+It only inserts: the per-minute rollups are added by one process per server
+(store/rollups.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -20,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from pointsman.logstore.spool import Orphan, Spool, claim_orphans, read_segment, segments_in
+from pointsman.logstore.spool import Orphan, claim, read_segment, segments_in, worker_folders
 from pointsman.store.rollups import hold_roller_off
 from pointsman.store.tables import prediction_log
 
@@ -28,29 +35,42 @@ log = logging.getLogger("pointsman.logstore")
 
 BATCH = 1000
 COLUMNS = [c.name for c in prediction_log.columns if c.name != "id"]
+PASS_LOCK = ".shipping"  # in the spool root; a dot name is no worker's folder
 OnShipped = Callable[[list[dict[str, Any]]], None]
 
 
 class Shipper:
-    """Moves one worker's sealed segments, and any dead worker's, into the store."""
+    """Moves the sealed segments under one spool root, and dead workers' folders, into the
+    store; with `only`, of live folders that one alone (a batch job or CLI call shipping its
+    own records while a server ships the rest)."""
 
-    def __init__(self, spool: Spool, engine: Engine, on_shipped: OnShipped | None = None) -> None:
-        self.spool = spool
+    def __init__(
+        self,
+        root: Path,
+        engine: Engine,
+        on_shipped: OnShipped | None = None,
+        only: Path | None = None,
+    ) -> None:
+        self.root = root
         self.engine = engine
         self.on_shipped = on_shipped  # e.g. the CloudEvents sink: told once records are stored
+        self.only = only
         self.shipped = 0  # records inserted or found already there
 
-    def ship(self, drain: bool = False) -> int:
-        """Ship what is sealed (`drain`: everything); how many went. Raises if the store fails."""
-        # Seal only when the last sealed segments are gone: while the store is away, records
-        # accumulate in the open segment instead of in one small file per attempt.
-        if drain or not self.spool.sealed_segments():
-            self.spool.seal()
-        count = ship_segments(self.engine, self.spool.sealed_segments(), self.on_shipped)
-        for orphan in claim_orphans(self.spool.root, self.spool.folder):
-            count += self._ship_orphan(orphan)
+    def ship(self) -> int:
+        """Ship what is sealed, and every dead worker's folder; how many went. Raises if the
+        store fails (what is not shipped stays for the next pass)."""
+        count = 0
+        with _pass_lock(self.root):
+            for folder in worker_folders(self.root):
+                orphan = claim(folder)
+                if orphan is not None:
+                    count += self._ship_orphan(orphan)
+                elif self.only is None or folder == self.only:
+                    # Live: the highest-numbered segment is the one being written.
+                    sealed = segments_in(folder)[:-1]
+                    count += ship_segments(self.engine, sealed, self.on_shipped)
         self.shipped += count
-        self.spool.refresh_usage()
         return count
 
     def _ship_orphan(self, orphan: Orphan) -> int:
@@ -65,16 +85,31 @@ class Shipper:
             orphan.release(remove=done)
 
 
+@contextlib.contextmanager
+def _pass_lock(root: Path) -> Iterator[None]:
+    """One pass at a time over `root`, whichever process runs it."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / PASS_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def ship_segments(
     engine: Engine, segments: Iterable[Path], on_shipped: OnShipped | None = None
 ) -> int:
     """Insert every record of `segments` (oldest first), deleting each once committed."""
     count = 0
     for segment in segments:
-        records = read_segment(segment)
+        try:
+            records = read_segment(segment)
+        except FileNotFoundError:  # removed meanwhile (by a shipper of an older version)
+            continue
         for batch in _batches(records, BATCH):
             insert_records(engine, batch)
-        segment.unlink()
+        segment.unlink(missing_ok=True)
         if on_shipped is not None:
             on_shipped(records)
         count += len(records)

@@ -5,7 +5,11 @@ of JSON written with a single unbuffered `os.write` to an O_APPEND file: once th
 returns the kernel holds the bytes, so a process killed with SIGKILL loses nothing it
 answered (a power loss can, unless `fsync` is on). The folder's lock file is held with
 flock for the worker's life; the kernel releases it when the process dies however it dies,
-which is how another worker knows the folder is orphaned and ships it.
+which is how the shipper (logstore/shipper.py, one per server) knows the folder is orphaned.
+
+The worker only appends and seals; the shipper, in another process, reads. In a live folder
+the highest-numbered segment is the one being written (the next is created only after it is
+closed), so every lower one is sealed and the shipper may take it.
 """
 
 from __future__ import annotations
@@ -69,10 +73,10 @@ class Spool:
         self.fsync = fsync
         self.dropped = 0  # records not kept because the spool was past its budget
         self.appended = 0
-        self.used_bytes = 0  # on disk in every folder under root (refreshed by the shipper)
+        self.used_bytes = 0  # on disk in every folder under root (refreshed each round)
         self._warned = False
         self._disk_full = False  # logged once per episode; re-armed when a write succeeds
-        self._lock = threading.Lock()  # the shipper seals from its thread
+        self._lock = threading.Lock()  # sealed from the worker's background thread
         # Locked under a hidden name, then renamed: no other worker can take a folder that
         # exists under its real name for an orphan before its owner holds the lock.
         hidden = root / f".new-{self.worker}"
@@ -146,6 +150,12 @@ class Spool:
             )  # fmt: skip
 
     # -- for the shipper ----------------------------------------------------------------
+    def seal_if_shipped(self) -> None:
+        """Seal, unless segments sealed before wait still: while the store is away, records
+        accumulate in the open segment instead of in one small file per round."""
+        if not self.sealed_segments():
+            self.seal()
+
     def seal(self) -> None:
         """Close the segment being written (if it holds anything) so it can be shipped."""
         with self._lock:
@@ -160,7 +170,7 @@ class Spool:
 
     def refresh_usage(self) -> int:
         """Bytes under the spool root (every worker's), and re-arm the warning below it."""
-        used = sum(p.stat().st_size for p in self.root.glob(f"*/{SEGMENT_PREFIX}*"))
+        used = spool_bytes(self.root)
         with self._lock:
             self.used_bytes = used
         if used < WARN_FRACTION * self.budget_bytes:
@@ -189,6 +199,15 @@ class Spool:
         self._path = self.folder / f"{SEGMENT_PREFIX}{self._number:08d}{SEGMENT_SUFFIX}"
         self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = 0
+
+
+def spool_bytes(root: Path) -> int:
+    """Bytes of segments under the spool root, every worker's (shipped ones are deleted)."""
+    used = 0
+    for path in root.glob(f"*/{SEGMENT_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):  # shipped meanwhile
+            used += path.stat().st_size
+    return used
 
 
 def segments_in(folder: Path) -> list[Path]:
@@ -226,23 +245,25 @@ class Orphan:
         os.close(self.lock_fd)
 
 
-def claim_orphans(root: Path, own: Path) -> list[Orphan]:
-    """Folders under `root` whose worker is dead (their lock is free), now locked by us."""
-    orphans = []
-    for folder in sorted(root.iterdir()) if root.exists() else []:
-        if folder == own or folder.name.startswith(".") or not folder.is_dir():
-            continue
-        try:
-            fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
-        except FileNotFoundError:  # removed by the worker that shipped it just now
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:  # alive, or being shipped by another worker
-            os.close(fd)
-            continue
-        if not folder.exists():
-            os.close(fd)
-            continue
-        orphans.append(Orphan(folder, fd))
-    return orphans
+def worker_folders(root: Path) -> list[Path]:
+    """The workers' folders under `root` (not one still being set up), in name order."""
+    if not root.exists():
+        return []
+    return [f for f in sorted(root.iterdir()) if not f.name.startswith(".") and f.is_dir()]
+
+
+def claim(folder: Path) -> Orphan | None:
+    """`folder` locked by us if its worker is gone (its lock is free), else None."""
+    try:
+        fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    except FileNotFoundError:  # removed just now: its worker closed it empty
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # alive (or being shipped by another shipper)
+        os.close(fd)
+        return None
+    if not folder.exists():
+        os.close(fd)
+        return None
+    return Orphan(folder, fd)

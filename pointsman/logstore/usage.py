@@ -5,21 +5,33 @@ from __future__ import annotations
 import socket
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pointsman.logstore.spool import Spool
 from pointsman.store.tables import spool_usage
 from pointsman.store.upsert import update_or_insert
 
 REPORT_EVERY_S = 30.0  # at least this often; sooner when usage moves by 1 % of the budget
 
 
+class Measured(Protocol):
+    """A spool root as measured: a worker's `Spool`, or the server's `Shipping`."""
+
+    @property
+    def root(self) -> Path: ...
+    @property
+    def used_bytes(self) -> int: ...
+    @property
+    def budget_bytes(self) -> int: ...
+
+
 class UsageReporter:
     """Writes one spool's usage to `spool_usage` when it changed or has not for a while."""
 
-    def __init__(self, spool: Spool, engine: Engine) -> None:
+    def __init__(self, spool: Measured, engine: Engine) -> None:
         self.spool = spool
         self.engine = engine
         self.key = f"{socket.gethostname()}:{spool.root.resolve()}"[:512]

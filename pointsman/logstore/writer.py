@@ -1,35 +1,40 @@
-"""What the pipeline calls: a worker's prediction log (redact, spool, ship, prune)."""
+"""What the pipeline calls: a worker's prediction log (redact, spool, seal).
+
+The worker writes and seals; the server's `Shipping` (logstore/shipping.py) moves the sealed
+segments into the store, in a process of its own under `pointsman serve`. A log used
+outside a server (a CLI call, a batch job, a test) ships its own records (`shipping="own"`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from datetime import timedelta
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import PointsmanError
-from pointsman.logstore.query import prune_predictions
 from pointsman.logstore.record import build_record, columns_of
 from pointsman.logstore.redact import Redactor
-from pointsman.logstore.shipper import Shipper
-from pointsman.logstore.sink import CloudEventsSink
+from pointsman.logstore.shipping import Shipping
 from pointsman.logstore.spool import Spool
-from pointsman.logstore.usage import UsageReporter
 from pointsman.settings import Settings
 from pointsman.types import Frame, Outcome, Outputs, Prediction
 
 log = logging.getLogger("pointsman.logstore")
 
-DAY_S = 86400.0
+ShippingOf: TypeAlias = Shipping | Literal["own"] | None
 
 
 class PredictionLog:
-    """One worker's prediction log: records spooled on the request path, shipped in the back."""
+    """One worker's prediction log: records spooled on the request path, shipped in the back.
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    `shipping`: "own", this log ships its records itself (on `ship` and at `close`); a
+    `Shipping`, the one this process runs for the server (in a thread); None, another
+    process ships them (the HTTP workers of `pointsman serve`).
+    """
+
+    def __init__(self, settings: Settings, engine: Engine, shipping: ShippingOf = "own") -> None:
         self.settings = settings
         self.engine = engine
         self.redactor = Redactor(settings.log_redact, settings.log_hash_salt)
@@ -40,17 +45,12 @@ class PredictionLog:
             refuse_when_full=settings.log_spool_full_policy == "refuse",
             fsync=settings.log_fsync,
         )
-        self.sink: CloudEventsSink | None = None
-        if settings.log_sink_url:
-            self.sink = CloudEventsSink(
-                settings.log_sink_url,
-                settings.log_sink_source,
-                queue_size=settings.log_sink_queue_size,
-                retries=settings.log_sink_retries,
-            )
-        self.shipper = Shipper(self.spool, engine, self.sink.offer if self.sink else None)
-        self.usage = UsageReporter(self.spool, engine)
-        self._last_prune = 0.0
+        self.owns_shipping = isinstance(shipping, str)  # "own"
+        if isinstance(shipping, str):
+            shipping = Shipping(settings, engine, only=self.spool.folder)
+        self.shipping: Shipping | None = shipping
+        # The CloudEvents sink is fed by whoever ships (after the records are stored).
+        self.sink = self.shipping.sink if self.shipping is not None else None
 
     def inputs_of(self, model: str, frame: Frame) -> dict[str, list[Any]]:
         return self.redactor.apply(model, columns_of(frame))
@@ -154,26 +154,25 @@ class PredictionLog:
                 )
             )
 
-    def ship(self) -> None:
-        """Background: ship sealed segments and orphans, report the spool's usage, prune."""
+    def seal(self) -> None:
+        """The worker's background round: seal the open segment for the shipper (once it
+        took the ones sealed before), and measure the spool for its budget and metrics."""
+        self.spool.seal_if_shipped()
+        self.spool.refresh_usage()
+
+    def ship(self) -> int:
+        """Seal and ship now, in the caller's thread (tests, tools); how many records went.
+        Without a shipping in this process, seal only. Raises if the store fails."""
+        self.spool.seal()
         try:
-            self.shipper.ship()
-        finally:  # a store taking no records may still take the usage: the alert says so
-            with contextlib.suppress(Exception):
-                self.usage.report()
-        days = self.settings.log_retention_days
-        if days > 0 and time.monotonic() - self._last_prune > DAY_S:
-            self._last_prune = time.monotonic()
-            pruned = prune_predictions(self.engine, timedelta(days=days))
-            log.info("pruned %d prediction records older than %g days", pruned, days)
+            return self.shipping.ship() if self.shipping is not None else 0
+        finally:
+            self.spool.refresh_usage()
 
     def close(self) -> None:
-        """On shutdown: ship what is spooled (left for the next start if the store is down)."""
-        try:
-            self.shipper.ship(drain=True)
-        except Exception as exc:
-            log.warning("prediction records stay spooled until the next start: %s", exc)
-        finally:
-            self.spool.close()
-            if self.sink is not None:
-                self.sink.close()
+        """On shutdown: close the spool (its folder, no longer locked, is then shipped whole
+        by the server's shipping); a log that ships its own ships it now (left for the next
+        start if the store is down)."""
+        self.spool.close()
+        if self.owns_shipping and self.shipping is not None:
+            self.shipping.stop()  # its last round takes the closed folder whole

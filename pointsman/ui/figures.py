@@ -1,7 +1,7 @@
 """Live figures for the catalogue, from the prediction log: requests, rate, errors, p50/p99.
 
 Read from the store's per-minute rollups of the log plus the records not rolled up yet (every
-worker's records, shipped about once a second), not from this process's counters, so every
+worker's records, shipped within about two seconds), not from this process's counters, so every
 replica shows the same figures.
 """
 

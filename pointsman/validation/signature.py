@@ -171,7 +171,10 @@ def _to_array(
         values = [math.nan if v is None else v for v in values]
         dtype = dtype if spec.type in ("double", "float") else np.float64
     try:
-        with np.errstate(over="ignore"):  # a float32 column: checked just below
+        if spec.type == "float":
+            with np.errstate(over="ignore"):  # past float32's range: checked just below
+                array = np.asarray(values, dtype=dtype)
+        else:  # no other conversion overflows quietly (each raises OverflowError)
             array = np.asarray(values, dtype=dtype)
     except OverflowError:
         problems.append(FieldProblem(spec.name, "integer out of range", expected=spec.type))
@@ -191,6 +194,8 @@ def _to_array(
     return array
 
 
+SHORT_COLUMN = 16  # rows up to which a Python pass beats a numpy call's overhead
+
 # What the columns whose range a JSON number can exceed unnoticed hold.
 RANGES = {
     "float": "a number within ±3.4028235e38 (32-bit float)",
@@ -206,7 +211,8 @@ def _beyond_range(column_type: str, values: Sequence[Any], array: np.ndarray) ->
         for i in np.flatnonzero(np.isinf(array)).tolist():
             if math.isfinite(values[i]):
                 return int(i)
-    if column_type == "long" and (array <= -(2**63)).any():
+    # A single-row request's column: one Python pass costs less than a numpy call.
+    if column_type == "long" and (len(values) <= SHORT_COLUMN or (array <= -(2**63)).any()):
         for i, v in enumerate(values):
             if type(v) is float and v <= -(2**63):
                 return i

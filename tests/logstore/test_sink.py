@@ -84,7 +84,8 @@ def test_each_answer_becomes_a_request_and_response_event_with_one_id(
     spool.append(answered("req-1"))
     spool.append(record("req-1", role="shadow", version=2))  # not sent: not the answer
     spool.append(record("req-2", error_code="model_failed", error="x"))  # not sent: failed
-    Shipper(spool, project.engine, sink.offer).ship()
+    spool.seal()
+    Shipper(spool.root, project.engine, sink.offer).ship()
     receiver.wait_for(2)
     sink.close()
     spool.close()
@@ -109,7 +110,8 @@ def test_a_sink_that_is_down_costs_nothing_but_its_events(tmp_path: Path, projec
     for i in range(5):
         spool.append(answered(f"r{i}"))
     start = time.perf_counter()
-    Shipper(spool, project.engine, sink.offer).ship()
+    spool.seal()
+    Shipper(spool.root, project.engine, sink.offer).ship()
     assert time.perf_counter() - start < 2  # shipping does not wait for the sink
     assert count_predictions(project.engine, LogQuery()) == 5
     sink.close(wait_s=5)

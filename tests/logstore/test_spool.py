@@ -100,7 +100,8 @@ def test_shipper_stores_each_record_once_and_deletes_segments(
     for i in range(25):
         spool.append(record(f"r{i}"))
         spool.append(record(f"r{i}", role="shadow", version=2))
-    shipper = Shipper(spool, project.engine)
+    spool.seal()
+    shipper = Shipper(spool.root, project.engine)
     assert shipper.ship() == 50
     assert spool.sealed_segments() == []
     assert [s.stat().st_size for s in segments_in(spool.folder)] == [0]  # the open one
@@ -115,7 +116,7 @@ def test_shipper_stores_each_record_once_and_deletes_segments(
     assert not spool.folder.exists()  # nothing left to ship: the folder goes
 
 
-def test_a_dead_workers_spool_is_shipped_by_a_live_one(tmp_path: Path, project: Project) -> None:
+def test_a_dead_workers_spool_is_shipped_whole(tmp_path: Path, project: Project) -> None:
     root = tmp_path / "spool"
     script = (
         "import os, sys; from pathlib import Path; from pointsman.logstore.spool import Spool\n"
@@ -127,19 +128,27 @@ def test_a_dead_workers_spool_is_shipped_by_a_live_one(tmp_path: Path, project: 
     subprocess.run([sys.executable, "-c", script, str(root)], check=False, cwd=os.getcwd())
     (dead,) = list(root.iterdir())
     live = spool_at(root)
-    assert Shipper(live, project.engine).ship() == 30
+    # Its open segment too: no process writes it any more.
+    assert Shipper(root, project.engine, only=live.folder).ship() == 30
     assert not dead.exists()
     assert count_predictions(project.engine, LogQuery(model="churn")) == 30
     live.close()
 
 
-def test_a_live_workers_spool_is_left_alone(tmp_path: Path, project: Project) -> None:
+def test_a_live_workers_open_segment_is_left_alone(tmp_path: Path, project: Project) -> None:
     root = tmp_path / "spool"
     other = spool_at(root)
     other.append(record("theirs"))
+    shipper = Shipper(root, project.engine)
+    assert shipper.ship() == 0  # being written (unsealed), and its worker lives
+    other.seal()
     mine = spool_at(root)
-    assert Shipper(mine, project.engine).ship() == 0  # theirs is unsealed and locked
+    assert Shipper(root, project.engine, only=mine.folder).ship() == 0  # not mine to ship
     assert other.folder.exists()
-    assert Shipper(other, project.engine).ship() == 1
+    assert shipper.ship() == 1  # sealed: the server's shipper takes it
+    other.append(record("later"))
+    other.close()  # a stopped worker: its last segment is shipped with its folder
+    assert shipper.ship() == 1
+    assert not other.folder.exists()
+    assert count_predictions(project.engine, LogQuery(model="churn")) == 2
     mine.close()
-    other.close()
