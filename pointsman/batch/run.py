@@ -221,6 +221,10 @@ def _score_all(
     now = book.get(job_id)
     done = set(now.chunks_done)
     columns = list(dict.fromkeys([*version.signature.names, *spec.keep]))
+    # The model's text inputs as dictionaries; kept columns are written as they are read.
+    dictionaries = tuple(
+        s.name for s in version.signature.inputs if s.type == "string" and s.name not in spec.keep
+    )
     inflight: deque[Any] = deque()
     start, rows = time.monotonic(), 0
     watch = CancelWatch(book, job_id)
@@ -244,7 +248,7 @@ def _score_all(
 
     # Worker processes read their chunks themselves where they can (Parquet row groups).
     local = executor if isinstance(executor, LocalExecutor) else None
-    places = None if local is None else plan_chunks(source, columns, spec.chunk_rows)
+    places = None if local is None else plan_chunks(source, columns, spec.chunk_rows, dictionaries)
     if local is not None and places is not None:
         for place in places:
             if place.chunk not in done:
@@ -253,7 +257,7 @@ def _score_all(
                 while len(inflight) >= executor.capacity:
                     collect()
     else:
-        for chunk, table in enumerate(read_chunks(source, columns, spec.chunk_rows)):
+        for chunk, table in enumerate(read_chunks(source, columns, spec.chunk_rows, dictionaries)):
             if chunk not in done:
                 watch.check()
                 inflight.append(executor.submit(chunk, chunk * spec.chunk_rows, table))

@@ -100,7 +100,8 @@ class Scorer:
         flagged: set[int] = set()
         findings = list(frame.findings)
         if self.policy.checks_profile or findings:
-            findings += self.checks.check(frame) if self.policy.checks_profile else []
+            if self.policy.checks_profile:
+                findings += self.checks.check(frame, checked.dictionaries)
             refused_rows, flagged_rows = self._judge(findings, rows, refused)
             flagged = flagged_rows - refused_rows
             if refused_rows:
