@@ -28,7 +28,14 @@ from pointsman.batch.executors import (
 from pointsman.batch.jobs import Job, JobBook, JobSpec
 from pointsman.batch.rowgroups import plan_chunks
 from pointsman.batch.score import OUTPUT_COLUMNS, ROW, ChunkResult, Scored, write_part
-from pointsman.batch.sinks import check_output, rejects_of, unified_schema, write_parts
+from pointsman.batch.sinks import (
+    check_output,
+    output_constants,
+    rejects_constants,
+    rejects_of,
+    unified_schema,
+    write_parts,
+)
 from pointsman.batch.sources import (
     Source,
     column_names,
@@ -295,14 +302,16 @@ class CancelWatch:
 
 def _assemble(book: JobBook, job_id: str, spec: JobSpec, folder: Path) -> None:
     chunks: list[ChunkResult] = book.chunks(job_id)
+    version = book.get(job_id).version
     parts = folder / "parts"
     outputs = [parts / f"out-{c.chunk:06d}.arrow" for c in chunks]
     if not spec.dry_run:
-        write_parts(spec.output, outputs, job_id, folder)
+        write_parts(spec.output, outputs, job_id, folder, output_constants(version, job_id))
     rejected = [parts / f"rej-{c.chunk:06d}.arrow" for c in chunks if c.rejected or c.failed]
     if not rejected:  # an empty rejects file all the same: no stale one is left to be read
         rejected = [_no_rejects(outputs, parts / "rej-none.arrow")]
-    write_parts(spec.rejects or rejects_of(spec.output), rejected, job_id, folder)
+    rejects = spec.rejects or rejects_of(spec.output)
+    write_parts(rejects, rejected, job_id, folder, rejects_constants(version, job_id))
 
 
 def _no_rejects(outputs: list[Path], path: Path) -> Path:
