@@ -175,10 +175,14 @@ def parquet_file(path: str, dictionaries: tuple[str, ...] = ()) -> pq.ParquetFil
     the text decoded once, for the model."""
     plain = pq.ParquetFile(path)
     schema = plain.schema_arrow
-    text = [c for c in dictionaries if c in schema.names and schema.field(c).type == pa.string()]
+    text = [c for c in dictionaries if c in schema.names and _is_text(schema.field(c).type)]
     if not text:
         return plain
     return pq.ParquetFile(path, metadata=plain.metadata, read_dictionary=text)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _batches(
