@@ -11,6 +11,7 @@ earlier attempt of the same job deleted first).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -123,10 +124,17 @@ def read_part(path: Path, schema: pa.Schema, constants: Constants | None = None)
         if field.name in table.column_names:
             columns.append(table.column(field.name).cast(field.type))
         elif constants and field.name in constants:
-            columns.append(pa.repeat(constants[field.name], n))
+            columns.append(_repeated(constants[field.name], n))
         else:
             columns.append(pa.nulls(n, field.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+@functools.lru_cache(maxsize=8)
+def _repeated(value: pa.Scalar, n: int) -> pa.Array:
+    """A constant column: built once for the many parts of a chunk's size (Arrow arrays are
+    immutable, so every part shares it)."""
+    return pa.repeat(value, n)
 
 
 def _part_schema(path: Path) -> pa.Schema:
