@@ -42,6 +42,8 @@ class CheckedChunk:
     frame: Frame
     rows: np.ndarray  # index in the chunk of each frame row
     refused: dict[int, list[Finding]] = field(default_factory=dict)  # chunk row → findings
+    # Text read as Arrow dictionaries, over the frame's rows: what the category checks read.
+    dictionaries: dict[str, pa.DictionaryArray] = field(default_factory=dict)
 
 
 def check_chunk(
@@ -57,11 +59,17 @@ def check_chunk(
     refused: dict[int, list[Finding]] = {}
     coerced: list[Finding] = []
     columns: dict[str, np.ndarray] = {}
+    dictionaries: dict[str, pa.DictionaryArray] = {}
     for spec in signature.inputs:
         column = table.column(spec.name).combine_chunks()
+        if pa.types.is_dictionary(column.type):  # decoded once, here, for the model
+            if spec.type == "string" and pa.types.is_string(column.type.value_type):
+                dictionaries[spec.name] = column
+            column = column.dictionary_decode()
         columns[spec.name] = _column(spec, column, refused, coerced, text_source, arrow_strings)
     if not refused:
-        return CheckedChunk(Frame(columns, n, {}, coerced), np.arange(n), refused)
+        frame = Frame(columns, n, {}, coerced)
+        return CheckedChunk(frame, np.arange(n), refused, dictionaries)
     kept = np.ones(n, dtype=bool)
     kept[np.fromiter(refused, dtype=np.int64, count=len(refused))] = False
     keep = np.flatnonzero(kept)
@@ -70,7 +78,9 @@ def check_chunk(
         _moved(f, int(np.searchsorted(keep, f.row))) for f in coerced if f.row not in refused
     ]
     frame = Frame({k: v[keep] for k, v in columns.items()}, len(keep), {}, findings)
-    return CheckedChunk(frame, keep, refused)
+    taken = pa.array(keep, type=pa.int64())
+    kept_dictionaries = {k: d.take(taken) for k, d in dictionaries.items()}
+    return CheckedChunk(frame, keep, refused, kept_dictionaries)
 
 
 def subset(frame: Frame, rows: np.ndarray) -> Frame:

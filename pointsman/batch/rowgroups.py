@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pointsman.batch.sources import Source, cast_to
+from pointsman.batch.sources import Source, cast_to, parquet_file
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class ChunkPlace:
     skip: int  # rows of the first row group before the chunk's first row
     columns: tuple[str, ...]
     schema: pa.Schema  # of the input's first rows: later files are cast to it
+    dictionaries: tuple[str, ...] = ()  # text columns read as dictionaries
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,17 @@ class _Group:
         return self.start + self.rows
 
 
-def plan_chunks(source: Source, columns: list[str], chunk_rows: int) -> Iterator[ChunkPlace] | None:
+def plan_chunks(
+    source: Source, columns: list[str], chunk_rows: int, dictionaries: tuple[str, ...] = ()
+) -> Iterator[ChunkPlace] | None:
     """The input's chunks as places to read, or None when the job's process must read them
-    (not local Parquet, no rows, or a row group larger than a chunk)."""
+    (not local Parquet, no rows, or a row group larger than a chunk); `dictionaries` as
+    `sources.read_chunks` reads them."""
     if source.fmt != "parquet" or any(f.startswith("s3://") for f in source.files):
         return None
     groups: list[_Group] = []
     for path in source.files:
-        meta = _parquet(path).metadata
+        meta = _parquet(path, dictionaries).metadata
         for index in range(meta.num_row_groups):
             rows = meta.row_group(index).num_rows
             if rows:
@@ -60,13 +64,19 @@ def plan_chunks(source: Source, columns: list[str], chunk_rows: int) -> Iterator
     if not groups or any(g.rows > chunk_rows for g in groups):
         return None
     first = groups[0]
-    batches = _parquet(first.path).iter_batches(1, row_groups=[first.index], columns=columns)
+    batches = _parquet(first.path, dictionaries).iter_batches(
+        1, row_groups=[first.index], columns=columns
+    )
     schema = next(batches).schema  # as `read_chunks` types every chunk: by the first rows
-    return _places(groups, tuple(columns), chunk_rows, schema)
+    return _places(groups, tuple(columns), chunk_rows, schema, dictionaries)
 
 
 def _places(
-    groups: list[_Group], columns: tuple[str, ...], chunk_rows: int, schema: pa.Schema
+    groups: list[_Group],
+    columns: tuple[str, ...],
+    chunk_rows: int,
+    schema: pa.Schema,
+    dictionaries: tuple[str, ...],
 ) -> Iterator[ChunkPlace]:
     total = groups[-1].end
     g = 0
@@ -90,6 +100,7 @@ def _places(
             start - groups[g].start,
             columns,
             schema,
+            dictionaries,
         )
 
 
@@ -98,7 +109,7 @@ def read_chunk(place: ChunkPlace) -> pa.Table:
     batches: list[pa.RecordBatch] = []
     skip, need = place.skip, place.rows
     for path, indexes in place.pieces:
-        reader = _parquet(path).iter_batches(
+        reader = _parquet(path, place.dictionaries).iter_batches(
             place.rows + skip, row_groups=list(indexes), columns=list(place.columns)
         )
         for batch in reader:
@@ -115,13 +126,13 @@ def read_chunk(place: ChunkPlace) -> pa.Table:
     return pa.Table.from_batches(batches, place.schema)
 
 
-def _parquet(path: str) -> pq.ParquetFile:
+def _parquet(path: str, dictionaries: tuple[str, ...]) -> pq.ParquetFile:
     """A file's reader, its footer parsed once per process (a worker reads many chunks) for
     as long as the file is not replaced."""
     stat = os.stat(path)
-    return _opened(path, stat.st_size, stat.st_mtime_ns)
+    return _opened(path, stat.st_size, stat.st_mtime_ns, dictionaries)
 
 
 @functools.lru_cache(maxsize=8)
-def _opened(path: str, size: int, mtime_ns: int) -> pq.ParquetFile:
-    return pq.ParquetFile(path)
+def _opened(path: str, size: int, mtime_ns: int, dictionaries: tuple[str, ...]) -> pq.ParquetFile:
+    return parquet_file(path, dictionaries)

@@ -28,7 +28,14 @@ from pointsman.batch.executors import (
 from pointsman.batch.jobs import Job, JobBook, JobSpec
 from pointsman.batch.rowgroups import plan_chunks
 from pointsman.batch.score import OUTPUT_COLUMNS, ROW, ChunkResult, Scored, write_part
-from pointsman.batch.sinks import check_output, rejects_of, unified_schema, write_parts
+from pointsman.batch.sinks import (
+    check_output,
+    output_constants,
+    rejects_constants,
+    rejects_of,
+    unified_schema,
+    write_parts,
+)
 from pointsman.batch.sources import (
     Source,
     column_names,
@@ -221,6 +228,10 @@ def _score_all(
     now = book.get(job_id)
     done = set(now.chunks_done)
     columns = list(dict.fromkeys([*version.signature.names, *spec.keep]))
+    # The model's text inputs as dictionaries; kept columns are written as they are read.
+    dictionaries = tuple(
+        s.name for s in version.signature.inputs if s.type == "string" and s.name not in spec.keep
+    )
     inflight: deque[Any] = deque()
     start, rows = time.monotonic(), 0
     watch = CancelWatch(book, job_id)
@@ -244,7 +255,7 @@ def _score_all(
 
     # Worker processes read their chunks themselves where they can (Parquet row groups).
     local = executor if isinstance(executor, LocalExecutor) else None
-    places = None if local is None else plan_chunks(source, columns, spec.chunk_rows)
+    places = None if local is None else plan_chunks(source, columns, spec.chunk_rows, dictionaries)
     if local is not None and places is not None:
         for place in places:
             if place.chunk not in done:
@@ -253,7 +264,7 @@ def _score_all(
                 while len(inflight) >= executor.capacity:
                     collect()
     else:
-        for chunk, table in enumerate(read_chunks(source, columns, spec.chunk_rows)):
+        for chunk, table in enumerate(read_chunks(source, columns, spec.chunk_rows, dictionaries)):
             if chunk not in done:
                 watch.check()
                 inflight.append(executor.submit(chunk, chunk * spec.chunk_rows, table))
@@ -291,14 +302,16 @@ class CancelWatch:
 
 def _assemble(book: JobBook, job_id: str, spec: JobSpec, folder: Path) -> None:
     chunks: list[ChunkResult] = book.chunks(job_id)
+    version = book.get(job_id).version
     parts = folder / "parts"
     outputs = [parts / f"out-{c.chunk:06d}.arrow" for c in chunks]
     if not spec.dry_run:
-        write_parts(spec.output, outputs, job_id, folder)
+        write_parts(spec.output, outputs, job_id, folder, output_constants(version, job_id))
     rejected = [parts / f"rej-{c.chunk:06d}.arrow" for c in chunks if c.rejected or c.failed]
     if not rejected:  # an empty rejects file all the same: no stale one is left to be read
         rejected = [_no_rejects(outputs, parts / "rej-none.arrow")]
-    write_parts(spec.rejects or rejects_of(spec.output), rejected, job_id, folder)
+    rejects = spec.rejects or rejects_of(spec.output)
+    write_parts(rejects, rejected, job_id, folder, rejects_constants(version, job_id))
 
 
 def _no_rejects(outputs: list[Path], path: Path) -> Path:

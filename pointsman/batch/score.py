@@ -100,7 +100,8 @@ class Scorer:
         flagged: set[int] = set()
         findings = list(frame.findings)
         if self.policy.checks_profile or findings:
-            findings += self.checks.check(frame) if self.policy.checks_profile else []
+            if self.policy.checks_profile:
+                findings += self.checks.check(frame, checked.dictionaries)
             refused_rows, flagged_rows = self._judge(findings, rows, refused)
             flagged = flagged_rows - refused_rows
             if refused_rows:
@@ -188,14 +189,11 @@ class Scorer:
                 by_class = np.ascontiguousarray(outputs.probabilities.T)
                 for k, label in enumerate(outputs.classes or []):
                     columns[f"p_{label}"] = pa.array(by_class[k])
-        n = len(rows)
-        columns["version"] = pa.array(np.full(n, self.version.number, dtype=np.int64))
+        # The job's constant columns (version, job id, an all-"ok" status) are added when the
+        # output is assembled (`sinks.CONSTANT_COLUMNS`): not written and read back a chunk.
         if flagged:
             is_flagged = np.isin(rows, _array(flagged))
             columns["status"] = pc.if_else(pa.array(is_flagged), "flagged", "ok")
-        else:
-            columns["status"] = _repeat("ok", n)
-        columns["job_id"] = _repeat(self.job_id, n)
         return pa.table(columns)
 
     def _rejects(self, table: pa.Table, first: int, refused: dict[int, list[Finding]]) -> pa.Table:
@@ -209,9 +207,7 @@ class Scorer:
             for r in rows
         ]
         columns["findings"] = pa.array(texts, type=pa.string())
-        columns["version"] = pa.array([self.version.number] * len(rows), type=pa.int64())
-        columns["job_id"] = _repeat(self.job_id, len(rows))
-        return pa.table(columns)
+        return pa.table(columns)  # version and job id added at assembly, as the output's
 
 
 def _array(rows: set[int]) -> np.ndarray:
@@ -235,11 +231,6 @@ def arrow_labels(labels: Any) -> pa.Array:
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 pass  # mixed values: as the request path reads them
     return pa.array(plain_list(labels))
-
-
-def _repeat(text: str, n: int) -> pa.Array:
-    """`text` n times, built in C."""
-    return pc.fill_null(pa.nulls(n, pa.string()), text)
 
 
 def pc_add(rows: pa.Array, first: int) -> pa.Array:

@@ -129,13 +129,16 @@ def _lines(path: str) -> int:
     return lines + (last != b"\n")
 
 
-def read_chunks(source: Source, columns: list[str], chunk_rows: int) -> Iterator[pa.Table]:
-    """The input's `columns` in chunks of exactly `chunk_rows` rows (the last one shorter)."""
+def read_chunks(
+    source: Source, columns: list[str], chunk_rows: int, dictionaries: tuple[str, ...] = ()
+) -> Iterator[pa.Table]:
+    """The input's `columns` in chunks of exactly `chunk_rows` rows (the last one shorter);
+    of Parquet, the `dictionaries` columns stored as text read as dictionaries."""
     pending: list[pa.RecordBatch] = []
     size = 0
     yielded = False
     schema: pa.Schema | None = None
-    for batch in _batches(source, columns, chunk_rows):
+    for batch in _batches(source, columns, chunk_rows, dictionaries):
         if schema is None:
             schema = batch.schema
         elif batch.schema != schema:
@@ -166,7 +169,25 @@ def cast_to(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
         ) from exc
 
 
-def _batches(source: Source, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
+def parquet_file(path: str, dictionaries: tuple[str, ...] = ()) -> pq.ParquetFile:
+    """A Parquet file's reader, its `dictionaries` columns read as Arrow dictionaries where
+    the file stores them as text: the categories are checked once per distinct value, and
+    the text decoded once, for the model."""
+    plain = pq.ParquetFile(path)
+    schema = plain.schema_arrow
+    text = [c for c in dictionaries if c in schema.names and _is_text(schema.field(c).type)]
+    if not text:
+        return plain
+    return pq.ParquetFile(path, metadata=plain.metadata, read_dictionary=text)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _batches(
+    source: Source, columns: list[str], chunk_rows: int, dictionaries: tuple[str, ...]
+) -> Iterator[pa.RecordBatch]:
     if source.fmt == "sql":
         from pointsman.batch.sql import sql_batches
 
@@ -175,7 +196,8 @@ def _batches(source: Source, columns: list[str], chunk_rows: int) -> Iterator[pa
     for name in source.files:
         with _opened(name) as path:
             if source.fmt == "parquet":
-                yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns)
+                reader = parquet_file(path, dictionaries)
+                yield from reader.iter_batches(batch_size=chunk_rows, columns=columns)
             else:
                 yield from _csv_batches(path, columns)
 

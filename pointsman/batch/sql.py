@@ -105,8 +105,15 @@ def _sql_type(kind: pa.DataType) -> Any:
     return sa.Text()
 
 
-def write_sql(place: Place, parts: list[Path], schema: pa.Schema, job_id: str) -> None:
-    """The parts into the table (created if missing), replacing this job's earlier rows."""
+def write_sql(
+    place: Place,
+    parts: list[Path],
+    schema: pa.Schema,
+    job_id: str,
+    constants: dict[str, pa.Scalar] | None = None,
+) -> None:
+    """The parts into the table (created if missing), replacing this job's earlier rows;
+    `constants` as `sinks.read_part` adds them."""
     from pointsman.batch.sinks import read_part
 
     engine = _engine(place)
@@ -125,7 +132,7 @@ def write_sql(place: Place, parts: list[Path], schema: pa.Schema, job_id: str) -
                 )
             conn.execute(existing.delete().where(existing.c.job_id == job_id))
             for part in parts:
-                for batch in read_part(part, schema).to_batches(INSERT_ROWS):
+                for batch in read_part(part, schema, constants).to_batches(INSERT_ROWS):
                     rows = batch.to_pylist()
                     if rows:
                         conn.execute(existing.insert(), rows)

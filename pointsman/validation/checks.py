@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,8 +69,10 @@ class ProfileChecks:
                 checks.categorical.append(_category_check(spec.name, stats, nulls_seen))
         return checks
 
-    def check(self, frame: Frame) -> list[Finding]:
-        """Every finding in `frame`, in row order within each feature."""
+    def check(self, frame: Frame, dictionaries: Mapping[str, Any] | None = None) -> list[Finding]:
+        """Every finding in `frame`, in row order within each feature. `dictionaries`: text
+        columns as Arrow dictionaries over the frame's rows (a batch job's Parquet input),
+        whose categories are looked up once per distinct value; the same findings."""
         findings: list[Finding] = []
         n = frame.n_rows
         columns = frame.columns
@@ -86,7 +88,7 @@ class ProfileChecks:
         for k in self.categorical:
             col = columns.get(k.name)
             if col is not None:
-                _categories(k, col, findings)
+                _categories(k, col, findings, (dictionaries or {}).get(k.name))
         if self.row_features:
             _rows(self.row_features, columns, n, findings)
         return findings
@@ -159,11 +161,15 @@ def _numeric_finding(c: NumericCheck, i: int, v: float, raw: Any, out: list[Find
         )
 
 
-def _categories(k: CategoryCheck, col: np.ndarray, out: list[Finding]) -> None:
+def _categories(
+    k: CategoryCheck, col: np.ndarray, out: list[Finding], dictionary: Any = None
+) -> None:
     categories = k.categories
     if len(col) <= SCALAR_ROWS:
         values = col.tolist()
         rows: Iterable[int] = range(len(values))
+    elif dictionary is not None and k.check_set and len(col) > HASHED_ROWS:
+        values, rows = col, np.flatnonzero(~_dictionary_known(k, dictionary)).tolist()
     else:  # only the suspects are read as Python values
         values, rows = col, _category_suspects(k, col)
     for i in rows:
@@ -214,6 +220,20 @@ def _arrow_known(k: CategoryCheck, col: pd.arrays.ArrowStringArray) -> np.ndarra
     categories = pa.array(sorted(k.categories), type=values.type)
     known: np.ndarray = pc.is_in(values, value_set=categories).to_numpy(zero_copy_only=False)
     return known
+
+
+def _dictionary_known(k: CategoryCheck, dictionary: Any) -> np.ndarray:
+    """As `_arrow_known`, each distinct value looked up once: the rows take their value's
+    answer by its index (a null's is null, so not known)."""
+    import pyarrow as pa  # loaded already: the column is an Arrow dictionary
+    import pyarrow.compute as pc
+
+    values = dictionary.dictionary
+    categories = pa.array(sorted(k.categories), type=values.type)
+    answers = pc.is_in(values, value_set=categories)
+    known = pc.fill_null(answers.take(dictionary.indices), False)
+    out: np.ndarray = known.to_numpy(zero_copy_only=False)
+    return out
 
 
 def _rows(names: list[str], columns: dict[str, np.ndarray], n: int, out: list[Finding]) -> None:

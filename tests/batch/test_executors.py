@@ -127,6 +127,41 @@ def test_arrow_text_gives_the_frame_and_findings_of_numpy_text(
     }
 
 
+@pytest.mark.parametrize("null_in", ["region", "contract"])
+def test_dictionary_text_gives_the_frame_and_findings_of_plain_text(
+    project: Project, churn_files: list[tuple[Path, Path]], null_in: str
+) -> None:
+    register_churn(project, churn_files)
+    version = version_for(project, "churn", None)
+    frame = churn_table(3000)  # above HASHED_ROWS: categories looked up in C
+    frame.loc[7, "region"] = "Atlantis"  # unknown category
+    frame.loc[2500, "region"] = "Atlantis"
+    frame.loc[9, null_in] = None  # refused: the dictionary is taken over the kept rows
+    plain = pa.Table.from_pandas(frame, preserve_index=False)
+    text = [f.name for f in plain.schema if f.type == pa.string()]
+    encoded = pa.table(
+        {
+            name: plain.column(name).dictionary_encode() if name in text else plain.column(name)
+            for name in plain.column_names
+        }
+    )
+    checks = ProfileChecks.build(version.signature, version.profile, 0.1)
+    for arrow_strings in (False, True):
+        want = check_chunk(version.signature, plain, False, arrow_strings)
+        got = check_chunk(version.signature, encoded, False, arrow_strings)
+        assert set(got.dictionaries) == set(text) and want.dictionaries == {}
+        assert want.refused == got.refused and 9 in got.refused
+        assert np.array_equal(want.rows, got.rows)
+        for name, column in want.frame.columns.items():
+            assert list(column) == list(got.frame.columns[name])
+        assert all(len(d) == got.frame.n_rows for d in got.dictionaries.values())
+        findings = checks.check(want.frame)
+        assert checks.check(got.frame, got.dictionaries) == findings
+        unknown = [(f.row, f.value) for f in findings if f.rule == "unknown_category"]
+        assert unknown == [(7, "Atlantis"), (2499, "Atlantis")]  # frame rows: 9 is refused
+        assert {f.rule for f in findings} >= {"near_miss_category", "unknown_category"}
+
+
 def test_in_process_setup_is_what_a_worker_gets(project: Project, tmp_path: Path) -> None:
     register_slow(project, tmp_path)
     numbers(4).to_csv(tmp_path / "in.csv", index=False)
