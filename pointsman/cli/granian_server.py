@@ -4,30 +4,52 @@ granian always runs the app in worker processes of its own, so the runners, the 
 the change listener stay in the serve process (`serve.supervised_runners`) and every worker
 rebuilds the app from the environment, as uvicorn's workers do. uvicorn's proxy-header
 handling is kept in front of the app, so a client's address reads the same on both servers.
+A worker dies with the serve process (as uvicorn's single process does): a killed serve leaves
+no orphan worker listening, nor, through it, the runners' forkserver.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 from pointsman.errors import ConfigError
 from pointsman.monitoring.logs import logging_config
 from pointsman.settings import Settings
 
-TARGET = "pointsman.api.app:proxied_app_from_environment"
+TARGET = "pointsman.cli.granian_server:worker_app"
+PR_SET_PDEATHSIG = 1
+
+
+def worker_app() -> Any:
+    """The app of one granian worker, which ends when the serve process does, even killed."""
+    from pointsman.api.app import proxied_app_from_environment
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # granian's worker stops on it, draining
+    except (OSError, AttributeError):  # not Linux
+        pass
+    if str(os.getppid()) != os.environ.get("POINTSMAN_SERVE_PID"):
+        sys.exit("pointsman serve stopped before this granian worker started")
+    return proxied_app_from_environment()
 
 
 def run_granian(settings: Settings, tls: dict[str, str | None]) -> None:
     try:
         from granian import Granian
-        from granian.constants import Interfaces, Loops
+        from granian.constants import Interfaces, Loops, SSLProtocols
         from granian.log import LogLevels
     except ImportError:
         raise ConfigError(
             "http_server = granian needs the granian package: pip install 'pointsman[granian]' "
             "(or serve on uvicorn, the default: --http-server uvicorn)."
         ) from None
+    os.environ["POINTSMAN_SERVE_PID"] = str(os.getpid())  # the workers' parent
     level = settings.server_log_level.lower()
     server = Granian(
         TARGET,
@@ -42,6 +64,7 @@ def run_granian(settings: Settings, tls: dict[str, str | None]) -> None:
         log_access=False,  # pointsman's own access log (`access_log`) when asked for
         ssl_cert=Path(tls["certfile"]) if tls["certfile"] else None,
         ssl_key=Path(tls["keyfile"]) if tls["keyfile"] else None,
+        ssl_protocol_min=SSLProtocols.tls12,  # granian's default is 1.3; uvicorn takes 1.2 too
         respawn_failed_workers=True,  # a killed worker comes back, as under uvicorn
         working_dir=Path(os.getcwd()),
     )
