@@ -23,6 +23,7 @@ from pointsman.settings import Settings
 
 TARGET = "pointsman.cli.granian_server:worker_app"
 PR_SET_PDEATHSIG = 1
+KEEP_ALIVE_S = 5  # uvicorn's timeout_keep_alive
 
 
 def worker_app() -> Any:
@@ -43,6 +44,7 @@ def run_granian(settings: Settings, tls: dict[str, str | None]) -> None:
     try:
         from granian import Granian
         from granian.constants import Interfaces, Loops, SSLProtocols
+        from granian.http import HTTP1Settings
         from granian.log import LogLevels
     except ImportError:
         raise ConfigError(
@@ -59,6 +61,9 @@ def run_granian(settings: Settings, tls: dict[str, str | None]) -> None:
         interface=Interfaces.ASGI,
         workers=settings.workers,
         loop=Loops.uvloop,
+        # uvicorn closes a keep-alive connection idle 5 s; granian's only bound is this one
+        # (its default 30 s), which also times the reading of each request's headers.
+        http1_settings=HTTP1Settings(header_read_timeout=KEEP_ALIVE_S * 1000),
         log_level=LogLevels("debug" if level == "trace" else level),
         log_dictconfig=logging_config(settings.log_format, settings.server_log_level),
         log_access=False,  # pointsman's own access log (`access_log`) when asked for
