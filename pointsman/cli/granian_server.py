@@ -32,7 +32,8 @@ def worker_app() -> Any:
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # granian's worker stops on it, draining
+        # Killed as it was: no clean stop, so its heartbeat ends as a killed front's does.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux
         pass
     if str(os.getppid()) != os.environ.get("POINTSMAN_SERVE_PID"):
