@@ -10,10 +10,12 @@ no orphan worker listening, nor, through it, the runners' forkserver.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,22 @@ def worker_app() -> Any:
         pass
     if str(os.getppid()) != os.environ.get("POINTSMAN_SERVE_PID"):
         sys.exit("pointsman serve stopped before this granian worker started")
+    forget_parents_forkserver()
     return proxied_app_from_environment()
+
+
+def forget_parents_forkserver() -> None:
+    """granian forks its workers from the serve process, whose forkserver (the runners') is
+    not the worker's child: using it (a registration's checked load) fails with
+    ChildProcessError. The worker starts its own on first use, as uvicorn's spawned do."""
+    state: Any = forkserver._forkserver
+    alive = state._forkserver_alive_fd
+    if alive is not None:
+        with contextlib.suppress(OSError):
+            os.close(alive)
+    preload = state._preload_modules
+    state.__init__()
+    state._preload_modules = preload
 
 
 def run_granian(settings: Settings, tls: dict[str, str | None]) -> None:
