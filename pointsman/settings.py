@@ -303,7 +303,10 @@ class Settings(AlertSettings):
         description="The HTTP server `pointsman serve` runs the app on: uvicorn (uvloop + "
         "httptools), or granian (a Rust HTTP server; `pip install 'pointsman[granian]'`). "
         "With granian the runners are always supervised by the serve process, whatever the "
-        "worker count. bench/front_cpu.py and bench/serve_vs_bentoml.py measure both.",
+        "worker count. Set to act as uvicorn (TLS 1.2 and 1.3, keep-alive closed after 5 s "
+        "idle, workers die with serve), except: 5 s to send a request's headers, its own log "
+        "lines from the `_granian` logger. bench/front_cpu.py and bench/serve_vs_bentoml.py "
+        "measure both.",
     )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import ssl
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.api.test_tls import make_certificates
 from tests.conftest import Server, churn_rows
 from tests.logstore.test_chaos import project_with_churn, stored_counts
+from tests.runners.test_front import alive, descendants
 
 pytest.importorskip(
     "granian", reason="granian is an optional extra: pip install 'pointsman[granian]'"
@@ -110,5 +114,40 @@ def test_one_granian_worker_shows_the_serve_processes_runner_metrics(
                 break
             time.sleep(0.2)
         assert memory and max(memory) > 0, text
+    finally:
+        server.stop()
+
+
+def test_granian_takes_tls_12_closes_idle_connections_and_dies_with_serve(
+    tmp_path: Path, database_url: str, churn_files: list[tuple[Path, Path]]
+) -> None:
+    """What granian does otherwise than uvicorn unless told: TLS 1.3 only, keep-alive
+    connections idle 30 s, and a worker (hence the runners' forkserver) outliving a killed
+    serve process."""
+    folder = tmp_path / "proj"
+    project_with_churn(folder, database_url, *churn_files[0])
+    ca, cert, key = make_certificates(tmp_path)
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    server = Server(folder, env=ENV, args=["--http-server", "granian", *tls], ca=ca)
+    try:
+        old = ssl.create_default_context(cafile=ca)
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        assert httpx.get(server.url + "/healthz", verify=old, timeout=10).status_code == 200
+        raw = socket.create_connection(("127.0.0.1", server.port))
+        with old.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            conn.settimeout(20)  # uvicorn closes at 5 s idle, granian's default at 30 s
+            answer = b""
+            while chunk := conn.recv(4096):  # until the server closes the idle connection
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        below = descendants(server.process.pid)
+        assert workers_of(server) <= below and len(below) >= 3, below
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(10)
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in below) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in below if alive(p)], below
     finally:
         server.stop()
