@@ -4,18 +4,17 @@ granian always runs the app in worker processes of its own, so the runners, the 
 the change listener stay in the serve process (`serve.supervised_runners`) and every worker
 rebuilds the app from the environment, as uvicorn's workers do. uvicorn's proxy-header
 handling is kept in front of the app, so a client's address reads the same on both servers.
-A worker dies with the serve process (as uvicorn's single process does): a killed serve leaves
-no orphan worker listening, nor, through it, the runners' forkserver.
+Workers are spawned, not forked, and die with the serve process (as uvicorn's single process
+does): a killed serve leaves no orphan worker listening.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
-from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +39,7 @@ def worker_app() -> Any:
         pass
     if str(os.getppid()) != os.environ.get("POINTSMAN_SERVE_PID"):
         sys.exit("pointsman serve stopped before this granian worker started")
-    forget_parents_forkserver()
     return proxied_app_from_environment()
-
-
-def forget_parents_forkserver() -> None:
-    """granian forks its workers from the serve process, whose forkserver (the runners') is
-    not the worker's child: using it (a registration's checked load) fails with
-    ChildProcessError. The worker starts its own on first use, as uvicorn's spawned do."""
-    state: Any = forkserver._forkserver
-    alive = state._forkserver_alive_fd
-    if alive is not None:
-        with contextlib.suppress(OSError):
-            os.close(alive)
-    preload = state._preload_modules
-    state.__init__()
-    state._preload_modules = preload
 
 
 def run_granian(settings: Settings, tls: dict[str, str | None]) -> None:
@@ -70,6 +54,11 @@ def run_granian(settings: Settings, tls: dict[str, str | None]) -> None:
             "(or serve on uvicorn, the default: --http-server uvicorn)."
         ) from None
     os.environ["POINTSMAN_SERVE_PID"] = str(os.getpid())  # the workers' parent
+    # granian starts its workers with the default start method. Forked, a worker would
+    # inherit this process's threads' locks (the runner supervisor's, the log's) mid-use and
+    # its forkserver, which is not the worker's child; spawned, it starts clean, as
+    # uvicorn's workers do.
+    multiprocessing.set_start_method("spawn", force=True)
     level = settings.server_log_level.lower()
     server = Granian(
         TARGET,

@@ -28,17 +28,21 @@ ENV = {"POINTSMAN_AUTH": "false", "POINTSMAN_LOG_SHIP_INTERVAL_S": "3600"}
 
 
 def workers_of(server: Server) -> set[int]:
-    """granian's worker processes: the server's children forked from it (same command line);
-    the runners' forkserver and the drift child are started with a command of their own."""
+    """granian's worker processes: the server's spawned children started after it handed
+    them its pid (POINTSMAN_SERVE_PID); the log process was spawned before that, and the
+    forkserver and resource tracker run commands of their own."""
     root = server.process.pid
-    cmdline = Path(f"/proc/{root}/cmdline").read_bytes()
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == root and (entry / "cmdline").read_bytes() == cmdline:
+            if (
+                ppid == root
+                and b"spawn_main" in (entry / "cmdline").read_bytes()
+                and b"POINTSMAN_SERVE_PID=" in (entry / "environ").read_bytes()
+            ):
                 found.add(int(entry.name))
         except (OSError, ValueError):
             continue
