@@ -1,8 +1,9 @@
 """`pointsman serve --http-server granian`: the same app on granian's Rust HTTP server.
 
-granian always runs the app in worker processes of its own, so the runners, the rollups and
-the change listener stay in the serve process (`serve.supervised_runners`) and every worker
-rebuilds the app from the environment, as uvicorn's workers do. uvicorn's proxy-header
+granian always runs the app in worker processes of its own, so the runners and the change
+listener stay in the serve process (`serve.supervised_runners`; the prediction log has its
+own process on either server) and every worker rebuilds the app from the environment, as
+uvicorn's workers do. uvicorn's proxy-header
 handling is kept in front of the app, so a client's address reads the same on both servers.
 Workers are spawned, not forked, and die with the serve process (as uvicorn's single process
 does): a killed serve leaves no orphan worker listening.
