@@ -404,6 +404,7 @@ def soak_minutes(
     pause_ms = max(0.0, 1000 * SOAK_CONNECTIONS / rate - 1.0)
     minutes = []
     cpu_before = cpu_ticks(server.pids())
+    split_before = cpu_split(server.pids())
     for minute in range(count):
         script.write_text(WRK_SCRIPT % (key, BODY) + PAUSE % round(pause_ms))
         raw = run_wrk(predict_url(server), script, SOAK_CONNECTIONS, 60, 1)
@@ -416,12 +417,58 @@ def soak_minutes(
                         "p99_ms": raw["p99_us"] / 1000, "errors": sum(raw["errors"].values()),
                         "server_cpu_pct": round((cpu_now - cpu_before) / TICKS / 0.6, 1),
                         "load1": round(os.getloadavg()[0], 2)})  # fmt: skip
-        cpu_before = cpu_now
+        split_now = cpu_split(server.pids())
+        minutes[-1].update(split_pct(split_before, split_now))
+        cpu_before, split_before = cpu_now, split_now
         print(json.dumps(minutes[-1]), file=sys.stderr, flush=True)
     return minutes
 
 
 PAUSE = "\ndelay = function() return %d end\n"  # wrk: milliseconds before each call
+
+
+def cpu_split(pids: list[int]) -> dict[str, Any]:
+    """Where the machine's CPU went, in clock ticks: each of the server's processes, wrk
+    (this script's waited-for children), the machine's busy and steal time. A p99 bump with
+    the server's own CPU flat and `others` up is a neighbour; with one process up, that one."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    children = os.times()  # wrk ran as this process's child and was waited for
+    return {
+        "per_process": {f"{pid} {process_role(pid)}": cpu_ticks([pid]) for pid in pids},
+        "machine": sum(fields[:7]) - idle,  # steal (fields[7]) is time not run
+        "steal": fields[7],
+        "client": round((children.children_user + children.children_system) * TICKS),
+    }
+
+
+def process_role(pid: int) -> str:
+    """A short name for one of the server's processes, from its command line."""
+    with contextlib.suppress(OSError):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        text = b" ".join(argv).decode(errors="replace")
+        if "forkserver" in text:
+            return "runner"
+        if "multiprocessing.spawn" in text:
+            return "child"  # an HTTP worker, the log process or the drift child
+        return "serve"
+    return "gone"
+
+
+def split_pct(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """The minute's CPU between two `cpu_split`s, in % of one core."""
+    server = {
+        name: round((ticks - before["per_process"].get(name, 0)) / TICKS / 0.6, 1)
+        for name, ticks in now["per_process"].items()
+    }
+    machine = (now["machine"] - before["machine"]) / TICKS / 0.6
+    client = (now["client"] - before["client"]) / TICKS / 0.6
+    return {
+        "server_cpu_by_process": server,
+        "client_cpu_pct": round(client, 1),
+        "others_cpu_pct": round(max(0.0, machine - sum(server.values()) - client), 1),
+        "steal_pct": round((now["steal"] - before["steal"]) / TICKS / 0.6, 1),
+    }
 
 
 def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dict[str, Any]:
