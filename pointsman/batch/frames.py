@@ -75,11 +75,10 @@ def check_chunk(
                 pa.types.is_string(text) or pa.types.is_large_string(text)
             ):
                 dictionaries[spec.name] = column
-                if spec.name in categorical:
-                    as_categories = _categorical(column)
-                    if as_categories is not None:  # indexes and compares as a numpy column
-                        columns[spec.name] = as_categories  # type: ignore[assignment]
-                        continue
+                taken = _from_dictionary(column, spec.name in categorical, arrow_strings)
+                if taken is not None:  # indexes and compares as a numpy column
+                    columns[spec.name] = taken
+                    continue
             column = column.dictionary_decode()
         columns[spec.name] = _column(spec, column, refused, coerced, text_source, arrow_strings)
     if not refused:
@@ -174,18 +173,26 @@ def _arrow_strings(column: pa.Array) -> np.ndarray:
     return text
 
 
-def _categorical(column: pa.DictionaryArray) -> pd.Categorical | None:
-    """Null-free dictionary text as a Categorical whose categories are Python strings (an
-    object Index, which numpy takes by pointer); None for nulls or a value the dictionary
-    holds twice (a Categorical's categories are distinct), which are decoded instead."""
-    if column.null_count or column.dictionary.null_count:
+def _from_dictionary(
+    column: pa.DictionaryArray, categorical: bool, arrow_strings: bool
+) -> Any | None:
+    """Null-free dictionary text without a string made per row: for a model that only encodes
+    it, a Categorical whose categories are Python strings (an object Index, which numpy takes
+    by pointer); for numpy text, the dictionary's strings taken by index. None: decode it
+    (nulls; a value the dictionary holds twice, which a Categorical's categories cannot; or
+    Arrow-backed text, which pandas reads from the decoded column without a copy)."""
+    if column.null_count or column.dictionary.null_count or (arrow_strings and not categorical):
         return None
     values = column.dictionary.to_pylist()
-    if len(set(values)) != len(values):
-        return None
     codes = column.indices.to_numpy(zero_copy_only=False)
-    dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
-    return pd.Categorical.from_codes(codes, dtype=dtype)
+    if categorical:
+        if len(set(values)) != len(values):
+            return None
+        dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
+        return pd.Categorical.from_codes(codes, dtype=dtype)
+    strings = np.empty(len(values), dtype=object)
+    strings[:] = values
+    return strings[codes]
 
 
 def _with_nulls(
