@@ -235,7 +235,16 @@ def arrow_labels(labels: Any) -> pa.Array:
                 return pa.array(labels, from_pandas=True)
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 pass  # mixed values: as the request path reads them
+    elif isinstance(labels, list) and labels and _plain(labels):
+        return pa.array(labels)  # a runtime's list of Python values (ONNX's predict): as is
     return pa.array(plain_list(labels))
+
+
+def _plain(labels: list[Any]) -> bool:
+    """Whether every label is a Python int (not a bool) or every one a str: what `plain_list`
+    gives back unchanged, so it need not be called on each."""
+    kind = type(labels[0])
+    return kind in (int, str) and all(type(v) is kind for v in labels)
 
 
 def pc_add(rows: pa.Array, first: int) -> pa.Array:
