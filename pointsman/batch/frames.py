@@ -8,7 +8,8 @@ per-value path with the request path's `coerce`.
 
 Text without nulls can stay in Arrow (`arrow_strings`): pandas reads it without a copy, where
 a numpy column of Python strings costs an object per value, made here and undone again when
-the model's DataFrame is built.
+the model's DataFrame is built. Text read as a dictionary can go to a model that only encodes
+it as a pandas Categorical of the dictionary's few strings (`categorical`).
 """
 
 from __future__ import annotations
@@ -47,13 +48,19 @@ class CheckedChunk:
 
 
 def check_chunk(
-    signature: Signature, table: pa.Table, text_source: bool, arrow_strings: bool = False
+    signature: Signature,
+    table: pa.Table,
+    text_source: bool,
+    arrow_strings: bool = False,
+    categorical: frozenset[str] = frozenset(),
 ) -> CheckedChunk:
     """The chunk as a Frame of the version's inputs; rows breaking the signature refused.
 
     `text_source`: read from CSV, where "41" is how a number is written, so reading text as
     a number is no finding (as `pointsman validate` does). `arrow_strings`: text columns
     without nulls as pandas' Arrow-backed strings, for a model that takes a DataFrame.
+    `categorical`: text inputs that, read as dictionaries without nulls, go to the model as
+    pandas Categoricals (`batch.categories` says which a model takes so).
     """
     n = table.num_rows
     refused: dict[int, list[Finding]] = {}
@@ -63,8 +70,15 @@ def check_chunk(
     for spec in signature.inputs:
         column = table.column(spec.name).combine_chunks()
         if pa.types.is_dictionary(column.type):  # decoded once, here, for the model
-            if spec.type == "string" and pa.types.is_string(column.type.value_type):
+            text = column.type.value_type
+            if spec.type == "string" and (
+                pa.types.is_string(text) or pa.types.is_large_string(text)
+            ):
                 dictionaries[spec.name] = column
+                taken = _from_dictionary(column, spec.name in categorical, arrow_strings)
+                if taken is not None:  # indexes and compares as a numpy column
+                    columns[spec.name] = taken
+                    continue
             column = column.dictionary_decode()
         columns[spec.name] = _column(spec, column, refused, coerced, text_source, arrow_strings)
     if not refused:
@@ -157,6 +171,28 @@ def _arrow_strings(column: pa.Array) -> np.ndarray:
         return values  # type: ignore[return-value]  # indexes and compares as the numpy one
     text: np.ndarray = values.to_numpy(dtype=object)
     return text
+
+
+def _from_dictionary(
+    column: pa.DictionaryArray, categorical: bool, arrow_strings: bool
+) -> Any | None:
+    """Null-free dictionary text without a string made per row: for a model that only encodes
+    it, a Categorical whose categories are Python strings (an object Index, which numpy takes
+    by pointer); for numpy text, the dictionary's strings taken by index. None: decode it
+    (nulls; a value the dictionary holds twice, which a Categorical's categories cannot; or
+    Arrow-backed text, which pandas reads from the decoded column without a copy)."""
+    if column.null_count or column.dictionary.null_count or (arrow_strings and not categorical):
+        return None
+    values = column.dictionary.to_pylist()
+    codes = column.indices.to_numpy(zero_copy_only=False)
+    if categorical:
+        if len(set(values)) != len(values):
+            return None
+        dtype = pd.CategoricalDtype(pd.Index(values, dtype=object))
+        return pd.Categorical.from_codes(codes, dtype=dtype)
+    strings = np.empty(len(values), dtype=object)
+    strings[:] = values
+    return strings[codes]
 
 
 def _with_nulls(

@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pointsman.batch.categories import categorical_inputs
 from pointsman.batch.frames import check_chunk, subset
 from pointsman.registry import VersionRecord
 from pointsman.runtimes import Runtime
@@ -90,11 +91,15 @@ class Scorer:
         self.arrow_strings = runtime is None or (
             isinstance(runtime, SklearnRuntime) and runtime.uses_frame
         )
+        text = [s.name for s in version.signature.inputs if s.type == "string"]
+        self.categorical = categorical_inputs(runtime, text)
 
     def score(self, chunk: int, first_row: int, table: pa.Table) -> Scored:
         """The chunk through every check and (unless a dry run) the model."""
         start = time.perf_counter()
-        checked = check_chunk(self.version.signature, table, self.text_source, self.arrow_strings)
+        checked = check_chunk(
+            self.version.signature, table, self.text_source, self.arrow_strings, self.categorical
+        )
         refused = checked.refused
         frame, rows = checked.frame, checked.rows
         flagged: set[int] = set()
@@ -230,7 +235,16 @@ def arrow_labels(labels: Any) -> pa.Array:
                 return pa.array(labels, from_pandas=True)
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 pass  # mixed values: as the request path reads them
+    elif isinstance(labels, list) and labels and _plain(labels):
+        return pa.array(labels)  # a runtime's list of Python values (ONNX's predict): as is
     return pa.array(plain_list(labels))
+
+
+def _plain(labels: list[Any]) -> bool:
+    """Whether every label is a Python int (not a bool) or every one a str: what `plain_list`
+    gives back unchanged, so it need not be called on each."""
+    kind = type(labels[0])
+    return kind in (int, str) and all(type(v) is kind for v in labels)
 
 
 def pc_add(rows: pa.Array, first: int) -> pa.Array:

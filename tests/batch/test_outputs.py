@@ -21,6 +21,12 @@ LABELS = [
     np.array([1, 2], dtype=object),
     np.array([1, "a"], dtype=object),  # mixed: read value by value, as a request's answers
     [1, 2, None],  # a runtime that answers a list
+    [0, 1, 1],  # ONNX's predict: Python ints
+    [2**40, -1],
+    ["yes", "no"],
+    [1, True],  # a bool is not an int here
+    [1, 2.5],
+    [1, np.int64(2)],
 ]
 
 
