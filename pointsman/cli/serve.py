@@ -22,6 +22,7 @@ from pointsman.api.redirect import start_redirect_server
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.granian_server import run_granian
 from pointsman.cli.output import console
+from pointsman.cli.workers import run_workers
 from pointsman.errors import ConfigError
 from pointsman.logstore.log_process import LogProcess
 from pointsman.monitoring import metrics
@@ -186,7 +187,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
         )
         return
     hand_over(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         "pointsman.api.app:app_from_environment",
         factory=True,
         host=settings.host,
@@ -198,6 +199,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
         ssl_certfile=tls["certfile"],
         ssl_keyfile=tls["keyfile"],
     )
+    run_workers(config)
 
 
 def hand_over(settings: Settings) -> None:

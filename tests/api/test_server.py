@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,5 +96,53 @@ def test_every_worker_switches_within_a_second_of_a_deploy(
             # Refresh polls every 0.5 s and warms the new version before switching; the
             # bound leaves room for a loaded 2-core machine.
             assert last_old < 2.0, f"a worker still answered v1 {last_old:.2f} s after deploy"
+    finally:
+        server.stop()
+
+
+def sockets_of(port: int, state: str) -> dict[int, int]:
+    """Inode -> owning pid of this machine's TCP sockets on local `port` in `state` (hex, as
+    /proc/net/tcp writes it: 0A listening, 01 established)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+            inodes.add(int(fields[9]))
+    owners = {}
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+            owners[int(target[8:-1])] = int(fd.parent.parent.name)
+    return owners
+
+
+def test_workers_listen_apart_and_share_connections_opened_together(project: Project) -> None:
+    """Each worker accepts on a socket of its own (SO_REUSEPORT): 16 connections opened at
+    once land on both workers. On one shared socket the first worker awake took them all."""
+    server = Server(project.settings.project_path(), workers=2)
+    try:
+        deadline = time.monotonic() + 30  # the first worker up answered /readyz
+        while len(listening := sockets_of(server.port, "0A")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(listening) == 2 and len(set(listening.values())) == 2, listening
+        connections = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(16)]
+        try:
+            time.sleep(1.0)  # every worker accepts what the kernel queued for it
+            owners = sockets_of(server.port, "01")
+            assert set(owners.values()) == set(listening.values()), owners
+        finally:
+            for conn in connections:
+                conn.close()
+        # A second server on the port is refused, not let into the group.
+        second = subprocess.run(
+            [sys.executable, "-m", "pointsman", "--project", str(project.settings.project_path()),
+             "serve", "--port", str(server.port), "--workers", "2"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode != 0
+        assert "address already in use" in (second.stdout + second.stderr).lower()
     finally:
         server.stop()
