@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -59,9 +60,25 @@ def request_id_of(request: Request) -> str:
 
 
 def new_request_id() -> str:
-    """32 random hex digits, as `uuid.uuid4().hex` gives, without building a UUID (a fifth of
-    the time)."""
-    return os.urandom(16).hex()
+    """32 hex digits, as `uuid.uuid4().hex` gives: 16 random ones drawn once per process,
+    then a count. Unique across processes and restarts without a system call per request
+    (os.urandom was one, ~1.4 % of the HTTP worker's CPU under load)."""
+    return f"{_ids.prefix}{next(_ids.count):016x}"
+
+
+class _Ids:
+    """This process's request-id prefix and count; a forked child draws its own."""
+
+    def __init__(self) -> None:
+        self.draw()
+
+    def draw(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.count = itertools.count(1)
+
+
+_ids = _Ids()
+os.register_at_fork(after_in_child=_ids.draw)
 
 
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
