@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
+from pointsman.api.headers import header
 from pointsman.auth.ratelimit import retry_after_header
 from pointsman.errors import FieldProblem, PointsmanError
 from pointsman.monitoring.logs import bind
@@ -52,7 +53,7 @@ def request_id_of(request: Request) -> str:
     state = request.scope.setdefault("state", {})
     rid = state.get("request_id")
     if rid is None:
-        given = request.headers.get("x-request-id")
+        given = header(request.scope, b"x-request-id")
         rid = given if given is not None and is_usable_request_id(given) else new_request_id()
         state["request_id"] = rid
         bind(request_id=rid)
