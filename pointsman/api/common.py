@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pointsman.api.errors import JSON, error_response_for, request_id_of, unexpected_error
+from pointsman.api.headers import header
 from pointsman.catalog import Catalog
 from pointsman.errors import BadRequest, PayloadTooLarge, PointsmanError, RequestTimedOut
 from pointsman.pipeline import Pipeline
@@ -40,7 +41,7 @@ def project_of(request: Request) -> Project:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past `limit` bytes (before reading it all)."""
-    declared = request.headers.get("content-length")
+    declared = header(request.scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(int(declared), limit)
     chunks = []
@@ -51,7 +52,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(size, limit)
         chunks.append(chunk)
     body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").lower()
+    encoding = (header(request.scope, b"content-encoding") or "").lower()
     if encoding in ("gzip", "deflate"):
         body = _decompress(body, encoding, limit)
     return body

@@ -23,6 +23,7 @@ from pointsman.api.common import (
     read_body,
 )
 from pointsman.api.errors import is_usable_request_id, request_id_of
+from pointsman.api.headers import header
 from pointsman.catalog import Catalog
 from pointsman.errors import TooManyRows
 from pointsman.monitoring import metrics
@@ -37,7 +38,8 @@ async def infer(request: Request, rid: str, *, codec: Codec, outcome: Outcome) -
     settings = pipeline.settings
     params = request.path_params
     model = params.get("model") or catalog.default_model(settings.default_model)
-    target = catalog.target(model, params.get("version"), request.headers.get("x-routing-key"))
+    routing_key = header(request.scope, b"x-routing-key")
+    target = catalog.target(model, params.get("version"), routing_key)
     payload = Payload(codec, await read_body(request, settings.max_body_bytes), request.headers)
     decoded = payload.decoded_for(target.signature)
     if decoded.frame.n_rows > settings.max_rows_per_request:
@@ -60,7 +62,7 @@ def _request_id(request: Request, rid: str, decoded: Decoded) -> str:
     the prediction record, or it cannot be one (a header holds only ASCII).
     """
     given = decoded.request_id
-    if given and is_usable_request_id(given) and "x-request-id" not in request.headers:
+    if given and is_usable_request_id(given) and header(request.scope, b"x-request-id") is None:
         request.state.request_id = given
         bind(request_id=given)
         return given

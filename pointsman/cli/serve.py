@@ -18,6 +18,7 @@ from pointsman.alerts import RuleBook
 from pointsman.alerts.watch import rule_configs
 from pointsman.api.access import BANNER
 from pointsman.api.app import build_app
+from pointsman.api.http_protocol import OneSendProtocol
 from pointsman.api.redirect import start_redirect_server
 from pointsman.cli.context import Context, pass_context
 from pointsman.cli.granian_server import run_granian
@@ -184,6 +185,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
             access_log=False,
             ssl_certfile=tls["certfile"],
             ssl_keyfile=tls["keyfile"],
+            http=OneSendProtocol,  # an answer's head and body in one send
         )
         return
     hand_over(settings)
@@ -198,6 +200,7 @@ def run(settings: Settings, tls: dict[str, str | None]) -> None:
         access_log=False,
         ssl_certfile=tls["certfile"],
         ssl_keyfile=tls["keyfile"],
+        http=OneSendProtocol,
     )
     run_workers(config)
 

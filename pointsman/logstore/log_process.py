@@ -86,7 +86,7 @@ def serve(
     if logging_config is not None:
         logging.config.dictConfig(logging_config)
     engine = connect(settings.resolved_database_url())
-    shipping = Shipping(settings, engine) if settings.log_predictions else None
+    shipping = Shipping(settings, engine, alone=True) if settings.log_predictions else None
     roller = Roller(engine, outage=shipping.outage if shipping is not None else None)
     if shipping is not None:
         shipping.start()

@@ -41,7 +41,9 @@ class Shipping:
     folders but that one are left to the server's shipping, and so are the server's
     duties: reporting the spool's usage and pruning."""
 
-    def __init__(self, settings: Settings, engine: Engine, only: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, only: Path | None = None, alone: bool = False
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.root = settings.project_path() / settings.log_spool_dir
@@ -55,7 +57,9 @@ class Shipping:
                 queue_size=settings.log_sink_queue_size,
                 retries=settings.log_sink_retries,
             )
-        self.shipper = Shipper(self.root, engine, self.sink.offer if self.sink else None, only)
+        on_shipped = self.sink.offer if self.sink else None
+        # alone: in the log process, where no event loop shares the GIL (shipper.py)
+        self.shipper = Shipper(self.root, engine, on_shipped, only, alone)
         self.is_server_wide = only is None
         self.usage = UsageReporter(self, engine)
         self.outage = OutageLog(self.describe, probe=probe_of(engine))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,32 @@ def test_batch_insert_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
     assert stored(batch) == stored(rows)
     query = LogQuery(model="churn")
     assert find_predictions(batch, query).records == find_predictions(rows, query).records
+
+
+# Seconds since 1970 whose microseconds round half to even (down, then up), carry into the
+# next second, or are plain.
+EDGE_TIMES = (1733553601.0078125, 1733553601.0234375, 1733553601.9999997, 1733553601.123456789)
+
+
+def test_row_by_row_insert_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    """The log process's insert (alone: executemany) stores the very same values."""
+    many, rows = (connect(f"sqlite:///{tmp_path / name}.db") for name in ("many", "rows"))
+    for engine in (many, rows):
+        upgrade_to_head(engine)
+    spooled = records()
+    for record, when in zip(spooled, EDGE_TIMES, strict=True):
+        record["time"] = when
+    shipper.insert_records(many, spooled, alone=True)
+    shipper.insert_records(many, spooled, alone=True)  # shipped twice: a no-op
+    with rows.begin() as conn:
+        shipper._insert_rows(conn, spooled)
+    assert len(stored(many)) == 4
+    assert stored(many) == stored(rows)
+
+
+def test_sqlite_time_rounds_as_datetime_does() -> None:
+    rng = np.random.default_rng(14)
+    spread = 1.7e9 + rng.random(20_000) * 1e8
+    for seconds in [*EDGE_TIMES, 0.0, 59.9999995, *spread.tolist()]:
+        expected = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        assert shipper.sqlite_time(seconds) == expected, seconds
