@@ -83,6 +83,9 @@ class Catalog:
     def refresh(self) -> None:
         """Read versions, routes and runner specs; take each route once it can answer."""
         with self._refresh_lock:  # the route poll and the canary tick may both refresh
+            # The runners' state read afresh: a route change that waited for its runners to
+            # warm is taken now, not left pending on a read from before they were ready.
+            self._state = (0.0, {})
             counter = read_change_counter(self.project.engine)
             registry = self.project.registry
             versions = {

@@ -10,10 +10,12 @@ from typing import Any
 import joblib
 import pytest
 
+from pointsman import catalog as catalog_module
 from pointsman.catalog import Catalog, not_ready_message
 from pointsman.errors import BadRequest, ModelNotFound, NotDeployed, VersionNotFound
 from pointsman.project import Project
 from pointsman.routing import Arm, Policy
+from pointsman.routing.revisions import RouteBook
 from pointsman.runners import RunDir
 from pointsman.runners.directory import new_run_dir
 from pointsman.runners.serving import build_supervisor
@@ -63,6 +65,30 @@ def test_a_route_is_taken_at_start_and_ready_once_its_runner_is_warm(
     assert catalog.is_stale()
     catalog.refresh()
     assert catalog.get_route("iris").policy.timeout_ms == 50
+
+
+def test_a_route_change_that_waited_for_its_runners_is_taken_at_the_next_refresh(
+    iris: Project,
+    runners: tuple[RunDir, list[Any]],
+    iris_files: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_dir = runners[0]
+    catalog = Catalog(iris, run_dir)
+    catalog.refresh()
+    wait_for(lambda: catalog.readiness()["ready"])
+    model_file, data = iris_files
+    other = tmp_path / "iris-again.joblib"
+    joblib.dump(joblib.load(model_file), other, compress=3)
+    second = register_iris(iris, (other, data))
+    # A loaded machine: the runners' state read just before v2 warmed is still "recent".
+    monkeypatch.setattr(catalog_module, "STATE_TTL_S", 3600.0)
+    assert catalog.runner_state("iris", second) == {}
+    routes = RouteBook(iris.engine, iris.registry, run_dir.preflight)
+    routes.apply("iris", Policy(arms=(Arm(second),)), "t", "to v2")  # waits for v2 to warm
+    catalog.refresh()
+    assert catalog.get_route("iris").versions == [second] and not catalog.pending
 
 
 def test_a_revision_whose_version_fails_to_load_is_not_taken(
