@@ -156,6 +156,21 @@ def free_port() -> int:
         return port
 
 
+def checkout_server(
+    name: str, project: Path, logs: Path, key: str, code: Path | None, workers: int
+) -> Server:
+    """`pointsman serve` of the demo at `project`, running the code of checkout `code` if
+    given (for side-by-side runs against another commit), else this one's."""
+    port = free_port()
+    argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "serve"]
+    argv += ["--port", str(port), "--workers", str(workers)]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if code is not None:
+        env["PYTHONPATH"] = str(code.resolve())  # its pointsman before the installed one
+    path = "/v1/models/churn/predict"
+    return Server(name, argv, env, path, port, logs / f"{name}.log", key)
+
+
 # -- load -----------------------------------------------------------------------------------
 @dataclass
 class Run:

@@ -26,28 +26,14 @@ from pathlib import Path
 
 from harness import (
     BODY,
-    VENV_BIN,
     WRK_SCRIPT,
     Server,
-    free_port,
+    checkout_server,
     machine,
     make_demo,
     make_key,
     run_wrk,
 )
-
-
-def server(
-    name: str, project: Path, logs: Path, key: str, code: Path | None, workers: int
-) -> Server:
-    port = free_port()
-    argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "serve"]
-    argv += ["--port", str(port), "--workers", str(workers)]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    if code is not None:
-        env["PYTHONPATH"] = str(code.resolve())  # its pointsman before the installed one
-    path = "/v1/models/churn/predict"
-    return Server(name, argv, env, path, port, logs / f"{name}.log", key)
 
 
 def busiest_share(port: int, stop: threading.Event, out: list[float]) -> None:
@@ -97,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
         try:
             for name, project, code in (("this", ours, None), ("baseline", theirs, args.baseline)):
                 key = make_key(project)
-                servers.append(server(name, project, tmp, key, code, args.workers))
+                servers.append(checkout_server(name, project, tmp, key, code, args.workers))
                 servers[-1].start()
             runs: dict[str, list[dict[str, float]]] = {s.name: [] for s in servers}
             for round_ in range(args.rounds):
