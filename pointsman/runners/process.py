@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ctypes
+import gc
 import logging
 import mmap
 import os
@@ -33,7 +34,6 @@ from pointsman.registry.artifacts import ArtifactStore
 from pointsman.registry.loading import load_resolved
 from pointsman.registry.versions import VersionRecord
 from pointsman.runners import batching, handshake, limits, wire
-from pointsman.runners.heap import settle_heap
 from pointsman.runners.remote import split_address
 from pointsman.runners.spec import RunnerSpec
 from pointsman.runtimes import Runtime
@@ -80,7 +80,7 @@ def main(args: RunnerArgs) -> None:
         _write_status(args.status_path, {"state": "failed", "error": _reason(exc, args.spec)})
         sys.stderr.flush()
         os._exit(limits.EXIT_LOAD)
-    settle_heap()  # the loaded model lives as long as the runner
+    gc.freeze()  # the loaded model lives as long as the runner: no full collection walks it
     RunnerServer(args, runtime, which).serve()
     os._exit(0)
 
