@@ -28,6 +28,7 @@ LoggingConfig = dict[str, object]
 log = logging.getLogger("pointsman.logstore")
 
 STOP = "stop"
+NICE = 5  # as the runners
 STOP_WAIT_S = 60.0  # for the last shipping round; past it what is left waits for the next start
 
 
@@ -83,6 +84,7 @@ def serve(
     # what they left. `stop` kills it if it overstays.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(NICE)  # shipping can wait a moment: the HTTP workers answer first
     if logging_config is not None:
         logging.config.dictConfig(logging_config)
     engine = connect(settings.resolved_database_url())

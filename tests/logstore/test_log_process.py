@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from pointsman.logstore.log_process import NICE
 from tests.conftest import Server, churn_rows
 from tests.logstore.test_chaos import project_with_churn, stored_counts
 from tests.logstore.test_sink import Receiver
@@ -70,6 +71,12 @@ def test_one_log_process_ships_every_workers_records_a_killed_ones_too(
             r"prediction log ships from process (\d+)", server.log.read_text()
         )
         assert int(shipping_pid) not in workers
+        # Shipping runs niced, as the runners do: the HTTP workers answer first.
+        worker_nice = os.getpriority(os.PRIO_PROCESS, next(iter(workers)))
+        while os.getpriority(os.PRIO_PROCESS, int(shipping_pid)) == worker_nice:
+            assert time.monotonic() < deadline, "the log process never lowered its priority"
+            time.sleep(0.05)
+        assert os.getpriority(os.PRIO_PROCESS, int(shipping_pid)) == worker_nice + NICE
         for thread in threads:
             thread.start()
         while len(answered) < 200 and time.monotonic() < deadline:
