@@ -478,6 +478,13 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
     first, last = warm[0], warm[-1]
     windows = [warm[i : i + 5] for i in range(0, len(warm) - 4, 5)] or [warm]
     p99s = [statistics.median(m["p99_ms"] for m in window) for window in windows]
+
+    def per_request_ms(key: str) -> list[float]:  # CPU per request, window medians
+        return [
+            round(statistics.median(10 * m[key] / max(m["rps"], 1) for m in window), 4)
+            for window in windows
+        ]
+
     return {
         "rss_growth_pct": round(100 * (last["rss_mib"] / first["rss_mib"] - 1), 1),
         "fd_growth": last["fds"] - first["fds"],
@@ -485,6 +492,11 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
         "errors": sum(m["errors"] for m in minutes),
         "p99_window_medians_ms": p99s,
         "p99_spread_pct": round(100 * (max(p99s) / min(p99s) - 1), 1) if min(p99s) > 0 else None,
+        # The load client does the same work per request all along: its CPU per request
+        # rising is the machine running slower (a busy host shows no steal on a sibling
+        # hyper-thread), and the server's rises with it.
+        "server_cpu_ms_per_request": per_request_ms("server_cpu_pct"),
+        "client_cpu_ms_per_request": per_request_ms("client_cpu_pct"),
         # minutes the load fell more than 10 % short of the rate prove less
         "minutes_off_rate": [m["minute"] for m in warm if abs(m["rps"] / rate - 1) > 0.1],
     }
