@@ -10,14 +10,17 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +172,76 @@ def checkout_server(
         env["PYTHONPATH"] = str(code.resolve())  # its pointsman before the installed one
     path = "/v1/models/churn/predict"
     return Server(name, argv, env, path, port, logs / f"{name}.log", key)
+
+
+# -- this checkout against another ---------------------------------------------------------
+Figures = dict[str, float]
+
+
+def checkout_parser(doc: str, duration_s: float, concurrency: int) -> argparse.ArgumentParser:
+    """The options of a script that runs this checkout against `--baseline DIR`."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--baseline", type=Path, required=True, help="another pointsman checkout")
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--duration", type=float, default=duration_s, help="seconds measured per run")
+    p.add_argument("--concurrency", type=int, default=concurrency)
+    p.add_argument("--workers", type=int, default=2)
+    return p
+
+
+def parse_checkouts(p: argparse.ArgumentParser) -> argparse.Namespace:
+    args = p.parse_args()
+    if not (args.baseline / "pointsman" / "__init__.py").is_file():
+        p.error(f"--baseline {args.baseline} is not a pointsman checkout")
+    return args
+
+
+def side_by_side(
+    args: argparse.Namespace,
+    body: str,
+    measure_one: Callable[[Server, Path], Figures],
+    describe: Callable[[Figures], str],
+) -> dict[str, list[Figures]]:
+    """This checkout ("this") and `args.baseline` ("baseline") serving copies of one demo
+    project, `args.workers` HTTP workers each; every round each in turn, the order swapped
+    round by round, is measured by `measure_one` with `body` posted. Runs by server."""
+    with tempfile.TemporaryDirectory(prefix="pointsman-side-by-side-") as tmp_name:
+        tmp = Path(tmp_name)
+        ours = make_demo(tmp / "demo")
+        theirs = tmp / "baseline-demo"
+        shutil.copytree(ours, theirs)  # same model and store schema, a store of its own
+        script = tmp / "post.lua"
+        servers: list[Server] = []
+        try:
+            for name, project, code in (("this", ours, None), ("baseline", theirs, args.baseline)):
+                key = make_key(project)
+                servers.append(checkout_server(name, project, tmp, key, code, args.workers))
+                servers[-1].start()
+            runs: dict[str, list[Figures]] = {s.name: [] for s in servers}
+            for round_ in range(args.rounds):
+                for srv in servers if round_ % 2 == 0 else servers[::-1]:
+                    script.write_text(WRK_SCRIPT % (srv.key, body))
+                    runs[srv.name].append(measure_one(srv, script))
+                    print(f"round {round_ + 1} {srv.name}: {describe(runs[srv.name][-1])}",
+                          file=sys.stderr)  # fmt: skip
+        finally:
+            for srv in servers:
+                srv.stop()
+    return runs
+
+
+def medians(runs: dict[str, list[Figures]]) -> dict[str, Figures]:
+    return {
+        name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()
+    }
+
+
+def ratio_line(med: dict[str, Figures]) -> str:
+    this, base = med["this"], med["baseline"]
+    return (
+        f"this / baseline: req/s {this['rps'] / base['rps']:.2f}, "
+        f"p99 {this['p99_ms'] / base['p99_ms']:.2f}"
+    )
 
 
 # -- load -----------------------------------------------------------------------------------

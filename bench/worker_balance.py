@@ -16,23 +16,23 @@ import argparse
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from harness import (
     BODY,
-    WRK_SCRIPT,
+    Figures,
     Server,
-    checkout_server,
+    checkout_parser,
     machine,
-    make_demo,
-    make_key,
+    medians,
+    parse_checkouts,
+    ratio_line,
     run_wrk,
+    side_by_side,
 )
 
 
@@ -50,7 +50,9 @@ def busiest_share(port: int, stop: threading.Event, out: list[float]) -> None:
         out.append(max(pids.count(p) for p in set(pids)) / len(pids))
 
 
-def measure(srv: Server, script: Path, args: argparse.Namespace) -> dict[str, float]:
+def measure(srv: Server, script: Path, args: argparse.Namespace) -> Figures:
+    run_wrk(srv.url, script, args.concurrency, 1, 1)  # warm-up
+    time.sleep(0.5)
     shares: list[float] = []
     stop = threading.Event()
     watcher = threading.Thread(target=busiest_share, args=(srv.port, stop, shares))
@@ -68,41 +70,19 @@ def measure(srv: Server, script: Path, args: argparse.Namespace) -> dict[str, fl
     }
 
 
+def describe(run: Figures) -> str:
+    return (
+        f"{run['rps']:,.0f} req/s, p99 {run['p99_ms']:.1f} ms, busiest worker {run['busiest']:.2f}"
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None or shutil.which("ss") is None:
         print("needs wrk and ss (apt-get install -y wrk iproute2)", file=sys.stderr)
         return 2
     print(machine(), file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="pointsman-balance-") as tmp_name:
-        tmp = Path(tmp_name)
-        ours = make_demo(tmp / "demo")
-        theirs = tmp / "baseline-demo"
-        shutil.copytree(ours, theirs)  # same model and store schema, a store of its own
-        script = tmp / "post.lua"
-        servers = []
-        try:
-            for name, project, code in (("this", ours, None), ("baseline", theirs, args.baseline)):
-                key = make_key(project)
-                servers.append(checkout_server(name, project, tmp, key, code, args.workers))
-                servers[-1].start()
-            runs: dict[str, list[dict[str, float]]] = {s.name: [] for s in servers}
-            for round_ in range(args.rounds):
-                order = servers if round_ % 2 == 0 else servers[::-1]
-                for srv in order:
-                    script.write_text(WRK_SCRIPT % (srv.key, BODY))
-                    run_wrk(srv.url, script, args.concurrency, 1, 1)  # warm-up
-                    time.sleep(0.5)
-                    runs[srv.name].append(measure(srv, script, args))
-                    run = runs[srv.name][-1]
-                    print(f"round {round_ + 1} {srv.name}: {run['rps']:,.0f} req/s, "
-                          f"p99 {run['p99_ms']:.1f} ms, busiest worker {run['busiest']:.2f}",
-                          file=sys.stderr)  # fmt: skip
-        finally:
-            for srv in servers:
-                srv.stop()
-    med = {
-        name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()
-    }
+    runs = side_by_side(args, BODY, lambda srv, script: measure(srv, script, args), describe)
+    med = medians(runs)
     print(f"{args.rounds} rounds, {args.duration:g} s each, c={args.concurrency}, "
           f"--workers {args.workers}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print("| server | req/s | p50 ms | p99 ms | busiest worker's share | errors |")
@@ -110,23 +90,12 @@ def main(args: argparse.Namespace) -> int:
     for name, m in med.items():
         print(f"| {name} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.1f} | "
               f"{m['busiest']:.2f} | {m['errors']:.0f} |")  # fmt: skip
-    this, base = med["this"], med["baseline"]
-    print(f"this / baseline: req/s {this['rps'] / base['rps']:.2f}, "
-          f"p99 {this['p99_ms'] / base['p99_ms']:.2f}")  # fmt: skip
+    print(ratio_line(med))
     return 0
 
 
 def parse() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--baseline", type=Path, required=True, help="another pointsman checkout")
-    p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--duration", type=float, default=8.0, help="seconds measured per run")
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--workers", type=int, default=2)
-    args = p.parse_args()
-    if not (args.baseline / "pointsman" / "__init__.py").is_file():
-        p.error(f"--baseline {args.baseline} is not a pointsman checkout")
-    return args
+    return parse_checkouts(checkout_parser(__doc__, duration_s=8.0, concurrency=16))
 
 
 if __name__ == "__main__":
