@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +256,8 @@ class Run:
     mean_ms: float
     requests: int
     errors: int
+    # wrk's error counts by kind (status = non-2xx, connect, read, write, timeout), non-zero only
+    error_kinds: dict[str, int] = field(default_factory=dict)
 
 
 def run_wrk(
@@ -272,8 +274,13 @@ def run_wrk(
 
 
 def measure(server: Server, args: argparse.Namespace, concurrency: int, script: Path) -> Run:
-    """Warm up (discarded), then one measured run."""
+    """Warm up (discarded), then one measured run.
+
+    Between the two, `args.pause` seconds (if it has one): calls the warm-up's closed
+    connections left behind finish first, or they and the measured run's would meet in the
+    server's queues as twice the concurrency asked for."""
     run_wrk(server.url, script, concurrency, args.warmup, args.wrk_threads)
+    time.sleep(getattr(args, "pause", 0.0))
     cpu_before = server.cpu_s()
     raw = run_wrk(server.url, script, concurrency, args.duration, args.wrk_threads)
     cpu_s = server.cpu_s() - cpu_before
@@ -286,6 +293,7 @@ def measure(server: Server, args: argparse.Namespace, concurrency: int, script: 
         mean_ms=raw["mean_us"] / 1000,
         requests=raw["requests"],
         errors=sum(raw["errors"].values()),
+        error_kinds={kind: n for kind, n in raw["errors"].items() if n},
     )
 
 

@@ -238,6 +238,14 @@ class Cell:
     def errors(self, server: str) -> int:
         return sum(r.errors for r in self.runs[server])
 
+    def error_kinds(self, server: str) -> dict[str, int]:
+        """The failed requests of all the runs by wrk's kind (status = a non-2xx answer)."""
+        kinds: dict[str, int] = {}
+        for run in self.runs[server]:
+            for kind, n in run.error_kinds.items():
+                kinds[kind] = kinds.get(kind, 0) + n
+        return kinds
+
     def to_json(self) -> dict[str, Any]:
         return {
             "rows_per_request": self.rows,
@@ -300,7 +308,7 @@ def verdicts(cells: list[Cell]) -> list[tuple[bool, str]]:
     ratios = ", ".join(f"{c.name} {c.ratio(POINTSMAN, NOBATCH):.2f}" for c in cells)
     lines.append((not slower, f"batching on never slower than off: on/off req/s {ratios}"))
     failed = {
-        f"{name} {c.name}": c.errors(name) for c in cells for name in c.runs if c.errors(name)
+        f"{name} {c.name}": c.error_kinds(name) for c in cells for name in c.runs if c.errors(name)
     }
     lines.append((not failed, f"no failed requests: {failed or 'none'}"))
     return lines
@@ -341,8 +349,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="1x1,1x8,1x64,16x64",
         help="ROWSxCONCURRENCY cells, comma-separated (rows per request x connections)",
     )
-    p.add_argument("--pause", type=float, default=1.0, help="idle seconds after each run")
-    p.add_argument("--workers", type=int, default=1, help="HTTP workers of every server")
+    p.add_argument(
+        "--pause", type=float, default=1.0, help="idle seconds after each warm-up and each run"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="HTTP workers of every server (default: one per CPU, as `pointsman serve`)",
+    )
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (it shares the CPUs)")
     p.add_argument("--project", type=Path, help="existing demo project (default: a fresh one)")
     p.add_argument(
