@@ -11,7 +11,9 @@ clean):
 - `uvicorn`: `pointsman serve --workers 1` (uvicorn with uvloop and httptools, the default);
 - `granian`: the same app under granian (Rust HTTP, `--interface asgi`), when it is installed;
 - `baseline` (with `--baseline DIR`): `pointsman serve --workers 1` running the code of
-  another checkout (say, the commit before a change), to measure a change side by side.
+  another checkout (say, the commit before a change), to measure a change side by side;
+- `floor`: bench/floor_app.py under uvicorn (uvloop, httptools), a bare ASGI app answering a
+  fixed prediction: the HTTP server's own cost, the least any Python front can spend.
 
 wrk drives single-row requests at concurrency 1, 8 and 64; the servers alternate round by
 round, and the figures printed are medians over the rounds. CPU comes from /proc: the
@@ -75,7 +77,7 @@ NOOP_MODEL = textwrap.dedent(
             return out
     """
 )
-SERVERS = ("uvicorn", "granian", "baseline")
+SERVERS = ("uvicorn", "granian", "floor", "baseline")
 
 
 def noop_project(folder: Path, code: Path | None = None) -> Path:
@@ -118,6 +120,12 @@ def build(
             # The console script puts PYTHONPATH before the installed package.
             assert baseline is not None
             env["PYTHONPATH"] = str(baseline.resolve())
+    elif name == "floor":
+        path = "/predict"
+        argv = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(ROOT / "bench")]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        argv += ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off"]
+        argv += ["--log-level", "warning", "--no-access-log"]
     else:
         # The app supervises its own runners when no `pointsman serve` names their folder,
         # exactly as the single-worker uvicorn server does.
@@ -244,7 +252,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     p.add_argument("--rounds", type=int, default=3, help="runs of each server per cell")
     p.add_argument("--concurrency", default="1,8,64", help="connections, comma-separated")
-    p.add_argument("--servers", default="uvicorn,granian", help="uvicorn and/or granian")
+    p.add_argument(
+        "--servers",
+        default="uvicorn,granian,floor",
+        help="uvicorn (pointsman's default server), granian (the same app on granian), floor "
+        "(a bare ASGI app on uvicorn: the HTTP floor)",
+    )
     p.add_argument(
         "--baseline",
         type=Path,
@@ -263,9 +276,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup, args.duration, args.rounds = 1.0, 3.0, 2
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.servers = [s for s in args.servers.split(",") if s]
-    unknown = set(args.servers) - {"uvicorn", "granian"}
+    unknown = set(args.servers) - {"uvicorn", "granian", "floor"}
     if unknown or "uvicorn" not in args.servers:
-        p.error(f"--servers takes uvicorn (always) and granian, not {','.join(unknown)}")
+        p.error(f"--servers takes uvicorn (always), granian and floor, not {','.join(unknown)}")
     if args.baseline is not None:
         if not (args.baseline / "pointsman" / "__init__.py").is_file():
             p.error(f"--baseline {args.baseline} is not a pointsman checkout")
