@@ -12,10 +12,11 @@ Scenarios (each on a fresh demo project, `pointsman serve` on 127.0.0.1, a bound
   the store is kept from taking records (the spool only grows); the configured policy applies:
   `refuse` answers 503 past the budget, never 200 without a record.
 - `soak`: the capacity first (wrk, 16 callers flat out for `--capacity-s`), then `--minutes`
-  at `--load-share` of it (70 %; callers pause between calls): RSS, open fds and threads of
+  at `--load-share` of it (70 %; calls sent on a fixed schedule): RSS, open fds and threads of
   the server's processes, its CPU, the machine's load, p50 and p99, each minute. Judged
-  after `--warmup-minutes`: growth of RSS, fds and threads, and the spread of the medians of
-  5-minute windows of p99.
+  after `--warmup-minutes`: growth of RSS, fds and threads (and which process grew), and the
+  spread of the medians of 5-minute windows of p99, raw and scaled by the machine's speed
+  that minute (wrk's CPU per request).
 
     .venv/bin/python bench/chaos.py kill pg spoolfull soak --minutes 2 [--json out.json]
 
@@ -399,18 +400,15 @@ SOAK_CONNECTIONS = 16
 def soak_minutes(
     server: Served, key: str, script: Path, rate: float, count: int
 ) -> list[dict[str, Any]]:
-    """One wrk run a minute; each caller pauses between calls so that all together send
-    `rate`, the pause corrected from the rate the previous minute reached."""
-    pause_ms = max(0.0, 1000 * SOAK_CONNECTIONS / rate - 1.0)
+    """One wrk run a minute, its calls sent on a fixed schedule of `rate` a second (PACE):
+    the load does not follow the server's latency, so a slow minute is not made easier."""
     minutes = []
     cpu_before = cpu_ticks(server.pids())
     split_before = cpu_split(server.pids())
+    script.write_text(WRK_SCRIPT % (key, BODY) + PACE % (1000 / rate))
     for minute in range(count):
-        script.write_text(WRK_SCRIPT % (key, BODY) + PAUSE % round(pause_ms))
         raw = run_wrk(predict_url(server), script, SOAK_CONNECTIONS, 60, 1)
         reached = raw["requests"] / (raw["duration_us"] / 1e6)
-        cycle_ms = 1000 * SOAK_CONNECTIONS / reached  # pause + latency, per caller
-        pause_ms = max(0.0, pause_ms + 1000 * SOAK_CONNECTIONS / rate - cycle_ms)
         cpu_now = cpu_ticks(server.pids())
         minutes.append({"minute": minute + 1, **sample(server.pids()),
                         "rps": round(reached, 1), "p50_ms": raw["p50_us"] / 1000,
@@ -424,7 +422,30 @@ def soak_minutes(
     return minutes
 
 
-PAUSE = "\ndelay = function() return %d end\n"  # wrk: milliseconds before each call
+# wrk calls `delay` before each call after a connection's first, for the milliseconds to
+# wait (truncated to whole ones). Each call takes the next slot of one schedule, `interval`
+# apart, shared by the thread's connections: an open loop at a fixed rate, where pausing a
+# fixed time after each answer (a closed loop) sent less when the server was slower and
+# more when it was faster (the rate swung 15 % minute to minute). A schedule fallen behind
+# (every connection waiting for answers) restarts from now: no burst to catch up.
+PACE = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } pace_timespec;
+int clock_gettime(int clock, pace_timespec *out);
+]]
+local clock = ffi.new("pace_timespec")
+local interval = %.6f
+local due = 0
+delay = function()
+  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+  local now = tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+  if due < now then due = now end
+  local wait = due - now
+  due = due + interval
+  return wait
+end
+"""
 
 
 def cpu_split(pids: list[int]) -> dict[str, Any]:
@@ -485,20 +506,55 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
             for window in windows
         ]
 
+    adjusted = speed_adjusted_p99s(warm)
+    adjusted_windows = [
+        round(statistics.median(adjusted[i : i + 5]), 3) for i in range(0, len(warm) - 4, 5)
+    ] or [round(statistics.median(adjusted), 3)]
+
     return {
         "rss_growth_pct": round(100 * (last["rss_mib"] / first["rss_mib"] - 1), 1),
         "fd_growth": last["fds"] - first["fds"],
         "thread_growth": last["threads"] - first["threads"],
         "errors": sum(m["errors"] for m in minutes),
         "p99_window_medians_ms": p99s,
-        "p99_spread_pct": round(100 * (max(p99s) / min(p99s) - 1), 1) if min(p99s) > 0 else None,
+        "p99_spread_pct": spread_pct(p99s),
         # The load client does the same work per request all along: its CPU per request
         # rising is the machine running slower (a busy host shows no steal on a sibling
         # hyper-thread), and the server's rises with it.
         "server_cpu_ms_per_request": per_request_ms("server_cpu_pct"),
         "client_cpu_ms_per_request": per_request_ms("client_cpu_pct"),
+        # Each minute's p99 scaled by how fast the machine ran that minute (wrk's CPU per
+        # request against its median): what is left moving is the server's doing. Printed
+        # beside the raw spread, never instead of it.
+        "p99_speed_adjusted_window_medians_ms": adjusted_windows,
+        "p99_speed_adjusted_spread_pct": spread_pct(adjusted_windows),
+        "fd_growth_by_process": growth_by_process(first, last, "fds_by_process"),
+        "thread_growth_by_process": growth_by_process(first, last, "threads_by_process"),
         # minutes the load fell more than 10 % short of the rate prove less
         "minutes_off_rate": [m["minute"] for m in warm if abs(m["rps"] / rate - 1) > 0.1],
+    }
+
+
+def spread_pct(values: list[float]) -> float | None:
+    return round(100 * (max(values) / min(values) - 1), 1) if min(values) > 0 else None
+
+
+def speed_adjusted_p99s(minutes: list[dict[str, Any]]) -> list[float]:
+    """Each minute's p99 times (wrk's median CPU per request / that minute's): a minute in
+    which the machine ran 10 % slower for wrk has its p99 scaled down by that 10 %."""
+    costs = [m["client_cpu_pct"] / max(m["rps"], 1) for m in minutes]
+    usual = statistics.median(costs)
+    pairs = zip(minutes, costs, strict=True)
+    return [m["p99_ms"] * usual / c if c > 0 else m["p99_ms"] for m, c in pairs]
+
+
+def growth_by_process(first: dict[str, Any], last: dict[str, Any], key: str) -> dict[str, int]:
+    """The processes whose count (fds, threads) moved between two minutes, and by how much."""
+    before, after = first.get(key, {}), last.get(key, {})
+    return {
+        name: after.get(name, 0) - before.get(name, 0)
+        for name in sorted(set(before) | set(after))
+        if after.get(name, 0) != before.get(name, 0)
     }
 
 
@@ -516,14 +572,21 @@ def cpu_ticks(pids: list[int]) -> int:
 
 
 def sample(pids: list[int]) -> dict[str, Any]:
-    rss = fds = threads = 0
+    """RSS, open fds and threads of the server's processes, in all and (fds, threads) per
+    process, so that a growth names the process it happened in."""
+    rss = 0
+    fds: dict[str, int] = {}
+    threads: dict[str, int] = {}
     for pid in pids:
         with contextlib.suppress(OSError):
+            name = f"{pid} {process_role(pid)}"
             status = Path(f"/proc/{pid}/status").read_text()
             rss += int(status.split("VmRSS:")[1].split()[0])
-            threads += int(status.split("Threads:")[1].split()[0])
-            fds += len(os.listdir(f"/proc/{pid}/fd"))
-    return {"rss_mib": round(rss / 1024, 1), "fds": fds, "threads": threads}
+            threads[name] = int(status.split("Threads:")[1].split()[0])
+            fds[name] = len(os.listdir(f"/proc/{pid}/fd"))
+    return {"rss_mib": round(rss / 1024, 1), "fds": sum(fds.values()),
+            "threads": sum(threads.values()), "fds_by_process": fds,
+            "threads_by_process": threads}  # fmt: skip
 
 
 def p99_ms(latencies: list[float]) -> float:
