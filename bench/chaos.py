@@ -497,19 +497,13 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
     5-minute windows (one minute's p99 moves with any neighbour on a shared machine)."""
     warm = minutes[min(warmup, len(minutes) - 1) :]
     first, last = warm[0], warm[-1]
-    windows = [warm[i : i + 5] for i in range(0, len(warm) - 4, 5)] or [warm]
-    p99s = [statistics.median(m["p99_ms"] for m in window) for window in windows]
+    p99s = window_medians([m["p99_ms"] for m in warm])
 
     def per_request_ms(key: str) -> list[float]:  # CPU per request, window medians
-        return [
-            round(statistics.median(10 * m[key] / max(m["rps"], 1) for m in window), 4)
-            for window in windows
-        ]
+        costs = window_medians([10 * m[key] / max(m["rps"], 1) for m in warm])
+        return [round(c, 4) for c in costs]
 
-    adjusted = speed_adjusted_p99s(warm)
-    adjusted_windows = [
-        round(statistics.median(adjusted[i : i + 5]), 3) for i in range(0, len(warm) - 4, 5)
-    ] or [round(statistics.median(adjusted), 3)]
+    adjusted_windows = [round(p, 3) for p in window_medians(speed_adjusted_p99s(warm))]
 
     return {
         "rss_growth_pct": round(100 * (last["rss_mib"] / first["rss_mib"] - 1), 1),
@@ -533,6 +527,13 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
         # minutes the load fell more than 10 % short of the rate prove less
         "minutes_off_rate": [m["minute"] for m in warm if abs(m["rps"] / rate - 1) > 0.1],
     }
+
+
+def window_medians(values: list[float]) -> list[float]:
+    """The medians of consecutive 5-minute windows of per-minute `values` (a last window
+    shorter than 5 is left out); of all of them when there are fewer than 5."""
+    windows = [values[i : i + 5] for i in range(0, len(values) - 4, 5)] or [values]
+    return [statistics.median(window) for window in windows]
 
 
 def spread_pct(values: list[float]) -> float | None:
