@@ -30,6 +30,28 @@ def spool_folders(folder: Path) -> dict[int, Path]:
     return {int(f.name.rsplit("-", 2)[1]): f for f in found}
 
 
+def newest_segment_bytes(folder: Path) -> int:
+    """The size of the segment a worker is writing (its highest-numbered one), 0 if none."""
+    segments = sorted(folder.glob("seg-*.jsonl"))
+    try:
+        return segments[-1].stat().st_size if segments else 0
+    except FileNotFoundError:  # sealed and shipped meanwhile
+        return 0
+
+
+def writing_worker(workers: dict[int, Path], deadline: float) -> tuple[int, Path]:
+    """A worker appending records right now: its open segment grows. The loaders' few
+    connections may all land on one worker, and a killed worker that served nothing
+    leaves nothing to ship."""
+    while time.monotonic() < deadline:
+        before = {pid: newest_segment_bytes(f) for pid, f in workers.items()}
+        time.sleep(0.05)
+        for pid, folder in sorted(workers.items()):
+            if newest_segment_bytes(folder) > before[pid]:
+                return pid, folder
+    raise AssertionError("no worker's open segment grew under load")
+
+
 def load(url: str, answered: list[str], stop: threading.Event, loader: int) -> None:
     """Requests until told to stop; the ids answered 200 kept. A connection cut by the
     killed worker is followed by a new one (to the other worker, or its replacement)."""
@@ -81,7 +103,7 @@ def test_one_log_process_ships_every_workers_records_a_killed_ones_too(
             thread.start()
         while len(answered) < 200 and time.monotonic() < deadline:
             time.sleep(0.01)
-        victim, victim_folder = sorted(workers.items())[0]
+        victim, victim_folder = writing_worker(workers, deadline)
         os.kill(victim, signal.SIGKILL)  # mid-load: its open segment was never sealed
         while len(answered) < 400 and time.monotonic() < deadline:
             time.sleep(0.01)
