@@ -20,44 +20,18 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from harness import make_demo
+from harness import log_traffic, make_demo
 
-from pointsman.demo.churn import TARGET, make_data
-from pointsman.logstore.shipper import insert_records
 from pointsman.monitoring.drift_process import DriftProcess
 from pointsman.monitoring.monitor import run_reports
-from pointsman.project import Project, open_project
+from pointsman.project import open_project
 from pointsman.settings import load_settings
 
 SLEEP_S = 0.001
-
-
-def log_traffic(project: Project, rows: int) -> None:
-    """`rows` logged single-row requests to churn v1 over the last hour."""
-    frame = make_data(rows, 7).drop(columns=[TARGET])
-    now = time.time()
-    batch: list[dict[str, Any]] = []
-    for i, row in enumerate(frame.to_dict(orient="records")):
-        inputs = {k: [v.item() if hasattr(v, "item") else v] for k, v in row.items()}
-        batch.append(
-            {
-                "request_id": uuid.uuid4().hex, "role": "primary", "version": 1,
-                "model": "churn", "time": now - 3000 + i * 3000 / rows, "route_revision": 1,
-                "client": None, "n_rows": 1, "inputs": inputs,
-                "outputs": {"predictions": [i % 2]}, "latency_ms": 1.0, "model_ms": 0.5,
-                "findings": None, "error_code": None, "error": None, "extra": None,
-            }
-        )  # fmt: skip
-        if len(batch) == 1000:
-            insert_records(project.engine, batch)
-            batch = []
-    insert_records(project.engine, batch)
 
 
 async def lag_during(run: Callable[[], object], pool: ThreadPoolExecutor) -> dict[str, float]:

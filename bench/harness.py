@@ -331,6 +331,34 @@ def make_demo(folder: Path) -> Path:
     return folder
 
 
+def log_traffic(project: Any, rows: int) -> None:
+    """`rows` logged single-row requests to churn v1 over the last hour, in `project` (an
+    open Project), as the shipper stores them."""
+    import uuid
+
+    from pointsman.demo.churn import TARGET, make_data
+    from pointsman.logstore.shipper import insert_records
+
+    frame = make_data(rows, 7).drop(columns=[TARGET])
+    now = time.time()
+    batch: list[dict[str, Any]] = []
+    for i, row in enumerate(frame.to_dict(orient="records")):
+        inputs = {k: [v.item() if hasattr(v, "item") else v] for k, v in row.items()}
+        batch.append(
+            {
+                "request_id": uuid.uuid4().hex, "role": "primary", "version": 1,
+                "model": "churn", "time": now - 3000 + i * 3000 / rows, "route_revision": 1,
+                "client": None, "n_rows": 1, "inputs": inputs,
+                "outputs": {"predictions": [i % 2]}, "latency_ms": 1.0, "model_ms": 0.5,
+                "findings": None, "error_code": None, "error": None, "extra": None,
+            }
+        )  # fmt: skip
+        if len(batch) == 1000:
+            insert_records(project.engine, batch)
+            batch = []
+    insert_records(project.engine, batch)
+
+
 def make_key(project: Path) -> str:
     """A predict key for the benchmark: auth stays on, as in production."""
     argv = [str(VENV_BIN / "pointsman"), "--project", str(project), "keys", "create"]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pointsman.cli.main import cli
+from pointsman.demo.churn import TARGET, make_data
 from pointsman.monitoring.drift import Thresholds
 from pointsman.monitoring.monitor import (
     PREDICTIONS,
@@ -18,10 +21,12 @@ from pointsman.monitoring.monitor import (
     drift_report,
     history,
     prune_results,
+    read_window,
     store_report,
 )
 from pointsman.project import Project
 from pointsman.settings import Redaction
+from pointsman.store.tables import prediction_log
 from tests.monitoring.conftest import log_traffic
 
 T = Thresholds()
@@ -105,3 +110,39 @@ def test_results_older_than_the_history_setting_are_pruned(churn: Project) -> No
     assert prune_results(churn.engine, datetime.now(UTC) + timedelta(minutes=1)) == len(
         report.features
     )
+
+
+def test_a_window_is_its_newest_records_up_to_the_row_cap(churn: Project) -> None:
+    log_traffic(churn, 200, seed=9, ago_s=120)  # older
+    log_traffic(churn, 150, seed=10, ago_s=60)  # newer
+    now = datetime.now(UTC)
+    columns, predictions, rows = read_window(
+        churn.engine, "churn", 1, now - timedelta(hours=1), now, max_rows=100
+    )
+    assert rows == 100 and len(predictions) == 100
+    assert {name: len(values) for name, values in columns.items()} == {
+        name: 100 for name in columns
+    } and "tenure_months" in columns
+    newer = make_data(150, 10).drop(columns=[TARGET])
+    # Newest first: the last 100 of the newer batch, in reverse.
+    assert columns["tenure_months"] == newer["tenure_months"].tolist()[50:][::-1]
+    everything = read_window(churn.engine, "churn", 1, now - timedelta(hours=1), now, 10**6)
+    assert everything[2] == 350 and len(everything[0]["plan"]) == 350
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_window_reads_json_that_only_the_standard_library_writes(churn: Project) -> None:
+    # SQLite before 3.38 stores records through SQLAlchemy's json.dumps, which writes NaN.
+    record = {
+        "request_id": "nan-row", "role": "primary", "version": 1, "model": "churn",
+        "time": datetime.now(UTC), "n_rows": 2,
+        "inputs": {"tenure_months": [float("nan"), 3.0]}, "outputs": None, "latency_ms": 1.0,
+    }  # fmt: skip
+    with churn.engine.begin() as conn:
+        conn.execute(prediction_log.insert(), [record])
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    columns, predictions, rows = read_window(
+        churn.engine, "churn", 1, now - timedelta(hours=1), now, 100
+    )
+    assert rows == 2 and predictions == []
+    assert math.isnan(columns["tenure_months"][0]) and columns["tenure_months"][1] == 3.0
