@@ -44,9 +44,17 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from harness import WRK_SCRIPT, run_wrk
-from log_scale import drop_postgres, fresh_postgres, pg_project
-from serve_vs_minimal import BODY, VENV_BIN, make_demo, make_key
+from harness import (
+    BODY,
+    VENV_BIN,
+    WRK_SCRIPT,
+    drop_postgres,
+    fresh_postgres,
+    make_demo,
+    make_key,
+    pg_project,
+    run_wrk,
+)
 
 from pointsman.logstore.shipper import ship_segments
 from pointsman.logstore.spool import segments_in

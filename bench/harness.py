@@ -1,5 +1,6 @@
 """What the HTTP benchmarks share: the servers under test, wrk, the demo project and the
-machine they ran on. Scripts import it as `harness` (bench/ is their folder), never each other.
+machine they ran on, the logged traffic and PostgreSQL databases of the store benchmarks.
+Scripts import it as `harness` (bench/ is their folder), never each other.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,8 +336,6 @@ def make_demo(folder: Path) -> Path:
 def log_traffic(project: Any, rows: int) -> None:
     """`rows` logged single-row requests to churn v1 over the last hour, in `project` (an
     open Project), as the shipper stores them."""
-    import uuid
-
     from pointsman.demo.churn import TARGET, make_data
     from pointsman.logstore.shipper import insert_records
 
@@ -470,3 +470,44 @@ def in_process(settings: Any, wait_s: float = 60.0) -> Iterator[Any]:
         finally:  # runner processes left running would hang the interpreter's exit
             supervisor.stop()
             project.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+def fresh_postgres(admin_url: str) -> str:
+    """A new empty database on the server of `admin_url`; its URL."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"pointsman_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(False)
+
+
+def drop_postgres(url: str, admin_url: str) -> None:
+    """Drop the database of `url` (made by fresh_postgres), connections and all."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = sa.engine.make_url(url).database
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def pg_project(demo: Path, folder: Path, url: str) -> Path:
+    """A project on PostgreSQL with the demo's two churn versions, version 1 deployed."""
+    from pointsman.demo.churn import TARGET
+
+    data = demo / "models" / "churn_train.csv"
+    commands = [["init", str(folder), "--database-url", url]]
+    for model in sorted((demo / "models").glob("churn_v*.joblib")):
+        commands.append(
+            ["--project", str(folder), "register", "churn", str(model), "--training-data",
+             str(data), "--target", TARGET]
+        )  # fmt: skip
+    commands.append(["--project", str(folder), "deploy", "churn", "1"])
+    for command in commands:
+        subprocess.run([str(VENV_BIN / "pointsman"), *command], check=True, capture_output=True)
+    return folder

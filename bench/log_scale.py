@@ -18,13 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from harness import VENV_BIN, make_demo
+from harness import VENV_BIN, drop_postgres, fresh_postgres, make_demo, pg_project
 
 from pointsman.demo.churn import TARGET, make_data
 from pointsman.logstore.query import LogQuery, find_predictions
@@ -135,23 +133,6 @@ def bench_store(project_dir: Path, n: int, tmp: Path) -> dict[str, Any]:
     return result
 
 
-def fresh_postgres(admin_url: str) -> str:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"pointsman_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return sa.engine.make_url(admin_url).set(database=name).render_as_string(False)
-
-
-def drop_postgres(url: str, admin_url: str) -> None:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = sa.engine.make_url(url).database
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--records", type=int, default=100_000)
@@ -185,21 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
-
-
-def pg_project(demo: Path, folder: Path, url: str) -> Path:
-    """A project on PostgreSQL with the demo's two churn versions, version 1 deployed."""
-    data = demo / "models" / "churn_train.csv"
-    commands = [["init", str(folder), "--database-url", url]]
-    for model in sorted((demo / "models").glob("churn_v*.joblib")):
-        commands.append(
-            ["--project", str(folder), "register", "churn", str(model), "--training-data",
-             str(data), "--target", TARGET]
-        )  # fmt: skip
-    commands.append(["--project", str(folder), "deploy", "churn", "1"])
-    for command in commands:
-        subprocess.run([str(VENV_BIN / "pointsman"), *command], check=True, capture_output=True)
-    return folder
 
 
 if __name__ == "__main__":
