@@ -4,7 +4,7 @@ A drift run reads the newest `drift_max_rows` logged rows of every routed versio
 each feature; `pointsman serve` runs it every `drift_interval_s` in a child process beside
 the serving ones, so its CPU is a burst the HTTP workers share the cores with (one minute
 of the soak in five). A fresh demo project gets `--records` logged single-row churn
-requests of the last hour (bench/drift_stall.py's traffic); then, alternating round by
+requests of the last hour (the harness's `log_traffic`); then, alternating round by
 round, a fresh Python process of this checkout and one of `--baseline`'s open the same
 project and time one `run_reports`: CPU seconds and wall seconds. Medians over the rounds
 and the ratios this / baseline are printed.
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, log_traffic, make_demo
+from harness import ROOT, log_traffic, make_demo, parse_checkouts
 
 from pointsman.project import open_project
 from pointsman.settings import load_settings
@@ -58,9 +58,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, required=True, help="another checkout")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    if not (args.baseline / "pointsman" / "__init__.py").is_file():
-        parser.error(f"--baseline {args.baseline} is not a pointsman checkout")
+    args = parse_checkouts(parser)
     checkouts = {"this": ROOT, "baseline": args.baseline}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
     with tempfile.TemporaryDirectory(prefix="pointsman-drift-cost-") as tmp:
