@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -414,20 +415,82 @@ def soak_minutes(
     cpu_before = cpu_ticks(server.pids())
     split_before = cpu_split(server.pids())
     script.write_text(WRK_SCRIPT % (key, BODY) + PACE % (1000 / rate))
-    for minute in range(count):
-        raw = run_wrk(predict_url(server), script, SOAK_CONNECTIONS, 60, 1)
-        reached = raw["requests"] / (raw["duration_us"] / 1e6)
-        cpu_now = cpu_ticks(server.pids())
-        minutes.append({"minute": minute + 1, **sample(server.pids()),
-                        "rps": round(reached, 1), "p50_ms": raw["p50_us"] / 1000,
-                        "p99_ms": raw["p99_us"] / 1000, "errors": sum(raw["errors"].values()),
-                        "server_cpu_pct": round((cpu_now - cpu_before) / TICKS / 0.6, 1),
-                        "load1": round(os.getloadavg()[0], 2)})  # fmt: skip
-        split_now = cpu_split(server.pids())
-        minutes[-1].update(split_pct(split_before, split_now))
-        cpu_before, split_before = cpu_now, split_now
-        print(json.dumps(minutes[-1]), file=sys.stderr, flush=True)
+    probe = SpeedProbe()
+    probe.start()
+    try:
+        for minute in range(count):
+            minutes.append(soak_minute(server, script, minute + 1, cpu_before, split_before))
+            minutes[-1]["python_probe_ms"] = probe.take()
+            cpu_before, split_before = minutes[-1].pop("_cpu"), minutes[-1].pop("_split")
+            print(json.dumps(minutes[-1]), file=sys.stderr, flush=True)
+    finally:
+        probe.stop()
     return minutes
+
+
+def soak_minute(
+    server: Served, script: Path, minute: int, cpu_before: int, split_before: dict[str, Any]
+) -> dict[str, Any]:
+    """One minute of the soak (its CPU counters at the end under `_cpu`, `_split`)."""
+    raw = run_wrk(predict_url(server), script, SOAK_CONNECTIONS, 60, 1)
+    reached = raw["requests"] / (raw["duration_us"] / 1e6)
+    cpu_now = cpu_ticks(server.pids())
+    out = {"minute": minute, **sample(server.pids()),
+           "rps": round(reached, 1), "p50_ms": raw["p50_us"] / 1000,
+           "p99_ms": raw["p99_us"] / 1000, "errors": sum(raw["errors"].values()),
+           "server_cpu_pct": round((cpu_now - cpu_before) / TICKS / 0.6, 1),
+           "load1": round(os.getloadavg()[0], 2)}  # fmt: skip
+    split_now = cpu_split(server.pids())
+    out.update(split_pct(split_before, split_now))
+    return {**out, "_cpu": cpu_now, "_split": split_now}
+
+
+class SpeedProbe:
+    """How fast the machine runs Python this minute: a fixed piece of Python work (records
+    built, encoded to JSON and read back, as a server's request path does) timed in CPU
+    every PROBE_S in a thread of this process. wrk's CPU per request says the same for a
+    small C loop; a busy host can slow Python's larger working set more than it."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._samples: list[float] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="speed-probe", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def take(self) -> float | None:
+        """The median CPU milliseconds of one piece of work since the last call."""
+        with self._lock:
+            samples, self._samples = self._samples, []
+        return round(statistics.median(samples), 3) if samples else None
+
+    def _run(self) -> None:
+        while not self._stop.wait(PROBE_S):
+            started = time.thread_time()
+            probe_work()
+            spent = 1000 * (time.thread_time() - started)
+            with self._lock:
+                self._samples.append(spent)
+
+
+PROBE_S = 2.0
+
+
+def probe_work() -> int:
+    """~5 ms of the kind of Python a request costs: dicts, strings, JSON both ways."""
+    total = 0
+    for i in range(400):
+        record = {"id": f"req-{i:08d}", "model": "churn", "version": i % 3,
+                  "inputs": {f"f{j}": j * 0.5 + i for j in range(14)}, "status": 200}  # fmt: skip
+        back = json.loads(json.dumps(record))
+        total += len(back["inputs"]) + sum(int(v) for v in back["inputs"].values())
+    return total
 
 
 # wrk calls `delay` before each call after a connection's first, for the milliseconds to
@@ -525,16 +588,47 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
         # hyper-thread), and the server's rises with it.
         "server_cpu_ms_per_request": per_request_ms("server_cpu_pct"),
         "client_cpu_ms_per_request": per_request_ms("client_cpu_pct"),
+        # The same for Python (SpeedProbe): the CPU of one fixed piece of Python work, and
+        # each minute's p99 scaled by it as above (the server is Python: a busy host slows
+        # it more than it slows wrk).
+        "python_probe_ms": probe_windows(warm),
+        **probe_adjusted(warm),
         # Each minute's p99 scaled by how fast the machine ran that minute (wrk's CPU per
         # request against its median): what is left moving is the server's doing. Printed
         # beside the raw spread, never instead of it.
         "p99_speed_adjusted_window_medians_ms": adjusted_windows,
         "p99_speed_adjusted_spread_pct": spread_pct(adjusted_windows),
         "fd_growth_by_process": growth_by_process(first, last, "fds_by_process"),
+        # what the new descriptors are (a connection of the minute's callers not yet closed
+        # reads `socket`; a store connection opened once and pooled, its database file)
+        "fd_growth_by_kind": kind_growth(first, last),
         "thread_growth_by_process": growth_by_process(first, last, "threads_by_process"),
         # minutes the load fell more than 10 % short of the rate prove less
         "minutes_off_rate": [m["minute"] for m in warm if abs(m["rps"] / rate - 1) > 0.1],
     }
+
+
+def probe_adjusted(minutes: list[dict[str, Any]]) -> dict[str, Any]:
+    """p99's window medians and spread with each minute's p99 times (the probe's median
+    over that minute's): nothing for a soak run without the probe."""
+    probes = [m.get("python_probe_ms") for m in minutes]
+    if not probes or any(p is None or p <= 0 for p in probes):
+        return {}
+    usual = statistics.median(float(p) for p in probes if p is not None)
+    scaled = [m["p99_ms"] * usual / float(p) for m, p in zip(minutes, probes, strict=True) if p]
+    windows = [round(w, 3) for w in window_medians(scaled)]
+    return {
+        "p99_python_speed_adjusted_window_medians_ms": windows,
+        "p99_python_speed_adjusted_spread_pct": spread_pct(windows),
+    }
+
+
+def probe_windows(minutes: list[dict[str, Any]]) -> list[float] | None:
+    """Window medians of the minutes' `python_probe_ms` (None: a soak run without it)."""
+    probes = [m.get("python_probe_ms") for m in minutes]
+    if any(p is None for p in probes):
+        return None
+    return [round(p, 3) for p in window_medians([float(p) for p in probes if p is not None])]
 
 
 def window_medians(values: list[float]) -> list[float]:
@@ -567,6 +661,19 @@ def growth_by_process(first: dict[str, Any], last: dict[str, Any], key: str) -> 
     }
 
 
+def kind_growth(first: dict[str, Any], last: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per process whose descriptors moved: the kinds (`fd_kinds`) that moved, and by how much."""
+    before, after = first.get("fd_kinds_by_process", {}), last.get("fd_kinds_by_process", {})
+    out = {}
+    for name in sorted(set(before) | set(after)):
+        was, now = before.get(name, {}), after.get(name, {})
+        moved = {k: now.get(k, 0) - was.get(k, 0) for k in sorted(set(was) | set(now))}
+        moved = {k: n for k, n in moved.items() if n}
+        if moved:
+            out[name] = moved
+    return out
+
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -586,16 +693,36 @@ def sample(pids: list[int]) -> dict[str, Any]:
     rss = 0
     fds: dict[str, int] = {}
     threads: dict[str, int] = {}
+    kinds: dict[str, dict[str, int]] = {}
     for pid in pids:
         with contextlib.suppress(OSError):
             name = f"{pid} {process_role(pid)}"
             status = Path(f"/proc/{pid}/status").read_text()
             rss += int(status.split("VmRSS:")[1].split()[0])
             threads[name] = int(status.split("Threads:")[1].split()[0])
-            fds[name] = len(os.listdir(f"/proc/{pid}/fd"))
+            opened = fd_kinds(pid)
+            fds[name] = sum(opened.values())
+            kinds[name] = opened
     return {"rss_mib": round(rss / 1024, 1), "fds": sum(fds.values()),
             "threads": sum(threads.values()), "fds_by_process": fds,
-            "threads_by_process": threads}  # fmt: skip
+            "threads_by_process": threads, "fd_kinds_by_process": kinds}  # fmt: skip
+
+
+def fd_kinds(pid: int) -> dict[str, int]:
+    """A process's open descriptors counted by what they are: a file's name with its digits
+    blanked (the spool's rotating segments stay one kind), `socket`, `pipe`, and so on."""
+    kinds: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("/"):
+            kind = re.sub(r"\d+", "N", os.path.basename(target))
+        else:
+            kind = target.split(":")[0]  # socket:[inode], pipe:[inode], anon_inode:[eventfd]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
 
 
 def p99_ms(latencies: list[float]) -> float:
