@@ -589,8 +589,8 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
         "server_cpu_ms_per_request": per_request_ms("server_cpu_pct"),
         "client_cpu_ms_per_request": per_request_ms("client_cpu_pct"),
         # The same for Python (SpeedProbe): the CPU of one fixed piece of Python work, and
-        # each minute's p99 scaled by it as above (the server is Python: a busy host slows
-        # it more than it slows wrk).
+        # each minute's p99 scaled by it as below (the server is Python: a busy host may
+        # slow it more than it slows wrk's C loop). Beside the raw spread, never instead.
         "python_probe_ms": probe_windows(warm),
         **probe_adjusted(warm),
         # Each minute's p99 scaled by how fast the machine ran that minute (wrk's CPU per
