@@ -419,9 +419,10 @@ def soak_minutes(
     probe.start()
     try:
         for minute in range(count):
-            minutes.append(soak_minute(server, script, minute + 1, cpu_before, split_before))
-            minutes[-1]["python_probe_ms"] = probe.take()
-            cpu_before, split_before = minutes[-1].pop("_cpu"), minutes[-1].pop("_split")
+            record, cpu_before, split_before = soak_minute(
+                server, script, minute + 1, cpu_before, split_before
+            )
+            minutes.append({**record, "python_probe_ms": probe.take()})
             print(json.dumps(minutes[-1]), file=sys.stderr, flush=True)
     finally:
         probe.stop()
@@ -430,8 +431,9 @@ def soak_minutes(
 
 def soak_minute(
     server: Served, script: Path, minute: int, cpu_before: int, split_before: dict[str, Any]
-) -> dict[str, Any]:
-    """One minute of the soak (its CPU counters at the end under `_cpu`, `_split`)."""
+) -> tuple[dict[str, Any], int, dict[str, Any]]:
+    """One minute of the soak: its record, and the CPU counters at its end (the next
+    minute's `cpu_before`, `split_before`)."""
     raw = run_wrk(predict_url(server), script, SOAK_CONNECTIONS, 60, 1)
     reached = raw["requests"] / (raw["duration_us"] / 1e6)
     cpu_now = cpu_ticks(server.pids())
@@ -442,7 +444,7 @@ def soak_minute(
            "load1": round(os.getloadavg()[0], 2)}  # fmt: skip
     split_now = cpu_split(server.pids())
     out.update(split_pct(split_before, split_now))
-    return {**out, "_cpu": cpu_now, "_split": split_now}
+    return out, cpu_now, split_now
 
 
 class SpeedProbe:
@@ -574,7 +576,8 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
         costs = window_medians([10 * m[key] / max(m["rps"], 1) for m in warm])
         return [round(c, 4) for c in costs]
 
-    adjusted_windows = [round(p, 3) for p in window_medians(speed_adjusted_p99s(warm))]
+    wrk_costs = [m["client_cpu_pct"] / max(m["rps"], 1) for m in warm]
+    adjusted_windows = [round(p, 3) for p in window_medians(speed_adjusted_p99s(warm, wrk_costs))]
 
     return {
         "rss_growth_pct": round(100 * (last["rss_mib"] / first["rss_mib"] - 1), 1),
@@ -591,8 +594,7 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
         # The same for Python (SpeedProbe): the CPU of one fixed piece of Python work, and
         # each minute's p99 scaled by it as below (the server is Python: a busy host may
         # slow it more than it slows wrk's C loop). Beside the raw spread, never instead.
-        "python_probe_ms": probe_windows(warm),
-        **probe_adjusted(warm),
+        **probe_figures(warm),
         # Each minute's p99 scaled by how fast the machine ran that minute (wrk's CPU per
         # request against its median): what is left moving is the server's doing. Printed
         # beside the raw spread, never instead of it.
@@ -608,27 +610,19 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
     }
 
 
-def probe_adjusted(minutes: list[dict[str, Any]]) -> dict[str, Any]:
-    """p99's window medians and spread with each minute's p99 times (the probe's median
-    over that minute's): nothing for a soak run without the probe."""
+def probe_figures(minutes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The probe's window medians, and p99's scaled by it (`speed_adjusted_p99s`); only
+    `python_probe_ms: None` for a soak run without the probe."""
     probes = [m.get("python_probe_ms") for m in minutes]
-    if not probes or any(p is None or p <= 0 for p in probes):
-        return {}
-    usual = statistics.median(float(p) for p in probes if p is not None)
-    scaled = [m["p99_ms"] * usual / float(p) for m, p in zip(minutes, probes, strict=True) if p]
-    windows = [round(w, 3) for w in window_medians(scaled)]
+    if any(p is None or p <= 0 for p in probes):
+        return {"python_probe_ms": None}
+    costs = [float(p) for p in probes if p is not None]
+    windows = [round(w, 3) for w in window_medians(speed_adjusted_p99s(minutes, costs))]
     return {
+        "python_probe_ms": [round(p, 3) for p in window_medians(costs)],
         "p99_python_speed_adjusted_window_medians_ms": windows,
         "p99_python_speed_adjusted_spread_pct": spread_pct(windows),
     }
-
-
-def probe_windows(minutes: list[dict[str, Any]]) -> list[float] | None:
-    """Window medians of the minutes' `python_probe_ms` (None: a soak run without it)."""
-    probes = [m.get("python_probe_ms") for m in minutes]
-    if any(p is None for p in probes):
-        return None
-    return [round(p, 3) for p in window_medians([float(p) for p in probes if p is not None])]
 
 
 def window_medians(values: list[float]) -> list[float]:
@@ -642,10 +636,10 @@ def spread_pct(values: list[float]) -> float | None:
     return round(100 * (max(values) / min(values) - 1), 1) if min(values) > 0 else None
 
 
-def speed_adjusted_p99s(minutes: list[dict[str, Any]]) -> list[float]:
-    """Each minute's p99 times (wrk's median CPU per request / that minute's): a minute in
-    which the machine ran 10 % slower for wrk has its p99 scaled down by that 10 %."""
-    costs = [m["client_cpu_pct"] / max(m["rps"], 1) for m in minutes]
+def speed_adjusted_p99s(minutes: list[dict[str, Any]], costs: list[float]) -> list[float]:
+    """Each minute's p99 times (the median of `costs` / that minute's cost), a cost being
+    what a fixed piece of work took that minute (wrk's CPU per request, the probe's): a
+    minute in which the machine ran 10 % slower has its p99 scaled down by that 10 %."""
     usual = statistics.median(costs)
     pairs = zip(minutes, costs, strict=True)
     return [m["p99_ms"] * usual / c if c > 0 else m["p99_ms"] for m, c in pairs]
