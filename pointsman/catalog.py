@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -72,7 +73,9 @@ class Catalog:
         self.pools: dict[tuple[str, int], RunnerPool] = {}
         self.pending: dict[str, Route] = {}  # revisions waiting for warm runners
         self._refresh_lock = threading.Lock()
-        self._state: tuple[float, dict[str, Any]] = (0.0, {})
+        # Read on first use: -inf, as monotonic time starts at boot (under STATE_TTL_S on a
+        # machine just started, had it been 0).
+        self._state: tuple[float, dict[str, Any]] = (-math.inf, {})
         self._wanted_at: dict[tuple[str, int], float] = {}
         self._refused: set[tuple[str, int]] = set()  # revisions already logged as refused
         settings = project.settings
@@ -85,7 +88,7 @@ class Catalog:
         with self._refresh_lock:  # the route poll and the canary tick may both refresh
             # The runners' state read afresh: a route change that waited for its runners to
             # warm is taken now, not left pending on a read from before they were ready.
-            self._state = (0.0, {})
+            self._state = (-math.inf, {})
             counter = read_change_counter(self.project.engine)
             registry = self.project.registry
             versions = {

@@ -83,7 +83,9 @@ def test_a_route_change_that_waited_for_its_runners_is_taken_at_the_next_refresh
     joblib.dump(joblib.load(model_file), other, compress=3)
     second = register_iris(iris, (other, data))
     # A loaded machine: the runners' state read just before v2 warmed is still "recent".
-    monkeypatch.setattr(catalog_module, "STATE_TTL_S", 3600.0)
+    # Longer than the machine has been up (monotonic time starts at boot), so that a refresh
+    # reads the state afresh however recently the machine started.
+    monkeypatch.setattr(catalog_module, "STATE_TTL_S", time.monotonic() + 3600.0)
     assert catalog.runner_state("iris", second) == {}
     routes = RouteBook(iris.engine, iris.registry, run_dir.preflight)
     routes.apply("iris", Policy(arms=(Arm(second),)), "t", "to v2")  # waits for v2 to warm

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from datetime import timedelta
@@ -63,7 +64,7 @@ class Shipping:
         self.is_server_wide = only is None
         self.usage = UsageReporter(self, engine)
         self.outage = OutageLog(self.describe, probe=probe_of(engine))
-        self._last_prune = 0.0
+        self._last_prune = -math.inf  # the first round prunes (monotonic time starts at boot)
         self._lock = threading.Lock()  # one round at a time in this process
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

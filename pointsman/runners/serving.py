@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 
@@ -38,8 +39,7 @@ class StoreWanted:
         self.listener = listener
         self.counter = -1
         self.asked: list[Key] = []
-        self.checked = 0.0
-        self.asked_at = 0.0
+        self.checked = self.asked_at = -math.inf  # the first call reads (monotonic: since boot)
         self.current: Wanted = {}
         settings = project.settings
         self.remote = RemoteRunners(settings.remote_runners, settings.runner_secret)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from pointsman.errors import BadLogQuery
+from pointsman.logstore import shipping as shipping_module
 from pointsman.logstore.query import (
     LogQuery,
     count_predictions,
@@ -19,6 +21,7 @@ from pointsman.logstore.query import (
     prune_predictions,
 )
 from pointsman.logstore.shipper import insert_records
+from pointsman.logstore.shipping import Shipping
 from pointsman.project import Project
 from tests.logstore.test_spool import record
 
@@ -88,6 +91,20 @@ def test_prune_deletes_only_older_records(project: Project) -> None:
     fill(project)
     assert prune_predictions(project.engine, timedelta(minutes=60), now=NOW) == 59  # 61..119
     assert count_predictions(project.engine, LogQuery(model="churn")) == 66
+
+
+def test_a_server_prunes_at_its_first_round_on_a_machine_just_started(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    old, fresh = (now - timedelta(days=3)).timestamp(), now.timestamp()
+    insert_records(project.engine, [record("old", time=old), record("fresh", time=fresh)])
+    settings = project.settings.model_copy(update={"log_retention_days": 2})
+    # Monotonic time counts from boot: 100 s on a node that came up a moment ago.
+    monkeypatch.setattr(shipping_module, "time", SimpleNamespace(monotonic=lambda: 100.0))
+    Shipping(settings, project.engine).ship()
+    got = find_predictions(project.engine, LogQuery(model="churn"), limit=10).records
+    assert [r["request_id"] for r in got] == ["fresh"]
 
 
 @pytest.mark.parametrize("text", ["yesterday", "1 fortnight", "-3h", "", "99999w", "1" * 400 + "s"])
