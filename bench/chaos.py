@@ -755,6 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=int, default=30, help="soak length")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    # A SIGTERM must still stop the servers and wrk: as SystemExit, the finally blocks run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="pointsman-chaos-") as tmp:
         demo = make_demo(Path(tmp) / "demo")
