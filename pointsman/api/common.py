@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
+import math
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +22,7 @@ from pointsman.errors import BadRequest, PayloadTooLarge, PointsmanError, Reques
 from pointsman.pipeline import Pipeline
 from pointsman.project import Project
 from pointsman.protocols import Codec
+from pointsman.runners.deadlines import of_running_loop
 from pointsman.types import Prediction
 
 Handler = Callable[[Request, str], Awaitable[Response]]
@@ -116,10 +119,17 @@ async def answer(request: Request, rid: str, handler: Handler, codec: Codec | No
     timeout_s = pipeline_of(request).settings.request_timeout_s
     try:
         try:
-            # A timer, not a task: cheap on the hot path. A model running inline on the
+            # A timeout that sets no timer of its own: the loop's one timer for deadlines
+            # expires it when due (runners/deadlines.py). A model running inline on the
             # event loop is only interrupted at its next await.
-            async with asyncio.timeout(timeout_s):
-                return await handler(request, rid)
+            async with asyncio.timeout(None) as limit:
+                deadlines = of_running_loop()
+                expire = functools.partial(limit.reschedule, -math.inf)
+                deadlines.add(limit, deadlines.loop.time() + timeout_s, expire)
+                try:
+                    return await handler(request, rid)
+                finally:
+                    deadlines.discard(limit)
         except TimeoutError:
             raise RequestTimedOut(timeout_s, rid) from None
     except PointsmanError as exc:

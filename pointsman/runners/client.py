@@ -9,9 +9,9 @@ waiting on it at once: a runner that dies never leaves a caller hanging.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
-import math
 import socket
 import time
 from collections.abc import Sequence
@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from pointsman.runners import handshake, wire
+from pointsman.runners.deadlines import Deadlines
 from pointsman.runners.remote import split_address
 from pointsman.types import Frame, Outputs
 
 RETRY_CONNECT_S = 0.2  # a replica that refused a connection is tried again after this
 RETRY_REFUSED_S = 5.0  # one that refused our proof (another secret): not every 0.2 s
 CONNECT_TIMEOUT_S = 5.0
-TIMER_SLACK_S = 0.001  # a call this close to its deadline when the timer fires is past it
 Address = Path | str  # a Unix socket, or host:port over TCP (then with the shared secret)
 log = logging.getLogger("pointsman.runners")
 _ids = itertools.count(1)
@@ -53,12 +53,7 @@ class RunnerLink(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pending: dict[int, asyncio.Future[Outputs]] = {}
-        # When each pending call's answer is due (loop time), and its time limit: one timer
-        # for the earliest instead of one per call (uvloop's call_at and cancel, a libuv
-        # timer each, cost ~5.5 µs a call: ~2 % of the front's CPU per request).
-        self.due: dict[int, tuple[float, float]] = {}
-        self._sweep: asyncio.TimerHandle | None = None
-        self._sweep_at = math.inf
+        self.deadlines: Deadlines | None = None  # of the pending calls, on one timer
         self.buffer = bytearray()
         self.draining = False  # the runner said it is stopping: answers come, calls go elsewhere
 
@@ -70,6 +65,7 @@ class RunnerLink(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         # Kept: asyncio.get_running_loop() costs a getpid() system call on Python 3.11.
         self.loop = asyncio.get_running_loop()
+        self.deadlines = Deadlines(self.loop)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -104,40 +100,14 @@ class RunnerLink(asyncio.Protocol):
 
     def _fail_all(self, fault: RunnerFault) -> None:
         pending, self.pending = self.pending, {}
-        self.due.clear()
+        if self.deadlines is not None:
+            self.deadlines.clear()
         for future in pending.values():
             if not future.done():
                 future.set_exception(fault)
 
-    def _sweep_by(self, due: float) -> None:
-        """The timer set to fire by loop time `due` (a call's deadline)."""
-        if due >= self._sweep_at or self.loop is None:
-            return
-        if self._sweep is not None:
-            self._sweep.cancel()
-        self._sweep_at = due
-        self._sweep = self.loop.call_at(due, self._time_out)
-
-    def _time_out(self) -> None:
-        """Fail the calls past their deadline; the timer set again for the next one."""
-        assert self.loop is not None
-        self._sweep, self._sweep_at = None, math.inf
-        # A timer may fire a little before its time (the loop's clock resolution).
-        now = self.loop.time() + TIMER_SLACK_S
-        later = math.inf
-        for request_id, (due, timeout_s) in list(self.due.items()):
-            if due > now:
-                later = min(later, due)
-                continue
-            del self.due[request_id]
-            future = self.pending.get(request_id)  # the caller's `finally` cancels the call
-            if future is not None and not future.done():
-                future.set_exception(RunnerFault("timeout", f"no answer within {timeout_s:g} s"))
-        if self.due:
-            self._sweep_by(later)
-
     async def call(self, frame: Frame, timeout_s: float, flagged: bool = False) -> Outputs:
-        if self.transport is None or self.loop is None:
+        if self.transport is None or self.loop is None or self.deadlines is None:
             raise RunnerFault("crashed", "the connection to the runner is closed")
         request_id = next(_ids)
         future: asyncio.Future[Outputs] = self.loop.create_future()
@@ -147,18 +117,22 @@ class RunnerLink(asyncio.Protocol):
         # The deadline fails the future itself: neither wait_for (on 3.11 it swallows a
         # cancellation that arrives as the answer does) nor asyncio.timeout (it looks up the
         # loop and the task on every call); a cancelled caller still cancels the future.
-        due = self.loop.time() + timeout_s
-        self.due[request_id] = (due, timeout_s)
-        self._sweep_by(due)
+        at = self.loop.time() + timeout_s
+        self.deadlines.add(request_id, at, functools.partial(_time_out, future, timeout_s))
         try:
             return await future
         finally:
-            self.due.pop(request_id, None)
+            self.deadlines.discard(request_id)
             # Still pending: no answer came (a timeout, or our caller went away), so the
             # runner may drop the call if it has not started it.
             if self.pending.pop(request_id, None) is not None and self.transport is not None:
                 self.transport.write(wire.message(wire.CANCEL, request_id))
             self.hang_up_if_idle()
+
+
+def _time_out(future: asyncio.Future[Outputs], timeout_s: float) -> None:
+    if not future.done():
+        future.set_exception(RunnerFault("timeout", f"no answer within {timeout_s:g} s"))
 
 
 class Replica:
