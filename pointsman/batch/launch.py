@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 from pointsman.batch.run import job_folder
 from pointsman.project import Project
-
-# Jobs this process started: kept to be reaped (polled) once they end, not left as zombies.
-_launched: list[subprocess.Popen[bytes]] = []
 
 
 def start_in_background(project: Project, job_id: str) -> int:
@@ -39,6 +37,7 @@ def start_in_background(project: Project, job_id: str) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    _launched[:] = [p for p in _launched if p.poll() is None]
-    _launched.append(process)
+    # Reaped as soon as it ends, not left a zombie until the next launch (nor a Popen that
+    # was never polled, which warns when collected at exit).
+    threading.Thread(target=process.wait, name=f"pointsman-job-{job_id}", daemon=True).start()
     return process.pid

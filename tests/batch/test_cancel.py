@@ -12,6 +12,7 @@ import pytest
 
 from pointsman.auth import read_audit
 from pointsman.batch import Job, JobBook, JobSpec, create_job, run_job
+from pointsman.batch.launch import start_in_background
 from pointsman.batch.run import job_folder
 from pointsman.errors import JobConflict, JobNotFound
 from pointsman.project import Project, open_project
@@ -148,6 +149,17 @@ def test_a_job_whose_process_is_gone_is_cancelled_at_once(project: Project, tmp_
     book._update(job.id, runner=f"{host}:{gone.pid}")  # as if its process had been killed
     assert book.cancel(job.id, "ann").state == "cancelled"
     assert book.get(job.id).finished_at is not None
+
+
+def test_a_launched_job_that_ends_is_reaped_at_once(project: Project, tmp_path: Path) -> None:
+    job, book = queued_job(project, tmp_path)
+    book.cancel(job.id, "ann")  # its launched process refuses it and exits at once
+    pid = start_in_background(project, job.id)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # Gone, not a zombie of this process waiting for the next launch to be polled.
+    assert not Path(f"/proc/{pid}").exists(), Path(f"/proc/{pid}/stat").read_text()
 
 
 STALLING_MODEL = '''
