@@ -18,11 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from pointsman.errors import BadRequest, OutcomeWithoutKey
-from pointsman.logstore.query import LogQuery, iter_predictions, parse_time
+from pointsman.logstore.query import REQUEST_ID, LogQuery, iter_predictions, parse_time
 from pointsman.store.tables import outcomes as t
 from pointsman.store.tables import prediction_log
 
-REQUEST_ID = "request_id"
 MAX_OUTCOMES = 10_000  # per call: a bigger file goes in several
 MAX_ROW = 2**31 - 1  # a row of a request (the store's column is an integer)
 
@@ -140,6 +139,11 @@ class OutcomeBook:
 
     def __len__(self) -> int:
         return len(self.by_key)
+
+    @property
+    def by_request_id_only(self) -> bool:
+        """Every outcome names its request id: only those records can be labelled."""
+        return all(key_name == REQUEST_ID for key_name, _, _ in self.by_key)
 
     def find(self, record: dict[str, Any], row: int, outcome_key: str | None) -> Stored | None:
         """The outcome of `row` of `record`: by its request id, else by the business key."""

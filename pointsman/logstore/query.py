@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from pointsman.errors import BadCursor, BadLogQuery
 from pointsman.store.rollups import after_prune, minute_of
-from pointsman.store.tables import client_rollups, finding_rollups, prediction_rollups
+from pointsman.store.tables import client_rollups, finding_rollups, outcomes, prediction_rollups
 from pointsman.store.tables import prediction_log as t
 from pointsman.types import Role
 
@@ -30,6 +30,8 @@ SPAN = (
 _SPAN = re.compile(SPAN)
 _PARTS = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# The key name of an outcome sent for a request id (else it names a business key).
+REQUEST_ID = "request_id"
 TIME_FORMS = "use a span back from now (30s, 15m, 1h, 7d, 2w) or an ISO time (2026-11-22T08:00Z)"
 
 
@@ -63,6 +65,7 @@ class LogQuery:
     until: datetime | None = None
     request_id: str | None = None
     has_error: bool | None = None
+    with_outcome: bool = False  # only records with an outcome sent for their request id
 
     def __post_init__(self) -> None:
         if self.role is not None and self.role not in ROLES:
@@ -86,6 +89,11 @@ class LogQuery:
             clauses.append(
                 t.c.error_code.isnot(None) if self.has_error else t.c.error_code.is_(None)
             )
+        if self.with_outcome:  # through the request id's unique index, not a scan
+            labelled = sa.select(outcomes.c.key_value).where(outcomes.c.key_name == REQUEST_ID)
+            if self.model is not None:
+                labelled = labelled.where(outcomes.c.model == self.model)
+            clauses.append(t.c.request_id.in_(labelled))
         return clauses
 
 

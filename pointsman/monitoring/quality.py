@@ -167,12 +167,20 @@ def outcome_key_of(routes: RouteBook, model: str) -> str | None:
 def labelled(
     engine: Engine, key: str | None, query: QualityQuery, book: OutcomeBook | None = None
 ) -> list[Labelled]:
-    """The labelled rows of predictions `query` selects (answered ones only)."""
+    """The labelled rows of predictions `query` selects (answered ones only).
+
+    Only the records that can have an outcome are read: /metrics and the alerts ask every
+    minute, and a day of a busy model's predictions is millions of records. Outcomes sent
+    by request id select theirs; a business key's are found only in the inputs.
+    """
+    book = book if book is not None else load_outcomes(engine, query.model)
+    if not len(book):
+        return []
     log_query = LogQuery(
         model=query.model, version=query.version, role=query.role,
-        since=query.since, until=query.until,
+        since=query.since, until=query.until, with_outcome=not key or book.by_request_id_only,
     )  # fmt: skip
-    return list(labelled_rows(engine, log_query, book or load_outcomes(engine, query.model), key))
+    return list(labelled_rows(engine, log_query, book, key))
 
 
 def window_quality(

@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from pointsman.alerts import Dispatcher, Evaluator, RuleBook, build_rule
-from pointsman.logstore.outcomes import parse_outcomes, store_outcomes
+from pointsman.logstore.outcomes import labelled_rows, load_outcomes, parse_outcomes, store_outcomes
+from pointsman.logstore.query import LogQuery
 from pointsman.monitoring.drift import Thresholds
 from pointsman.monitoring.monitor import drift_report, store_report
-from pointsman.monitoring.quality import QualityQuery, quality_report
+from pointsman.monitoring.quality import QualityQuery, quality_by_version, quality_report, score
 from pointsman.project import Project
 from pointsman.registry import Submission
 from pointsman.store.tables import alert_states
@@ -85,6 +86,41 @@ def test_regression_quality_shows_a_known_bias(project: Project) -> None:
     assert group["kind"] == "regression"
     assert group["bias"] == pytest.approx(0.5) and group["mae"] == pytest.approx(0.5)
     assert group["rmse"] == pytest.approx(0.5)
+
+
+def test_quality_reads_only_the_predictions_that_can_have_an_outcome(project: Project) -> None:
+    """/metrics scores each model every minute: a model without outcomes costs no read of
+    its log, and outcomes sent by request id read only their own predictions."""
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=400)
+    rows = [{"request_id": f"q{i}", "prediction": float(truth[i] + 0.25)} for i in range(400)]
+    log_rows(project.engine, "m", 1, rows)
+    read: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "prediction_log" in statement:
+            read.append(statement)
+
+    sa.event.listen(project.engine, "before_cursor_execute", seen)
+    try:
+        assert quality_by_version(project.engine, None, "m", 3600.0) == {}
+        assert read == []  # no outcomes: the log is not read
+        outcomes = [{"request_id": f"q{i}", "outcome": float(truth[i])} for i in range(0, 400, 8)]
+        store_outcomes(project.engine, "m", parse_outcomes(outcomes, None))
+        read.clear()
+        scores = quality_by_version(project.engine, None, "m", 3600.0)
+        (selecting,) = read
+        assert "outcomes" in selecting  # the log read is limited to the labelled requests
+    finally:
+        sa.event.remove(project.engine, "before_cursor_execute", seen)
+    # The same figures as scoring every prediction of the window.
+    everything = LogQuery(model="m", since=datetime.now(UTC) - timedelta(hours=1))
+    labelled = list(
+        labelled_rows(project.engine, everything, load_outcomes(project.engine, "m"), None)
+    )
+    assert scores == {(1, "primary"): score(labelled)}
+    assert scores[(1, "primary")]["labelled"] == 50
+    assert scores[(1, "primary")]["bias"] == pytest.approx(0.25)
 
 
 def test_concept_drift_fires_the_quality_alert_while_data_drift_stays_quiet(
