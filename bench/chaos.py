@@ -13,7 +13,8 @@ Scenarios (each on a fresh demo project, `pointsman serve` on 127.0.0.1, a bound
   `refuse` answers 503 past the budget, never 200 without a record.
 - `soak`: the capacity first (wrk, 16 callers flat out for `--capacity-s`), then `--minutes`
   at `--load-share` of it (70 %; calls sent on a fixed schedule): RSS, open fds and threads of
-  the server's processes, its CPU, the machine's load, p50 and p99, each minute. Judged
+  the server's processes, its CPU, the machine's load, p50 and p99, each minute; /metrics
+  scraped every 15 s as Prometheus would (the slowest scrape and failures). Judged
   after `--warmup-minutes`: growth of RSS, fds and threads (and which process grew), and the
   spread of the medians of 5-minute windows of p99, raw and scaled by the machine's speed
   that minute (wrk's CPU per request).
@@ -378,6 +379,7 @@ def scenario_soak(demo: Path, args: argparse.Namespace) -> dict[str, Any]:
     neighbour shows there). wrk drives it: a Python client would be the bottleneck."""
     project = copy_project(demo, "soak")
     key = make_key(project)
+    set_options(project, metrics_open=True)  # scraped as Prometheus would, inside the network
     server = Served(project, workers=2)
     script = project / "soak.lua"
     try:
@@ -415,18 +417,67 @@ def soak_minutes(
     cpu_before = cpu_ticks(server.pids())
     split_before = cpu_split(server.pids())
     script.write_text(WRK_SCRIPT % (key, BODY) + PACE % (1000 / rate))
-    probe = SpeedProbe()
+    probe, scraper = SpeedProbe(), Scraper(f"{server.url}/metrics")
     probe.start()
+    scraper.start()
     try:
         for minute in range(count):
             record, cpu_before, split_before = soak_minute(
                 server, script, minute + 1, cpu_before, split_before
             )
-            minutes.append({**record, "python_probe_ms": probe.take()})
+            minutes.append({**record, "python_probe_ms": probe.take(), **scraper.take()})
             print(json.dumps(minutes[-1]), file=sys.stderr, flush=True)
     finally:
         probe.stop()
+        scraper.stop()
     return minutes
+
+
+class Scraper:
+    """GET /metrics every SCRAPE_S, as Prometheus does (the server's own monitoring runs
+    during the soak, and what a scrape costs the workers shows in the minute's p99)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._stop = threading.Event()
+        self._samples: list[float] = []
+        self._failed = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(SCRAPE_TIMEOUT_S + 5)
+
+    def take(self) -> dict[str, Any]:
+        """The scrapes since the last call: how many, the slowest (ms), how many failed."""
+        with self._lock:
+            samples, self._samples = self._samples, []
+            failed, self._failed = self._failed, 0
+        slowest = round(max(samples), 1) if samples else None
+        return {"scrapes": len(samples), "scrape_max_ms": slowest, "scrapes_failed": failed}
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=SCRAPE_TIMEOUT_S) as http:
+            while not self._stop.wait(SCRAPE_S):
+                started = time.perf_counter()
+                try:
+                    ok = http.get(self.url).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                spent = 1000 * (time.perf_counter() - started)
+                with self._lock:
+                    if ok:
+                        self._samples.append(spent)
+                    else:
+                        self._failed += 1
+
+
+SCRAPE_S = 15.0  # Prometheus's usual interval
+SCRAPE_TIMEOUT_S = 10.0
 
 
 def soak_minute(
@@ -584,6 +635,10 @@ def soak_verdict(minutes: list[dict[str, Any]], rate: float, warmup: int) -> dic
         "fd_growth": last["fds"] - first["fds"],
         "thread_growth": last["threads"] - first["threads"],
         "errors": sum(m["errors"] for m in minutes),
+        "scrapes_failed": sum(m.get("scrapes_failed", 0) for m in minutes),
+        "scrape_max_ms": max(
+            (m["scrape_max_ms"] for m in warm if m.get("scrape_max_ms")), default=None
+        ),
         "p99_window_medians_ms": p99s,
         "p99_spread_pct": spread_pct(p99s),
         # The load client does the same work per request all along: its CPU per request
