@@ -433,47 +433,70 @@ def soak_minutes(
     return minutes
 
 
-class Scraper:
-    """GET /metrics every SCRAPE_S, as Prometheus does (the server's own monitoring runs
-    during the soak, and what a scrape costs the workers shows in the minute's p99)."""
+class Sampler:
+    """A thread of this process taking `sample()` every `interval_s` until stopped: each
+    sample a figure, or None for a failed one; `drain` hands over those since the last."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, name: str, interval_s: float) -> None:
+        self.interval_s = interval_s
         self._stop = threading.Event()
         self._samples: list[float] = []
         self._failed = 0
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="scraper", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def sample(self) -> float | None:
+        raise NotImplementedError
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(SCRAPE_TIMEOUT_S + 5)
+        self._thread.join(self.interval_s + 15)
 
-    def take(self) -> dict[str, Any]:
-        """The scrapes since the last call: how many, the slowest (ms), how many failed."""
+    def drain(self) -> tuple[list[float], int]:
         with self._lock:
             samples, self._samples = self._samples, []
             failed, self._failed = self._failed, 0
+        return samples, failed
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            figure = self.sample()
+            with self._lock:
+                if figure is None:
+                    self._failed += 1
+                else:
+                    self._samples.append(figure)
+
+
+class Scraper(Sampler):
+    """GET /metrics every SCRAPE_S, as Prometheus does (the server's own monitoring runs
+    during the soak, and what a scrape costs the workers shows in the minute's p99)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__("scraper", SCRAPE_S)
+        self.url = url
+        self._http = httpx.Client(timeout=SCRAPE_TIMEOUT_S)
+
+    def stop(self) -> None:
+        super().stop()
+        self._http.close()
+
+    def take(self) -> dict[str, Any]:
+        """The scrapes since the last call: how many, the slowest (ms), how many failed."""
+        samples, failed = self.drain()
         slowest = round(max(samples), 1) if samples else None
         return {"scrapes": len(samples), "scrape_max_ms": slowest, "scrapes_failed": failed}
 
-    def _run(self) -> None:
-        with httpx.Client(timeout=SCRAPE_TIMEOUT_S) as http:
-            while not self._stop.wait(SCRAPE_S):
-                started = time.perf_counter()
-                try:
-                    ok = http.get(self.url).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                spent = 1000 * (time.perf_counter() - started)
-                with self._lock:
-                    if ok:
-                        self._samples.append(spent)
-                    else:
-                        self._failed += 1
+    def sample(self) -> float | None:
+        started = time.perf_counter()
+        try:
+            ok = self._http.get(self.url).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        return 1000 * (time.perf_counter() - started) if ok else None
 
 
 SCRAPE_S = 15.0  # Prometheus's usual interval
@@ -498,38 +521,24 @@ def soak_minute(
     return out, cpu_now, split_now
 
 
-class SpeedProbe:
+class SpeedProbe(Sampler):
     """How fast the machine runs Python this minute: a fixed piece of Python work (records
     built, encoded to JSON and read back, as a server's request path does) timed in CPU
     every PROBE_S in a thread of this process. wrk's CPU per request says the same for a
     small C loop; a busy host can slow Python's larger working set more than it."""
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._samples: list[float] = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="speed-probe", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        super().__init__("speed-probe", PROBE_S)
 
     def take(self) -> float | None:
         """The median CPU milliseconds of one piece of work since the last call."""
-        with self._lock:
-            samples, self._samples = self._samples, []
+        samples, _ = self.drain()
         return round(statistics.median(samples), 3) if samples else None
 
-    def _run(self) -> None:
-        while not self._stop.wait(PROBE_S):
-            started = time.thread_time()
-            probe_work()
-            spent = 1000 * (time.thread_time() - started)
-            with self._lock:
-                self._samples.append(spent)
+    def sample(self) -> float | None:
+        started = time.thread_time()
+        probe_work()
+        return 1000 * (time.thread_time() - started)
 
 
 PROBE_S = 2.0

@@ -15,21 +15,24 @@ and the ratios this / baseline are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from harness import ROOT, log_traffic, make_demo, parse_checkouts
+from harness import (
+    ROOT,
+    alternating_rounds,
+    log_traffic,
+    make_demo,
+    parse_checkouts,
+    run_in_checkout,
+)
 
 from pointsman.project import open_project
 from pointsman.settings import load_settings
 
-# Run in the checkout's own interpreter path: PYTHONPATH puts its code first.
+# Run by run_in_checkout on each checkout's code.
 TIMED_RUN = """
 import json, sys, time
 from pointsman.monitoring.monitor import run_reports
@@ -45,14 +48,6 @@ print(json.dumps({"cpu_s": cpu, "wall_s": wall, "rows": sum(r.rows for r in repo
 """
 
 
-def timed_run(project: Path, code: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(code.resolve())}
-    argv = [sys.executable, "-c", TIMED_RUN, str(project)]
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, env=env, cwd=code)
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, required=True, help="another checkout")
@@ -60,22 +55,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parse_checkouts(parser)
     checkouts = {"this": ROOT, "baseline": args.baseline}
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
     with tempfile.TemporaryDirectory(prefix="pointsman-drift-cost-") as tmp:
         folder = make_demo(Path(tmp) / "demo")
         project = open_project(load_settings(folder))
         log_traffic(project, args.records)
         project.close()
-        for round_ in range(args.rounds):
-            order = list(checkouts) if round_ % 2 == 0 else list(checkouts)[::-1]
-            for name in order:
-                figures = timed_run(folder, checkouts[name])
-                runs[name].append(figures)
-                print(
-                    f"round {round_ + 1} {name:8} CPU {figures['cpu_s']:.2f} s, "
-                    f"wall {figures['wall_s']:.2f} s, grade {figures['grade']}",
-                    flush=True,
-                )
+        runs = alternating_rounds(
+            checkouts,
+            args.rounds,
+            lambda code: run_in_checkout(code, TIMED_RUN, str(folder)),
+            lambda f: f"CPU {f['cpu_s']:.2f} s, wall {f['wall_s']:.2f} s, grade {f['grade']}",
+        )
     print(f"\n{args.records:,} logged rows, {args.rounds} rounds, load average "
           f"{os.getloadavg()[0]:.1f}; medians:")  # fmt: skip
     print("| checkout | rows read | CPU s | wall s |")

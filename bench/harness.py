@@ -198,6 +198,34 @@ def parse_checkouts(p: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
+def run_in_checkout(code: Path, program: str, *argv: str) -> dict[str, Any]:
+    """`program` run by `python -c` on `code`'s pointsman (PYTHONPATH puts it first): the
+    JSON object its last line of output prints."""
+    env = {**os.environ, "PYTHONPATH": str(code.resolve())}
+    command = [sys.executable, "-c", program, *argv]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env, cwd=code)
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def alternating_rounds(
+    checkouts: dict[str, Path],
+    rounds: int,
+    measure: Callable[[Path], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+) -> dict[str, list[dict[str, Any]]]:
+    """`measure` of each checkout every round, the order swapped round by round (neither
+    always runs on the machine the other left warm); a progress line per run. Runs by name."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
+    for round_ in range(rounds):
+        order = list(checkouts) if round_ % 2 == 0 else list(checkouts)[::-1]
+        for name in order:
+            figures = measure(checkouts[name])
+            runs[name].append(figures)
+            print(f"round {round_ + 1} {name:8} {describe(figures)}", flush=True)
+    return runs
+
+
 def side_by_side(
     args: argparse.Namespace,
     body: str,

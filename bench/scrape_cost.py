@@ -17,21 +17,24 @@ quality gauges.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from harness import ROOT, log_traffic, make_demo, parse_checkouts
+from harness import (
+    ROOT,
+    alternating_rounds,
+    log_traffic,
+    make_demo,
+    parse_checkouts,
+    run_in_checkout,
+)
 
 from pointsman.project import open_project
 from pointsman.settings import load_settings
 
-# Run in the checkout's own interpreter path: PYTHONPATH puts its code first.
+# Run by run_in_checkout on each checkout's code.
 TIMED_SCRAPE = """
 import json, sys, time
 from pointsman.monitoring.exposition import scrape
@@ -46,14 +49,6 @@ cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
 quality = sorted(line for line in text.splitlines() if line.startswith("pointsman_quality"))
 print(json.dumps({"cpu_s": cpu, "wall_s": wall, "quality": quality}))
 """
-
-
-def timed_scrape(project: Path, code: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(code.resolve())}
-    argv = [sys.executable, "-c", TIMED_SCRAPE, str(project)]
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, env=env, cwd=code)
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
 
 
 def label(project_dir: Path, share: float) -> int:
@@ -96,17 +91,13 @@ def main() -> None:
         project.close()
         for share in (float(s) for s in args.labelled.split(",")):
             labelled = label(folder, share)
-            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
-            for round_ in range(args.rounds):
-                order = list(checkouts) if round_ % 2 == 0 else list(checkouts)[::-1]
-                for name in order:
-                    figures = timed_scrape(folder, checkouts[name])
-                    runs[name].append(figures)
-                    print(
-                        f"{labelled:,} labelled, round {round_ + 1} {name:8} "
-                        f"CPU {figures['cpu_s']:.3f} s, wall {figures['wall_s']:.3f} s",
-                        flush=True,
-                    )
+            print(f"{labelled:,} labelled:", flush=True)
+            runs = alternating_rounds(
+                checkouts,
+                args.rounds,
+                lambda code: run_in_checkout(code, TIMED_SCRAPE, str(folder)),
+                lambda f: f"CPU {f['cpu_s']:.3f} s, wall {f['wall_s']:.3f} s",
+            )
             cpu = {
                 n: statistics.median(float(f["cpu_s"]) for f in done) for n, done in runs.items()
             }
